@@ -1,0 +1,27 @@
+//! ethdev: the core library of dtnet's data path.
+//!
+//! Everything a port backend and a switch need, and nothing that knows about
+//! a particular backend: packet buffers ([`mbuf`]) carved from a fixed pool
+//! ([`mempool`]), bounded lock-free [`ring`]s that move them between threads,
+//! header parsing ([`packet`]), software Toeplitz RSS ([`rss`]), rte_flow-like
+//! classification rules ([`flow`]), and the [`EthDev`] trait that every port
+//! implements.
+
+pub mod dev;
+pub mod error;
+pub mod flow;
+pub mod frame;
+pub mod mbuf;
+pub mod mempool;
+pub mod packet;
+pub mod ring;
+pub mod rss;
+pub mod stats;
+pub mod time;
+pub mod wire;
+
+pub use dev::EthDev;
+pub use mbuf::{Mbuf, OlFlags};
+pub use mempool::{Mempool, MempoolConfig, Owner};
+pub use time::Instant;
+pub use wire::Wire;
