@@ -1,0 +1,27 @@
+//! user-veth: a software poll-mode NIC.
+//!
+//! A [`Veth`] is a port with up to 64 receive and 64 transmit queues, each a
+//! lock-free ring of [`ethdev::Mbuf`]s, and two faces. The stack-facing
+//! [`VethPort`] implements [`ethdev::EthDev`]: queues are polled with
+//! `rx_burst` / `tx_burst` exactly as a DPDK application polls a NIC. The
+//! network-facing [`VethWire`] implements [`ethdev::Wire`]: a bridge (or a
+//! [`Cable`] to a peer) pushes arriving frames in and pulls transmitted ones
+//! out.
+//!
+//! Arriving frames are classified as NIC hardware would: MTU and MAC filter,
+//! then flow rules, then Toeplitz RSS through the RETA; the mbuf gets its
+//! queue, hash, mark and checksum flags. Transmitted frames get the offloads
+//! they ask for (checksum insertion, TSO) on their way to the wire. Every
+//! refused frame is counted under a [`ethdev::stats::DropReason`], and
+//! [`VethPort::check_accounting`] proves that nothing went missing.
+
+mod cable;
+mod classify;
+mod counters;
+pub mod offload;
+mod port;
+mod wire;
+
+pub use cable::Cable;
+pub use port::{Veth, VethPort, MAX_QUEUES};
+pub use wire::VethWire;

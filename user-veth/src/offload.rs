@@ -1,0 +1,182 @@
+//! Offload emulation: what a NIC does to frames besides moving them.
+//!
+//! Receive: verify the IPv4 header and TCP/UDP checksums and report the
+//! result as mbuf flags. Transmit: fill in checksums a frame asks for, and
+//! cut an oversized TCP segment into MSS-sized segments (TSO) with headers,
+//! sequence numbers and checksums fixed up. Header offsets come from
+//! [`PacketMeta`]; the ones'-complement sums from etherparse, which sums
+//! in native byte order (hence `to_ne_bytes` when a sum is stored).
+
+use ethdev::dev::TxOffloads;
+use ethdev::mbuf::{Mbuf, OlFlags};
+use ethdev::mempool::Mempool;
+use ethdev::packet::{IpAddrs, PacketMeta};
+use ethdev::stats::DropReason;
+use etherparse::checksum::Sum16BitWords;
+
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+const TCP_FIN: u8 = 0x01;
+const TCP_PSH: u8 = 0x08;
+const TCP_CWR: u8 = 0x80;
+
+/// The transmit offloads a frame's flags ask for.
+pub fn required(flags: OlFlags) -> TxOffloads {
+    let mut needs = TxOffloads::empty();
+    needs.set(TxOffloads::IPV4_CKSUM, flags.contains(OlFlags::TX_IP_CKSUM));
+    needs.set(TxOffloads::L4_CKSUM, flags.contains(OlFlags::TX_L4_CKSUM));
+    needs.set(TxOffloads::TCP_TSO, flags.contains(OlFlags::TX_TCP_SEG));
+    needs
+}
+
+/// Checks the IPv4 header checksum and the TCP/UDP checksum of a received
+/// frame; a checksum that cannot be checked (not IP, a fragment, truncated)
+/// sets neither its GOOD nor its BAD flag.
+pub fn verify_checksums(frame: &[u8], meta: &PacketMeta) -> OlFlags {
+    let mut flags = OlFlags::empty();
+    if let Some(header) = ipv4_header(frame, meta) {
+        let good = Sum16BitWords::new().add_slice(header).ones_complement() == 0;
+        flags |= if good { OlFlags::RX_IP_CKSUM_GOOD } else { OlFlags::RX_IP_CKSUM_BAD };
+    }
+    if let Some((proto, segment)) = l4_segment(frame, meta) {
+        let unchecked_udp = proto == UDP && matches!(meta.ip, Some(IpAddrs::V4 { .. })) && segment[6..8] == [0, 0];
+        let good = unchecked_udp || pseudo_header(meta, proto, segment.len()).add_slice(segment).ones_complement() == 0;
+        flags |= if good { OlFlags::RX_L4_CKSUM_GOOD } else { OlFlags::RX_L4_CKSUM_BAD };
+    }
+    flags
+}
+
+/// Fills in the checksums `flags` ask for (IPv4 header, TCP/UDP).
+pub fn fill_checksums(frame: &mut [u8], meta: &PacketMeta, flags: OlFlags) -> Result<(), DropReason> {
+    if flags.contains(OlFlags::TX_IP_CKSUM) {
+        let l3 = meta.l3_offset as usize;
+        let len = ipv4_header(frame, meta).ok_or(DropReason::BadOffload)?.len();
+        frame[l3 + 10..l3 + 12].fill(0);
+        let sum = Sum16BitWords::new().add_slice(&frame[l3..l3 + len]).ones_complement();
+        frame[l3 + 10..l3 + 12].copy_from_slice(&sum.to_ne_bytes());
+    }
+    if flags.contains(OlFlags::TX_L4_CKSUM) {
+        let (proto, start, end) = l4_bounds(frame, meta).ok_or(DropReason::BadOffload)?;
+        let field = start + if proto == TCP { 16 } else { 6 };
+        frame[field..field + 2].fill(0);
+        let sum = pseudo_header(meta, proto, end - start).add_slice(&frame[start..end]);
+        let sum = if proto == UDP { sum.to_ones_complement_with_no_zero() } else { sum.ones_complement() };
+        frame[field..field + 2].copy_from_slice(&sum.to_ne_bytes());
+    }
+    Ok(())
+}
+
+/// Cuts a TCP frame into segments of at most `tso_segsz` payload bytes,
+/// each a complete frame with fixed-up lengths, IPv4 id, sequence number,
+/// flags and checksums, allocated from `pool` and appended to `out`.
+pub fn segment_tcp(
+    mbuf: &Mbuf,
+    meta: &PacketMeta,
+    pool: &Mempool,
+    mtu: u16,
+    out: &mut Vec<Mbuf>,
+) -> Result<(), DropReason> {
+    let frame = mbuf.data();
+    let (proto, l4, end) = l4_bounds(frame, meta).ok_or(DropReason::BadOffload)?;
+    let segsz = mbuf.tso_segsz() as usize;
+    if proto != TCP || segsz == 0 {
+        return Err(DropReason::BadOffload);
+    }
+    let headers_end = l4 + (frame[l4 + 12] >> 4) as usize * 4;
+    if headers_end > end {
+        return Err(DropReason::Malformed);
+    }
+    if headers_end - meta.l3_offset as usize + segsz > mtu as usize {
+        return Err(DropReason::Oversize);
+    }
+    let payload = &frame[headers_end..end];
+    let count = payload.len().div_ceil(segsz).max(1);
+    let checksums = match meta.ip {
+        Some(IpAddrs::V4 { .. }) => OlFlags::TX_IP_CKSUM | OlFlags::TX_L4_CKSUM,
+        _ => OlFlags::TX_L4_CKSUM,
+    };
+    let mut segments = Vec::with_capacity(count);
+    for i in 0..count {
+        let chunk = &payload[(i * segsz).min(payload.len())..((i + 1) * segsz).min(payload.len())];
+        let mut segment = pool.alloc(mbuf.owner()).ok_or(DropReason::NoMbuf)?;
+        if !(segment.extend_from_slice(&frame[..headers_end]) && segment.extend_from_slice(chunk)) {
+            return Err(DropReason::NoMbuf);
+        }
+        segment.copy_metadata_from(mbuf);
+        segment.set_flags(mbuf.flags() - OlFlags::TX_TCP_SEG);
+        fix_segment_headers(segment.data_mut(), meta, i, count, (i * segsz) as u32);
+        fill_checksums(segment.data_mut(), meta, checksums)?;
+        segments.push(segment);
+    }
+    out.append(&mut segments);
+    Ok(())
+}
+
+/// Rewrites the IP length (and IPv4 id), TCP sequence number and flags of
+/// segment `index` of `count`, whose payload starts `offset` bytes into the
+/// original payload.
+fn fix_segment_headers(frame: &mut [u8], meta: &PacketMeta, index: usize, count: usize, offset: u32) {
+    let (l3, l4) = (meta.l3_offset as usize, meta.l4_offset as usize);
+    let ip_len = frame.len() - l3;
+    match meta.ip {
+        Some(IpAddrs::V4 { .. }) => {
+            frame[l3 + 2..l3 + 4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+            let id = u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]).wrapping_add(index as u16);
+            frame[l3 + 4..l3 + 6].copy_from_slice(&id.to_be_bytes());
+        }
+        _ => frame[l3 + 4..l3 + 6].copy_from_slice(&((ip_len - 40) as u16).to_be_bytes()),
+    }
+    let seq = u32::from_be_bytes([frame[l4 + 4], frame[l4 + 5], frame[l4 + 6], frame[l4 + 7]]).wrapping_add(offset);
+    frame[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
+    if index + 1 < count {
+        frame[l4 + 13] &= !(TCP_FIN | TCP_PSH);
+    }
+    if index > 0 {
+        frame[l4 + 13] &= !TCP_CWR;
+    }
+}
+
+/// The IPv4 header bytes, if the frame is IPv4 with a complete header.
+fn ipv4_header<'a>(frame: &'a [u8], meta: &PacketMeta) -> Option<&'a [u8]> {
+    let Some(IpAddrs::V4 { .. }) = meta.ip else {
+        return None;
+    };
+    let l3 = meta.l3_offset as usize;
+    let len = (*frame.get(l3)? & 0x0f) as usize * 4;
+    frame.get(l3..l3 + len).filter(|_| len >= 20)
+}
+
+/// Protocol and bounds `[start, end)` of a TCP/UDP segment that is complete
+/// and not a fragment; the end is the IP packet's end, ignoring padding.
+fn l4_bounds(frame: &[u8], meta: &PacketMeta) -> Option<(u8, usize, usize)> {
+    let proto = meta.ip_proto.filter(|&p| (p == TCP || p == UDP) && !meta.fragment && meta.ports.is_some())?;
+    let l3 = meta.l3_offset as usize;
+    let end = match meta.ip? {
+        IpAddrs::V4 { .. } => l3 + u16::from_be_bytes([*frame.get(l3 + 2)?, *frame.get(l3 + 3)?]) as usize,
+        IpAddrs::V6 { .. } => l3 + 40 + u16::from_be_bytes([*frame.get(l3 + 4)?, *frame.get(l3 + 5)?]) as usize,
+    };
+    let start = meta.l4_offset as usize;
+    let min_header = if proto == TCP { 20 } else { 8 };
+    (end <= frame.len() && start + min_header <= end).then_some((proto, start, end))
+}
+
+fn l4_segment<'a>(frame: &'a [u8], meta: &PacketMeta) -> Option<(u8, &'a [u8])> {
+    l4_bounds(frame, meta).map(|(proto, start, end)| (proto, &frame[start..end]))
+}
+
+/// The sum of the TCP/UDP pseudo header for a segment of `len` bytes.
+fn pseudo_header(meta: &PacketMeta, proto: u8, len: usize) -> Sum16BitWords {
+    match meta.ip {
+        Some(IpAddrs::V4 { src, dst }) => Sum16BitWords::new()
+            .add_4bytes(src)
+            .add_4bytes(dst)
+            .add_2bytes([0, proto])
+            .add_2bytes((len as u16).to_be_bytes()),
+        Some(IpAddrs::V6 { src, dst }) => Sum16BitWords::new()
+            .add_16bytes(src)
+            .add_16bytes(dst)
+            .add_4bytes((len as u32).to_be_bytes())
+            .add_4bytes([0, 0, 0, proto]),
+        None => Sum16BitWords::new(),
+    }
+}
