@@ -364,8 +364,8 @@ impl Mbuf {
 impl Drop for Mbuf {
     fn drop(&mut self) {
         self.pool.mark_free(self.index);
-        let mut one = vec![self.index];
-        self.pool.release_all(&mut one);
+        let returned = self.pool.free.enqueue(self.index);
+        assert!(returned.is_ok(), "mempool {}: free ring cannot overflow", self.pool.config.name);
     }
 }
 
