@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use ethdev::dev::{RxOffloads, TxOffloads};
-use ethdev::mbuf::{Mbuf, OlFlags};
+use ethdev::mbuf::Mbuf;
 use ethdev::packet::PacketMeta;
 use ethdev::stats::DropReason;
 use ethdev::Wire;
@@ -16,6 +16,10 @@ use ethdev::Wire;
 use crate::classify::classify;
 use crate::offload;
 use crate::port::{Shared, State, TxQueue};
+
+/// An untagged Ethernet header: frames no longer than MTU plus this need no
+/// parsing to pass the MTU check.
+const ETHERNET_HEADER: usize = 14;
 
 /// The wire end of a veth port (see [`crate::Veth::new`]).
 pub struct VethWire {
@@ -109,44 +113,45 @@ impl Wire for VethWire {
 }
 
 /// Applies transmit offloads to the frames just drained from `queue` and
-/// appends what reaches the wire to `out`.
+/// appends what reaches the wire to `out`; counters are added once per burst.
 fn transmit_drained(shared: &Shared, state: &State, queue: &TxQueue, drained: &mut Vec<Mbuf>, out: &mut Vec<Mbuf>) {
     let counters = &shared.counters;
     let running = shared.running(state);
+    let (start, mut done) = (out.len(), 0);
     for mbuf in drained.drain(..) {
-        let before = out.len();
         let result = if running { transmit_one(state, shared, mbuf, out) } else { Err(DropReason::LinkDown) };
         match result {
-            Ok(()) => {
-                let frames = out.len() - before;
-                counters.tx_done.add(1);
-                counters.tso_extra.add(frames as u64 - 1);
-                queue.counters.packets.add(frames as u64);
-                queue.counters.bytes.add(out[before..].iter().map(|m| m.len() as u64).sum());
-            }
+            Ok(()) => done += 1,
             Err(reason) => counters.tx_drops.add(reason, 1),
         }
     }
+    let frames = (out.len() - start) as u64;
+    counters.tx_done.add(done);
+    counters.tso_extra.add(frames - done);
+    queue.counters.packets.add(frames);
+    queue.counters.bytes.add(out[start..].iter().map(|m| m.len() as u64).sum());
 }
 
 /// Sends one frame (or its TSO segments) to `out`, or says why not.
 fn transmit_one(state: &State, shared: &Shared, mut mbuf: Mbuf, out: &mut Vec<Mbuf>) -> Result<(), DropReason> {
     let flags = mbuf.flags();
-    let offloads = state.conf.tx_offloads;
     let needs = offload::required(flags);
-    if !offloads.contains(needs) {
+    let mtu = state.conf.mtu as usize;
+    if needs.is_empty() && mbuf.len() <= mtu + ETHERNET_HEADER {
+        out.push(mbuf);
+        return Ok(());
+    }
+    if !state.conf.tx_offloads.contains(needs) {
         return Err(DropReason::BadOffload);
     }
     let meta = PacketMeta::parse(mbuf.data()).map_err(|_| DropReason::Malformed)?;
     if needs.contains(TxOffloads::TCP_TSO) {
         return offload::segment_tcp(&mbuf, &meta, &shared.pool, state.conf.mtu, out);
     }
-    if mbuf.len() - meta.l3_offset as usize > state.conf.mtu as usize {
+    if mbuf.len() - meta.l3_offset as usize > mtu {
         return Err(DropReason::Oversize);
     }
-    if flags.intersects(OlFlags::TX_IP_CKSUM | OlFlags::TX_L4_CKSUM) {
-        offload::fill_checksums(mbuf.data_mut(), &meta, flags)?;
-    }
+    offload::fill_checksums(mbuf.data_mut(), &meta, flags)?;
     out.push(mbuf);
     Ok(())
 }
