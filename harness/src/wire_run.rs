@@ -127,19 +127,19 @@ pub fn run(params: &WireRun) -> Result<Report, ConfigError> {
         hosts.push(port);
     }
     let plan = plan_traffic(params);
-    let mut tally = Tally::default();
+    let mut tally = Tally::expecting(&plan);
     let mut now = Instant::ZERO;
     for chunk in plan.chunks(HOSTS * 8) {
         send(&hosts, &pool, chunk);
         now = now + PACE;
         bridge.poll(now);
-        receive(&hosts, &plan, &mut tally);
+        receive(&hosts, &mut tally);
     }
     let last_send = now;
     while let Some(at) = bridge.poll_at().filter(|&at| at <= last_send + DRAIN) {
         now = now.max(at);
         bridge.poll(now);
-        receive(&hosts, &plan, &mut tally);
+        receive(&hosts, &mut tally);
     }
     Ok(report(params, &bridge, &hosts, &pool, plan.len() as u64, tally, now))
 }
@@ -204,12 +204,17 @@ struct Tally {
     expected: HashMap<Vec<u8>, (usize, u64)>,
 }
 
-fn receive(hosts: &[VethPort], plan: &[Planned], tally: &mut Tally) {
-    if tally.expected.is_empty() {
+impl Tally {
+    fn expecting(plan: &[Planned]) -> Tally {
+        let mut tally = Tally::default();
         for p in plan {
             tally.expected.entry(p.bytes.clone()).or_insert((p.to, 0)).1 += 1;
         }
+        tally
     }
+}
+
+fn receive(hosts: &[VethPort], tally: &mut Tally) {
     let mut buf = Vec::new();
     for (i, host) in hosts.iter().enumerate() {
         let reta = host.reta_query();
@@ -288,11 +293,12 @@ fn check(name: &'static str, passed: bool, detail: String) -> Check {
 
 fn host_row(port: &VethPort) -> HostRow {
     let stats = port.stats();
-    let drops = ethdev::stats::DropReason::ALL
+    let xstats = port.xstats();
+    let drops = DropReason::ALL
         .iter()
         .filter_map(|&r| {
             let name = format!("rx_drop_{}", r.name());
-            let value = port.xstats().into_iter().find(|x| x.name == name)?.value;
+            let value = xstats.iter().find(|x| x.name == name)?.value;
             (value > 0).then_some((r, value))
         })
         .collect();
