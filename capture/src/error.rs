@@ -1,0 +1,119 @@
+//! Errors of writing and reading captures.
+//!
+//! Reading errors always say where the problem is: the byte offset of the
+//! file header, block (pcapng) or packet record (pcap) that could not be
+//! used, counted from the start of the input.
+
+use std::fmt;
+
+use crate::record::Record;
+use crate::writer::InterfaceId;
+
+/// Why a capture could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The underlying writer failed.
+    #[error("capture write failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The interface id was not handed out by this recorder.
+    #[error("interface {0} was not added to this recorder")]
+    UnknownInterface(InterfaceId),
+    /// The frame is longer than the format can hold.
+    #[error("frame of {len} bytes is longer than the {max} bytes the capture allows")]
+    FrameTooLarge {
+        /// The frame's length.
+        len: usize,
+        /// The most the capture format (snap length) allows.
+        max: u32,
+    },
+    /// The time cannot be expressed in the format (classic pcap holds
+    /// seconds in 32 bits).
+    #[error("time {0} does not fit the capture format's timestamp")]
+    TimestampOutOfRange(ethdev::Instant),
+    /// The encoder refused the data for another reason.
+    #[error("capture encoding failed: {0}")]
+    Encode(String),
+}
+
+impl From<pcap_file::PcapError> for WriteError {
+    fn from(e: pcap_file::PcapError) -> WriteError {
+        match e {
+            pcap_file::PcapError::IoError(io) => WriteError::Io(io),
+            other => WriteError::Encode(other.to_string()),
+        }
+    }
+}
+
+/// What is wrong at a [`ReadError`]'s offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadErrorKind {
+    /// The input ends inside a structure: `what` ("file header", "block",
+    /// "packet record") needs `needed` bytes but only `available` are left.
+    Truncated {
+        /// The structure cut short.
+        what: &'static str,
+        /// Bytes the structure needs, as far as its header tells.
+        needed: u64,
+        /// Bytes left in the input from the offset on.
+        available: u64,
+    },
+    /// A structure is complete but its content is invalid.
+    Malformed {
+        /// The structure ("block", "packet record", ...).
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The input starts with neither a pcap nor a pcapng magic number.
+    UnknownMagic(u32),
+    /// A packet refers to an interface its section never described.
+    UnknownInterface(u32),
+    /// The packets are not Ethernet frames (pcap `LINKTYPE_*` value).
+    UnsupportedLinkType(u32),
+}
+
+/// A capture that cannot be read (further), with where the problem is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadError {
+    /// Byte offset, from the start of the input, of the file header, block
+    /// or packet record at fault.
+    pub offset: u64,
+    /// What is wrong there.
+    pub kind: ReadErrorKind,
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let offset = self.offset;
+        match &self.kind {
+            ReadErrorKind::Truncated { what, needed, available } => {
+                write!(f, "truncated {what} at byte offset {offset}: needs {needed} bytes, {available} left")
+            }
+            ReadErrorKind::Malformed { what, reason } => {
+                write!(f, "malformed {what} at byte offset {offset}: {reason}")
+            }
+            ReadErrorKind::UnknownMagic(magic) => {
+                write!(f, "not a pcap or pcapng capture: unknown magic 0x{magic:08x} at byte offset {offset}")
+            }
+            ReadErrorKind::UnknownInterface(id) => {
+                write!(f, "packet block at byte offset {offset} refers to undescribed interface {id}")
+            }
+            ReadErrorKind::UnsupportedLinkType(link) => {
+                write!(f, "unsupported link type {link} (only Ethernet, 1) for the packet at byte offset {offset}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// A read that stopped at an error, with every record before it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{error} ({} records read before it)", .records.len())]
+pub struct PartialRead {
+    /// The records read before the error, in file order.
+    pub records: Vec<Record>,
+    /// The error that stopped the read.
+    #[source]
+    pub error: ReadError,
+}
