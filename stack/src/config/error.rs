@@ -1,0 +1,168 @@
+//! Error types of the configuration loader.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Why a configuration could not be loaded.
+///
+/// Every variant that comes from a file names its origin (usually the file name) and, when the
+/// problem sits on a particular line, that line; problems tied to one setting name its key.
+/// The `Display` form reads like a compiler diagnostic:
+/// `lstack.conf:7: key "num_cpus": expected a CPU list like "2,3" or "2-5", got "two"`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The path that was opened.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not well-formed (lstack.conf or TOML syntax, or not UTF-8).
+    #[error("{origin}:{line}: {}{message}", KeyPrefix(.key.as_deref()))]
+    Syntax {
+        /// Where the text came from.
+        origin: String,
+        /// 1-based line of the offending token.
+        line: usize,
+        /// 1-based column (in characters) of the offending token.
+        column: usize,
+        /// The top-level key being parsed, if any.
+        key: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// A key that neither gazelle's lstack.conf nor dtnet knows.
+    #[error("{origin}:{line}: key \"{key}\": unknown key")]
+    UnknownKey {
+        /// Where the text came from.
+        origin: String,
+        /// 1-based line of the key.
+        line: usize,
+        /// 1-based column of the key.
+        column: usize,
+        /// The key as written.
+        key: String,
+    },
+    /// The same key is set twice.
+    #[error("{origin}:{line}: key \"{key}\": set more than once (first set on line {first_line})")]
+    DuplicateKey {
+        /// Where the text came from.
+        origin: String,
+        /// 1-based line of the second occurrence.
+        line: usize,
+        /// 1-based column of the second occurrence.
+        column: usize,
+        /// The repeated key.
+        key: String,
+        /// 1-based line of the first occurrence.
+        first_line: usize,
+    },
+    /// A value of the wrong type or format for its key.
+    #[error("{origin}:{line}: key \"{key}\": {message}")]
+    BadValue {
+        /// Where the text came from.
+        origin: String,
+        /// 1-based line of the key.
+        line: usize,
+        /// 1-based column of the key.
+        column: usize,
+        /// The key whose value is bad.
+        key: String,
+        /// What was expected.
+        message: String,
+    },
+    /// A key without a default is absent.
+    #[error("{origin}: key \"{key}\": required but missing")]
+    MissingKey {
+        /// Where the text came from.
+        origin: String,
+        /// The missing key.
+        key: String,
+    },
+    /// The values parse but are out of range or contradict each other (see
+    /// [`StackConfig::validate`](super::StackConfig::validate)).
+    #[error("{origin}{}: key \"{key}\": {message}", LineSuffix(*.line))]
+    Invalid {
+        /// Where the text came from.
+        origin: String,
+        /// 1-based line of the key, `None` when the key was left at its default.
+        line: Option<usize>,
+        /// The key the problem is reported against.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// The key the error is about, if it is about one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::Io { .. } => None,
+            Self::Syntax { key, .. } => key.as_deref(),
+            Self::UnknownKey { key, .. }
+            | Self::DuplicateKey { key, .. }
+            | Self::BadValue { key, .. }
+            | Self::MissingKey { key, .. }
+            | Self::Invalid { key, .. } => Some(key),
+        }
+    }
+
+    /// The 1-based line the error points at, if any.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            Self::Io { .. } | Self::MissingKey { .. } => None,
+            Self::Syntax { line, .. }
+            | Self::UnknownKey { line, .. }
+            | Self::DuplicateKey { line, .. }
+            | Self::BadValue { line, .. } => Some(*line),
+            Self::Invalid { line, .. } => *line,
+        }
+    }
+}
+
+/// A semantic problem found by [`StackConfig::validate`](super::StackConfig::validate): the key
+/// it is reported against and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("key \"{key}\": {message}")]
+pub struct ValidationError {
+    /// The configuration key (gazelle's spelling) the problem is reported against.
+    pub key: &'static str,
+    /// What is wrong, in a sentence fragment.
+    pub message: String,
+}
+
+impl ValidationError {
+    /// Builds an error for `key`.
+    pub(crate) fn new(key: &'static str, message: impl Into<String>) -> Self {
+        Self { key, message: message.into() }
+    }
+}
+
+/// Renders `key "k": ` for an optional key.
+struct KeyPrefix<'a>(Option<&'a str>);
+
+impl fmt::Display for KeyPrefix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(key) => write!(f, "key \"{key}\": "),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Renders `:line` for an optional line.
+struct LineSuffix(Option<usize>);
+
+impl fmt::Display for LineSuffix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(line) => write!(f, ":{line}"),
+            None => Ok(()),
+        }
+    }
+}

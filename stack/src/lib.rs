@@ -1,0 +1,37 @@
+//! stack: gazelle-style TCP/IP stack instances over smoltcp.
+//!
+//! A gazelle process runs one stack per configured CPU, each a complete
+//! TCP/IP stack polling its own NIC queue; applications reach them through
+//! a POSIX-like socket API whose calls are routed to the stack owning each
+//! socket. This crate builds that shape from smoltcp: an
+//! [`Instance`](instance::Instance) is one smoltcp interface and socket set
+//! on one queue of an [`ethdev::EthDev`], a [`StackGroup`] is the stacks of
+//! one process with what they share (rule tables, soft rings between
+//! stacks, RPC rings, the fd table), and an [`Api`] is an application
+//! thread's handle. Which stack serves a frame follows the group's
+//! [`ForwardMode`]; who polls the stacks follows its [`ThreadModel`].
+//! Everything is sans-IO: executors pass the time and own the threads.
+
+pub mod api;
+pub mod config;
+pub mod device;
+mod dispatch;
+mod error;
+pub mod group;
+pub mod instance;
+mod ports;
+pub mod rpc;
+
+pub use api::{Api, Epoll, Fd, Shutdown, SockOpt, SockType};
+pub use config::{ForwardMode, ThreadModel};
+pub use group::{GroupConfig, GroupError, StackGroup};
+pub use instance::StackStats;
+pub use rpc::{BufSizes, Interest, Readiness};
+
+/// The time source an [`Api`] reads when it polls a stack itself
+/// (run-to-completion): virtual time in a simulation, monotonic time on
+/// real threads.
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> ethdev::Instant;
+}
