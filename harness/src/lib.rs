@@ -5,6 +5,10 @@
 //! path, and [`wire_run`] drives the default hermetic scenario (veth ports
 //! on a bridge, in virtual time) and reports its accounting.
 
+pub mod apps;
 pub mod bench;
+pub mod exec;
 pub mod rss;
+pub mod tcp_run;
 pub mod wire_run;
+pub mod world;

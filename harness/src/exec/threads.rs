@@ -1,0 +1,99 @@
+//! The threaded executor: real time, real threads.
+//!
+//! The bridge gets a thread; under run-to-wakeup every stack gets a thread
+//! that polls it in a loop; each application thread (the `thread` index a
+//! task was spawned with) gets a thread that runs its tasks. Under
+//! run-to-wakeup an application thread sleeps until a stack wakes one of its
+//! tasks; under run-to-completion there are no stack threads, and
+//! application threads keep polling their tasks, whose calls poll the stacks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use stack::{Clock, StackGroup, ThreadModel};
+
+use super::{Outcome, RealClock, Spawner, TaskList};
+use crate::world::World;
+
+/// Idle polls a polling thread spins through before it yields its core.
+const SPIN: u32 = 64;
+
+/// Runs `spawner`'s tasks over `world` on real threads until they finish or
+/// `timeout` passes, then keeps the stacks and bridge running for `drain`.
+pub fn run(world: &mut World, spawner: &Spawner, timeout: Duration, drain: Duration) -> Outcome {
+    let clock = Arc::new(RealClock::new());
+    let stop = AtomicBool::new(false);
+    let outcome = Mutex::new(Outcome::default());
+    let busy_poll = world.hosts.iter().any(|h| h.group.config().model == ThreadModel::RunToCompletion);
+    let app_threads = spawner.threads().max(1);
+    let groups: Vec<StackGroup> = world.hosts.iter().map(|h| h.group.clone()).collect();
+    let bridge = &mut world.bridge;
+    thread::scope(|s| {
+        let (stop, clock, outcome) = (&stop, &clock, &outcome);
+        s.spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                bridge.poll(clock.now());
+                thread::yield_now();
+            }
+        });
+        for g in groups.iter().filter(|g| g.config().model == ThreadModel::RunToWakeup) {
+            for i in 0..g.len() {
+                s.spawn(move || poll_stack(g, i, clock.as_ref(), stop));
+            }
+        }
+        let apps: Vec<_> = (0..app_threads)
+            .map(|me| s.spawn(move || app_thread(me, app_threads, spawner, busy_poll, outcome, stop)))
+            .collect();
+        let started = std::time::Instant::now();
+        while spawner.live() > 0 && started.elapsed() < timeout {
+            thread::sleep(Duration::from_millis(1));
+        }
+        let timed_out = spawner.live() > 0;
+        let drain_end = std::time::Instant::now() + drain;
+        while std::time::Instant::now() < drain_end {
+            if busy_poll {
+                groups.iter().for_each(|g| (0..g.len()).for_each(|i| _ = g.poll(i, clock.now())));
+            }
+            thread::yield_now();
+        }
+        stop.store(true, Ordering::Release);
+        apps.into_iter().for_each(|a| a.thread().unpark());
+        let mut o = outcome.lock().unwrap_or_else(PoisonError::into_inner);
+        o.timed_out = timed_out;
+    });
+    let mut o = outcome.into_inner().unwrap_or_else(PoisonError::into_inner);
+    o.unfinished = spawner.live();
+    o.end = clock.now();
+    o
+}
+
+fn poll_stack(group: &StackGroup, i: usize, clock: &RealClock, stop: &AtomicBool) {
+    let mut idle = 0;
+    while !stop.load(Ordering::Acquire) {
+        if group.poll(i, clock.now()) {
+            idle = 0;
+        } else {
+            idle += 1;
+            if idle > SPIN {
+                thread::yield_now();
+            }
+        }
+    }
+}
+
+fn app_thread(me: usize, n: usize, spawner: &Spawner, busy_poll: bool, outcome: &Mutex<Outcome>, stop: &AtomicBool) {
+    let mut tasks = TaskList::default();
+    while !stop.load(Ordering::Acquire) {
+        tasks.extend(spawner.take(|t| t % n == me), Some(&thread::current()));
+        tasks.poll(busy_poll, spawner, |name, e| {
+            outcome.lock().unwrap_or_else(PoisonError::into_inner).failures.push((name, e));
+        });
+        if busy_poll {
+            thread::yield_now();
+        } else {
+            thread::park_timeout(Duration::from_millis(1));
+        }
+    }
+}
