@@ -8,6 +8,7 @@
 //! their own, so a reader never compares figures from different runs.
 
 mod bridge;
+pub mod kernel;
 mod ring;
 mod softrss;
 
@@ -57,6 +58,11 @@ const FAMILIES: &[Family] = &[
     },
 ];
 
+/// Families that need root and host tools (the kernel baseline): they run
+/// only when a prefix selects them, e.g. `dtnet bench kernel`, never in the
+/// default run, and [`names`] does not list them.
+const OPT_IN: &[Family] = &[Family { names: &[kernel::NAME], run: kernel::run }];
+
 /// Every benchmark name, in run order.
 pub fn names() -> Vec<&'static str> {
     FAMILIES.iter().flat_map(|f| f.names.iter().copied()).collect()
@@ -66,8 +72,10 @@ pub fn names() -> Vec<&'static str> {
 /// `prefixes` (all if empty) and returns the matching figures.
 pub fn run(prefixes: &[String], budget: Budget) -> Vec<Measurement> {
     let wanted = |name: &str| prefixes.is_empty() || prefixes.iter().any(|p| name.starts_with(p.as_str()));
+    let opt_in = OPT_IN.iter().filter(|_| !prefixes.is_empty());
     FAMILIES
         .iter()
+        .chain(opt_in)
         .filter(|f| f.names.iter().any(|n| wanted(n)))
         .flat_map(|f| (f.run)(budget))
         .filter(|m| wanted(&m.name))

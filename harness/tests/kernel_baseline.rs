@@ -1,0 +1,35 @@
+//! The kernel TCP baseline: a real `iperf3` transfer over a veth pair between
+//! two namespaces when the host allows it, a clear skip when it does not.
+//! The test names contain `threads` so nextest runs them one at a time.
+
+use harness::bench::kernel::{kernel_goodput, KernelSkip, NAME};
+use harness::bench::{self, Budget};
+
+/// Whether the test runs as root (effective uid 0), read independently of
+/// the code under test.
+fn is_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"));
+    uid.and_then(|ids| ids.split_whitespace().nth(1)) == Some("0")
+}
+
+#[test]
+fn kernel_baseline_threads_runs_iperf3() {
+    match kernel_goodput(1) {
+        Ok(gbits) => assert!(gbits.is_finite() && gbits > 0.0, "goodput {gbits} Gbit/s"),
+        Err(skip) if !is_root() => {
+            assert_eq!(skip, KernelSkip::NotRoot);
+            assert!(skip.to_string().contains("not root"), "{skip}");
+        }
+        Err(skip @ KernelSkip::MissingTool(_)) => assert!(skip.to_string().contains("not installed"), "{skip}"),
+        Err(skip) => panic!("root with the tools present, yet the baseline failed: {skip}"),
+    }
+}
+
+#[test]
+fn kernel_bench_threads_runs_only_when_selected() {
+    assert!(!bench::names().contains(&NAME));
+    let results = bench::run(&["kernel".to_string()], Budget::SMOKE);
+    assert!(results.len() <= 1, "{results:?}");
+    assert!(results.iter().all(|m| m.name == NAME && m.unit == "Gbit/s" && m.value > 0.0), "{results:?}");
+}
