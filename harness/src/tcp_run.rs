@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use ethdev::Instant;
 use stack::{Api, ForwardMode, GroupConfig, SockOpt, SockType, StackGroup, ThreadModel};
-use user_vbridge::Impairments;
+use user_vbridge::{Captured, Impairments, TapFilter};
 
 use crate::apps::{bulk, echo, ConnRecord, Ledger, Side};
 use crate::exec::{self, Latch, Outcome, SimClock, Spawner};
@@ -74,6 +74,8 @@ pub struct TcpRun {
     pub seed: u64,
     /// Give up after this long (virtual time in `sim`, wall time in `threads`).
     pub timeout: Duration,
+    /// Capture every frame on the server's bridge port.
+    pub capture: bool,
 }
 
 impl TcpRun {
@@ -91,6 +93,7 @@ impl TcpRun {
             impairments: Impairments::default(),
             seed: 1,
             timeout: Duration::from_secs(120),
+            capture: false,
         }
     }
 
@@ -105,6 +108,8 @@ impl TcpRun {
         let client_cfg = self.group(self.client_stacks, CLIENT_MAC, CLIENT_IP, self.seed.wrapping_add(1));
         world.add_host("server", server_cfg, self.impairments.clone())?;
         world.add_host("client", client_cfg, self.impairments.clone())?;
+        let filter = TapFilter { port: Some(world.hosts[0].bridge_port), direction: None };
+        let tap = self.capture.then(|| world.bridge.add_tap(filter));
         let ledger = Arc::new(Ledger::default());
         let spawner = Spawner::new();
         let sim_clock = Arc::new(SimClock::default());
@@ -125,7 +130,8 @@ impl TcpRun {
             }
             Executor::Threads => exec::threads::run(&mut world, &spawner, self.timeout, Duration::from_millis(200)),
         };
-        Ok(TcpReport { run: self.clone(), outcome, records: ledger.records(), listen_stack, world })
+        let captures = tap.map(|t| world.bridge.take_captures(t)).unwrap_or_default();
+        Ok(TcpReport { run: self.clone(), outcome, records: ledger.records(), listen_stack, captures, world })
     }
 
     /// Spawns the server's listeners per the mode; returns the listening
@@ -216,6 +222,8 @@ pub struct TcpReport {
     pub records: Vec<ConnRecord>,
     /// The single listening stack (software forwarding, flow director).
     pub listen_stack: Option<usize>,
+    /// Frames seen on the server's bridge port, if the run captured.
+    pub captures: Vec<Captured>,
     /// The world after the run, for further inspection.
     pub world: World,
 }

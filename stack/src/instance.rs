@@ -42,6 +42,8 @@ const RX_BURST: usize = 64;
 const RPC_BURST: usize = 256;
 /// Datagrams a UDP or ICMP socket buffers.
 const DGRAM_SLOTS: usize = 64;
+/// Idle time after which a TCP socket sends a keep-alive (see `tcp_socket`).
+const KEEP_ALIVE: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(500);
 const TCP_SYN: u8 = 0x02;
 const TCP_ACK: u8 = 0x10;
 const PROTO_TCP: u8 = 6;
@@ -365,7 +367,14 @@ impl Instance {
     }
 
     fn tcp_socket(bufs: BufSizes) -> tcp::Socket<'static> {
-        tcp::Socket::new(tcp::SocketBuffer::new(vec![0; bufs.rx]), tcp::SocketBuffer::new(vec![0; bufs.tx]))
+        let mut socket =
+            tcp::Socket::new(tcp::SocketBuffer::new(vec![0; bufs.rx]), tcp::SocketBuffer::new(vec![0; bufs.tx]));
+        // smoltcp 0.14 probes a zero window only while data is queued, not
+        // when just a FIN is left to send: if the peer's window update is
+        // lost, the close would wait forever. A keep-alive makes the peer
+        // answer with its current window.
+        socket.set_keep_alive(Some(KEEP_ALIVE));
+        socket
     }
 
     fn open_listening(&mut self, port: u16, bufs: BufSizes) -> SocketHandle {

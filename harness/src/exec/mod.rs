@@ -109,6 +109,8 @@ pub struct Outcome {
     pub failures: Vec<(String, String)>,
     /// Tasks still unfinished when the run stopped.
     pub unfinished: u64,
+    /// Names of unfinished tasks (not daemons), for the report.
+    pub stuck: Vec<String>,
     /// Time at the end of the run (virtual in `sim`).
     pub end: Instant,
     /// Whether the run stopped because its deadline passed.
@@ -122,10 +124,11 @@ impl Outcome {
             return Ok(());
         }
         Err(format!(
-            "{} failed task(s) {:?}, {} unfinished, timed out: {}",
+            "{} failed task(s) {:?}, {} unfinished {:?}, timed out: {}",
             self.failures.len(),
             self.failures.iter().take(5).collect::<Vec<_>>(),
             self.unfinished,
+            self.stuck.iter().take(8).collect::<Vec<_>>(),
             self.timed_out
         ))
     }
@@ -152,6 +155,11 @@ impl TaskList {
             let flag = TaskFlag::new(thread.cloned());
             Task { name: t.name, daemon: t.daemon, future: t.future, waker: Waker::from(Arc::clone(&flag)), flag }
         }));
+    }
+
+    /// Names of the unfinished tasks that are not daemons.
+    pub(crate) fn stuck(&self) -> impl Iterator<Item = String> + '_ {
+        self.tasks.iter().filter(|t| !t.daemon).map(|t| t.name.clone())
     }
 
     /// Polls every task whose waker fired (every task if `all`), reporting

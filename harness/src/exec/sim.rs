@@ -47,6 +47,7 @@ pub fn run(world: &mut World, clock: &SimClock, spawner: &Spawner, deadline: Ins
         }
     }
     outcome.unfinished = spawner.live();
+    outcome.stuck = tasks.stuck().collect();
     settle(world, clock, drain);
     outcome.end = clock.now();
     outcome

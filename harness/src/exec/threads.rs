@@ -90,7 +90,9 @@ fn app_thread(me: usize, n: usize, spawner: &Spawner, busy_poll: bool, outcome: 
         tasks.poll(busy_poll, spawner, |name, e| {
             outcome.lock().unwrap_or_else(PoisonError::into_inner).failures.push((name, e));
         });
-        if busy_poll {
+        if stop.load(Ordering::Acquire) {
+            outcome.lock().unwrap_or_else(PoisonError::into_inner).stuck.extend(tasks.stuck());
+        } else if busy_poll {
             thread::yield_now();
         } else {
             thread::park_timeout(Duration::from_millis(1));
