@@ -11,7 +11,10 @@
 //!
 //! Neighbour discovery is the one broadcast: ARP replies and IPv6 neighbour
 //! advertisements go to every stack, so that each stack's neighbour cache
-//! learns the peer however the NIC spread the reply.
+//! learns the peer however the NIC spread the reply. An ARP request is
+//! answered by the stack that polled it, and the others get a copy turned
+//! into a reply: they learn the asker (whose traffic RSS may send to any of
+//! them) without each sending an answer of its own.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -20,7 +23,9 @@ use std::sync::{PoisonError, RwLock};
 use ethdev::packet::{IpAddrs, PacketMeta};
 
 const ETHER_TYPE_ARP: u16 = 0x0806;
-const ARP_REPLY: u16 = 2;
+const ARP_REQUEST: u16 = 1;
+/// ARP operation code of a reply.
+pub(crate) const ARP_REPLY: u16 = 2;
 const PROTO_ICMP: u8 = 1;
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
@@ -60,6 +65,9 @@ pub(crate) enum Route {
     Owner(usize),
     /// To every stack of the group.
     Everyone,
+    /// An ARP request: handled here; the other stacks get it as a reply,
+    /// so that they learn the sender without all answering it.
+    EveryoneAsReply,
 }
 
 /// The group's rule tables, shared by all its stacks.
@@ -110,8 +118,10 @@ impl Tables {
     /// (software forwarding and flow-director modes); in RSS modes the
     /// queue a TCP frame landed on is its owner by construction.
     pub(crate) fn route(&self, steer_tcp: bool, meta: &PacketMeta, frame: &[u8]) -> Route {
-        if is_neighbor_reply(meta, frame) {
-            return Route::Everyone;
+        match neighbor_message(meta, frame) {
+            Some(ARP_REQUEST) => return Route::EveryoneAsReply,
+            Some(_) => return Route::Everyone,
+            None => {}
         }
         let owner = match (meta.ip_proto, meta.ports) {
             (Some(PROTO_TCP), Some((sport, dport))) if steer_tcp => self.tcp_owner(meta, sport, dport),
@@ -144,12 +154,21 @@ fn byte(frame: &[u8], at: u16) -> Option<u8> {
     frame.get(usize::from(at)).copied()
 }
 
-fn is_neighbor_reply(meta: &PacketMeta, frame: &[u8]) -> bool {
+/// Byte offset of the ARP operation code in `frame`.
+pub(crate) fn arp_op_offset(meta: &PacketMeta) -> usize {
+    usize::from(meta.l3_offset) + 6
+}
+
+/// The ARP operation of an ARP request or reply, or `ARP_REPLY` for an IPv6
+/// neighbour advertisement; `None` for any other frame.
+fn neighbor_message(meta: &PacketMeta, frame: &[u8]) -> Option<u16> {
     if meta.ether_type == ETHER_TYPE_ARP {
-        let at = usize::from(meta.l3_offset) + 6;
-        return frame.get(at..at + 2).is_some_and(|op| u16::from_be_bytes([op[0], op[1]]) == ARP_REPLY);
+        let at = arp_op_offset(meta);
+        let op = frame.get(at..at + 2).map(|op| u16::from_be_bytes([op[0], op[1]]))?;
+        return [ARP_REQUEST, ARP_REPLY].contains(&op).then_some(op);
     }
-    meta.ip_proto == Some(PROTO_ICMPV6) && byte(frame, meta.l4_offset) == Some(ICMPV6_NEIGHBOR_ADVERT)
+    let advert = meta.ip_proto == Some(PROTO_ICMPV6) && byte(frame, meta.l4_offset) == Some(ICMPV6_NEIGHBOR_ADVERT);
+    advert.then_some(ARP_REPLY)
 }
 
 /// The identifier of an ICMP or ICMPv6 echo reply.

@@ -26,7 +26,7 @@ use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
 use crate::device::{DeviceStats, QueueDevice};
-use crate::dispatch::{src_ip, Bound, ConnKey, Route};
+use crate::dispatch::{arp_op_offset, src_ip, Bound, ConnKey, Route, ARP_REPLY};
 use crate::error;
 use crate::group::{Fabric, CONN_RULE_PRIORITY};
 use crate::ports::Proto;
@@ -253,7 +253,11 @@ impl Instance {
         match self.fabric.tables.route(self.fabric.steers_tcp(), &meta, mbuf.data()) {
             Route::Owner(owner) if owner != self.id => self.hand_over(owner, mbuf),
             Route::Everyone => {
-                self.copy_to_others(&mbuf);
+                self.copy_to_others(&mbuf, None);
+                self.accept_local(mbuf);
+            }
+            Route::EveryoneAsReply => {
+                self.copy_to_others(&mbuf, Some(arp_op_offset(&meta)));
                 self.accept_local(mbuf);
             }
             _ => self.accept_local(mbuf),
@@ -267,12 +271,17 @@ impl Instance {
         }
     }
 
-    fn copy_to_others(&mut self, mbuf: &Mbuf) {
+    /// Copies a neighbour message to every other stack; with `as_reply`,
+    /// the copies' ARP operation (at that offset) becomes "reply".
+    fn copy_to_others(&mut self, mbuf: &Mbuf, as_reply: Option<usize>) {
         let owner = Owner(self.fabric.config.owner_base + self.id as u32);
         let me = self.id;
         for other in (0..self.fabric.soft.len()).filter(|&o| o != me) {
             match mbuf.copy_to(&self.fabric.pool, owner) {
-                Some(copy) => {
+                Some(mut copy) => {
+                    if let Some(op) = as_reply.and_then(|at| copy.data_mut().get_mut(at..at + 2)) {
+                        op.copy_from_slice(&ARP_REPLY.to_be_bytes());
+                    }
                     self.stats.broadcast_copies += 1;
                     self.hand_over(other, copy);
                 }
