@@ -11,6 +11,7 @@ mod bridge;
 pub mod kernel;
 mod ring;
 mod softrss;
+mod tcp;
 
 use std::time::{Duration, Instant};
 
@@ -56,12 +57,15 @@ const FAMILIES: &[Family] = &[
         names: &["bridge.fwd.64b.2port", "bridge.fwd.64b.8port", "bridge.fwd.64b.ratio_to_cable"],
         run: bridge::run,
     },
+    Family { names: &[tcp::GOODPUT], run: tcp::run_goodput },
+    Family { names: &[tcp::CONN_RATE], run: tcp::run_conn_rate },
 ];
 
 /// Families that need root and host tools (the kernel baseline): they run
 /// only when a prefix selects them, e.g. `dtnet bench kernel`, never in the
 /// default run, and [`names`] does not list them.
-const OPT_IN: &[Family] = &[Family { names: &[kernel::NAME], run: kernel::run }];
+const OPT_IN: &[Family] =
+    &[Family { names: &[tcp::RATIO], run: tcp::run_ratio }, Family { names: &[kernel::NAME], run: kernel::run }];
 
 /// Every benchmark name, in run order.
 pub fn names() -> Vec<&'static str> {

@@ -1,0 +1,299 @@
+//! TCP through whole stacks: two stack groups on veth ports joined by the
+//! user-space bridge at MTU 1500, run by the threaded executor (a thread
+//! per stack, per application thread and for the bridge, run-to-wakeup).
+//! `tcp.goodput.1500` is one bulk stream between a 1-stack client and a
+//! 1-stack server with 256 KiB socket buffers: the client speaks the bulk
+//! app's protocol (header, pattern bytes, half-close, 8-byte receipt) to the
+//! unchanged bulk server, which verifies every byte, so generating and
+//! checking the pattern is part of the figure, as an application's own
+//! work would be; the clock runs inside the client task from the end of
+//! `connect` to the server's receipt, so world set-up and executor
+//! shutdown are not counted. `tcp.conn_rate` is short connections (connect,
+//! 64 bytes echoed, close) from a 2-stack client to a 4-stack RSS server,
+//! 16 at a time, timed inside the client tasks from the first connect to
+//! the last close. `tcp.goodput.ratio` divides a goodput measured for it by
+//! the kernel baseline ([`kernel_goodput`]) measured right before, so its
+//! two figures come from the same run (they are not the printed
+//! `tcp.goodput.1500` and `kernel.tcp.goodput.1500`); it needs root and
+//! `iperf3`, so it is opt-in, and without the baseline it notes on stderr
+//! why and reports nothing. A run that fails reports no figure and
+//! says why on stderr. TSO is not measured: the stack does not yet ask the
+//! port for segmentation.
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use stack::{Api, BufSizes, Fd, GroupConfig, Shutdown, SockOpt, SockType, StackGroup};
+use user_vbridge::Impairments;
+
+use super::kernel::{kernel_goodput, secs_for};
+use super::{measurement, Budget, Measurement};
+use crate::apps::bulk::read_exact;
+use crate::apps::{bulk, echo, pattern, Ledger, Side};
+use crate::exec::{self, Latch, RealClock, Spawner};
+use crate::world::World;
+
+/// Name of the single-stream goodput figure.
+pub const GOODPUT: &str = "tcp.goodput.1500";
+/// Name of the goodput over the kernel baseline.
+pub const RATIO: &str = "tcp.goodput.ratio";
+/// Name of the short-connection rate.
+pub const CONN_RATE: &str = "tcp.conn_rate";
+
+const PORT: u16 = 5201;
+const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x11];
+const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x12];
+const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 1);
+const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
+/// Socket buffers of the goodput stream (both directions, both ends).
+const STREAM_BUF: usize = 256 * 1024;
+/// Payload of the goodput stream for a smoke pass and a full run.
+const SMOKE_BYTES: u64 = 16 << 20;
+const FULL_BYTES: u64 = 256 << 20;
+/// Bytes per send call, as the bulk app uses; the bulk header's length.
+const CHUNK: usize = 16 * 1024;
+const HEADER: usize = 16;
+/// Short connections for a smoke pass and a full run, and how many are open at once.
+const SMOKE_CONNS: u64 = 200;
+const FULL_CONNS: u64 = 2000;
+const CONN_WORKERS: u64 = 16;
+/// Echoed bytes per short connection.
+const CONN_BYTES: u64 = 64;
+/// Stacks of the short-connection server and client hosts.
+const CONN_SERVER_STACKS: usize = 4;
+const CONN_CLIENT_STACKS: usize = 2;
+/// Rounds shorter than this are smoke passes (as in the kernel baseline).
+const SMOKE_ROUND: Duration = Duration::from_millis(100);
+/// Give up on a run after this long, and let the stacks finish closing for this long.
+const TIMEOUT: Duration = Duration::from_secs(60);
+const DRAIN: Duration = Duration::from_millis(20);
+
+/// The goodput figure (default run).
+pub(super) fn run_goodput(budget: Budget) -> Vec<Measurement> {
+    reported(GOODPUT, goodput(stream_bytes(budget)).map(|g| measurement(GOODPUT, g, "Gbit/s")))
+}
+
+/// The short-connection rate (default run).
+pub(super) fn run_conn_rate(budget: Budget) -> Vec<Measurement> {
+    reported(CONN_RATE, conn_rate(conn_count(budget)).map(|r| measurement(CONN_RATE, r, "conn/s")))
+}
+
+/// Goodput over the kernel baseline, both measured now (opt-in: needs root).
+pub(super) fn run_ratio(budget: Budget) -> Vec<Measurement> {
+    let kernel = match kernel_goodput(secs_for(budget)) {
+        Ok(gbits) => gbits,
+        Err(skip) => {
+            eprintln!("dtnet: {RATIO} skipped: kernel baseline: {skip}");
+            return Vec::new();
+        }
+    };
+    reported(RATIO, goodput(stream_bytes(budget)).map(|ours| measurement(RATIO, ours / kernel, "x")))
+}
+
+/// The figure, or nothing with the reason on stderr.
+fn reported(name: &str, result: Result<Measurement, String>) -> Vec<Measurement> {
+    result.map(|m| vec![m]).unwrap_or_else(|why| {
+        eprintln!("dtnet: {name} skipped: {why}");
+        Vec::new()
+    })
+}
+
+fn is_smoke(budget: Budget) -> bool {
+    budget.round < SMOKE_ROUND
+}
+
+fn stream_bytes(budget: Budget) -> u64 {
+    if is_smoke(budget) {
+        SMOKE_BYTES
+    } else {
+        FULL_BYTES
+    }
+}
+
+fn conn_count(budget: Budget) -> u64 {
+    if is_smoke(budget) {
+        SMOKE_CONNS
+    } else {
+        FULL_CONNS
+    }
+}
+
+/// A server and a client host on a fresh bridge, `server_stacks` and
+/// `client_stacks` RSS stacks with socket buffers `bufs`.
+fn world(server_stacks: usize, client_stacks: usize, bufs: BufSizes) -> Result<World, String> {
+    let mut world = World::new(1)?;
+    let server = GroupConfig { bufs, ..GroupConfig::new(server_stacks, SERVER_MAC, SERVER_IP) };
+    let client = GroupConfig { bufs, seed: 2, ..GroupConfig::new(client_stacks, CLIENT_MAC, CLIENT_IP) };
+    world.add_host("server", server, Impairments::default())?;
+    world.add_host("client", client, Impairments::default())?;
+    Ok(world)
+}
+
+fn server_addr() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(SERVER_IP), PORT)
+}
+
+/// A listener on `PORT` of `api`'s home stack (shared, gazelle-style, by
+/// every stack's listener).
+async fn listen(api: &Api) -> io::Result<Fd> {
+    let fd = api.socket(SockType::Stream)?;
+    api.setsockopt(fd, SockOpt::ReuseAddr(true)).await?;
+    api.bind(fd, SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), PORT)).await?;
+    api.listen(fd, 128).await?;
+    Ok(fd)
+}
+
+/// Listeners on every stack of `group`, stack `i`'s on application thread
+/// `i`, serving with `serve`; returns a latch that opens once all listen.
+fn spawn_servers<F, Fut>(group: &StackGroup, spawner: &Spawner, ledger: &Arc<Ledger>, serve: F) -> Arc<Latch>
+where
+    F: Fn(Api, Fd, Spawner, usize, Arc<Ledger>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = io::Result<()>> + Send + 'static,
+{
+    let listening = Latch::new(group.len());
+    let clock: Arc<dyn stack::Clock> = Arc::new(RealClock::new());
+    for home in 0..group.len() {
+        let api = group.api(home, Arc::clone(&clock));
+        let (spawner2, ledger, latch, serve) =
+            (spawner.clone(), Arc::clone(ledger), Arc::clone(&listening), serve.clone());
+        spawner.spawn_daemon(home, format!("server@{home}"), async move {
+            let fd = listen(&api).await?;
+            latch.count_down();
+            serve(api, fd, spawner2, home, ledger).await
+        });
+    }
+    listening
+}
+
+/// Runs the world's tasks on threads; an error if any failed or timed
+/// out, with each host's counters to show where frames stopped.
+fn execute(world: &mut World, spawner: &Spawner) -> Result<(), String> {
+    exec::threads::run(world, spawner, TIMEOUT, DRAIN).ok().map_err(|why| format!("{why}; {}", counters(world)))
+}
+
+/// Frames in and out of every host's stacks, frames lost for want of an
+/// mbuf, and buffers in use.
+fn counters(world: &World) -> String {
+    let host = |h: &crate::world::Host| {
+        let stats: Vec<_> = (0..h.group.len()).map(|i| h.group.stats(i)).collect();
+        let sum = |f: fn(&stack::StackStats) -> u64| stats.iter().map(f).sum::<u64>();
+        let (rx, tx, lost) = (sum(|s| s.nic_rx), sum(|s| s.nic_tx), sum(|s| s.device.tx_no_mbuf));
+        format!("{}: nic_rx {rx} nic_tx {tx} tx_no_mbuf {lost} mbufs in use {}", h.name, h.pool.in_use())
+    };
+    world.hosts.iter().map(host).collect::<Vec<_>>().join(", ")
+}
+
+/// Goodput in Gbit/s of one `len`-byte bulk stream (see the module doc).
+pub fn goodput(len: u64) -> Result<f64, String> {
+    let mut world = world(1, 1, BufSizes { rx: STREAM_BUF, tx: STREAM_BUF })?;
+    let (spawner, ledger) = (Spawner::new(), Arc::new(Ledger::default()));
+    let listening = spawn_servers(&world.hosts[0].group, &spawner, &ledger, bulk::server);
+    let elapsed = Arc::new(Mutex::new(None));
+    let api = world.hosts[1].group.api(0, Arc::new(RealClock::new()));
+    let timer = Arc::clone(&elapsed);
+    spawner.spawn(1, "timed bulk client", async move {
+        listening.wait().await;
+        let took = timed_bulk(api, server_addr(), len).await?;
+        *timer.lock().unwrap_or_else(PoisonError::into_inner) = Some(took);
+        Ok(())
+    });
+    execute(&mut world, &spawner)?;
+    let verified: u64 = ledger.side(Side::Server).iter().map(|r| r.bytes).sum();
+    if verified != len {
+        return Err(format!("the server verified {verified} of {len} bytes"));
+    }
+    let took = elapsed.lock().unwrap_or_else(PoisonError::into_inner).ok_or("the client recorded no time")?;
+    Ok(len as f64 * 8.0 / took.as_secs_f64() / 1e9)
+}
+
+/// The bulk client's exchange (stream 0), returning the time from the end
+/// of `connect` to the server's receipt of all `len` bytes.
+async fn timed_bulk(api: Api, server: SocketAddr, len: u64) -> io::Result<Duration> {
+    let fd = api.socket(SockType::Stream)?;
+    api.connect(fd, server).await?;
+    let start = Instant::now();
+    let mut header = [0; HEADER];
+    header[8..].copy_from_slice(&len.to_le_bytes());
+    api.send_all(fd, &header).await?;
+    send_pattern(&api, fd, len).await?;
+    api.shutdown(fd, Shutdown::Write).await?;
+    let receipt = read_exact(&api, fd, 8).await?;
+    let took = start.elapsed();
+    let verified = receipt.try_into().map(u64::from_le_bytes).unwrap_or(0);
+    if verified != len {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("server verified {verified} of {len} bytes")));
+    }
+    api.close(fd).await?;
+    Ok(took)
+}
+
+/// Sends `len` bytes of stream 0's pattern in `CHUNK`-byte calls.
+async fn send_pattern(api: &Api, fd: Fd, len: u64) -> io::Result<()> {
+    let mut buf = vec![0; CHUNK];
+    let mut sent = 0;
+    while sent < len {
+        let n = CHUNK.min((len - sent) as usize);
+        pattern::fill(0, sent, &mut buf[..n]);
+        api.send_all(fd, &buf[..n]).await?;
+        sent += n as u64;
+    }
+    Ok(())
+}
+
+/// First start and last end of the timed parts of several tasks.
+#[derive(Default)]
+struct Span(Mutex<Option<(Instant, Instant)>>);
+
+impl Span {
+    fn add(&self, start: Instant, end: Instant) {
+        let mut span = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        *span = Some(span.map_or((start, end), |(s, e)| (s.min(start), e.max(end))));
+    }
+
+    fn length(&self) -> Option<Duration> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).map(|(s, e)| e - s)
+    }
+}
+
+/// Short connections per second over `conns` echo connections (see the module doc).
+pub fn conn_rate(conns: u64) -> Result<f64, String> {
+    let bufs = GroupConfig::new(1, SERVER_MAC, SERVER_IP).bufs;
+    let mut world = world(CONN_SERVER_STACKS, CONN_CLIENT_STACKS, bufs)?;
+    let (spawner, ledger) = (Spawner::new(), Arc::new(Ledger::default()));
+    let listening = spawn_servers(&world.hosts[0].group, &spawner, &ledger, echo::server);
+    let span = Arc::new(Span::default());
+    for worker in 0..CONN_WORKERS.min(conns) {
+        let home = worker as usize % CONN_CLIENT_STACKS;
+        let api = world.hosts[1].group.api(home, Arc::new(RealClock::new()));
+        let ids = (worker..conns).step_by(CONN_WORKERS as usize);
+        let (ledger, listening, span) = (Arc::clone(&ledger), Arc::clone(&listening), Arc::clone(&span));
+        spawner.spawn(CONN_SERVER_STACKS + home, format!("echo worker {worker}"), async move {
+            listening.wait().await;
+            let start = Instant::now();
+            for id in ids {
+                echo::client(api.clone(), server_addr(), id, CONN_BYTES, Arc::clone(&ledger)).await?;
+            }
+            span.add(start, Instant::now());
+            Ok(())
+        });
+    }
+    execute(&mut world, &spawner)?;
+    check_conns(&ledger, conns)?;
+    let took = span.length().ok_or("no client recorded a time")?;
+    Ok(conns as f64 / took.as_secs_f64())
+}
+
+/// Every connection was seen, with every byte, by both ends.
+fn check_conns(ledger: &Ledger, conns: u64) -> Result<(), String> {
+    for side in [Side::Client, Side::Server] {
+        let records = ledger.side(side);
+        let complete = records.iter().filter(|r| r.bytes == CONN_BYTES).count() as u64;
+        if complete != conns {
+            return Err(format!("{side:?}: {complete} complete connections of {conns}"));
+        }
+    }
+    Ok(())
+}
