@@ -154,13 +154,9 @@ impl StackGroup {
         }
         port.start()?;
         let rss = RssConf::from_parts(conf.rss_key, conf.rss_types, port.reta_query());
-        let rings = |_| Ring::new(config.ring_size, RingMode::Mpsc).map_err(|e| GroupError::Config(e.to_string()));
         let fabric = Arc::new(Fabric {
-            soft: (0..config.stacks).map(rings).collect::<Result<_, _>>()?,
-            rpc: (0..config.stacks)
-                .map(|_| Ring::new(config.ring_size, RingMode::Mpsc))
-                .collect::<Result<_, _>>()
-                .map_err(|e| GroupError::Config(e.to_string()))?,
+            soft: rings(config.stacks, config.ring_size)?,
+            rpc: rings(config.stacks, config.ring_size)?,
             config,
             port,
             pool,
@@ -224,6 +220,11 @@ impl StackGroup {
     pub(crate) fn stack(&self, i: usize) -> MutexGuard<'_, Instance> {
         self.stacks[i].lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// `n` MPSC rings of `size` slots.
+fn rings<T>(n: usize, size: usize) -> Result<Vec<Ring<T>>, GroupError> {
+    (0..n).map(|_| Ring::new(size, RingMode::Mpsc).map_err(|e| GroupError::Config(e.to_string()))).collect()
 }
 
 fn check(config: &GroupConfig) -> Result<(), GroupError> {

@@ -240,7 +240,8 @@ impl Instance {
         let from_soft = fabric.soft[me].dequeue_burst(&mut burst, RX_BURST);
         self.stats.forwarded_in += from_soft as u64;
         for mbuf in burst.drain(..) {
-            self.accept_local(mbuf);
+            let meta = PacketMeta::parse(mbuf.data()).ok();
+            self.accept_local(mbuf, meta.as_ref());
         }
         self.burst = burst;
         from_nic + from_soft > 0
@@ -254,13 +255,13 @@ impl Instance {
             Route::Owner(owner) if owner != self.id => self.hand_over(owner, mbuf),
             Route::Everyone => {
                 self.copy_to_others(&mbuf, None);
-                self.accept_local(mbuf);
+                self.accept_local(mbuf, Some(&meta));
             }
             Route::EveryoneAsReply => {
                 self.copy_to_others(&mbuf, Some(arp_op_offset(&meta)));
-                self.accept_local(mbuf);
+                self.accept_local(mbuf, Some(&meta));
             }
-            _ => self.accept_local(mbuf),
+            _ => self.accept_local(mbuf, Some(&meta)),
         }
     }
 
@@ -294,12 +295,10 @@ impl Instance {
     /// listener: a duplicate for a connection that exists (smoltcp would give
     /// it to a fresh listening socket) or one beyond a full accept queue
     /// (Linux drops those too; the peer retransmits).
-    fn accept_local(&mut self, mbuf: Mbuf) {
-        if let Ok(meta) = PacketMeta::parse(mbuf.data()) {
-            if let Some(stat) = self.syn_filter(&meta) {
-                *stat += 1;
-                return;
-            }
+    fn accept_local(&mut self, mbuf: Mbuf, meta: Option<&PacketMeta>) {
+        if let Some(stat) = meta.and_then(|m| self.syn_filter(m)) {
+            *stat += 1;
+            return;
         }
         self.device.rx.push_back(mbuf);
     }
