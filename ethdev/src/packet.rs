@@ -12,6 +12,12 @@
 //! payload and extension-header lengths), so Ethernet padding is never read
 //! as a transport header. Fragments keep their protocol but get no ports, so
 //! that RSS hashes every fragment of a datagram alike, on addresses only.
+//!
+//! [`Ipv4Flow::parse`] is the fixed-offset shortcut a NIC's parser takes for
+//! the commonest frame (untagged IPv4 TCP or UDP without options): it reads
+//! the 4-tuple where it must be and declines every other frame, which then
+//! takes the full walk. Where it accepts a frame, it agrees with
+//! [`PacketMeta::parse`].
 
 /// Layer-3 source and destination addresses of a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -60,6 +66,20 @@ pub struct PacketMeta {
     pub ports: Option<(u16, u16)>,
     /// TCP flags byte (FIN=0x01 SYN=0x02 RST=0x04 PSH=0x08 ACK=0x10 ...), 0 if not TCP.
     pub tcp_flags: u8,
+}
+
+/// The flow of an untagged, unfragmented IPv4 TCP or UDP frame whose IP
+/// header has no options: everything RSS reads, found at fixed offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Flow {
+    /// Source address, network byte order.
+    pub src: [u8; 4],
+    /// Destination address, network byte order.
+    pub dst: [u8; 4],
+    /// IP protocol: TCP (6) or UDP (17).
+    pub proto: u8,
+    /// Source and destination port, host byte order.
+    pub ports: (u16, u16),
 }
 
 /// Why a frame's headers could not be read.
@@ -232,6 +252,43 @@ impl PacketMeta {
         self.ports = Some((be16(l4, 0)?, be16(l4, 2)?));
         Some(())
     }
+}
+
+/// Bytes [`Ipv4Flow::parse`] reads at fixed offsets: Ethernet and IPv4
+/// headers and the two ports.
+const IPV4_FLOW_PREFIX: usize = ETH_HEADER_LEN + IPV4_MIN_HEADER_LEN + 4;
+
+impl Ipv4Flow {
+    /// The flow of `frame` if it is an untagged IPv4 TCP or UDP frame with a
+    /// 20-byte IP header, not a fragment, with its whole transport header
+    /// inside the IP total length; `None` for any other frame. When `Some`,
+    /// [`PacketMeta::parse`] finds the same addresses, protocol and ports,
+    /// no VLAN and layer 3 at byte 14.
+    #[inline]
+    pub fn parse(frame: &[u8]) -> Option<Ipv4Flow> {
+        let head: [u8; IPV4_FLOW_PREFIX] = bytes(frame, 0)?;
+        let field = |at: usize| u16::from_be_bytes([head[at], head[at + 1]]);
+        let (version_ihl, fragment, proto) = (head[ETH_HEADER_LEN], field(20) & 0x3fff, head[23]);
+        if field(12) != ETHER_TYPE_IPV4 || version_ihl != 0x45 || fragment != 0 {
+            return None;
+        }
+        let ip_len = usize::from(field(16)).min(frame.len() - ETH_HEADER_LEN);
+        let l4_len = ip_len.checked_sub(IPV4_MIN_HEADER_LEN)?;
+        let complete = match proto {
+            PROTO_TCP => (TCP_MIN_HEADER_LEN..=l4_len).contains(&tcp_header_len(frame)?),
+            PROTO_UDP => l4_len >= UDP_HEADER_LEN,
+            _ => false,
+        };
+        let ports = (field(34), field(36));
+        complete.then_some(Ipv4Flow { src: bytes(&head, 26)?, dst: bytes(&head, 30)?, proto, ports })
+    }
+}
+
+/// The TCP header length of an [`Ipv4Flow`] frame, from its data offset.
+#[inline(always)]
+fn tcp_header_len(frame: &[u8]) -> Option<usize> {
+    let data_offset = *frame.get(ETH_HEADER_LEN + IPV4_MIN_HEADER_LEN + 12)?;
+    Some(usize::from(data_offset >> 4) * 4)
 }
 
 #[cfg(test)]
@@ -418,6 +475,39 @@ mod tests {
         }
 
         #[test]
+        fn ipv4_flow_agrees_with_the_full_parse(spec in spec(), cut: prop::sample::Index) {
+            let whole = build(&spec);
+            let frame = &whole[..cut.index(whole.len() + 1)];
+            if let Some(flow) = Ipv4Flow::parse(frame) {
+                let meta = PacketMeta::parse(frame).expect("l2 complete");
+                prop_assert_eq!(Some(flow), flow_of(&meta));
+            }
+            let plain = spec.vlans.is_empty() && matches!(spec.ip, IpAddrs::V4 { .. }) && !spec.fragment;
+            prop_assert_eq!(Ipv4Flow::parse(&whole).is_some(), plain);
+        }
+
+        #[test]
+        fn ipv4_flow_agrees_on_random_headers(
+            proto in prop::sample::select(vec![PROTO_TCP, PROTO_UDP, 1]),
+            header in vec(any::<u8>(), 19..=19),
+            total_len in 0u16..80,
+            tail in vec(any::<u8>(), 0..40),
+        ) {
+            let mut frame = vec![0u8; 12];
+            frame.extend_from_slice(&ETHER_TYPE_IPV4.to_be_bytes());
+            frame.push(0x45);
+            frame.extend_from_slice(&header);
+            frame[16..18].copy_from_slice(&total_len.to_be_bytes());
+            frame[20] &= 0xc0;
+            frame[21] = 0;
+            frame[23] = proto;
+            frame.extend_from_slice(&tail);
+            if let Some(flow) = Ipv4Flow::parse(&frame) {
+                prop_assert_eq!(Some(flow), flow_of(&PacketMeta::parse(&frame).expect("l2 complete")));
+            }
+        }
+
+        #[test]
         fn arbitrary_bytes_never_panic(frame in vec(any::<u8>(), 0..128)) {
             let _ = PacketMeta::parse(&frame);
         }
@@ -437,6 +527,16 @@ mod tests {
                 *next_header = next;
             }
             let _ = PacketMeta::parse(&frame);
+        }
+    }
+
+    /// The [`Ipv4Flow`] a full parse implies, if the frame is one.
+    fn flow_of(meta: &PacketMeta) -> Option<Ipv4Flow> {
+        match (meta.vlan, meta.ip, meta.ip_proto, meta.ports, meta.l3_offset, meta.l4_offset) {
+            (None, Some(IpAddrs::V4 { src, dst }), Some(proto), Some(ports), 14, 34) => {
+                Some(Ipv4Flow { src, dst, proto, ports })
+            }
+            _ => None,
         }
     }
 

@@ -172,12 +172,21 @@ impl<T> Ring<T> {
         let Some((start, n)) = self.reserve(Side::Prod, objs.len(), behavior) else {
             return 0;
         };
-        for (i, obj) in objs.drain(..n as usize).enumerate() {
-            // SAFETY: slots start..start+n were reserved for this producer.
-            unsafe { self.write_slot(start.wrapping_add(i as u32), obj) };
+        let (n, rest) = (n as usize, objs.len() - n as usize);
+        // SAFETY: slots start..start+n were reserved for this producer. The
+        // first `n` objects are moved into them bitwise, so the vector's
+        // length is cut to 0 first and the `rest` objects after them are
+        // moved down before it is restored; nothing here can panic.
+        unsafe {
+            objs.set_len(0);
+            self.copy_run(start, n, |slot, at, count| {
+                std::ptr::copy_nonoverlapping(objs.as_ptr().add(at), slot, count)
+            });
+            std::ptr::copy(objs.as_ptr().add(n), objs.as_mut_ptr(), rest);
+            objs.set_len(rest);
         }
-        self.publish(Side::Prod, start, n);
-        n as usize
+        self.publish(Side::Prod, start, n as u32);
+        n
     }
 
     fn dequeue_into(&self, out: &mut Vec<T>, max: usize, behavior: Behavior) -> usize {
@@ -185,12 +194,33 @@ impl<T> Ring<T> {
             return 0;
         };
         out.reserve(n as usize);
-        for i in 0..n {
-            // SAFETY: slots start..start+n were reserved for this consumer.
-            out.push(unsafe { self.read_slot(start.wrapping_add(i)) });
+        let len = out.len();
+        // SAFETY: slots start..start+n were reserved for this consumer and
+        // hold published objects, which are moved bitwise into the spare
+        // capacity just reserved; the length then covers them.
+        unsafe {
+            let dst = out.as_mut_ptr().add(len);
+            self.copy_run(start, n as usize, |slot, at, count| std::ptr::copy_nonoverlapping(slot, dst.add(at), count));
+            out.set_len(len + n as usize);
         }
         self.publish(Side::Cons, start, n);
         n as usize
+    }
+
+    /// Calls `copy(slot pointer, offset into the run, count)` for the one or
+    /// two contiguous pieces of slot memory that counters `start..start+n`
+    /// occupy (two when the run wraps past the end of the slot array).
+    ///
+    /// # Safety
+    /// The caller holds a reservation covering the run.
+    unsafe fn copy_run(&self, start: u32, n: usize, mut copy: impl FnMut(*mut T, usize, usize)) {
+        let first = (start & self.mask) as usize;
+        let head = n.min(self.capacity() - first);
+        let base = self.slots.as_ptr() as *mut T;
+        copy(base.add(first), 0, head);
+        if head < n {
+            copy(base, head, n - head);
+        }
     }
 
     /// Reserves up to `want` slots on `side` and returns the first counter

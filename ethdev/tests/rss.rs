@@ -7,7 +7,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use ethdev::packet::{IpAddrs, PacketMeta};
+use ethdev::packet::{IpAddrs, Ipv4Flow, PacketMeta};
 use ethdev::rss::{hash_input, toeplitz, Reta, RssConf, RssHashTypes, RssKey, Toeplitz};
 use etherparse::PacketBuilder;
 use proptest::collection::vec;
@@ -265,5 +265,26 @@ proptest! {
             prop_assert!(queue < nb_queues);
             prop_assert_eq!(queue, conf.reta().queue(hash));
         }
+    }
+
+    #[test]
+    fn ipv4_flow_goes_where_its_parsed_frame_goes(
+        key in any_key(),
+        types in any::<u32>().prop_map(RssHashTypes::from_bits_truncate),
+        (src, dst) in any::<([u8; 4], [u8; 4])>(),
+        ports in any::<(u16, u16)>(),
+        tcp: bool,
+    ) {
+        let ip = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]).ipv4(src, dst, 64);
+        let mut frame = Vec::new();
+        let written = match tcp {
+            true => ip.tcp(ports.0, ports.1, 1, 1024).write(&mut frame, b"payload"),
+            false => ip.udp(ports.0, ports.1).write(&mut frame, b"payload"),
+        };
+        written.expect("serialisable");
+        let conf = RssConf::from_parts(key, types, Reta::new(128, 4).expect("valid reta"));
+        let flow = Ipv4Flow::parse(&frame).expect("plain IPv4 frame");
+        let meta = PacketMeta::parse(&frame).expect("whole frame");
+        prop_assert_eq!(conf.queue_for_ipv4(&flow), conf.queue_for(&meta));
     }
 }

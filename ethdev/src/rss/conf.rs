@@ -3,7 +3,7 @@
 
 use super::{Reta, RssHashTypes, RssKey, Toeplitz};
 use crate::error::ConfigError;
-use crate::packet::PacketMeta;
+use crate::packet::{Ipv4Flow, PacketMeta};
 
 /// Key, hashed packet types and redirection table of a port, plus the
 /// [`Toeplitz`] tables of the key, rebuilt whenever the key changes.
@@ -72,6 +72,13 @@ impl RssConf {
     #[inline]
     pub fn queue_for(&self, meta: &PacketMeta) -> Option<(u32, u16)> {
         let hash = self.toeplitz.hash_meta(meta, self.types)?;
+        Some((hash, self.reta.queue(hash)))
+    }
+
+    /// [`RssConf::queue_for`] a frame [`Ipv4Flow::parse`] read.
+    #[inline]
+    pub fn queue_for_ipv4(&self, flow: &Ipv4Flow) -> Option<(u32, u16)> {
+        let hash = self.toeplitz.hash_ipv4_flow(flow, self.types)?;
         Some((hash, self.reta.queue(hash)))
     }
 }

@@ -61,19 +61,30 @@ pub fn hash_input(meta: &PacketMeta, types: RssHashTypes) -> Option<HashInput> {
 #[inline(always)]
 pub(super) fn hash_fields(meta: &PacketMeta, types: RssHashTypes) -> Option<(IpAddrs, Option<(u16, u16)>)> {
     let ip = meta.ip?;
-    let (ip_type, tcp_type, udp_type) = match ip {
-        IpAddrs::V4 { .. } => (RssHashTypes::IPV4, RssHashTypes::IPV4_TCP, RssHashTypes::IPV4_UDP),
-        IpAddrs::V6 { .. } => (RssHashTypes::IPV6, RssHashTypes::IPV6_TCP, RssHashTypes::IPV6_UDP),
+    let v6 = matches!(ip, IpAddrs::V6 { .. });
+    let with_ports = selects_ports(v6, meta.ip_proto, meta.ports.is_some(), types)?;
+    Some((ip, meta.ports.filter(|_| with_ports)))
+}
+
+/// What `types` hashes of an IPv4 (or, if `v6`, IPv6) packet whose
+/// transport is `proto` and whose ports could (`readable`) or could not be
+/// read: the 4-tuple (`Some(true)`), the addresses only (`Some(false)`), or
+/// nothing (`None`).
+#[inline(always)]
+pub(super) fn selects_ports(v6: bool, proto: Option<u8>, readable: bool, types: RssHashTypes) -> Option<bool> {
+    let (ip_type, tcp_type, udp_type) = match v6 {
+        false => (RssHashTypes::IPV4, RssHashTypes::IPV4_TCP, RssHashTypes::IPV4_UDP),
+        true => (RssHashTypes::IPV6, RssHashTypes::IPV6_TCP, RssHashTypes::IPV6_UDP),
     };
-    let l4_type = match meta.ip_proto {
+    let l4_type = match proto {
         Some(PROTO_TCP) => tcp_type,
         Some(PROTO_UDP) => udp_type,
         _ => RssHashTypes::empty(),
     };
-    if !l4_type.is_empty() && types.contains(l4_type) && meta.ports.is_some() {
-        return Some((ip, meta.ports));
+    if !l4_type.is_empty() && types.contains(l4_type) && readable {
+        return Some(true);
     }
-    types.contains(ip_type).then_some((ip, None))
+    types.contains(ip_type).then_some(false)
 }
 
 /// Source and destination port in network byte order, as hashed.

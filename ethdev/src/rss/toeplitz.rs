@@ -11,9 +11,9 @@
 use std::fmt;
 use std::iter;
 
-use super::input::{hash_fields, port_bytes};
+use super::input::{hash_fields, port_bytes, selects_ports};
 use super::{RssHashTypes, RssKey};
-use crate::packet::{IpAddrs, PacketMeta};
+use crate::packet::{IpAddrs, Ipv4Flow, PacketMeta};
 
 /// Input byte positions with a table: the longest input of a 52-byte key.
 const MAX_POSITIONS: usize = 48;
@@ -96,6 +96,14 @@ impl Toeplitz {
             IpAddrs::V4 { src, dst } => self.hash_v4(src, dst, ports),
             IpAddrs::V6 { src, dst } => self.hash_v6(src, dst, ports),
         })
+    }
+
+    /// The hash of the fields of `flow` that `types` selects; the same as
+    /// [`Toeplitz::hash_meta`] of the frame's [`PacketMeta`].
+    #[inline]
+    pub fn hash_ipv4_flow(&self, flow: &Ipv4Flow, types: RssHashTypes) -> Option<u32> {
+        let with_ports = selects_ports(false, Some(flow.proto), true, types)?;
+        Some(self.hash_v4(flow.src, flow.dst, with_ports.then_some(flow.ports)))
     }
 
     /// The XOR of the table entries of `bytes` placed at input position `first`.
