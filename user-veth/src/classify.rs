@@ -4,15 +4,20 @@
 //! In order: the MTU check, the MAC filter, flow rules (whose fate may be a
 //! queue, a drop, or RSS over a subset of queues), and finally the port's
 //! RSS through its RETA. With no rules and isolate mode off the flow table
-//! costs one branch.
+//! costs one branch, and a plain IPv4 TCP/UDP frame (when no receive
+//! checksum offload wants the full header walk either) takes the
+//! fixed-offset parser, [`Ipv4Flow::parse`], straight into the Toeplitz hash.
 
 use ethdev::dev::MacAddr;
 use ethdev::flow::Fate;
-use ethdev::packet::PacketMeta;
+use ethdev::packet::{Ipv4Flow, PacketMeta};
 use ethdev::rss::RssHashTypes;
 use ethdev::stats::DropReason;
 
 use crate::port::State;
+
+/// An untagged Ethernet header: where an [`Ipv4Flow`] frame's layer 3 starts.
+pub(crate) const ETHERNET_HEADER: usize = 14;
 
 /// Where a received frame goes and what the NIC learnt about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,13 +35,8 @@ pub(crate) fn classify(
     frame_len: usize,
     meta: &PacketMeta,
 ) -> Result<Placement, DropReason> {
-    if frame_len - meta.l3_offset as usize > state.conf.mtu as usize {
-        return Err(DropReason::Oversize);
-    }
-    if is_unicast(&meta.dst_mac) && meta.dst_mac != *mac && !promiscuous {
-        return Err(DropReason::MacFilter);
-    }
-    if state.flows.is_empty() && !state.flows.is_isolated() {
+    admit(state, mac, promiscuous, frame_len - meta.l3_offset as usize, &meta.dst_mac)?;
+    if rss_only(state) {
         return Ok(default_rss(state, meta, None));
     }
     let verdict = state.flows.classify(meta, frame_len);
@@ -48,6 +48,42 @@ pub(crate) fn classify(
         Fate::Default => default_rss(state, meta, verdict.mark),
     };
     Ok(placement)
+}
+
+/// Whether `state` lets [`classify_ipv4`] stand in for [`classify`]: no
+/// flow rules and isolate mode off, so only MTU, MAC filter and RSS apply.
+pub(crate) fn rss_only(state: &State) -> bool {
+    state.flows.is_empty() && !state.flows.is_isolated()
+}
+
+/// [`classify`] for a frame [`Ipv4Flow::parse`] read (layer 3 at byte 14),
+/// on a port where [`rss_only`] holds.
+#[inline]
+pub(crate) fn classify_ipv4(
+    state: &State,
+    mac: &MacAddr,
+    promiscuous: bool,
+    frame: &[u8],
+    flow: &Ipv4Flow,
+) -> Result<Placement, DropReason> {
+    let dst_mac = frame.first_chunk().ok_or(DropReason::Malformed)?;
+    admit(state, mac, promiscuous, frame.len() - ETHERNET_HEADER, dst_mac)?;
+    Ok(match state.rss.queue_for_ipv4(flow) {
+        Some((hash, queue)) => Placement { queue, hash: Some(hash), mark: None },
+        None => Placement { queue: 0, hash: None, mark: None },
+    })
+}
+
+/// The MTU check on the `l3_len` bytes from layer 3 on, and the MAC filter.
+#[inline(always)]
+fn admit(state: &State, mac: &MacAddr, promiscuous: bool, l3_len: usize, dst_mac: &MacAddr) -> Result<(), DropReason> {
+    if l3_len > state.conf.mtu as usize {
+        return Err(DropReason::Oversize);
+    }
+    if is_unicast(dst_mac) && dst_mac != mac && !promiscuous {
+        return Err(DropReason::MacFilter);
+    }
+    Ok(())
 }
 
 fn is_unicast(mac: &MacAddr) -> bool {

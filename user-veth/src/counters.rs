@@ -16,8 +16,11 @@ use ethdev::stats::{DropCounters, DropReason};
 pub(crate) struct Counter(CachePadded<AtomicU64>);
 
 impl Counter {
+    /// Adds `n`; adding nothing skips the locked read-modify-write.
     pub(crate) fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        if n != 0 {
+            self.0.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn get(&self) -> u64 {

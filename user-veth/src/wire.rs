@@ -1,25 +1,22 @@
 //! The network-facing end of a veth: frames in from the cable, frames out.
 //!
-//! `put_rx` parses and classifies a burst, stages frames per queue, then
-//! enqueues each queue's batch with one ring operation; what does not fit is
-//! counted as `ring_full` (imissed). `take_tx` drains the transmit rings
+//! `put_rx` parses and classifies a burst (plain IPv4 TCP/UDP frames with
+//! the fixed-offset parser when the port allows it), stages frames per queue,
+//! then enqueues each queue's batch with one ring operation; what does not
+//! fit is counted as `ring_full` (imissed). `take_tx` drains the transmit rings
 //! round-robin and applies the transmit offloads each frame asks for.
 
 use std::sync::Arc;
 
-use ethdev::dev::{RxOffloads, TxOffloads};
+use ethdev::dev::{MacAddr, RxOffloads, TxOffloads};
 use ethdev::mbuf::Mbuf;
-use ethdev::packet::PacketMeta;
+use ethdev::packet::{Ipv4Flow, PacketMeta};
 use ethdev::stats::DropReason;
 use ethdev::Wire;
 
-use crate::classify::classify;
+use crate::classify::{classify, classify_ipv4, rss_only, Placement, ETHERNET_HEADER};
 use crate::offload;
 use crate::port::{Shared, State, TxQueue};
-
-/// An untagged Ethernet header: frames no longer than MTU plus this need no
-/// parsing to pass the MTU check.
-const ETHERNET_HEADER: usize = 14;
 
 /// The wire end of a veth port (see [`crate::Veth::new`]).
 pub struct VethWire {
@@ -36,6 +33,57 @@ impl VethWire {
     }
 }
 
+/// Receive classification for one burst: the port settings it reads,
+/// fetched once.
+struct Receiver<'a> {
+    state: &'a State,
+    mac: &'a MacAddr,
+    promiscuous: bool,
+    checksum: bool,
+    /// No flow rules and no checksum offload: plain IPv4 TCP/UDP frames may
+    /// skip the full header walk.
+    fixed_parser: bool,
+}
+
+impl<'a> Receiver<'a> {
+    fn new(shared: &'a Shared, state: &'a State) -> Receiver<'a> {
+        let checksum = state.conf.rx_offloads.contains(RxOffloads::CHECKSUM);
+        Receiver {
+            state,
+            mac: &shared.mac,
+            promiscuous: shared.promiscuous.load(std::sync::atomic::Ordering::Relaxed),
+            checksum,
+            fixed_parser: rss_only(state) && !checksum,
+        }
+    }
+
+    /// Classifies `mbuf` and records its queue, hash, mark and checksum
+    /// flags; returns the queue, or why the frame is dropped.
+    #[inline(always)]
+    fn receive(&self, mbuf: &mut Mbuf) -> Result<u16, DropReason> {
+        let flow = if self.fixed_parser { Ipv4Flow::parse(mbuf.data()) } else { None };
+        let placement = match flow {
+            Some(flow) => classify_ipv4(self.state, self.mac, self.promiscuous, mbuf.data(), &flow)?,
+            None => self.classify_parsed(mbuf)?,
+        };
+        mbuf.set_queue(placement.queue);
+        placement.hash.inspect(|&h| mbuf.set_rss_hash(h));
+        placement.mark.inspect(|&m| mbuf.set_mark(m));
+        Ok(placement.queue)
+    }
+
+    /// The full walk: parse, classify, and verify checksums if asked to.
+    fn classify_parsed(&self, mbuf: &mut Mbuf) -> Result<Placement, DropReason> {
+        let meta = PacketMeta::parse(mbuf.data()).map_err(|_| DropReason::Malformed)?;
+        let placement = classify(self.state, self.mac, self.promiscuous, mbuf.len(), &meta)?;
+        if self.checksum {
+            let flags = mbuf.flags() | offload::verify_checksums(mbuf.data(), &meta);
+            mbuf.set_flags(flags);
+        }
+        Ok(placement)
+    }
+}
+
 impl Wire for VethWire {
     fn put_rx(&mut self, frames: &mut Vec<Mbuf>) {
         let shared = &*self.shared;
@@ -49,40 +97,17 @@ impl Wire for VethWire {
         let queues = state.rxq.len();
         self.staged.resize_with(queues.max(self.staged.len()), Vec::new);
         self.staged_bytes.resize(self.staged.len(), 0);
-        let promiscuous = shared.promiscuous.load(std::sync::atomic::Ordering::Relaxed);
-        let checksum = state.conf.rx_offloads.contains(RxOffloads::CHECKSUM);
+        let receiver = Receiver::new(shared, &state);
         for mut mbuf in frames.drain(..) {
-            let placed = PacketMeta::parse(mbuf.data())
-                .map_err(|_| DropReason::Malformed)
-                .and_then(|meta| Ok((classify(&state, &shared.mac, promiscuous, mbuf.len(), &meta)?, meta)));
-            match placed {
-                Ok((placement, meta)) => {
-                    mbuf.set_queue(placement.queue);
-                    placement.hash.inspect(|&h| mbuf.set_rss_hash(h));
-                    placement.mark.inspect(|&m| mbuf.set_mark(m));
-                    if checksum {
-                        let flags = mbuf.flags() | offload::verify_checksums(mbuf.data(), &meta);
-                        mbuf.set_flags(flags);
-                    }
-                    self.staged_bytes[placement.queue as usize] += mbuf.len() as u64;
-                    self.staged[placement.queue as usize].push(mbuf);
+            match receiver.receive(&mut mbuf) {
+                Ok(queue) => {
+                    self.staged_bytes[queue as usize] += mbuf.len() as u64;
+                    self.staged[queue as usize].push(mbuf);
                 }
                 Err(reason) => shared.counters.rx_drops.add(reason, 1),
             }
         }
-        for (q, (staged, bytes)) in self.staged.iter_mut().zip(&mut self.staged_bytes).enumerate().take(queues) {
-            if staged.is_empty() {
-                continue;
-            }
-            let queue = &state.rxq[q];
-            let moved = queue.ring.enqueue_burst(staged) as u64;
-            let refused: u64 = staged.iter().map(|m| m.len() as u64).sum();
-            queue.counters.packets.add(moved);
-            queue.counters.bytes.add(*bytes - refused);
-            shared.counters.rx_drops.add(DropReason::RingFull, staged.len() as u64);
-            staged.clear();
-            *bytes = 0;
-        }
+        enqueue_staged(shared, &state, &mut self.staged, &mut self.staged_bytes);
     }
 
     fn take_tx(&mut self, out: &mut Vec<Mbuf>, max: usize) -> usize {
@@ -109,6 +134,25 @@ impl Wire for VethWire {
 
     fn name(&self) -> &str {
         &self.shared.name
+    }
+}
+
+/// Enqueues each receive queue's staged frames with one ring operation;
+/// what does not fit is counted as `ring_full` and dropped.
+fn enqueue_staged(shared: &Shared, state: &State, staged: &mut [Vec<Mbuf>], staged_bytes: &mut [u64]) {
+    for ((frames, bytes), queue) in staged.iter_mut().zip(staged_bytes).zip(&state.rxq) {
+        if frames.is_empty() {
+            continue;
+        }
+        let moved = queue.ring.enqueue_burst(frames) as u64;
+        let refused_bytes: u64 = frames.iter().map(|m| m.len() as u64).sum();
+        queue.counters.packets.add(moved);
+        queue.counters.bytes.add(*bytes - refused_bytes);
+        if !frames.is_empty() {
+            shared.counters.rx_drops.add(DropReason::RingFull, frames.len() as u64);
+            frames.clear();
+        }
+        *bytes = 0;
     }
 }
 

@@ -421,4 +421,36 @@ proptest! {
         prop_assert_eq!(delivered as u64 + dropped, frames.len() as u64);
         rig.finish();
     }
+
+    /// Plain IPv4 TCP/UDP frames take the fixed-offset parser unless a
+    /// receive offload needs the full walk; both paths must place every
+    /// frame (and drop every refused one) alike.
+    #[test]
+    fn fixed_offset_parser_places_frames_like_the_full_walk(
+        flows in prop::collection::vec((any::<([u8; 4], [u8; 4], u16, u16)>(), any::<bool>(), 0usize..1600), 1..64),
+        mtu in 1000u16..1500,
+        promiscuous: bool,
+    ) {
+        let frames: Vec<Vec<u8>> = flows
+            .iter()
+            .map(|&((src, dst, sport, dport), tcp, len)| {
+                let spec = if tcp { FrameSpec::tcp(v4(src, dst), sport, dport) } else { FrameSpec::udp(v4(src, dst), sport, dport) };
+                let to = if len % 3 == 0 { [2, 0, 0, 0, 0, 9] } else { MAC };
+                spec.macs([2, 0, 0, 0, 0, 1], to).build(&vec![0; len])
+            })
+            .collect();
+        let placed = |offloads: RxOffloads| {
+            let mut conf = PortConf::new(4);
+            (conf.rx_offloads, conf.mtu) = (offloads, mtu);
+            let mut rig = Rig::new(conf);
+            rig.port.set_promiscuous(promiscuous);
+            rig.inject(&frames);
+            let queues: Vec<Vec<(u32, Vec<u8>)>> =
+                (0..4).map(|q| rig.drain(q).iter().map(|m| (m.rss_hash(), m.data().to_vec())).collect()).collect();
+            let drops: Vec<u64> = DropReason::ALL.iter().map(|r| rig.drop_count(&format!("rx_drop_{}", r.name()))).collect();
+            rig.finish();
+            (queues, drops)
+        };
+        prop_assert_eq!(placed(RxOffloads::empty()), placed(RxOffloads::CHECKSUM));
+    }
 }
