@@ -155,7 +155,7 @@ impl TcpRun {
             let (spawner2, ledger, listening) = (spawner.clone(), Arc::clone(ledger), Arc::clone(&listening));
             let workload = self.workload;
             spawner.spawn_daemon(home, format!("server@{home}"), async move {
-                let fd = listen(&api).await?;
+                let fd = listen(&api, SERVER_PORT).await?;
                 listening.count_down();
                 match workload {
                     Workload::Bulk => bulk::server(api, fd, spawner2, home, ledger).await,
@@ -204,10 +204,12 @@ fn lend_threads(group: &StackGroup, first: usize, clock: &Arc<dyn stack::Clock>,
     }
 }
 
-async fn listen(api: &Api) -> std::io::Result<stack::Fd> {
+/// A listener on `port` of `api`'s home stack, with `SO_REUSEADDR` so that
+/// every stack can have its own (gazelle-style RSS servers).
+pub async fn listen(api: &Api, port: u16) -> std::io::Result<stack::Fd> {
     let fd = api.socket(SockType::Stream)?;
     api.setsockopt(fd, SockOpt::ReuseAddr(true)).await?;
-    api.bind(fd, SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), SERVER_PORT)).await?;
+    api.bind(fd, SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)).await?;
     api.listen(fd, 128).await?;
     Ok(fd)
 }

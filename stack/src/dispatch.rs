@@ -137,9 +137,13 @@ impl Tables {
     fn tcp_owner(&self, meta: &PacketMeta, sport: u16, dport: u16) -> Option<usize> {
         let peer = SocketAddr::new(src_ip(meta)?, sport);
         let conn = self.conn_owner(&ConnKey { peer, local_port: dport });
-        let syn_only = meta.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
-        conn.or_else(|| if syn_only { self.bound_owner(Bound::TcpListen(dport)) } else { None })
+        conn.or_else(|| if opens_connection(meta) { self.bound_owner(Bound::TcpListen(dport)) } else { None })
     }
+}
+
+/// A TCP SYN without ACK: the first segment of a connection.
+pub(crate) fn opens_connection(meta: &PacketMeta) -> bool {
+    meta.ip_proto == Some(PROTO_TCP) && meta.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
 }
 
 /// The source address of an IP frame.

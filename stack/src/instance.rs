@@ -26,7 +26,7 @@ use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
 use crate::device::{DeviceStats, QueueDevice};
-use crate::dispatch::{arp_op_offset, src_ip, Bound, ConnKey, Route, ARP_REPLY};
+use crate::dispatch::{arp_op_offset, opens_connection, src_ip, Bound, ConnKey, Route, ARP_REPLY};
 use crate::error;
 use crate::group::{Fabric, CONN_RULE_PRIORITY};
 use crate::ports::Proto;
@@ -44,9 +44,6 @@ const RPC_BURST: usize = 256;
 const DGRAM_SLOTS: usize = 64;
 /// Idle time after which a TCP socket sends a keep-alive (see `tcp_socket`).
 const KEEP_ALIVE: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(500);
-const TCP_SYN: u8 = 0x02;
-const TCP_ACK: u8 = 0x10;
-const PROTO_TCP: u8 = 6;
 
 /// Counters of one stack instance.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -304,10 +301,7 @@ impl Instance {
     }
 
     fn syn_filter(&mut self, meta: &PacketMeta) -> Option<&mut u64> {
-        let (Some(PROTO_TCP), Some((sport, dport))) = (meta.ip_proto, meta.ports) else { return None };
-        if meta.tcp_flags & (TCP_SYN | TCP_ACK) != TCP_SYN {
-            return None;
-        }
+        let (true, Some((sport, dport))) = (opens_connection(meta), meta.ports) else { return None };
         let peer = SocketAddr::new(src_ip(meta)?, sport);
         if self.conn_index.contains_key(&ConnKey { peer, local_port: dport }) {
             return Some(&mut self.stats.dup_syn_drops);

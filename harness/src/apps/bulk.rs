@@ -25,6 +25,16 @@ fn invalid(msg: String) -> io::Error {
 pub async fn client(api: Api, server: SocketAddr, id: u64, len: u64, ledger: Arc<Ledger>) -> io::Result<()> {
     let fd = api.socket(SockType::Stream)?;
     api.connect(fd, server).await?;
+    transfer(&api, fd, id, len).await?;
+    let (local, stack) = (api.getsockname(fd)?, api.stack_of(fd)?);
+    ledger.record(ConnRecord { side: Side::Client, stack, local, peer: server, bytes: len });
+    api.close(fd).await
+}
+
+/// The client's exchange on connected `fd`: header, `len` pattern bytes of
+/// stream `id`, half-close, and the server's receipt, which must count
+/// every byte.
+pub async fn transfer(api: &Api, fd: Fd, id: u64, len: u64) -> io::Result<()> {
     let mut header = [0; HEADER];
     header[..8].copy_from_slice(&id.to_le_bytes());
     header[8..].copy_from_slice(&len.to_le_bytes());
@@ -38,14 +48,12 @@ pub async fn client(api: Api, server: SocketAddr, id: u64, len: u64, ledger: Arc
         sent += n as u64;
     }
     api.shutdown(fd, Shutdown::Write).await?;
-    let receipt = read_exact(&api, fd, 8).await?;
+    let receipt = read_exact(api, fd, 8).await?;
     let verified = u64::from_le_bytes(receipt.try_into().map_err(|_| invalid("short receipt".into()))?);
     if verified != len {
         return Err(invalid(format!("stream {id}: server verified {verified} of {len} bytes")));
     }
-    let (local, stack) = (api.getsockname(fd)?, api.stack_of(fd)?);
-    ledger.record(ConnRecord { side: Side::Client, stack, local, peer: server, bytes: len });
-    api.close(fd).await
+    Ok(())
 }
 
 /// Reads exactly `n` bytes (an error at end of stream).

@@ -2,9 +2,9 @@
 //! user-space bridge at MTU 1500, run by the threaded executor (a thread
 //! per stack, per application thread and for the bridge, run-to-wakeup).
 //! `tcp.goodput.1500` is one bulk stream between a 1-stack client and a
-//! 1-stack server with 256 KiB socket buffers: the client speaks the bulk
-//! app's protocol (header, pattern bytes, half-close, 8-byte receipt) to the
-//! unchanged bulk server, which verifies every byte, so generating and
+//! 1-stack server with 256 KiB socket buffers: the client runs the bulk
+//! app's exchange (`bulk::transfer`) against the bulk server, which
+//! verifies every byte, so generating and
 //! checking the pattern is part of the figure, as an application's own
 //! work would be; the clock runs inside the client task from the end of
 //! `connect` to the server's receipt, so world set-up and executor
@@ -26,14 +26,14 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use stack::{Api, BufSizes, Fd, GroupConfig, Shutdown, SockOpt, SockType, StackGroup};
+use stack::{Api, BufSizes, Fd, GroupConfig, SockType, StackGroup};
 use user_vbridge::Impairments;
 
 use super::kernel::{kernel_goodput, secs_for};
 use super::{measurement, Budget, Measurement};
-use crate::apps::bulk::read_exact;
-use crate::apps::{bulk, echo, pattern, Ledger, Side};
+use crate::apps::{bulk, echo, Ledger, Side};
 use crate::exec::{self, Latch, RealClock, Spawner};
+use crate::tcp_run::listen;
 use crate::world::World;
 
 /// Name of the single-stream goodput figure.
@@ -53,9 +53,6 @@ const STREAM_BUF: usize = 256 * 1024;
 /// Payload of the goodput stream for a smoke pass and a full run.
 const SMOKE_BYTES: u64 = 16 << 20;
 const FULL_BYTES: u64 = 256 << 20;
-/// Bytes per send call, as the bulk app uses; the bulk header's length.
-const CHUNK: usize = 16 * 1024;
-const HEADER: usize = 16;
 /// Short connections for a smoke pass and a full run, and how many are open at once.
 const SMOKE_CONNS: u64 = 200;
 const FULL_CONNS: u64 = 2000;
@@ -136,16 +133,6 @@ fn server_addr() -> SocketAddr {
     SocketAddr::new(IpAddr::V4(SERVER_IP), PORT)
 }
 
-/// A listener on `PORT` of `api`'s home stack (shared, gazelle-style, by
-/// every stack's listener).
-async fn listen(api: &Api) -> io::Result<Fd> {
-    let fd = api.socket(SockType::Stream)?;
-    api.setsockopt(fd, SockOpt::ReuseAddr(true)).await?;
-    api.bind(fd, SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), PORT)).await?;
-    api.listen(fd, 128).await?;
-    Ok(fd)
-}
-
 /// Listeners on every stack of `group`, stack `i`'s on application thread
 /// `i`, serving with `serve`; returns a latch that opens once all listen.
 fn spawn_servers<F, Fut>(group: &StackGroup, spawner: &Spawner, ledger: &Arc<Ledger>, serve: F) -> Arc<Latch>
@@ -160,7 +147,7 @@ where
         let (spawner2, ledger, latch, serve) =
             (spawner.clone(), Arc::clone(ledger), Arc::clone(&listening), serve.clone());
         spawner.spawn_daemon(home, format!("server@{home}"), async move {
-            let fd = listen(&api).await?;
+            let fd = listen(&api, PORT).await?;
             latch.count_down();
             serve(api, fd, spawner2, home, ledger).await
         });
@@ -209,38 +196,16 @@ pub fn goodput(len: u64) -> Result<f64, String> {
     Ok(len as f64 * 8.0 / took.as_secs_f64() / 1e9)
 }
 
-/// The bulk client's exchange (stream 0), returning the time from the end
-/// of `connect` to the server's receipt of all `len` bytes.
+/// One bulk stream (stream 0), returning the time from the end of
+/// `connect` to the server's receipt of all `len` bytes.
 async fn timed_bulk(api: Api, server: SocketAddr, len: u64) -> io::Result<Duration> {
     let fd = api.socket(SockType::Stream)?;
     api.connect(fd, server).await?;
     let start = Instant::now();
-    let mut header = [0; HEADER];
-    header[8..].copy_from_slice(&len.to_le_bytes());
-    api.send_all(fd, &header).await?;
-    send_pattern(&api, fd, len).await?;
-    api.shutdown(fd, Shutdown::Write).await?;
-    let receipt = read_exact(&api, fd, 8).await?;
+    bulk::transfer(&api, fd, 0, len).await?;
     let took = start.elapsed();
-    let verified = receipt.try_into().map(u64::from_le_bytes).unwrap_or(0);
-    if verified != len {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("server verified {verified} of {len} bytes")));
-    }
     api.close(fd).await?;
     Ok(took)
-}
-
-/// Sends `len` bytes of stream 0's pattern in `CHUNK`-byte calls.
-async fn send_pattern(api: &Api, fd: Fd, len: u64) -> io::Result<()> {
-    let mut buf = vec![0; CHUNK];
-    let mut sent = 0;
-    while sent < len {
-        let n = CHUNK.min((len - sent) as usize);
-        pattern::fill(0, sent, &mut buf[..n]);
-        api.send_all(fd, &buf[..n]).await?;
-        sent += n as u64;
-    }
-    Ok(())
 }
 
 /// First start and last end of the timed parts of several tasks.
