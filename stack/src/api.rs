@@ -16,7 +16,7 @@
 //! waits, so the stack advances exactly when the application is in a call.
 
 use std::collections::HashMap;
-use std::future::poll_fn;
+use std::future::{poll_fn, ready, Future};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, MutexGuard, PoisonError};
@@ -25,7 +25,7 @@ use std::task::Poll;
 use crate::config::{ForwardMode, ThreadModel};
 use crate::error;
 use crate::group::StackGroup;
-use crate::instance::SockId;
+use crate::instance::{Instance, SockId};
 use crate::ports::Proto;
 use crate::rpc::{BufSizes, Interest, Notify, Op, Readiness, Reply, ReplySlot, Rpc};
 use crate::Clock;
@@ -338,7 +338,14 @@ impl Api {
     /// the socket is non-blocking.
     pub async fn send(&self, fd: Fd, data: &[u8]) -> io::Result<usize> {
         let (stack, sock, nonblocking) = self.conn(fd)?;
-        match self.blocking(stack, nonblocking, || Op::Send(sock, data.to_vec())).await? {
+        let reply = if self.runs_inline() {
+            // Straight from the caller's buffer into the socket: no copy on the way.
+            let attempt = |notify| ready(self.inline(stack, |s| s.run_call(Some(notify), |s| s.send(sock, data))));
+            self.retrying(stack, nonblocking, attempt).await
+        } else {
+            self.blocking(stack, nonblocking, || Op::Send(sock, data.to_vec())).await
+        };
+        match reply? {
             Reply::Len(n) => Ok(n),
             other => Err(unexpected(other)),
         }
@@ -490,17 +497,36 @@ impl Api {
     /// Repeats `op` on `stack` until it does not would-block, waiting for
     /// a state change between tries (or fails at once if `nonblocking`).
     async fn blocking(&self, stack: usize, nonblocking: bool, op: impl Fn() -> Op) -> io::Result<Reply> {
+        self.retrying(stack, nonblocking, |notify| self.call(stack, op(), Some(notify))).await
+    }
+
+    /// Makes `attempt`s until one does not fail with `WouldBlock` (or the
+    /// socket is non-blocking), waiting for `stack` to signal a change in
+    /// between.
+    async fn retrying<F>(
+        &self,
+        stack: usize,
+        nonblocking: bool,
+        attempt: impl Fn(Arc<Notify>) -> F,
+    ) -> io::Result<Reply>
+    where
+        F: Future<Output = io::Result<Reply>>,
+    {
         loop {
             let notify = Arc::new(Notify::default());
-            match self.call(stack, op(), Some(Arc::clone(&notify))).await {
+            match attempt(Arc::clone(&notify)).await {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && !nonblocking => self.wait(&notify, &[stack]).await,
                 other => return other,
             }
         }
     }
 
-    /// Sends one RPC to `stack` and waits for its answer.
+    /// Runs one call on `stack`: inline under run-to-completion, else as an
+    /// RPC whose answer it waits for.
     async fn call(&self, stack: usize, op: Op, notify: Option<Arc<Notify>>) -> io::Result<Reply> {
+        if self.runs_inline() {
+            return self.inline(stack, |s| s.run_call(notify, |s| s.execute(op)));
+        }
         let reply = Arc::new(ReplySlot::default());
         let mut rpc = Some(Rpc { op, reply: Arc::clone(&reply), notify });
         poll_fn(|cx| {
@@ -532,10 +558,25 @@ impl Api {
         .await
     }
 
+    /// Under run-to-completion the caller's thread is the stack's: calls run
+    /// inline, as gazelle's do, with no RPC.
+    fn runs_inline(&self) -> bool {
+        self.group.config().model == ThreadModel::RunToCompletion
+    }
+
+    /// Runs `f` on `stack` under its lock, then polls the stack so that the
+    /// call's effects go out at once.
+    fn inline<R>(&self, stack: usize, f: impl FnOnce(&mut Instance) -> R) -> R {
+        let mut s = self.group.stacks[stack].lock().unwrap_or_else(PoisonError::into_inner);
+        let result = f(&mut s);
+        s.poll(self.clock.now());
+        result
+    }
+
     /// Run-to-completion: the calling thread polls the stack itself (unless
     /// another thread is polling it right now).
     fn drive(&self, stack: usize) {
-        if self.group.config().model == ThreadModel::RunToCompletion {
+        if self.runs_inline() {
             if let Ok(mut s) = self.group.stacks[stack].try_lock() {
                 s.poll(self.clock.now());
             }

@@ -6,12 +6,36 @@
 //! the instance passes them to `tx_burst`. smoltcp reads a received frame in
 //! place, inside its mbuf, and writes a transmitted frame straight into a
 //! freshly allocated mbuf, so no frame is copied on the way through.
+//!
+//! With TCP segmentation offload the device tells smoltcp that the NIC
+//! fills in TCP checksums and cuts IPv4 TCP segments of up to
+//! [`TSO_FRAME`] bytes (smoltcp's `segmentation-offload`). The IP MTU
+//! smoltcp sees stays the wire's, so the MSS it advertises and the segment
+//! size it asks for are the wire's; only the frames it builds grow. Those
+//! larger than a standard buffer go into a buffer of the group's TSO pool,
+//! and every TCP frame leaves with the mbuf flags asking the NIC for its
+//! checksum and, when smoltcp asked for it, for segmentation at its MSS.
+//! The pools hold no chained buffers, so a super-frame needs one large
+//! buffer; it never reaches the wire, since the NIC copies it into
+//! wire-sized segments and frees it.
 
 use std::collections::VecDeque;
+use std::num::{NonZeroU16, NonZeroUsize};
 
+use ethdev::mbuf::OlFlags;
 use ethdev::{Mbuf, Mempool, Owner};
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium, PacketMeta};
 use smoltcp::time::Instant as SmolInstant;
+
+/// Largest frame (Ethernet header included) handed to the NIC for TSO:
+/// 64 KiB, as Linux's default GSO size, which keeps the IPv4 total length
+/// within its 16 bits.
+pub const TSO_FRAME: usize = 64 * 1024;
+
+const ETHERNET_HEADER: usize = 14;
+const ETHER_TYPE_IPV4: [u8; 2] = [0x08, 0x00];
+const ETHER_TYPE_IPV6: [u8; 2] = [0x86, 0xdd];
+const PROTO_TCP: u8 = 6;
 
 /// Counters of the device layer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -22,11 +46,16 @@ pub struct DeviceStats {
     pub tx_frames: u64,
     /// Frames smoltcp produced that were lost because the pool was empty.
     pub tx_no_mbuf: u64,
+    /// Frames produced with a TSO request (each a segment larger than the MSS).
+    pub tso_frames: u64,
 }
 
-/// A smoltcp device whose frames live in mbufs of one pool.
+/// A smoltcp device whose frames live in mbufs of one pool (and, with TSO,
+/// super-frames in buffers of a second one).
 pub(crate) struct QueueDevice {
     pool: Mempool,
+    /// Large buffers for TSO super-frames; `None` without TSO.
+    tso_pool: Option<Mempool>,
     owner: Owner,
     mtu: usize,
     /// Received frames waiting for smoltcp.
@@ -37,9 +66,22 @@ pub(crate) struct QueueDevice {
 }
 
 impl QueueDevice {
-    /// A device allocating from `pool` as `owner`, for IP packets up to `mtu` bytes.
-    pub(crate) fn new(pool: Mempool, owner: Owner, mtu: usize) -> Self {
-        Self { pool, owner, mtu, rx: VecDeque::new(), tx: Vec::new(), stats: DeviceStats::default() }
+    /// A device allocating from `pool` as `owner`, for IP packets up to
+    /// `mtu` bytes on the wire; with a `tso_pool`, frames up to the smaller
+    /// of [`TSO_FRAME`] and that pool's data room are segmented by the NIC.
+    pub(crate) fn new(pool: Mempool, tso_pool: Option<Mempool>, owner: Owner, mtu: usize) -> Self {
+        Self { pool, tso_pool, owner, mtu, rx: VecDeque::new(), tx: Vec::new(), stats: DeviceStats::default() }
+    }
+
+    fn token(&mut self) -> MbufTx<'_> {
+        MbufTx {
+            pool: &self.pool,
+            tso_pool: self.tso_pool.as_ref(),
+            owner: self.owner,
+            segment: None,
+            out: &mut self.tx,
+            stats: &mut self.stats,
+        }
     }
 }
 
@@ -49,7 +91,10 @@ pub(crate) struct MbufRx(Mbuf);
 /// The right to transmit one frame.
 pub(crate) struct MbufTx<'a> {
     pool: &'a Mempool,
+    tso_pool: Option<&'a Mempool>,
     owner: Owner,
+    /// Segment size smoltcp asked the NIC to cut this frame at.
+    segment: Option<NonZeroU16>,
     out: &'a mut Vec<Mbuf>,
     stats: &'a mut DeviceStats,
 }
@@ -61,23 +106,22 @@ impl phy::Device for QueueDevice {
     fn receive(&mut self, _now: SmolInstant) -> Option<(MbufRx, MbufTx<'_>)> {
         let mbuf = self.rx.pop_front()?;
         self.stats.rx_frames += 1;
-        let tx = MbufTx { pool: &self.pool, owner: self.owner, out: &mut self.tx, stats: &mut self.stats };
-        Some((MbufRx(mbuf), tx))
+        Some((MbufRx(mbuf), self.token()))
     }
 
     fn transmit(&mut self, _now: SmolInstant) -> Option<MbufTx<'_>> {
-        (self.pool.avail() > 0).then(|| MbufTx {
-            pool: &self.pool,
-            owner: self.owner,
-            out: &mut self.tx,
-            stats: &mut self.stats,
-        })
+        let room = self.pool.avail() > 0 && self.tso_pool.as_ref().is_none_or(|p| p.avail() > 0);
+        room.then(|| self.token())
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = self.mtu + 14;
+        caps.max_transmission_unit = self.mtu + ETHERNET_HEADER;
+        if let Some(tso_pool) = &self.tso_pool {
+            caps.checksum.tcp = Checksum::Rx;
+            caps.segmentation.tcpv4 = NonZeroUsize::new(tso_pool.data_room().min(TSO_FRAME));
+        }
         caps
     }
 }
@@ -90,12 +134,21 @@ impl phy::RxToken for MbufRx {
 
 impl phy::TxToken for MbufTx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut mbuf = self.pool.alloc(self.owner);
+        let pool = match self.tso_pool {
+            Some(large) if len > self.pool.data_room() => large,
+            _ => self.pool,
+        };
+        let mut mbuf = pool.alloc(self.owner);
         match mbuf.as_mut().and_then(|m| m.append(len)) {
             Some(buf) => {
                 let r = f(buf);
                 self.stats.tx_frames += 1;
-                self.out.extend(mbuf);
+                if let Some(mut mbuf) = mbuf {
+                    if self.tso_pool.is_some() {
+                        self.stats.tso_frames += u64::from(request_offloads(&mut mbuf, self.segment));
+                    }
+                    self.out.push(mbuf);
+                }
                 r
             }
             None => {
@@ -107,4 +160,32 @@ impl phy::TxToken for MbufTx<'_> {
             }
         }
     }
+
+    fn set_meta(&mut self, meta: PacketMeta) {
+        self.segment = meta.segmentation_offload_size;
+    }
+}
+
+/// Asks the NIC to fill in the checksum of a TCP frame (smoltcp leaves it
+/// out under TSO) and to cut it at `segment` bytes if smoltcp asked for
+/// that; true if segmentation was requested.
+fn request_offloads(mbuf: &mut Mbuf, segment: Option<NonZeroU16>) -> bool {
+    if !is_tcp(mbuf.data()) {
+        return false;
+    }
+    mbuf.set_flags(mbuf.flags() | OlFlags::TX_L4_CKSUM);
+    if let Some(size) = segment {
+        mbuf.request_tso(size.get());
+    }
+    segment.is_some()
+}
+
+/// Whether an untagged Ethernet frame carries TCP directly over IPv4 or IPv6.
+fn is_tcp(frame: &[u8]) -> bool {
+    let proto_at = match frame.get(12..14) {
+        Some(t) if t == ETHER_TYPE_IPV4 => ETHERNET_HEADER + 9,
+        Some(t) if t == ETHER_TYPE_IPV6 => ETHERNET_HEADER + 6,
+        _ => return false,
+    };
+    frame.get(proto_at) == Some(&PROTO_TCP)
 }

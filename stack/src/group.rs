@@ -13,15 +13,16 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use ethdev::dev::{MacAddr, PortConf};
+use ethdev::dev::{MacAddr, PortConf, TxOffloads};
 use ethdev::error::DevError;
 use ethdev::flow::{FlowAction, FlowAttr, FlowItem, ItemSpec};
 use ethdev::ring::{Ring, RingMode};
 use ethdev::rss::RssConf;
-use ethdev::{EthDev, Instant, Mbuf, Mempool};
+use ethdev::{EthDev, Instant, Mbuf, Mempool, MempoolConfig};
 
 use crate::api::{Api, FdTable};
 use crate::config::{ForwardMode, ThreadModel};
+use crate::device::TSO_FRAME;
 use crate::dispatch::Tables;
 use crate::instance::{Instance, StackStats};
 use crate::ports::PortTable;
@@ -54,6 +55,14 @@ pub struct GroupConfig {
     pub owner_base: u32,
     /// Slots in each stack's RPC ring and soft ring.
     pub ring_size: usize,
+    /// TCP segmentation offload, which gazelle turns on when the NIC offers
+    /// it: the port is configured with TSO and checksum offloads, and each
+    /// stack hands it IPv4 TCP segments of up to
+    /// [`TSO_FRAME`](crate::device::TSO_FRAME) bytes, held in buffers of a
+    /// pool of large buffers the group makes, to cut at the wire's MSS.
+    /// IPv6 TCP gets checksum offload only: smoltcp 0.14 drops IPv6
+    /// packets above the IP MTU whatever the device offers.
+    pub tso: bool,
 }
 
 impl GroupConfig {
@@ -73,6 +82,7 @@ impl GroupConfig {
             seed: 1,
             owner_base: 1,
             ring_size: 4096,
+            tso: false,
         }
     }
 }
@@ -93,6 +103,8 @@ pub(crate) struct Fabric {
     pub(crate) config: GroupConfig,
     pub(crate) port: Arc<dyn EthDev>,
     pub(crate) pool: Mempool,
+    /// Large buffers for TSO super-frames (with [`GroupConfig::tso`]).
+    pub(crate) tso_pool: Option<Mempool>,
     pub(crate) rss: RssConf,
     pub(crate) tables: Tables,
     pub(crate) soft: Vec<Ring<Mbuf>>,
@@ -148,6 +160,7 @@ impl StackGroup {
         let queues = u16::try_from(config.stacks).map_err(|_| GroupError::Config("too many stacks".into()))?;
         let mut conf = PortConf::new(queues);
         conf.mtu = config.mtu;
+        let tso_pool = config.tso.then(|| tso_offloads(port.as_ref(), &mut conf, &pool, queues)).transpose()?;
         port.configure(&conf)?;
         if config.mode == ForwardMode::FlowDirector {
             install_syn_catchall(port.as_ref())?;
@@ -160,6 +173,7 @@ impl StackGroup {
             config,
             port,
             pool,
+            tso_pool,
             rss,
             tables: Tables::default(),
             ports: Mutex::default(),
@@ -211,6 +225,12 @@ impl StackGroup {
         usize::from(self.fabric.rss_queue(peer, local))
     }
 
+    /// The group's pool of large buffers for TSO super-frames, if it has
+    /// TSO; its buffers in use count towards a host's leak check.
+    pub fn tso_pool(&self) -> Option<&Mempool> {
+        self.fabric.tso_pool.as_ref()
+    }
+
     /// Number of connection rules in the group's table.
     pub fn rule_count(&self) -> usize {
         self.fabric.tables.conn_count()
@@ -243,6 +263,29 @@ fn check(config: &GroupConfig) -> Result<(), GroupError> {
     }
     Ok(())
 }
+
+/// Enables TSO and the checksum offloads it relies on in `conf`, if the
+/// port offers them, and makes the pool of large buffers the stacks build
+/// super-frames in: [`TSO_BUFFERS_PER_STACK`] for each of the `stacks`,
+/// named after `pool`.
+fn tso_offloads(port: &dyn EthDev, conf: &mut PortConf, pool: &Mempool, stacks: u16) -> Result<Mempool, GroupError> {
+    let wanted = TxOffloads::TCP_TSO | TxOffloads::IPV4_CKSUM | TxOffloads::L4_CKSUM;
+    let offered = port.info().tx_offloads;
+    if !offered.contains(wanted) {
+        let missing = wanted - offered;
+        return Err(GroupError::Config(format!("tso: the port does not offer the transmit offloads {missing:?}")));
+    }
+    conf.tx_offloads |= wanted;
+    let buffers = u32::from(stacks) * TSO_BUFFERS_PER_STACK;
+    let config = MempoolConfig::new(format!("{}-tso", pool.name()), buffers).data_room(TSO_FRAME as u32);
+    Mempool::new(config).map_err(|e| GroupError::Config(e.to_string()))
+}
+
+/// Large buffers per stack for TSO super-frames. They live only from the
+/// stack's egress to the NIC's segmentation, so a few dozen cover a
+/// socket's whole send buffer in 64 KiB frames several times over; when
+/// they run out, the stack holds its frames back until the NIC frees some.
+const TSO_BUFFERS_PER_STACK: u32 = 64;
 
 /// Flow-director mode: TCP frames no connection rule claims go to queue 0,
 /// whose stack dispatches new connections by the listen-port table.

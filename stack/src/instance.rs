@@ -26,7 +26,7 @@ use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
 use crate::device::{DeviceStats, QueueDevice};
-use crate::dispatch::{arp_op_offset, opens_connection, src_ip, Bound, ConnKey, Route, ARP_REPLY};
+use crate::dispatch::{into_reply, opens_connection, src_ip, Bound, ConnKey, Route};
 use crate::error;
 use crate::group::{Fabric, CONN_RULE_PRIORITY};
 use crate::ports::Proto;
@@ -44,6 +44,10 @@ const RPC_BURST: usize = 256;
 const DGRAM_SLOTS: usize = 64;
 /// Idle time after which a TCP socket sends a keep-alive (see `tcp_socket`).
 const KEEP_ALIVE: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(500);
+/// How long a closed connection stays in TIME-WAIT before it is freed: long
+/// enough for smoltcp's delayed ACK (10 ms) of the peer's FIN to go out.
+/// dtnet does not hold ports for 2MSL.
+const TIME_WAIT_LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Counters of one stack instance.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -113,7 +117,8 @@ pub struct Instance {
     next_sock: u32,
     listen_ports: HashMap<u16, SockId>,
     conn_index: HashMap<ConnKey, SocketHandle>,
-    closing: Vec<Conn>,
+    /// Connections the application closed, with when each entered TIME-WAIT.
+    closing: Vec<(Conn, Option<Instant>)>,
     waiters: Vec<Arc<Notify>>,
     burst: Vec<Mbuf>,
     now: Instant,
@@ -134,7 +139,7 @@ impl Instance {
     pub(crate) fn new(id: usize, fabric: Arc<Fabric>) -> Instance {
         let cfg = &fabric.config;
         let owner = Owner(cfg.owner_base + id as u32);
-        let mut device = QueueDevice::new(fabric.pool.clone(), owner, usize::from(cfg.mtu));
+        let mut device = QueueDevice::new(fabric.pool.clone(), fabric.tso_pool.clone(), owner, usize::from(cfg.mtu));
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(cfg.mac)));
         config.random_seed = cfg.seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let mut iface = Interface::new(config, &mut device, SmolInstant::ZERO);
@@ -175,7 +180,6 @@ impl Instance {
     pub fn poll(&mut self, now: Instant) -> bool {
         self.now = self.now.max(now);
         let ts = smol(self.now);
-        self.changed = false;
         let mut worked = self.run_rpcs();
         worked |= self.receive();
         self.iface.poll_maintenance(ts);
@@ -184,10 +188,11 @@ impl Instance {
             self.iface.poll_egress(ts, &mut self.device, &mut self.sockets) == PollResult::SocketStateChanged;
         self.reap_closed();
         worked |= self.transmit();
-        if self.changed {
+        let changed = std::mem::take(&mut self.changed);
+        if changed {
             self.waiters.drain(..).for_each(|n| n.fire());
         }
-        worked || self.changed
+        worked || changed
     }
 
     /// When the stack next has something to do: now while frames or calls
@@ -201,19 +206,31 @@ impl Instance {
         if queued {
             return Some(self.now);
         }
-        self.iface.poll_at(smol(self.now), &self.sockets).map(from_smol)
+        let timers = self.iface.poll_at(smol(self.now), &self.sockets).map(from_smol);
+        timers.into_iter().chain(self.reap_at()).min()
+    }
+
+    /// Runs one application call now: a call that succeeds marks the stack
+    /// changed (waiters are woken at the end of the next poll); one that
+    /// would block leaves `notify` to be fired at the next change.
+    pub(crate) fn run_call(
+        &mut self,
+        notify: Option<Arc<Notify>>,
+        call: impl FnOnce(&mut Instance) -> io::Result<Reply>,
+    ) -> io::Result<Reply> {
+        let result = call(self);
+        match (&result, notify) {
+            (Err(e), Some(notify)) if e.kind() == io::ErrorKind::WouldBlock => self.waiters.push(notify),
+            (Ok(_), _) => self.changed = true,
+            _ => {}
+        }
+        result
     }
 
     fn run_rpcs(&mut self) -> bool {
         let mut n = 0;
         while let Some(Rpc { op, reply, notify }) = self.fabric.rpc[self.id].dequeue() {
-            let result = self.execute(op);
-            match (&result, notify) {
-                (Err(e), Some(notify)) if e.kind() == io::ErrorKind::WouldBlock => self.waiters.push(notify),
-                (Ok(_), _) => self.changed = true,
-                _ => {}
-            }
-            reply.set(result);
+            reply.set(self.run_call(notify, |s| s.execute(op)));
             n += 1;
             if n == RPC_BURST {
                 break;
@@ -255,7 +272,7 @@ impl Instance {
                 self.accept_local(mbuf, Some(&meta));
             }
             Route::EveryoneAsReply => {
-                self.copy_to_others(&mbuf, Some(arp_op_offset(&meta)));
+                self.copy_to_others(&mbuf, Some(&meta));
                 self.accept_local(mbuf, Some(&meta));
             }
             _ => self.accept_local(mbuf, Some(&meta)),
@@ -269,16 +286,16 @@ impl Instance {
         }
     }
 
-    /// Copies a neighbour message to every other stack; with `as_reply`,
-    /// the copies' ARP operation (at that offset) becomes "reply".
-    fn copy_to_others(&mut self, mbuf: &Mbuf, as_reply: Option<usize>) {
+    /// Copies a neighbour message to every other stack; with `as_reply`
+    /// (the message's headers), the copies of a request become replies.
+    fn copy_to_others(&mut self, mbuf: &Mbuf, as_reply: Option<&PacketMeta>) {
         let owner = Owner(self.fabric.config.owner_base + self.id as u32);
         let me = self.id;
         for other in (0..self.fabric.soft.len()).filter(|&o| o != me) {
             match mbuf.copy_to(&self.fabric.pool, owner) {
                 Some(mut copy) => {
-                    if let Some(op) = as_reply.and_then(|at| copy.data_mut().get_mut(at..at + 2)) {
-                        op.copy_from_slice(&ARP_REPLY.to_be_bytes());
+                    if let Some(meta) = as_reply {
+                        into_reply(copy.data_mut(), meta);
                     }
                     self.stats.broadcast_copies += 1;
                     self.hand_over(other, copy);
@@ -436,14 +453,19 @@ impl Instance {
         self.sockets.remove(conn.handle);
     }
 
-    /// Frees connections the application closed once TCP is done with them
-    /// (closed, or in TIME-WAIT: dtnet does not hold ports for 2MSL).
+    /// Frees connections the application closed once TCP is done with them:
+    /// closed, or in TIME-WAIT for [`TIME_WAIT_LINGER`].
     fn reap_closed(&mut self) {
         let mut i = 0;
         while i < self.closing.len() {
-            let state = self.sockets.get::<tcp::Socket>(self.closing[i].handle).state();
-            if matches!(state, tcp::State::Closed | tcp::State::TimeWait) {
-                let conn = self.closing.swap_remove(i);
+            let (conn, since) = &mut self.closing[i];
+            let done = match self.sockets.get::<tcp::Socket>(conn.handle).state() {
+                tcp::State::Closed => true,
+                tcp::State::TimeWait => *since.get_or_insert(self.now) + TIME_WAIT_LINGER <= self.now,
+                _ => false,
+            };
+            if done {
+                let (conn, _) = self.closing.swap_remove(i);
                 self.unregister_conn(&conn);
             } else {
                 i += 1;
@@ -451,7 +473,12 @@ impl Instance {
         }
     }
 
-    fn execute(&mut self, op: Op) -> io::Result<Reply> {
+    /// When the next lingering TIME-WAIT connection is due to be freed.
+    fn reap_at(&self) -> Option<Instant> {
+        self.closing.iter().filter_map(|(_, since)| since.map(|t| t + TIME_WAIT_LINGER)).min()
+    }
+
+    pub(crate) fn execute(&mut self, op: Op) -> io::Result<Reply> {
         match op {
             Op::Listen { port, backlog, bufs } => Ok(Reply::Sock(self.listen(port, backlog, bufs))),
             Op::Connect { local, remote, bufs, nodelay } => self.connect(local, remote, bufs, nodelay),
@@ -559,7 +586,7 @@ impl Instance {
         dead.iter().for_each(|c| self.unregister_conn(c));
     }
 
-    fn send(&mut self, id: SockId, data: &[u8]) -> io::Result<Reply> {
+    pub(crate) fn send(&mut self, id: SockId, data: &[u8]) -> io::Result<Reply> {
         let (_, socket) = self.conn_socket(id)?;
         if !socket.may_send() {
             return Err(match socket.state() {
@@ -600,7 +627,7 @@ impl Instance {
                 } else {
                     socket.close();
                 }
-                self.closing.push(conn);
+                self.closing.push((conn, None));
             }
             Sock::Listener(l) => self.close_listener(l),
             Sock::Udp(handle, port) => {
@@ -623,7 +650,7 @@ impl Instance {
         }
         for conn in l.pending {
             self.sockets.get_mut::<tcp::Socket>(conn.handle).abort();
-            self.closing.push(conn);
+            self.closing.push((conn, None));
         }
     }
 

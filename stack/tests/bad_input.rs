@@ -20,7 +20,7 @@ use ethdev::{Instant, Mbuf, Owner, Wire};
 use proptest::prelude::*;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpProtocol,
-    Ipv4Address, Ipv4Packet, Ipv4Repr, TcpPacket, UdpPacket,
+    Ipv4Packet, Ipv4Repr, TcpPacket, UdpPacket,
 };
 use stack::{Api, Fd, GroupConfig, SockOpt, SockType, StackGroup};
 use user_veth::{Veth, VethPort, VethWire};
@@ -227,9 +227,9 @@ fn arp_reply(i: u8) -> Vec<u8> {
     let repr = ArpRepr::EthernetIpv4 {
         operation: ArpOperation::Reply,
         source_hardware_addr: EthernetAddress(peer_mac(i)),
-        source_protocol_addr: Ipv4Address::from(peer_ip(i)),
+        source_protocol_addr: peer_ip(i),
         target_hardware_addr: EthernetAddress(MAC),
-        target_protocol_addr: Ipv4Address::from(IP),
+        target_protocol_addr: IP,
     };
     let (mut buf, _) = ethernet(MAC, peer_mac(i), EthernetProtocol::Arp, repr.buffer_len());
     repr.emit(&mut ArpPacket::new_unchecked(&mut buf[14..]));
@@ -238,13 +238,7 @@ fn arp_reply(i: u8) -> Vec<u8> {
 
 /// An IPv4 frame from peer `i` to the stack carrying `proto` with `l4_len` bytes, L4 left zeroed.
 fn ipv4_frame(i: u8, proto: IpProtocol, l4_len: usize) -> Vec<u8> {
-    let ip = Ipv4Repr {
-        src_addr: Ipv4Address::from(peer_ip(i)),
-        dst_addr: Ipv4Address::from(IP),
-        next_header: proto,
-        payload_len: l4_len,
-        hop_limit: 64,
-    };
+    let ip = Ipv4Repr { src_addr: peer_ip(i), dst_addr: IP, next_header: proto, payload_len: l4_len, hop_limit: 64 };
     let (mut buf, _) = ethernet(MAC, peer_mac(i), EthernetProtocol::Ipv4, ip.buffer_len() + l4_len);
     let mut packet = Ipv4Packet::new_unchecked(&mut buf[14..]);
     ip.emit(&mut packet, &smoltcp::phy::ChecksumCapabilities::default());
@@ -291,7 +285,7 @@ impl Segment {
         buf[34 + 20..34 + header].copy_from_slice(&self.options[..options_len]);
         buf[34 + header..].copy_from_slice(&self.payload);
         let mut tcp = TcpPacket::new_unchecked(&mut buf[34..]);
-        tcp.fill_checksum(&Ipv4Address::from(peer_ip(self.peer)).into(), &Ipv4Address::from(IP).into());
+        tcp.fill_checksum(&peer_ip(self.peer).into(), &IP.into());
         buf
     }
 }
@@ -316,7 +310,7 @@ fn valid_templates() -> Vec<Vec<u8>> {
         p.set_src_port(5000);
         p.set_dst_port(53);
         p.set_len(24);
-        p.fill_checksum(&Ipv4Address::from(peer_ip(1)).into(), &Ipv4Address::from(IP).into());
+        p.fill_checksum(&peer_ip(1).into(), &IP.into());
     }
     let mut icmp = ipv4_frame(2, IpProtocol::Icmp, 8 + 32);
     {
