@@ -13,15 +13,19 @@
 //! queue, hash, mark and checksum flags. Transmitted frames get the offloads
 //! they ask for (checksum insertion, TSO) on their way to the wire. Every
 //! refused frame is counted under a [`ethdev::stats::DropReason`], and
-//! [`VethPort::check_accounting`] proves that nothing went missing.
+//! [`VethPort::check_accounting`] proves that nothing went missing. A
+//! [`BurstHook`] sees the bursts crossing the port's wire end and queues,
+//! as DPDK's burst callbacks do for packet capture.
 
 mod cable;
 mod classify;
 mod counters;
+pub mod hook;
 pub mod offload;
 mod port;
 mod wire;
 
 pub use cable::Cable;
+pub use hook::{BurstHook, HookPoint};
 pub use port::{Veth, VethPort, MAX_QUEUES};
 pub use wire::VethWire;

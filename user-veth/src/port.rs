@@ -20,6 +20,7 @@ use ethdev::rss::{Reta, RssConf, RssHashTypes, RssKey};
 use ethdev::EthDev;
 
 use crate::counters::{PortCounters, QueueCounters};
+use crate::hook::{BurstHook, HookPoint};
 use crate::wire::VethWire;
 
 /// Most receive (and transmit) queues a veth port offers.
@@ -35,6 +36,7 @@ impl Veth {
     /// A stopped port named `name` with MAC `mac`, configured with one queue
     /// pair, and its wire end. `pool` supplies buffers for transmit offloads
     /// that create frames (TSO segments).
+    #[allow(clippy::new_ret_no_self, reason = "a port is made together with its wire end")]
     pub fn new(name: impl Into<String>, mac: MacAddr, pool: Mempool) -> (VethPort, VethWire) {
         let conf = PortConf::new(1);
         let state = State::build(&conf).expect("the default configuration is valid");
@@ -76,6 +78,8 @@ pub(crate) struct State {
     pub(crate) flows: FlowTable,
     pub(crate) rxq: Vec<RxQueue>,
     pub(crate) txq: Vec<TxQueue>,
+    /// The burst hook, if one is set (kept across reconfiguration).
+    pub(crate) hook: Option<Arc<dyn BurstHook>>,
 }
 
 /// One receive queue: its ring and counters.
@@ -109,6 +113,7 @@ impl State {
             flows: FlowTable::new(),
             rxq,
             txq,
+            hook: None,
         })
     }
 }
@@ -171,6 +176,12 @@ impl VethPort {
             .check(state.rxq.iter().map(|q| &q.counters), state.txq.iter().map(|q| (&q.counters, q.ring.len() as u64)))
     }
 
+    /// Sets (or with `None` removes) the port's burst hook and returns the
+    /// one it replaces; see [`crate::hook`].
+    pub fn set_burst_hook(&self, hook: Option<Arc<dyn BurstHook>>) -> Option<Arc<dyn BurstHook>> {
+        std::mem::replace(&mut self.shared.write().hook, hook)
+    }
+
     /// Frames waiting in receive queue `queue` (a snapshot).
     pub fn rx_queue_len(&self, queue: u16) -> usize {
         self.shared.read().rxq.get(queue as usize).map_or(0, |q| q.ring.len())
@@ -184,6 +195,22 @@ impl VethPort {
         let queues = state.conf.rx_queues;
         Ok(op(&mut state.flows, queues)?)
     }
+}
+
+/// `tx_burst` with a hook: shows the hook the frames that fit in the ring,
+/// then enqueues them. Each stack owns its transmit queue, so no other
+/// producer takes the room in between; if one did, the frames it left out
+/// stay in `pkts` (in order) although the hook saw them.
+fn enqueue_hooked(ring: &Ring<Mbuf>, queue: u16, pkts: &mut Vec<Mbuf>, hook: &dyn BurstHook) -> usize {
+    let room = ring.free_count().min(pkts.len());
+    if room == 0 {
+        return 0;
+    }
+    let mut rest = pkts.split_off(room);
+    hook.burst(HookPoint::TxQueue(queue), pkts);
+    let n = ring.enqueue_burst(pkts);
+    pkts.append(&mut rest);
+    n
 }
 
 impl EthDev for VethPort {
@@ -207,7 +234,9 @@ impl EthDev for VethPort {
         if state.started {
             return Err(DevError::State { actual: "started", needed: "stopped" });
         }
-        *state = State::build(conf)?;
+        let mut built = State::build(conf)?;
+        built.hook = state.hook.take();
+        *state = built;
         Ok(())
     }
 
@@ -222,7 +251,12 @@ impl EthDev for VethPort {
 
     fn rx_burst(&self, queue: u16, out: &mut Vec<Mbuf>, max: usize) -> usize {
         let state = self.shared.read();
-        state.rxq.get(queue as usize).map_or(0, |q| q.ring.dequeue_burst(out, max))
+        let Some(q) = state.rxq.get(queue as usize) else { return 0 };
+        let n = q.ring.dequeue_burst(out, max);
+        if let Some(hook) = state.hook.as_ref().filter(|_| n > 0) {
+            hook.burst(HookPoint::RxQueue(queue), &out[out.len() - n..]);
+        }
+        n
     }
 
     fn tx_burst(&self, queue: u16, pkts: &mut Vec<Mbuf>) -> usize {
@@ -230,7 +264,10 @@ impl EthDev for VethPort {
         let Some(q) = state.txq.get(queue as usize).filter(|_| self.shared.running(&state)) else {
             return 0;
         };
-        let n = q.ring.enqueue_burst(pkts);
+        let n = match &state.hook {
+            None => q.ring.enqueue_burst(pkts),
+            Some(hook) => enqueue_hooked(&q.ring, queue, pkts, hook.as_ref()),
+        };
         q.counters.accepted.add(n as u64);
         n
     }

@@ -4,7 +4,11 @@
 //! the fixed-offset parser when the port allows it), stages frames per queue,
 //! then enqueues each queue's batch with one ring operation; what does not
 //! fit is counted as `ring_full` (imissed). `take_tx` drains the transmit rings
-//! round-robin and applies the transmit offloads each frame asks for.
+//! round-robin and applies the transmit offloads each frame asks for; the
+//! queue it starts from moves on after each take that moved frames, so the
+//! order of frames sent at one instant depends on nothing but the port's
+//! own traffic (a replay into a host reproduces it). A [`crate::BurstHook`]
+//! sees each burst in and out.
 
 use std::sync::Arc;
 
@@ -15,6 +19,7 @@ use ethdev::stats::DropReason;
 use ethdev::Wire;
 
 use crate::classify::{classify, classify_ipv4, rss_only, Placement, ETHERNET_HEADER};
+use crate::hook::HookPoint;
 use crate::offload;
 use crate::port::{Shared, State, TxQueue};
 
@@ -89,6 +94,9 @@ impl Wire for VethWire {
         let shared = &*self.shared;
         shared.counters.rx_offered.add(frames.len() as u64);
         let state = shared.read();
+        if let Some(hook) = state.hook.as_ref().filter(|_| !frames.is_empty()) {
+            hook.burst(HookPoint::FromWire, frames);
+        }
         if !shared.running(&state) {
             shared.counters.rx_drops.add(DropReason::LinkDown, frames.len() as u64);
             frames.clear();
@@ -124,7 +132,14 @@ impl Wire for VethWire {
             taken += queue.ring.dequeue_burst(drained, max - taken);
             transmit_drained(shared, &state, queue, drained, out);
         }
-        *next_txq = (*next_txq + 1) % queues.max(1);
+        if out.len() > before {
+            // Rotating only when frames moved keeps the interleaving of
+            // queues a function of this port's traffic alone.
+            *next_txq = (*next_txq + 1) % queues.max(1);
+            if let Some(hook) = &state.hook {
+                hook.burst(HookPoint::ToWire, &out[before..]);
+            }
+        }
         out.len() - before
     }
 

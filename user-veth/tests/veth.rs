@@ -14,7 +14,7 @@ use ethdev::{EthDev, Wire};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rstest::rstest;
-use user_veth::{Cable, Veth, VethPort, VethWire};
+use user_veth::{BurstHook, Cable, HookPoint, Veth, VethPort, VethWire};
 
 const MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 
@@ -335,10 +335,10 @@ fn mac_filter_promiscuous_link_and_full_rings_are_counted() {
     rig.inject(&[stranger.clone(), broadcast]);
     assert_eq!((rig.drain(0).len(), rig.drop_count("rx_drop_mac_filter")), (1, 1));
     rig.port.set_promiscuous(true);
-    rig.inject(&[stranger.clone()]);
+    rig.inject(std::slice::from_ref(&stranger));
     assert_eq!(rig.drain(0).len(), 1);
     rig.port.set_link(false);
-    rig.inject(&[stranger.clone()]);
+    rig.inject(std::slice::from_ref(&stranger));
     assert!(!rig.wire.link_up());
     assert_eq!(rig.drop_count("rx_drop_link_down"), 1);
     assert_eq!(rig.port.tx_burst(0, &mut vec![rig.mbuf(&stranger)]), 0, "no transmit while down");
@@ -453,4 +453,58 @@ proptest! {
         };
         prop_assert_eq!(placed(RxOffloads::empty()), placed(RxOffloads::CHECKSUM));
     }
+}
+
+/// A burst hook that keeps a copy of every frame with where it was seen.
+#[derive(Default)]
+struct Seen(std::sync::Mutex<Vec<(HookPoint, Vec<u8>)>>);
+
+impl BurstHook for Seen {
+    fn burst(&self, point: HookPoint, frames: &[Mbuf]) {
+        self.0.lock().unwrap().extend(frames.iter().map(|m| (point, m.data().to_vec())));
+    }
+}
+
+impl Seen {
+    fn at(&self, point: HookPoint) -> Vec<Vec<u8>> {
+        self.0.lock().unwrap().iter().filter(|(p, _)| *p == point).map(|(_, d)| d.clone()).collect()
+    }
+}
+
+#[test]
+fn burst_hook_sees_wire_and_queue_bursts_exactly() {
+    let mut conf = PortConf::new(2);
+    conf.tx_ring_size = 64;
+    let mut rig = Rig::new(conf.clone());
+    let seen = std::sync::Arc::new(Seen::default());
+    assert!(rig.port.set_burst_hook(Some(seen.clone())).is_none());
+    rig.port.stop();
+    rig.port.configure(&conf).unwrap();
+    rig.port.start().unwrap();
+    let ip = v4([10, 0, 0, 1], [10, 0, 0, 2]);
+    let frames: Vec<Vec<u8>> = (0..8u16).map(|i| tcp_to_port(ip, 1000 + i, 80).build(b"in")).collect();
+    let stranger = FrameSpec::tcp(ip, 1, 2).macs([2, 0, 0, 0, 0, 1], [2, 9, 9, 9, 9, 9]).build(b"");
+    let mut offered = frames.clone();
+    offered.push(stranger);
+    rig.inject(&offered);
+    assert_eq!(seen.at(HookPoint::FromWire), offered, "the hook sees frames before the MAC filter drops one");
+    for q in 0..2 {
+        let got: Vec<Vec<u8>> = rig.drain(q).iter().map(|m| m.data().to_vec()).collect();
+        assert_eq!(seen.at(HookPoint::RxQueue(q)), got);
+    }
+    let out: Vec<Vec<u8>> = (0..100u16).map(|i| tcp_to_port(ip, i, 80).build(b"out")).collect();
+    let mut burst: Vec<Mbuf> = out.iter().map(|f| rig.mbuf(f)).collect();
+    assert_eq!(rig.port.tx_burst(1, &mut burst), 64);
+    assert_eq!(seen.at(HookPoint::TxQueue(1)), out[..64], "only the frames the ring took");
+    assert_eq!(burst.len(), 36);
+    drop(burst);
+    let mut sent = Vec::new();
+    while rig.wire.take_tx(&mut sent, 16) > 0 {}
+    assert_eq!(seen.at(HookPoint::ToWire), out[..64]);
+    drop(sent);
+    let before = seen.0.lock().unwrap().len();
+    assert!(rig.port.set_burst_hook(None).is_some());
+    rig.inject(&frames);
+    assert_eq!(seen.0.lock().unwrap().len(), before, "a removed hook sees nothing");
+    rig.finish();
 }
