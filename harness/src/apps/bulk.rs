@@ -13,7 +13,7 @@ use crate::apps::echo::accept_loop;
 use crate::exec::Spawner;
 
 /// Bytes per send or receive call.
-const CHUNK: usize = 16 * 1024;
+const CHUNK: usize = 128 * 1024;
 /// Connection id and length, little-endian.
 const HEADER: usize = 16;
 

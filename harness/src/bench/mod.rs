@@ -57,7 +57,7 @@ const FAMILIES: &[Family] = &[
         names: &["bridge.fwd.64b.2port", "bridge.fwd.64b.8port", "bridge.fwd.64b.ratio_to_cable"],
         run: bridge::run,
     },
-    Family { names: &[tcp::GOODPUT], run: tcp::run_goodput },
+    Family { names: &[tcp::GOODPUT, tcp::GOODPUT_RTW, tcp::GOODPUT_TSO, tcp::TSO_RATIO], run: tcp::run_goodput },
     Family { names: &[tcp::CONN_RATE], run: tcp::run_conn_rate },
 ];
 

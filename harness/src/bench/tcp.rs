@@ -1,24 +1,30 @@
 //! TCP through whole stacks: two stack groups on veth ports joined by the
-//! user-space bridge at MTU 1500, run by the threaded executor (a thread
-//! per stack, per application thread and for the bridge, run-to-wakeup).
+//! user-space bridge at MTU 1500, run by the threaded executor.
 //! `tcp.goodput.1500` is one bulk stream between a 1-stack client and a
-//! 1-stack server with 256 KiB socket buffers: the client runs the bulk
-//! app's exchange (`bulk::transfer`) against the bulk server, which
-//! verifies every byte, so generating and
-//! checking the pattern is part of the figure, as an application's own
-//! work would be; the clock runs inside the client task from the end of
-//! `connect` to the server's receipt, so world set-up and executor
-//! shutdown are not counted. `tcp.conn_rate` is short connections (connect,
-//! 64 bytes echoed, close) from a 2-stack client to a 4-stack RSS server,
-//! 16 at a time, timed inside the client tasks from the first connect to
-//! the last close. `tcp.goodput.ratio` divides a goodput measured for it by
-//! the kernel baseline ([`kernel_goodput`]) measured right before, so its
+//! 1-stack server with 256 KiB socket buffers, run-to-completion: each
+//! application thread runs its own stack inside its calls, as a kernel
+//! process runs TCP inside its system calls, so the two threads match
+//! iperf3's two processes on a 2-core machine. `tcp.goodput.1500.rtw` is the
+//! same stream with a thread per stack (run-to-wakeup). The client runs the
+//! bulk app's exchange (`bulk::transfer`) against the bulk server, which
+//! verifies every byte, so generating and checking the pattern is part of
+//! the figure, as an application's own work would be; the clock runs inside
+//! the client task from the end of `connect` to the server's receipt, so
+//! world set-up and executor shutdown are not counted. `tcp.conn_rate` is
+//! short connections (connect, 64 bytes echoed, close) from a 2-stack
+//! client to a 4-stack RSS server, 16 at a time, run-to-wakeup, timed
+//! inside the client tasks from the first connect to the last close.
+//! `tcp.goodput.ratio` divides a run-to-completion goodput measured for it
+//! by the kernel baseline ([`kernel_goodput`]) measured right before, so its
 //! two figures come from the same run (they are not the printed
 //! `tcp.goodput.1500` and `kernel.tcp.goodput.1500`); it needs root and
 //! `iperf3`, so it is opt-in, and without the baseline it notes on stderr
-//! why and reports nothing. A run that fails reports no figure and
-//! says why on stderr. TSO is not measured: the stack does not yet ask the
-//! port for segmentation.
+//! why and reports nothing. `tcp.goodput.tso` is the `tcp.goodput.1500`
+//! stream with TCP segmentation offload on both hosts (the stacks hand the
+//! NIC segments of up to 64 KiB, which it cuts at the wire MSS), and
+//! `tcp.goodput.tso.ratio_to_1500` divides it by the `tcp.goodput.1500`
+//! figure of the same run. A run that fails reports no figure and says why
+//! on stderr.
 
 use std::future::Future;
 use std::io;
@@ -26,7 +32,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use stack::{Api, BufSizes, Fd, GroupConfig, SockType, StackGroup};
+use stack::{Api, BufSizes, Fd, GroupConfig, SockType, StackGroup, ThreadModel};
 use user_vbridge::Impairments;
 
 use super::kernel::{kernel_goodput, secs_for};
@@ -38,6 +44,12 @@ use crate::world::World;
 
 /// Name of the single-stream goodput figure.
 pub const GOODPUT: &str = "tcp.goodput.1500";
+/// Name of the same stream with stack threads (run-to-wakeup).
+pub const GOODPUT_RTW: &str = "tcp.goodput.1500.rtw";
+/// Name of the same stream as [`GOODPUT`] with TCP segmentation offload.
+pub const GOODPUT_TSO: &str = "tcp.goodput.tso";
+/// Name of [`GOODPUT_TSO`] over [`GOODPUT`], both measured in the same run.
+pub const TSO_RATIO: &str = "tcp.goodput.tso.ratio_to_1500";
 /// Name of the goodput over the kernel baseline.
 pub const RATIO: &str = "tcp.goodput.ratio";
 /// Name of the short-connection rate.
@@ -70,7 +82,17 @@ const DRAIN: Duration = Duration::from_millis(20);
 
 /// The goodput figure (default run).
 pub(super) fn run_goodput(budget: Budget) -> Vec<Measurement> {
-    reported(GOODPUT, goodput(stream_bytes(budget)).map(|g| measurement(GOODPUT, g, "Gbit/s")))
+    let figure = |name, model, tso| {
+        reported(name, goodput(stream_bytes(budget), model, tso).map(|g| measurement(name, g, "Gbit/s")))
+    };
+    let plain = figure(GOODPUT, ThreadModel::RunToCompletion, false);
+    let rtw = figure(GOODPUT_RTW, ThreadModel::RunToWakeup, false);
+    let tso = figure(GOODPUT_TSO, ThreadModel::RunToCompletion, true);
+    let ratio: Vec<Measurement> = match (tso.first(), plain.first()) {
+        (Some(tso), Some(plain)) => vec![measurement(TSO_RATIO, tso.value / plain.value, "x")],
+        _ => Vec::new(),
+    };
+    [plain, rtw, tso, ratio].concat()
 }
 
 /// The short-connection rate (default run).
@@ -87,7 +109,8 @@ pub(super) fn run_ratio(budget: Budget) -> Vec<Measurement> {
             return Vec::new();
         }
     };
-    reported(RATIO, goodput(stream_bytes(budget)).map(|ours| measurement(RATIO, ours / kernel, "x")))
+    let ours = goodput(stream_bytes(budget), ThreadModel::RunToCompletion, false);
+    reported(RATIO, ours.map(|ours| measurement(RATIO, ours / kernel, "x")))
 }
 
 /// The figure, or nothing with the reason on stderr.
@@ -119,11 +142,18 @@ fn conn_count(budget: Budget) -> u64 {
 }
 
 /// A server and a client host on a fresh bridge, `server_stacks` and
-/// `client_stacks` RSS stacks with socket buffers `bufs`.
-fn world(server_stacks: usize, client_stacks: usize, bufs: BufSizes) -> Result<World, String> {
+/// `client_stacks` RSS stacks under thread model `model` with socket
+/// buffers `bufs`, and TCP segmentation offload if `tso`.
+fn world(
+    server_stacks: usize,
+    client_stacks: usize,
+    bufs: BufSizes,
+    model: ThreadModel,
+    tso: bool,
+) -> Result<World, String> {
     let mut world = World::new(1)?;
-    let server = GroupConfig { bufs, ..GroupConfig::new(server_stacks, SERVER_MAC, SERVER_IP) };
-    let client = GroupConfig { bufs, seed: 2, ..GroupConfig::new(client_stacks, CLIENT_MAC, CLIENT_IP) };
+    let server = GroupConfig { bufs, model, tso, ..GroupConfig::new(server_stacks, SERVER_MAC, SERVER_IP) };
+    let client = GroupConfig { bufs, model, tso, seed: 2, ..GroupConfig::new(client_stacks, CLIENT_MAC, CLIENT_IP) };
     world.add_host("server", server, Impairments::default())?;
     world.add_host("client", client, Impairments::default())?;
     Ok(world)
@@ -173,9 +203,10 @@ fn counters(world: &World) -> String {
     world.hosts.iter().map(host).collect::<Vec<_>>().join(", ")
 }
 
-/// Goodput in Gbit/s of one `len`-byte bulk stream (see the module doc).
-pub fn goodput(len: u64) -> Result<f64, String> {
-    let mut world = world(1, 1, BufSizes { rx: STREAM_BUF, tx: STREAM_BUF })?;
+/// Goodput in Gbit/s of one `len`-byte bulk stream under thread model
+/// `model`, with TCP segmentation offload if `tso` (see the module doc).
+pub fn goodput(len: u64, model: ThreadModel, tso: bool) -> Result<f64, String> {
+    let mut world = world(1, 1, BufSizes { rx: STREAM_BUF, tx: STREAM_BUF }, model, tso)?;
     let (spawner, ledger) = (Spawner::new(), Arc::new(Ledger::default()));
     let listening = spawn_servers(&world.hosts[0].group, &spawner, &ledger, bulk::server);
     let elapsed = Arc::new(Mutex::new(None));
@@ -226,7 +257,7 @@ impl Span {
 /// Short connections per second over `conns` echo connections (see the module doc).
 pub fn conn_rate(conns: u64) -> Result<f64, String> {
     let bufs = GroupConfig::new(1, SERVER_MAC, SERVER_IP).bufs;
-    let mut world = world(CONN_SERVER_STACKS, CONN_CLIENT_STACKS, bufs)?;
+    let mut world = world(CONN_SERVER_STACKS, CONN_CLIENT_STACKS, bufs, ThreadModel::RunToWakeup, false)?;
     let (spawner, ledger) = (Spawner::new(), Arc::new(Ledger::default()));
     let listening = spawn_servers(&world.hosts[0].group, &spawner, &ledger, echo::server);
     let span = Arc::new(Span::default());
