@@ -7,21 +7,12 @@
 
 mod common;
 
+use common::tshark::tshark_available;
+
 use std::path::PathBuf;
 use std::process::Command;
 
 use capture::{to_bytes, Direction, Format, Record};
-
-/// Whether tshark can run; panics instead of skipping under CI.
-fn tshark_available() -> bool {
-    let found = Command::new("tshark").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !found {
-        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
-        assert!(!ci, "tshark is not on PATH but CI is set: install it (apt-get install tshark)");
-        eprintln!("SKIPPED: tshark is not on PATH; install it to run this test");
-    }
-    found
-}
 
 /// Writes `bytes` to a fresh temporary file, runs tshark over it printing
 /// `fields`, and returns one vector of fields per frame.

@@ -1,14 +1,19 @@
 //! harness: what runs dtnet's components and reports on them.
 //!
 //! The `dtnet` binary is a thin clap front end over this library: [`rss`]
-//! answers "which queue will this flow land on", [`bench`] measures the data
-//! path, and [`wire_run`] drives the default hermetic scenario (veth ports
-//! on a bridge, in virtual time) and reports its accounting.
+//! answers "which queue will this flow land on", [`bench`](mod@bench) measures the data
+//! path, and [`scenario`] loads and runs scenario files (topology, traffic,
+//! impairments, expectations) and reports on them; [`tcp_run`] is a TCP
+//! scenario written in code. [`record`] captures every port and queue of a
+//! world to pcapng, and [`replay`] injects a capture into a host and
+//! compares the resulting trace with a golden file.
 
 pub mod apps;
 pub mod bench;
 pub mod exec;
+pub mod record;
+pub mod replay;
 pub mod rss;
+pub mod scenario;
 pub mod tcp_run;
-pub mod wire_run;
 pub mod world;

@@ -1,28 +1,30 @@
 //! Stacks serving TCP across a bridge, in any forwarding mode and thread
 //! model, under either executor, with the checks every such run must pass.
 //!
-//! A server host and a client host, each a stack group on a veth port, sit
-//! on one bridge (optionally impaired). The server listens the way its mode
-//! expects applications to: in RSS mode one listener per stack (a thread
-//! per stack with `SO_REUSEADDR`, as gazelle applications do), with
-//! `listen_shadow` one listener shadowed on every stack, with software
-//! forwarding or flow-director rules one listener on the last stack (so
-//! that most frames land on the wrong queue and must be steered). Client
-//! tasks spread over the client's stacks, each opening connections of the
-//! chosen workload. [`TcpRun::check`] then verifies placement, counts,
-//! accounting and buffers.
+//! A [`TcpRun`] is a scenario written in code: a server host and a client
+//! host, each a stack group on a veth port, on one bridge (optionally
+//! impaired), and one bulk or echo traffic entry between them. It builds a
+//! [`Plan`] and runs it through the scenario engine
+//! ([`scenario`]), which listens the way each mode expects
+//! applications to and spreads client tasks over the client's stacks;
+//! [`TcpReport::check`] then applies the engine's delivery, placement and
+//! leak checks, and keeps the world for further inspection.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use ethdev::Instant;
-use stack::{Api, ForwardMode, GroupConfig, SockOpt, SockType, StackGroup, ThreadModel};
-use user_vbridge::{Captured, Impairments, TapFilter};
+use capture::Record;
+use stack::{Api, ForwardMode, GroupConfig, SockOpt, SockType, ThreadModel};
+use user_vbridge::{BridgeConfig, Impairments, PortConfig};
 
-use crate::apps::{bulk, echo, ConnRecord, Ledger, Side};
-use crate::exec::{self, Latch, Outcome, SimClock, Spawner};
+use crate::apps::ConnRecord;
+use crate::exec::Outcome;
+use crate::scenario::build::App;
+use crate::scenario::plan::TcpTraffic;
+use crate::scenario::{self, checks, Expect, HostNic, HostPlan, Plan, RunOptions, Traffic};
 use crate::world::World;
+
+pub use crate::scenario::{Executor, Workload};
 
 /// Port the server listens on.
 pub const SERVER_PORT: u16 = 5201;
@@ -30,24 +32,8 @@ const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
-
-/// Which executor runs the world.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Executor {
-    /// One thread, virtual time.
-    Sim,
-    /// Real threads, real time.
-    Threads,
-}
-
-/// What each connection does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Workload {
-    /// Client sends `bytes` pattern bytes; server verifies them.
-    Bulk,
-    /// Client sends `bytes` in chunks and checks they are echoed.
-    Echo,
-}
+const SERVER_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1);
+const CLIENT_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2);
 
 /// A TCP run's parameters.
 #[derive(Clone, Debug)]
@@ -74,8 +60,12 @@ pub struct TcpRun {
     pub seed: u64,
     /// Give up after this long (virtual time in `sim`, wall time in `threads`).
     pub timeout: Duration,
-    /// Capture every frame on the server's bridge port.
+    /// Record every frame on both hosts' ports and queues.
     pub capture: bool,
+    /// Give both hosts IPv6 addresses (besides IPv4) and connect over IPv6.
+    pub ipv6: bool,
+    /// TCP segmentation offload on both hosts ([`GroupConfig::tso`]).
+    pub tso: bool,
 }
 
 impl TcpRun {
@@ -94,113 +84,76 @@ impl TcpRun {
             seed: 1,
             timeout: Duration::from_secs(120),
             capture: false,
+            ipv6: false,
+            tso: false,
         }
     }
 
-    fn group(&self, stacks: usize, mac: [u8; 6], ip: Ipv4Addr, seed: u64) -> GroupConfig {
-        GroupConfig { mode: self.mode, model: self.model, seed, ..GroupConfig::new(stacks, mac, ip) }
+    /// The address clients connect to: the server's IPv6 address with
+    /// [`ipv6`](Self::ipv6), else its IPv4 address.
+    pub fn server_addr(&self) -> SocketAddr {
+        let ip = if self.ipv6 { IpAddr::V6(SERVER_IP6) } else { IpAddr::V4(SERVER_IP) };
+        SocketAddr::new(ip, SERVER_PORT)
+    }
+
+    fn host(&self, name: &str, stacks: usize, mac: [u8; 6], ip: Ipv4Addr, ip6: Ipv6Addr) -> HostPlan {
+        let group = GroupConfig {
+            mode: self.mode,
+            model: self.model,
+            ipv6: self.ipv6.then_some((ip6, 64)),
+            tso: self.tso,
+            ..GroupConfig::new(stacks, mac, ip)
+        };
+        let link =
+            PortConfig { ingress: self.impairments.clone(), egress: self.impairments.clone(), ..PortConfig::default() };
+        HostPlan { name: name.into(), nic: HostNic::Stacks(group), link }
+    }
+
+    /// The scenario this run is: host 0 serves, host 1 connects.
+    pub fn plan(&self) -> Plan {
+        let traffic = TcpTraffic {
+            workload: self.workload,
+            client: 1,
+            server: 0,
+            port: SERVER_PORT,
+            conns: self.conns,
+            bytes: self.bytes,
+            parallel: self.conns,
+            ipv6: self.ipv6,
+        };
+        Plan {
+            seed: self.seed,
+            executor: self.executor,
+            duration: self.timeout,
+            bridge: BridgeConfig { name: "br0".into(), ..BridgeConfig::default() },
+            hosts: vec![
+                self.host("server", self.server_stacks, SERVER_MAC, SERVER_IP, SERVER_IP6),
+                self.host("client", self.client_stacks, CLIENT_MAC, CLIENT_IP, CLIENT_IP6),
+            ],
+            traffic: vec![Traffic::Tcp(traffic)],
+            expect: Expect::default(),
+        }
     }
 
     /// Builds the world, runs it, and returns what happened.
     pub fn run(&self) -> Result<TcpReport, String> {
-        let mut world = World::new(self.seed)?;
-        let server_cfg = self.group(self.server_stacks, SERVER_MAC, SERVER_IP, self.seed);
-        let client_cfg = self.group(self.client_stacks, CLIENT_MAC, CLIENT_IP, self.seed.wrapping_add(1));
-        world.add_host("server", server_cfg, self.impairments.clone())?;
-        world.add_host("client", client_cfg, self.impairments.clone())?;
-        let filter = TapFilter { port: Some(world.hosts[0].bridge_port), direction: None };
-        let tap = self.capture.then(|| world.bridge.add_tap(filter));
-        let ledger = Arc::new(Ledger::default());
-        let spawner = Spawner::new();
-        let sim_clock = Arc::new(SimClock::default());
-        let clock: Arc<dyn stack::Clock> = match self.executor {
-            Executor::Sim => sim_clock.clone(),
-            Executor::Threads => Arc::new(exec::RealClock::new()),
+        let plan = self.plan();
+        let ex =
+            scenario::execute("tcp run", &plan, &RunOptions::default(), self.capture).map_err(|e| e.to_string())?;
+        let records = match ex.apps.first() {
+            Some(App::Tcp(ledger)) => ledger.records(),
+            _ => Vec::new(),
         };
-        let (listen_stack, listening) = self.spawn_servers(&world.hosts[0].group, &clock, &spawner, &ledger);
-        self.spawn_clients(&world.hosts[1].group, &clock, &spawner, &ledger, &listening);
-        if self.model == ThreadModel::RunToCompletion {
-            lend_threads(&world.hosts[0].group, 0, &clock, &spawner);
-            lend_threads(&world.hosts[1].group, self.server_stacks, &clock, &spawner);
-        }
-        let outcome = match self.executor {
-            Executor::Sim => {
-                let deadline = Instant::ZERO + self.timeout;
-                exec::sim::run(&mut world, &sim_clock, &spawner, deadline, Duration::from_secs(5))
-            }
-            Executor::Threads => exec::threads::run(&mut world, &spawner, self.timeout, Duration::from_millis(200)),
-        };
-        let captures = tap.map(|t| world.bridge.take_captures(t)).unwrap_or_default();
-        Ok(TcpReport { run: self.clone(), outcome, records: ledger.records(), listen_stack, captures, world })
-    }
-
-    /// Spawns the server's listeners per the mode; returns the listening
-    /// stack when there is exactly one, and a latch that opens once every
-    /// listener is up.
-    fn spawn_servers(
-        &self,
-        group: &StackGroup,
-        clock: &Arc<dyn stack::Clock>,
-        spawner: &Spawner,
-        ledger: &Arc<Ledger>,
-    ) -> (Option<usize>, Arc<Latch>) {
-        let (homes, single) = match self.mode {
-            ForwardMode::Rss => ((0..group.len()).collect(), None),
-            ForwardMode::ListenShadow => (vec![0], None),
-            _ => (vec![group.len() - 1], Some(group.len() - 1)),
-        };
-        let listening = Latch::new(homes.len());
-        for home in homes {
-            let api = group.api(home, Arc::clone(clock));
-            let (spawner2, ledger, listening) = (spawner.clone(), Arc::clone(ledger), Arc::clone(&listening));
-            let workload = self.workload;
-            spawner.spawn_daemon(home, format!("server@{home}"), async move {
-                let fd = listen(&api, SERVER_PORT).await?;
-                listening.count_down();
-                match workload {
-                    Workload::Bulk => bulk::server(api, fd, spawner2, home, ledger).await,
-                    Workload::Echo => echo::server(api, fd, spawner2, home, ledger).await,
-                }
-            });
-        }
-        (single, listening)
-    }
-
-    fn spawn_clients(
-        &self,
-        group: &StackGroup,
-        clock: &Arc<dyn stack::Clock>,
-        spawner: &Spawner,
-        ledger: &Arc<Ledger>,
-        listening: &Arc<Latch>,
-    ) {
-        let server = SocketAddr::new(IpAddr::V4(SERVER_IP), SERVER_PORT);
-        for id in 0..self.conns {
-            let home = id as usize % group.len();
-            let api = group.api(home, Arc::clone(clock));
-            let (ledger, listening, len, workload) =
-                (Arc::clone(ledger), Arc::clone(listening), self.bytes, self.workload);
-            // Client threads come after the server's in the threads executor.
-            spawner.spawn(self.server_stacks + home, format!("client {id}"), async move {
-                listening.wait().await;
-                match workload {
-                    Workload::Bulk => bulk::client(api, server, id, len, ledger).await,
-                    Workload::Echo => echo::client(api, server, id, len, ledger).await,
-                }
-            });
-        }
-    }
-}
-
-/// Run-to-completion needs an application thread polling every stack, as
-/// gazelle runs one per stack: thread `first + i` lends itself to stack `i`.
-fn lend_threads(group: &StackGroup, first: usize, clock: &Arc<dyn stack::Clock>, spawner: &Spawner) {
-    for i in 0..group.len() {
-        let api = group.api(i, Arc::clone(clock));
-        spawner.spawn_daemon(first + i, format!("idle@{i}"), async move {
-            api.lend_thread().await;
-            Ok(())
-        });
+        Ok(TcpReport {
+            run: self.clone(),
+            listen_stack: plan.hosts[0].listen_stack(),
+            records,
+            plan,
+            outcome: ex.outcome,
+            captures: ex.records,
+            apps: ex.apps,
+            world: ex.world,
+        })
     }
 }
 
@@ -224,58 +177,29 @@ pub struct TcpReport {
     pub records: Vec<ConnRecord>,
     /// The single listening stack (software forwarding, flow director).
     pub listen_stack: Option<usize>,
-    /// Frames seen on the server's bridge port, if the run captured.
-    pub captures: Vec<Captured>,
+    /// Frames seen on both hosts' ports and queues, if the run captured.
+    pub captures: Vec<Record>,
     /// The world after the run, for further inspection.
     pub world: World,
+    plan: Plan,
+    apps: Vec<App>,
 }
 
 impl TcpReport {
-    /// Every expectation of the run; the first that fails, as an error.
+    /// Every expectation of the run (delivery, placement, no leaks); the
+    /// first that fails, as an error.
     pub fn check(&self) -> Result<(), String> {
-        self.outcome.ok()?;
-        let servers: Vec<_> = self.records.iter().filter(|r| r.side == Side::Server).collect();
-        let clients: Vec<_> = self.records.iter().filter(|r| r.side == Side::Client).collect();
-        let n = self.run.conns as usize;
-        if servers.len() != n || clients.len() != n {
-            return Err(format!("{} server and {} client records for {n} connections", servers.len(), clients.len()));
+        let view = checks::RunView {
+            world: &self.world,
+            outcome: &self.outcome,
+            apps: &self.apps,
+            slots: &[Ok(0), Ok(1)],
+            records: &self.captures,
+        };
+        match checks::evaluate(&self.plan, &view).into_iter().find(|c| !c.passed) {
+            Some(c) => Err(format!("{}: {}", c.name, c.detail)),
+            None => Ok(()),
         }
-        if let Some(r) = self.records.iter().find(|r| r.bytes != self.run.bytes) {
-            return Err(format!("{r:?}: expected {} bytes", self.run.bytes));
-        }
-        let server = &self.world.hosts[0].group;
-        let client = &self.world.hosts[1].group;
-        for r in &servers {
-            let expected = self.listen_stack.unwrap_or_else(|| server.rss_stack(r.peer, r.local));
-            if r.stack != expected {
-                return Err(format!("server connection {r:?} served by stack {} instead of {expected}", r.stack));
-            }
-        }
-        if self.listen_stack.is_none() {
-            if let Some(r) = clients.iter().find(|r| client.rss_stack(r.peer, r.local) != r.stack) {
-                return Err(format!(
-                    "client connection {r:?}: replies hash to stack {}",
-                    client.rss_stack(r.peer, r.local)
-                ));
-            }
-        }
-        self.check_counts(server, &servers)?;
-        self.world.check_accounting()?;
-        match self.world.buffers_in_use() {
-            0 => Ok(()),
-            n => Err(format!("{n} buffers still in use after the run")),
-        }
-    }
-
-    fn check_counts(&self, server: &StackGroup, servers: &[&ConnRecord]) -> Result<(), String> {
-        for i in 0..server.len() {
-            let accepted = server.stats(i).accepted;
-            let recorded = servers.iter().filter(|r| r.stack == i).count() as u64;
-            if accepted != recorded {
-                return Err(format!("server stack {i} accepted {accepted} connections, applications saw {recorded}"));
-            }
-        }
-        Ok(())
     }
 
     /// Accepted connections per server stack.

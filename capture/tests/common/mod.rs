@@ -1,6 +1,8 @@
 //! Frames and records shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod tshark;
+
 use capture::{Direction, Record};
 use ethdev::Instant;
 use etherparse::{PacketBuilder, TcpOptionElement};

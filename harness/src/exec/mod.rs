@@ -7,7 +7,10 @@
 //! [`Spawner`], which also lets a running task start more (a server starting
 //! a handler per accepted connection); each task names the application
 //! thread it belongs to, so a threaded run keeps gazelle's binding of
-//! application threads to stacks.
+//! application threads to stacks. A task that must wait for a moment (a
+//! paced sender) calls [`sleep_until`] on a [`TaskClock`]: the simulation's
+//! [`SimClock`] keeps such timers and jumps to the earliest when nothing
+//! else is due; real time simply polls the task again.
 
 pub mod sim;
 pub mod threads;
@@ -222,20 +225,64 @@ impl Wake for TaskFlag {
     }
 }
 
-/// A clock that reads a shared virtual time.
+/// A clock tasks can wait on: [`sleep_until`] works under either executor.
+pub trait TaskClock: stack::Clock {
+    /// Arranges for `waker` to be woken once the time reaches `at`.
+    fn wake_at(&self, at: Instant, waker: &Waker);
+}
+
+/// Waits until `clock` reads `at` or later.
+pub async fn sleep_until(clock: &dyn TaskClock, at: Instant) {
+    std::future::poll_fn(|cx| {
+        if clock.now() >= at {
+            return Poll::Ready(());
+        }
+        clock.wake_at(at, cx.waker());
+        Poll::Pending
+    })
+    .await
+}
+
+/// A clock that reads a shared virtual time, and the timers tasks set on
+/// it; the simulation executor jumps to the earliest timer when nothing
+/// else is due.
 #[derive(Debug, Default)]
-pub struct SimClock(AtomicU64);
+pub struct SimClock {
+    now: AtomicU64,
+    timers: Mutex<Vec<(Instant, Waker)>>,
+}
 
 impl SimClock {
     /// Sets the time.
     pub fn set(&self, t: Instant) {
-        self.0.store(t.as_nanos(), Ordering::Release);
+        self.now.store(t.as_nanos(), Ordering::Release);
+    }
+
+    /// The earliest pending timer.
+    pub fn next_timer(&self) -> Option<Instant> {
+        self.timers.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|t| t.0).min()
+    }
+
+    /// Wakes every task whose timer is due at the current time.
+    pub fn fire(&self) {
+        let now = stack::Clock::now(self);
+        let mut timers = self.timers.lock().unwrap_or_else(PoisonError::into_inner);
+        let (due, pending) = timers.drain(..).partition::<Vec<_>, _>(|t| t.0 <= now);
+        *timers = pending;
+        drop(timers);
+        due.into_iter().for_each(|(_, waker)| waker.wake());
     }
 }
 
 impl stack::Clock for SimClock {
     fn now(&self) -> Instant {
-        Instant::from_nanos(self.0.load(Ordering::Acquire))
+        Instant::from_nanos(self.now.load(Ordering::Acquire))
+    }
+}
+
+impl TaskClock for SimClock {
+    fn wake_at(&self, at: Instant, waker: &Waker) {
+        self.timers.lock().unwrap_or_else(PoisonError::into_inner).push((at, waker.clone()));
     }
 }
 
@@ -262,6 +309,14 @@ impl stack::Clock for RealClock {
     }
 }
 
+/// Real time has no timer list: a sleeping task asks to be polled again
+/// right away and looks at the clock then.
+impl TaskClock for RealClock {
+    fn wake_at(&self, _at: Instant, waker: &Waker) {
+        waker.wake_by_ref();
+    }
+}
+
 /// A countdown that tasks can wait on: servers count down once listening,
 /// clients wait for zero before connecting.
 #[derive(Default)]
@@ -282,6 +337,11 @@ impl Latch {
         if left.0 == 0 {
             left.1.drain(..).for_each(Waker::wake);
         }
+    }
+
+    /// Whether the count has reached zero.
+    pub fn is_open(&self) -> bool {
+        self.left.lock().unwrap_or_else(PoisonError::into_inner).0 == 0
     }
 
     /// Waits until the count reaches zero.

@@ -1,9 +1,10 @@
 //! The simulation executor: one thread, virtual time, no randomness of its own.
 //!
-//! Each round polls the bridge and every stack at the current virtual time,
-//! then every task whose waker fired. While anything moves, time stands
-//! still; when a round moves nothing, time jumps to the earliest deadline of
-//! any component (a delayed frame, a TCP timer). The order of polls is fixed
+//! Each round fires the tasks' due timers, polls the bridge and every stack
+//! at the current virtual time, then every task whose waker fired. While
+//! anything moves, time stands still; when a round moves nothing, time jumps
+//! to the earliest deadline of any component (a delayed frame, a TCP timer)
+//! or task timer ([`sleep_until`](super::sleep_until)). The order of polls is fixed
 //! and every random choice comes from a seed, so a run is a pure function of
 //! its inputs: the same seed gives byte-identical captures.
 //!
@@ -32,6 +33,7 @@ pub fn run(world: &mut World, clock: &SimClock, spawner: &Spawner, deadline: Ins
     loop {
         let now = clock.now();
         tasks.extend(spawner.take(|_| true), None);
+        clock.fire();
         let mut busy = world.poll(now);
         busy |= tasks.poll(false, spawner, |name, e| outcome.failures.push((name, e)));
         if spawner.live() == 0 {
@@ -42,7 +44,7 @@ pub fn run(world: &mut World, clock: &SimClock, spawner: &Spawner, deadline: Ins
             break;
         }
         if !busy {
-            let next = world.poll_at().unwrap_or(deadline).min(deadline);
+            let next = world.poll_at().into_iter().chain(clock.next_timer()).min().unwrap_or(deadline).min(deadline);
             clock.set(next.max(now + TICK));
         }
     }

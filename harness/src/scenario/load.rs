@@ -1,0 +1,176 @@
+//! Reading a scenario file: TOML syntax, then the serde types of
+//! [`spec`](super::spec) through `serde_path_to_error`, then the
+//! resolution into a [`Plan`](super::Plan). Every error names the file, the line and the
+//! key path, the way stack config errors do:
+//! `scenarios/x.toml:12: key "host[1].impairments.loss": expected a probability in 0.0..=1.0, got 2.5`.
+//! The line comes from the span toml keeps on each error (or on the
+//! `Spanned` keys that resolution checks), the key path from
+//! `serde_path_to_error`.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use super::spec::ScenarioSpec;
+
+/// Why a scenario could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScenarioError {
+    /// A file could not be read.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The path that was opened.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not well-formed TOML.
+    #[error("{origin}:{line}: {message}")]
+    Syntax {
+        /// Where the text came from.
+        origin: String,
+        /// 1-based line of the offending token.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A key is unknown, a value is bad, or keys contradict each other.
+    #[error("{origin}{}: {}{message}", LineSuffix(*.line), KeyPrefix(.key.as_deref()))]
+    Invalid {
+        /// Where the text came from.
+        origin: String,
+        /// 1-based line of the key, when known.
+        line: Option<usize>,
+        /// Path of the key, e.g. `host[1].impairments.loss`.
+        key: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// The world could not be built or run.
+    #[error("scenario {name}: {message}")]
+    Run {
+        /// The scenario's name.
+        name: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+impl ScenarioError {
+    /// The key path the error is about, if any.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ScenarioError::Invalid { key, .. } => key.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The 1-based line the error points at, if any.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            ScenarioError::Syntax { line, .. } => Some(*line),
+            ScenarioError::Invalid { line, .. } => *line,
+            _ => None,
+        }
+    }
+}
+
+struct LineSuffix(Option<usize>);
+
+impl fmt::Display for LineSuffix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(line) => write!(f, ":{line}"),
+            None => Ok(()),
+        }
+    }
+}
+
+struct KeyPrefix<'a>(Option<&'a str>);
+
+impl fmt::Display for KeyPrefix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(key) => write!(f, "key \"{key}\": "),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The name toml gives the value inside a `Spanned` key; not part of any
+/// path a user wrote.
+const SPANNED_VALUE: &str = "$__serde_spanned_private_value";
+
+/// `path` as the user wrote it: `host[1].impairments.loss`.
+fn key_path(path: &serde_path_to_error::Path) -> String {
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            serde_path_to_error::Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            serde_path_to_error::Segment::Map { key } if key == SPANNED_VALUE => {}
+            other => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&other.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Where errors about one text point: its origin and its lines.
+#[derive(Clone, Copy)]
+pub(crate) struct Source<'a> {
+    pub text: &'a str,
+    pub origin: &'a str,
+}
+
+impl Source<'_> {
+    /// The 1-based line of byte `offset`.
+    pub fn line(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    }
+
+    /// An [`ScenarioError::Invalid`] at `span` about `key`.
+    pub fn error(&self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::Invalid {
+            origin: self.origin.to_owned(),
+            line: Some(self.line(span.start)),
+            key: Some(key.into()),
+            message: message.into(),
+        }
+    }
+
+    /// An [`ScenarioError::Invalid`] about `key` that no one line shows.
+    pub fn error_in_file(&self, key: impl Into<String>, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::Invalid {
+            origin: self.origin.to_owned(),
+            line: None,
+            key: Some(key.into()),
+            message: message.into(),
+        }
+    }
+
+    /// Parses the text into the spec types.
+    pub fn deserialize(&self) -> Result<ScenarioSpec, ScenarioError> {
+        let de = toml::Deserializer::parse(self.text).map_err(|e| ScenarioError::Syntax {
+            origin: self.origin.to_owned(),
+            line: self.line(e.span().map_or(0, |s| s.start)),
+            message: e.message().trim().to_owned(),
+        })?;
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = key_path(e.path());
+            let inner = e.into_inner();
+            ScenarioError::Invalid {
+                origin: self.origin.to_owned(),
+                line: inner.span().map(|s| self.line(s.start)),
+                key: (!path.is_empty()).then_some(path),
+                message: inner.message().trim().to_owned(),
+            }
+        })
+    }
+}

@@ -1,0 +1,143 @@
+//! Scenarios: a topology, its traffic and what must hold afterwards,
+//! written as TOML and run by one engine.
+//!
+//! A scenario file (see `scenarios/README.md` for every key) names a seed,
+//! an executor and a deadline, one bridge, hosts (stack groups in any
+//! forwarding mode and thread model, from inline keys or a gazelle
+//! `lstack.conf`, or bare ports with RSS queues), the impairments of each
+//! host's link, traffic (bulk, echo and short TCP connections, UDP
+//! request/response, ping, raw frames between bare ports, capture replay)
+//! and expectations. Loading goes in three steps, each in its own module:
+//! [`spec`] holds the serde types (`deny_unknown_fields` throughout,
+//! values checked as they are read by [`units`]), [`load`] parses the TOML
+//! and turns every problem into an error naming file, line and key path,
+//! and `resolve` turns the spec into a [`Plan`] (names to indices, files
+//! read, defaults filled). The engine then builds the world and spawns the
+//! tasks (`build`, with the raw-frame load in [`frames`]), runs them under
+//! the executor the plan names (`run`), judges the expectations
+//! ([`checks`]) and reports ([`report`]). Code can build a [`Plan`] directly
+//! and run it the same way, as [`TcpRun`](crate::tcp_run::TcpRun) does.
+
+pub(crate) mod build;
+pub mod checks;
+pub mod frames;
+pub mod load;
+pub mod plan;
+pub mod report;
+mod resolve;
+mod run;
+pub mod spec;
+pub mod units;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use checks::Check;
+pub use load::ScenarioError;
+pub use plan::{Executor, Expect, HostNic, HostPlan, Plan, Traffic, Workload};
+pub use report::ScenarioReport;
+pub use resolve::group_from_stack_config;
+
+pub(crate) use run::execute;
+
+/// Origin of the built-in default scenario in reports and errors.
+const BUILTIN_ORIGIN: &str = "scenarios/default.toml";
+/// The default scenario's text.
+const BUILTIN_TEXT: &str = include_str!("../../../scenarios/default.toml");
+
+/// A loaded scenario, ready to run.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Its name.
+    pub name: String,
+    /// Where it came from: the file's path, or the built-in's name.
+    pub origin: String,
+    /// What it shows.
+    pub description: String,
+    /// What to run.
+    pub plan: Plan,
+}
+
+impl Scenario {
+    /// Reads, parses and validates the scenario file at `path`; files it
+    /// names are taken relative to its directory and must exist and parse.
+    ///
+    /// # Errors
+    ///
+    /// [`ScenarioError::Io`] if the file cannot be read, otherwise as [`Scenario::parse`].
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_owned(), source })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Scenario::parse(&text, &path.display().to_string(), base)
+    }
+
+    /// Parses and validates scenario `text`; `origin` names it in errors and
+    /// `base_dir` is where relative file names point.
+    ///
+    /// # Errors
+    ///
+    /// [`ScenarioError::Syntax`] for malformed TOML, [`ScenarioError::Invalid`]
+    /// for an unknown key, a bad value, a missing or unreadable file, or keys
+    /// that contradict each other; each names the line and key path.
+    pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Scenario, ScenarioError> {
+        let src = load::Source { text, origin };
+        let spec = src.deserialize()?;
+        let (name, description) = (spec.name.clone(), spec.description.clone());
+        let plan = resolve::Resolver { src, base_dir }.plan(spec)?;
+        Ok(Scenario { name, origin: origin.to_owned(), description, plan })
+    }
+
+    /// The built-in default scenario (`scenarios/default.toml`), what
+    /// `dtnet run` runs without a file.
+    pub fn builtin_default() -> Scenario {
+        // The file is part of the build and a test loads it from disk too,
+        // so this parse cannot fail in a released binary.
+        Scenario::parse(BUILTIN_TEXT, BUILTIN_ORIGIN, Path::new("scenarios"))
+            .unwrap_or_else(|e| panic!("the built-in default scenario does not load: {e}"))
+    }
+
+    /// The same scenario with another seed.
+    pub fn with_seed(mut self, seed: u64) -> Scenario {
+        self.plan.seed = seed;
+        self
+    }
+
+    /// What the scenario shows.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+}
+
+/// How to run a scenario.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// Record every host's port and queues into [`ScenarioReport::records`].
+    pub record: bool,
+    /// Called now and then with the work done so far.
+    pub progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+}
+
+/// Work done so far: payload bytes verified (TCP, UDP, ping) and frame
+/// bytes sent (raw frames), of all that the scenario plans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Units done.
+    pub done: u64,
+    /// Units planned.
+    pub total: u64,
+}
+
+/// Runs `scenario` and judges its expectations.
+///
+/// # Errors
+///
+/// [`ScenarioError::Run`] if the world cannot be built (a failed
+/// expectation is not an error: see [`ScenarioReport::passed`]).
+pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<ScenarioReport, ScenarioError> {
+    let plan = &scenario.plan;
+    let record = options.record || plan.expect.golden_trace.is_some();
+    let executed = execute(&scenario.name, plan, options, record)?;
+    let checks = checks::evaluate(plan, &executed.view());
+    Ok(ScenarioReport::new(&scenario.name, &scenario.origin, plan, executed, checks))
+}

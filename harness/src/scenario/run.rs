@@ -1,0 +1,115 @@
+//! Running a built scenario: the executor the plan names, a recording when
+//! one is asked for, and progress reports along the way.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use capture::Record;
+use ethdev::Instant;
+
+use super::build::{build, App, PING_BYTES, UDP_REQUEST_BYTES};
+use super::checks::RunView;
+use super::plan::{Executor, Plan, Traffic};
+use super::{Progress, RunOptions, ScenarioError};
+use crate::exec::{self, Outcome};
+use crate::record::Recording;
+use crate::world::World;
+
+/// Virtual time a `sim` run lets the world settle after its tasks finish
+/// (closing handshakes), so that buffers return to their pools.
+const SIM_DRAIN: Duration = Duration::from_secs(5);
+/// Wall time a `threads` run keeps polling after its tasks finish.
+const THREADS_DRAIN: Duration = Duration::from_millis(200);
+
+/// Counts work done against work planned and tells a progress callback
+/// whenever another percent is done. Clones share the counts.
+#[derive(Clone)]
+pub(crate) struct Meter {
+    done: Arc<AtomicU64>,
+    total: Arc<AtomicU64>,
+    report: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+}
+
+impl Meter {
+    fn new(total: u64, report: Option<Arc<dyn Fn(Progress) + Send + Sync>>) -> Meter {
+        Meter { done: Arc::new(AtomicU64::new(0)), total: Arc::new(AtomicU64::new(total)), report }
+    }
+
+    /// Adds `n` units to the work planned (work only known once built).
+    pub fn plan(&self, n: u64) {
+        self.total.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts `n` more units done.
+    pub fn add(&self, n: u64) {
+        let Some(report) = &self.report else { return };
+        let before = self.done.fetch_add(n, Ordering::Relaxed);
+        let (done, total) = (before + n, self.total.load(Ordering::Relaxed));
+        let percent = |x: u64| x.saturating_mul(100) / total.max(1);
+        if percent(done) != percent(before) || done == total {
+            report(Progress { done, total });
+        }
+    }
+}
+
+/// Payload bytes the applications of a plan move when everything goes
+/// well; frames add theirs once planned.
+fn planned_bytes(plan: &Plan) -> u64 {
+    plan.traffic
+        .iter()
+        .map(|t| match t {
+            Traffic::Tcp(t) => t.conns * t.bytes,
+            Traffic::Udp(u) => u.clients * u64::from(u.requests) * UDP_REQUEST_BYTES,
+            Traffic::Ping(p) => u64::from(p.count) * PING_BYTES,
+            Traffic::Frames(_) | Traffic::Replay(_) => 0,
+        })
+        .sum()
+}
+
+/// What a run left behind, for the checks and the report.
+pub(crate) struct Executed {
+    /// The world after the run.
+    pub world: World,
+    /// How the executor finished.
+    pub outcome: Outcome,
+    /// Per traffic entry, what its tasks left.
+    pub apps: Vec<App>,
+    /// Where each plan host went (see `Built::slots`).
+    pub slots: Vec<Result<usize, usize>>,
+    /// Frames recorded, if asked.
+    pub records: Vec<Record>,
+    /// Wall time of the run.
+    pub wall: Duration,
+}
+
+impl Executed {
+    /// What the checks look at.
+    pub(crate) fn view(&self) -> RunView<'_> {
+        RunView {
+            world: &self.world,
+            outcome: &self.outcome,
+            apps: &self.apps,
+            slots: &self.slots,
+            records: &self.records,
+        }
+    }
+}
+
+/// Builds and runs `plan`; records every host's port and queues if `record`.
+pub(crate) fn execute(name: &str, plan: &Plan, options: &RunOptions, record: bool) -> Result<Executed, ScenarioError> {
+    let started = std::time::Instant::now();
+    let failed = |message: String| ScenarioError::Run { name: name.to_owned(), message };
+    let meter = Meter::new(planned_bytes(plan), options.progress.clone());
+    let mut built = build(plan, &meter).map_err(failed)?;
+    let recording = record.then(|| Recording::attach(&built.world, Arc::clone(&built.clock)));
+    let outcome = match plan.executor {
+        Executor::Sim => {
+            let deadline = Instant::ZERO + plan.duration;
+            exec::sim::run(&mut built.world, &built.sim_clock, &built.spawner, deadline, SIM_DRAIN)
+        }
+        Executor::Threads => exec::threads::run(&mut built.world, &built.spawner, plan.duration, THREADS_DRAIN),
+    };
+    let records = recording.map(Recording::finish).unwrap_or_default();
+    Ok(Executed { world: built.world, outcome, apps: built.apps, slots: built.slots, records, wall: started.elapsed() })
+}

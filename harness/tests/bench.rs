@@ -1,0 +1,13 @@
+//! Every benchmark runs and reports a figure; prefixes select benchmarks.
+
+use harness::bench::{self, Budget};
+
+#[test]
+fn every_benchmark_runs_and_reports_a_positive_figure() {
+    let results = bench::run(&[], Budget::SMOKE);
+    let names: Vec<&str> = results.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, bench::names());
+    assert!(results.iter().all(|m| m.value.is_finite() && m.value > 0.0), "{results:?}");
+    let only_rss = bench::run(&["softrss.f".to_string()], Budget::SMOKE);
+    assert_eq!(only_rss.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["softrss.fast"]);
+}

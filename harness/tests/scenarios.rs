@@ -1,0 +1,243 @@
+//! The scenario files and the engine that runs them: every file in
+//! `scenarios/` loads and passes with every buffer back in its pool; a
+//! simulated scenario is a function of its seed; failed expectations say
+//! why; and a bad file is refused with its file, line and key path.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use harness::scenario::{self, Progress, RunOptions, Scenario, ScenarioReport, Traffic};
+use rstest::rstest;
+
+const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios");
+
+fn load(name: &str) -> Scenario {
+    Scenario::load(&Path::new(SCENARIOS).join(name)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run(scenario: &Scenario, record: bool) -> ScenarioReport {
+    scenario::run(scenario, &RunOptions { record, progress: None }).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn failed(report: &ScenarioReport) -> Vec<&str> {
+    report.expectations.iter().filter(|c| !c.passed).map(|c| c.name.as_str()).collect()
+}
+
+/// One test per file (`threads` in a file name puts its test in the
+/// one-at-a-time group).
+#[rstest]
+fn every_scenario_passes(#[files("../scenarios/*.toml")] path: PathBuf) {
+    let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let report = run(&scenario, false);
+    assert!(report.passed(), "{report}");
+    let leaks = report.expectations.iter().find(|c| c.name == "no leaks: every buffer back in its pool");
+    assert!(leaks.is_some_and(|c| c.passed && c.detail == "0 buffers in use"), "{report}");
+    assert!(report.traffic.iter().all(|t| t.done > 0), "every traffic entry did something: {report}");
+}
+
+#[test]
+fn impairment_scenarios_are_impaired() {
+    let ports = |name: &str| run(&load(name), false).ports;
+    let link_drops = |name: &str, reason: &str| -> u64 {
+        ports(name).iter().flat_map(|p| [&p.link_in_drops, &p.link_out_drops]).filter_map(|m| m.get(reason)).sum()
+    };
+    assert!(link_drops("impaired-loss.toml", "loss") > 0);
+    assert!(link_drops("impaired-flap.toml", "link_down") > 0);
+    assert!(ports("impaired-corrupt.toml").iter().map(|p| p.corrupted).sum::<u64>() > 0);
+    assert!(ports("impaired-duplicate.toml").iter().map(|p| p.duplicated).sum::<u64>() > 0);
+}
+
+#[test]
+fn a_sim_scenario_is_a_function_of_its_seed() {
+    let scenario = load("impaired-loss.toml");
+    let first = run(&scenario, true);
+    let again = run(&scenario, true);
+    let other = run(&scenario.clone().with_seed(99), true);
+    assert!(first.passed() && other.passed(), "{first}\n{other}");
+    assert!(!first.records.is_empty());
+    assert_eq!(first.comparable(), again.comparable());
+    assert!(first.records == again.records, "same seed, different captures");
+    assert_ne!(first.comparable(), other.comparable());
+    assert!(first.records != other.records, "different seeds gave identical captures");
+}
+
+#[test]
+fn recording_covers_every_port_and_queue_only_when_asked() {
+    let scenario = load("rss-rtw.toml");
+    assert!(run(&scenario, false).records.is_empty());
+    let records = run(&scenario, true).records;
+    let mut interfaces: Vec<&str> = records.iter().filter_map(|r| r.interface.as_deref()).collect();
+    interfaces.sort_unstable();
+    interfaces.dedup();
+    let expected = [
+        "client",
+        "client/rxq0",
+        "client/rxq1",
+        "client/txq0",
+        "client/txq1",
+        "server",
+        "server/rxq0",
+        "server/rxq1",
+        "server/rxq2",
+        "server/rxq3",
+        "server/txq0",
+        "server/txq1",
+        "server/txq2",
+        "server/txq3",
+    ];
+    assert_eq!(interfaces, expected);
+}
+
+#[test]
+fn the_replay_fixture_is_what_its_recording_scenario_records() {
+    let recorded = run(&load("replay/record-echo.toml"), true).records;
+    let server: Vec<_> = recorded.into_iter().filter(|r| r.interface.as_deref() == Some("server")).collect();
+    let fixture = std::fs::read(Path::new(SCENARIOS).join("replay/echo-client.pcapng")).unwrap();
+    assert_eq!(capture::read(&fixture).ok(), Some(server));
+}
+
+#[test]
+fn total_loss_is_counted_not_hidden() {
+    let mut scenario = Scenario::builtin_default();
+    for host in &mut scenario.plan.hosts {
+        host.link.ingress.loss = 1.0;
+    }
+    for traffic in &mut scenario.plan.traffic {
+        if let Traffic::Frames(frames) = traffic {
+            frames.flows = 400;
+        }
+    }
+    let report = run(&scenario, false);
+    let frames = &report.traffic[0];
+    let lost: u64 = report.ports.iter().filter_map(|p| p.link_in_drops.get("loss")).sum();
+    assert_eq!((frames.planned, frames.done, lost), (1600, 0, 1600));
+    assert!(report.passed(), "{report}");
+}
+
+#[test]
+fn a_failed_expectation_is_reported_with_its_reason() {
+    let path = Path::new(SCENARIOS).join("impaired-loss.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace("loss_as_configured = true", "max_drops = 0");
+    let scenario = Scenario::parse(&text, "strict.toml", Path::new(SCENARIOS)).unwrap_or_else(|e| panic!("{e}"));
+    let report = run(&scenario, false);
+    assert!(!report.passed());
+    assert_eq!(failed(&report), ["at most 0 drops"], "{report}");
+    let check = report.expectations.iter().find(|c| !c.passed).unwrap();
+    assert!(check.detail.contains(" drops (loss="), "{}", check.detail);
+    assert!(format!("{report}").contains("[FAIL] at most 0 drops") && format!("{report}").ends_with("result: FAIL\n"));
+}
+
+#[test]
+fn an_uneven_spread_fails_the_balance_expectation() {
+    let mut scenario = load("rss-rtw.toml");
+    scenario.plan.expect.balance = Some(0.0);
+    let report = run(&scenario, false);
+    assert_eq!(failed(&report), ["balance: server within 0 of the even share"], "{report}");
+}
+
+#[test]
+fn progress_counts_up_to_the_planned_bytes() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let progress = Arc::new(move |p: Progress| sink.lock().unwrap_or_else(PoisonError::into_inner).push(p));
+    let report = scenario::run(&load("mix.toml"), &RunOptions { record: false, progress: Some(progress) }).unwrap();
+    assert!(report.passed(), "{report}");
+    let seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+    assert!(seen.windows(2).all(|w| w[0].done < w[1].done), "{seen:?}");
+    let last = seen.last().copied();
+    let planned = 200 * 64 + 4 * 50 * 64 + 10 * 56 + 4 * 65536;
+    assert_eq!(last, Some(Progress { done: planned, total: planned }));
+}
+
+/// A scenario of one stack host with `extra` appended (to the host when it
+/// starts with a key).
+fn with_host(extra: &str) -> String {
+    format!(
+        "name = \"x\"\n\n[[host]]\nname = \"a\"\nmac = \"02:00:00:00:00:01\"\nipv4 = \"10.0.0.1\"\nstacks = 2\n{extra}"
+    )
+}
+
+fn parse_error(text: &str) -> String {
+    match Scenario::parse(text, "x.toml", Path::new(SCENARIOS)) {
+        Ok(s) => panic!("{} loaded", s.name),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn the_complete_example_in_the_readme_loads() {
+    let readme = std::fs::read_to_string(Path::new(SCENARIOS).join("README.md")).unwrap();
+    let start = readme.find("## A complete example").and_then(|at| readme[at..].find("```toml").map(|i| at + i + 7));
+    let text = start.and_then(|s| readme[s..].find("```").map(|e| &readme[s..s + e])).unwrap_or_default();
+    let scenario = Scenario::parse(text, "README.md", Path::new(SCENARIOS)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((scenario.plan.hosts.len(), scenario.plan.traffic.len()), (2, 5));
+}
+
+#[test]
+fn errors_name_file_line_and_key_path() {
+    let cases = [
+        (with_host("bogus = 1\n"), "x.toml:8: key \"host[0].bogus\": unknown field `bogus`, expected one of"),
+        (
+            with_host("[host.impairments]\nloss = 2.5\n"),
+            "x.toml:9: key \"host[0].impairments.loss\": expected a probability in 0.0..=1.0, got 2.5",
+        ),
+        (
+            with_host("[host.impairments]\nflap = { period = \"1ms\", down = \"2ms\" }\n"),
+            "x.toml:8: key \"host[0].impairments.flap\": needs a positive period and down <= period",
+        ),
+        (with_host("mode = \"ltran\"\n"), "x.toml:8: key \"host[0].mode\": unknown variant `ltran`, expected one of"),
+        ("name = \"x\"\nduration = \"3 weeks\"\n".into(), "x.toml:2: key \"duration\": expected a duration like"),
+        ("name = 5\n".into(), "x.toml:1: key \"name\": invalid type: integer `5`, expected a string"),
+        ("[[host]]\nname = \"a\"\nstacks = 1\n".into(), "x.toml:1: missing field `name`"),
+        ("name = \"x\"\n[[host\n".into(), "x.toml:2: "),
+        (
+            with_host("\n[[traffic.bulk]]\nclient = \"a\"\nserver = \"b\"\nbytes = 1\n"),
+            "x.toml:11: key \"traffic.bulk[0].server\": no host named \"b\" (hosts: a)",
+        ),
+        (
+            with_host("\n[expect]\nmax_drops_by_reason = { lost = 1 }\n"),
+            "x.toml:10: key \"expect.max_drops_by_reason\": unknown drop reason \"lost\", expected one of malformed,",
+        ),
+        (with_host("queues = 4\n"), "x.toml:3: key \"host[0]\": set exactly one of `stacks` (a stack group), `config`"),
+    ];
+    for (text, expected) in cases {
+        let error = parse_error(&text);
+        assert!(error.starts_with(expected), "expected {expected:?}\n     got {error:?}");
+    }
+}
+
+#[test]
+fn referenced_files_must_exist_and_parse() {
+    let dir = std::env::temp_dir().join(format!("dtnet-scenarios-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = dir.join("s.toml");
+    std::fs::write(&scenario, "name = \"s\"\n[[host]]\nname = \"a\"\nconfig = \"a.conf\"\n").unwrap();
+    let missing = Scenario::load(&scenario).err().map(|e| e.to_string()).unwrap_or_default();
+    let conf = dir.join("a.conf");
+    let expected = format!("{}:4: key \"host[0].config\": {}: No such file", scenario.display(), conf.display());
+    assert!(missing.starts_with(&expected), "{missing}");
+    std::fs::write(&conf, "use_ltran=0\nnum_cpus=\"two\"\n").unwrap();
+    let bad = Scenario::load(&scenario).err().map(|e| e.to_string()).unwrap_or_default();
+    let expected = format!("{}:4: key \"host[0].config\": {}:2: key \"num_cpus\":", scenario.display(), conf.display());
+    assert!(bad.starts_with(&expected), "{bad}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn contradictions_are_refused_where_they_are_written() {
+    let bare = "\n[[host]]\nname = \"b\"\nmac = \"02:00:00:00:00:02\"\nipv4 = \"10.0.0.2\"\nqueues = 4\n";
+    let mixed = parse_error(&with_host(bare));
+    assert!(mixed.starts_with("x.toml:9: key \"host\": bare hosts (queues) and stack hosts cannot share"), "{mixed}");
+    let threads = "name = \"x\"\nexecutor = \"threads\"\n[[host]]\nname = \"a\"\nmac = \"02:00:00:00:00:01\"\n\
+                   ipv4 = \"10.0.0.1\"\nqueues = 2\n[[host]]\nname = \"b\"\nmac = \"02:00:00:00:00:02\"\n\
+                   ipv4 = \"10.0.0.2\"\nqueues = 2\n[[traffic.frames]]\nflows = 4\n";
+    let error = parse_error(threads);
+    assert!(error.starts_with("x.toml:2: key \"executor\": frames and replay traffic run under the sim"), "{error}");
+    let twice = "\n[[traffic.udp]]\nclient = \"a\"\nserver = \"a\"\nrequests = 1\n\
+                 [[traffic.udp]]\nclient = \"a\"\nserver = \"a\"\nrequests = 1\n";
+    let error = parse_error(&with_host(twice));
+    assert!(
+        error.starts_with("x.toml:15: key \"traffic.udp[1].port\": udp port 5300 on host \"a\" is already"),
+        "{error}"
+    );
+}
