@@ -324,7 +324,7 @@ fn run(args: RunArgs) -> Outcome {
             }
         };
         if args.json {
-            say(serde_json::to_string(&report).map_err(|e| e.to_string())?);
+            say(report.to_json().to_string());
         } else {
             say(&report);
         }

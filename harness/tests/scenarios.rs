@@ -23,8 +23,12 @@ fn failed(report: &ScenarioReport) -> Vec<&str> {
     report.expectations.iter().filter(|c| !c.passed).map(|c| c.name.as_str()).collect()
 }
 
+/// Resident memory a shipped scenario may peak at.
+const MEMORY_CEILING_KIB: u64 = 512 * 1024;
+
 /// One test per file (`threads` in a file name puts its test in the
-/// one-at-a-time group).
+/// one-at-a-time group). nextest runs each test in its own process, so the
+/// process's peak resident memory is this scenario's.
 #[rstest]
 fn every_scenario_passes(#[files("../scenarios/*.toml")] path: PathBuf) {
     let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
@@ -33,6 +37,8 @@ fn every_scenario_passes(#[files("../scenarios/*.toml")] path: PathBuf) {
     let leaks = report.expectations.iter().find(|c| c.name == "no leaks: every buffer back in its pool");
     assert!(leaks.is_some_and(|c| c.passed && c.detail == "0 buffers in use"), "{report}");
     assert!(report.traffic.iter().all(|t| t.done > 0), "every traffic entry did something: {report}");
+    let peak = report.peak_memory_kib.expect("Linux reports VmHWM");
+    assert!(peak < MEMORY_CEILING_KIB, "peak resident memory {peak} KiB: {report}");
 }
 
 #[test]

@@ -139,11 +139,23 @@ impl ScenarioReport {
         self.expectations.iter().all(|c| c.passed)
     }
 
+    /// The report as one JSON object (what `dtnet run --json` prints), with
+    /// the verdict first: `{"passed": true, "name": ..., ...}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        #[derive(Serialize)]
+        struct WithVerdict<'a> {
+            passed: bool,
+            #[serde(flatten)]
+            report: &'a ScenarioReport,
+        }
+        serde_json::to_value(WithVerdict { passed: self.passed(), report: self }).unwrap_or_default()
+    }
+
     /// The report as JSON without the figures that differ between
     /// identical runs (wall time, peak memory): two runs of a `sim`
     /// scenario with one seed give equal values.
     pub fn comparable(&self) -> serde_json::Value {
-        let mut value = serde_json::to_value(self).unwrap_or_default();
+        let mut value = self.to_json();
         if let Some(map) = value.as_object_mut() {
             map.remove("wall_s");
             map.remove("peak_memory_kib");
