@@ -1,28 +1,18 @@
 //! The threaded executor: real time, real threads.
 //!
-//! Under run-to-wakeup every stack gets a thread that polls it in a loop;
-//! each application thread (the `thread` index a task was spawned with) gets
-//! a thread that runs its tasks. Under run-to-wakeup an application thread
-//! sleeps until a stack wakes one of its tasks; under run-to-completion
-//! there are no stack threads, and application threads keep polling their
-//! tasks, whose calls poll the stacks.
-//!
-//! The bridge has no thread of its own: every polling thread (stack threads,
-//! and application threads under run-to-completion) also polls the bridge
-//! whenever no other thread is doing so. The bridge stands in for hardware
-//! that costs a real stack no CPU; on a 2-core machine a dedicated bridge
-//! thread took a core's share from the stacks it serves, and sharing the
-//! bridge among the pollers measured about 1.5-2× the single-stream goodput
-//! (`dtnet bench tcp.goodput`).
+//! The bridge gets a thread; under run-to-wakeup every stack gets a thread
+//! that polls it in a loop; each application thread (the `thread` index a
+//! task was spawned with) gets a thread that runs its tasks. Under
+//! run-to-wakeup an application thread sleeps until a stack wakes one of its
+//! tasks; under run-to-completion there are no stack threads, and
+//! application threads keep polling their tasks, whose calls poll the stacks.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
-use ethdev::Instant;
 use stack::{Clock, StackGroup, ThreadModel};
-use user_vbridge::Bridge;
 
 use super::{Outcome, RealClock, Spawner, TaskList};
 use crate::world::World;
@@ -39,17 +29,22 @@ pub fn run(world: &mut World, spawner: &Spawner, timeout: Duration, drain: Durat
     let busy_poll = world.hosts.iter().any(|h| h.group.config().model == ThreadModel::RunToCompletion);
     let app_threads = spawner.threads().max(1);
     let groups: Vec<StackGroup> = world.hosts.iter().map(|h| h.group.clone()).collect();
-    let bridge = SharedBridge(Mutex::new(&mut world.bridge));
+    let bridge = &mut world.bridge;
     thread::scope(|s| {
-        let (stop, clock, outcome, bridge) = (&stop, clock.as_ref(), &outcome, &bridge);
+        let (stop, clock, outcome) = (&stop, &clock, &outcome);
+        s.spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                bridge.poll(clock.now());
+                thread::yield_now();
+            }
+        });
         for g in groups.iter().filter(|g| g.config().model == ThreadModel::RunToWakeup) {
             for i in 0..g.len() {
-                s.spawn(move || poll_stack(g, i, clock, bridge, stop));
+                s.spawn(move || poll_stack(g, i, clock.as_ref(), stop));
             }
         }
-        let poller = busy_poll.then_some(bridge);
         let apps: Vec<_> = (0..app_threads)
-            .map(|me| s.spawn(move || app_thread(me, app_threads, spawner, poller, clock, outcome, stop)))
+            .map(|me| s.spawn(move || app_thread(me, app_threads, spawner, busy_poll, outcome, stop)))
             .collect();
         let started = std::time::Instant::now();
         while spawner.live() > 0 && started.elapsed() < timeout {
@@ -58,7 +53,6 @@ pub fn run(world: &mut World, spawner: &Spawner, timeout: Duration, drain: Durat
         let timed_out = spawner.live() > 0;
         let drain_end = std::time::Instant::now() + drain;
         while std::time::Instant::now() < drain_end {
-            bridge.poll_if_free(clock.now());
             if busy_poll {
                 groups.iter().for_each(|g| (0..g.len()).for_each(|i| _ = g.poll(i, clock.now())));
             }
@@ -75,22 +69,9 @@ pub fn run(world: &mut World, spawner: &Spawner, timeout: Duration, drain: Durat
     o
 }
 
-/// The bridge, polled by whichever polling thread finds it free.
-struct SharedBridge<'a>(Mutex<&'a mut Bridge>);
-
-impl SharedBridge<'_> {
-    /// Polls the bridge unless another thread is polling it right now.
-    fn poll_if_free(&self, now: Instant) {
-        if let Ok(mut bridge) = self.0.try_lock() {
-            bridge.poll(now);
-        }
-    }
-}
-
-fn poll_stack(group: &StackGroup, i: usize, clock: &RealClock, bridge: &SharedBridge, stop: &AtomicBool) {
+fn poll_stack(group: &StackGroup, i: usize, clock: &RealClock, stop: &AtomicBool) {
     let mut idle = 0;
     while !stop.load(Ordering::Acquire) {
-        bridge.poll_if_free(clock.now());
         if group.poll(i, clock.now()) {
             idle = 0;
         } else {
@@ -102,23 +83,9 @@ fn poll_stack(group: &StackGroup, i: usize, clock: &RealClock, bridge: &SharedBr
     }
 }
 
-/// Runs the tasks of application thread `me` of `n`; `poller` is the bridge
-/// under run-to-completion, where application threads poll.
-fn app_thread(
-    me: usize,
-    n: usize,
-    spawner: &Spawner,
-    poller: Option<&SharedBridge>,
-    clock: &RealClock,
-    outcome: &Mutex<Outcome>,
-    stop: &AtomicBool,
-) {
-    let busy_poll = poller.is_some();
+fn app_thread(me: usize, n: usize, spawner: &Spawner, busy_poll: bool, outcome: &Mutex<Outcome>, stop: &AtomicBool) {
     let mut tasks = TaskList::default();
     while !stop.load(Ordering::Acquire) {
-        if let Some(bridge) = poller {
-            bridge.poll_if_free(clock.now());
-        }
         tasks.extend(spawner.take(|t| t % n == me), Some(&thread::current()));
         tasks.poll(busy_poll, spawner, |name, e| {
             outcome.lock().unwrap_or_else(PoisonError::into_inner).failures.push((name, e));
