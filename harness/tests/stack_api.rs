@@ -114,11 +114,20 @@ async fn listener(api: &Api, port: u16) -> io::Result<Fd> {
 
 // ---- misuse -------------------------------------------------------------
 
+/// Runs `body` as one application task on the server's stack `home` of a
+/// fresh [`Net`], with every check of [`Net::run`].
+fn misuse<F>(home: usize, body: impl FnOnce(Api) -> F)
+where
+    F: Future<Output = io::Result<()>> + Send + 'static,
+{
+    let net = Net::new();
+    net.spawn("misuse", body(net.api(SERVER, home)));
+    net.run();
+}
+
 #[test]
 fn send_on_a_listening_socket_is_an_error() {
-    let net = Net::new();
-    let api = net.api(SERVER, 0);
-    net.spawn("misuse", async move {
+    misuse(0, |api| async move {
         let fd = listener(&api, 80).await?;
         // Linux says EPIPE (tcp_sendmsg on a socket in LISTEN); the point is
         // that it is an error and neither blocks nor pretends to send.
@@ -131,14 +140,11 @@ fn send_on_a_listening_socket_is_an_error() {
         expect_kind(api.shutdown(fd, Shutdown::Write).await, ErrorKind::NotConnected, "shutdown of a listener")?;
         api.close(fd).await
     });
-    net.run();
 }
 
 #[test]
 fn recv_send_and_getpeername_on_an_unconnected_socket_are_not_connected() {
-    let net = Net::new();
-    let api = net.api(SERVER, 1);
-    net.spawn("misuse", async move {
+    misuse(1, |api| async move {
         let fd = api.socket(SockType::Stream)?;
         expect_kind(api.recv(fd, 10).await, ErrorKind::NotConnected, "recv on a fresh socket")?;
         expect_kind(api.getpeername(fd), ErrorKind::NotConnected, "getpeername on a fresh socket")?;
@@ -152,14 +158,11 @@ fn recv_send_and_getpeername_on_an_unconnected_socket_are_not_connected() {
         ensure(api.getsockname(fd)? == any(80), || "getsockname after bind".into())?;
         api.close(fd).await
     });
-    net.run();
 }
 
 #[test]
 fn second_close_is_an_error() {
-    let net = Net::new();
-    let api = net.api(SERVER, 0);
-    net.spawn("misuse", async move {
+    misuse(0, |api| async move {
         // A fresh socket, a listener and a UDP socket: each closes once.
         let fresh = api.socket(SockType::Stream)?;
         let listening = listener(&api, 80).await?;
@@ -175,14 +178,11 @@ fn second_close_is_an_error() {
         api.close(again).await?;
         api.close(udp_again).await
     });
-    net.run();
 }
 
 #[test]
 fn bind_twice_on_one_fd_is_an_error() {
-    let net = Net::new();
-    let api = net.api(SERVER, 0);
-    net.spawn("misuse", async move {
+    misuse(0, |api| async move {
         let fd = api.socket(SockType::Stream)?;
         api.bind(fd, any(80)).await?;
         expect_kind(api.bind(fd, any(81)).await, ErrorKind::InvalidInput, "second bind, other port")?;
@@ -198,7 +198,6 @@ fn bind_twice_on_one_fd_is_an_error() {
         }
         Ok(())
     });
-    net.run();
 }
 
 #[test]
@@ -324,9 +323,7 @@ fn nonblocking_recv_without_data_would_block() {
 
 #[test]
 fn nonblocking_accept_and_recvfrom_would_block() {
-    let net = Net::new();
-    let api = net.api(SERVER, 0);
-    net.spawn("misuse", async move {
+    misuse(0, |api| async move {
         let fd = listener(&api, 80).await?;
         api.setsockopt(fd, SockOpt::NonBlocking(true)).await?;
         expect_kind(api.accept(fd).await, ErrorKind::WouldBlock, "non-blocking accept with no connection")?;
@@ -336,14 +333,11 @@ fn nonblocking_accept_and_recvfrom_would_block() {
         api.close(fd).await?;
         api.close(dgram).await
     });
-    net.run();
 }
 
 #[test]
 fn getpeername_on_unconnected_sockets_is_not_connected() {
-    let net = Net::new();
-    let api = net.api(SERVER, 0);
-    net.spawn("misuse", async move {
+    misuse(0, |api| async move {
         let fresh = api.socket(SockType::Stream)?;
         let listening = listener(&api, 80).await?;
         let dgram = udp::bind(&api, any(53)).await?;
@@ -353,7 +347,6 @@ fn getpeername_on_unconnected_sockets_is_not_connected() {
         }
         Ok(())
     });
-    net.run();
 }
 
 // ---- end to end ---------------------------------------------------------

@@ -7,9 +7,10 @@
 //! `Spanned` keys that resolution checks), the key path from
 //! `serde_path_to_error`.
 
-use std::fmt;
 use std::ops::Range;
 use std::path::PathBuf;
+
+use stack::config::{KeyPrefix, LineSuffix};
 
 use super::spec::ScenarioSpec;
 
@@ -73,28 +74,6 @@ impl ScenarioError {
             ScenarioError::Syntax { line, .. } => Some(*line),
             ScenarioError::Invalid { line, .. } => *line,
             _ => None,
-        }
-    }
-}
-
-struct LineSuffix(Option<usize>);
-
-impl fmt::Display for LineSuffix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(line) => write!(f, ":{line}"),
-            None => Ok(()),
-        }
-    }
-}
-
-struct KeyPrefix<'a>(Option<&'a str>);
-
-impl fmt::Display for KeyPrefix<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(key) => write!(f, "key \"{key}\": "),
-            None => Ok(()),
         }
     }
 }

@@ -143,8 +143,9 @@ impl ValidationError {
     }
 }
 
-/// Renders `key "k": ` for an optional key.
-struct KeyPrefix<'a>(Option<&'a str>);
+/// Renders `key "k": ` for an optional key; public so that every dtnet
+/// diagnostic (stack configs, scenarios) reads alike.
+pub struct KeyPrefix<'a>(pub Option<&'a str>);
 
 impl fmt::Display for KeyPrefix<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -155,8 +156,8 @@ impl fmt::Display for KeyPrefix<'_> {
     }
 }
 
-/// Renders `:line` for an optional line.
-struct LineSuffix(Option<usize>);
+/// Renders `:line` for an optional line (see [`KeyPrefix`]).
+pub struct LineSuffix(pub Option<usize>);
 
 impl fmt::Display for LineSuffix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -24,7 +24,7 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 
-pub use error::{ConfigError, ValidationError};
+pub use error::{ConfigError, KeyPrefix, LineSuffix, ValidationError};
 
 /// How a protocol stack thread runs (gazelle's `stack_thread_mode`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
