@@ -3,7 +3,8 @@
 //! An [`Api`] is what gazelle gives one application thread: sockets it
 //! creates live on its *home* stack (with `listen_shadow`, listeners live on
 //! every stack), and a process-wide fd table routes every later call to the
-//! stack that owns the socket, as an RPC through that stack's MPSC ring.
+//! stack that owns the socket: under run-to-wakeup as an RPC through that
+//! stack's MPSC ring, under run-to-completion inline, under the stack's lock.
 //!
 //! Calls are `async`, so one application can run unchanged under the
 //! single-threaded simulation (the executor polls the task) and on real
@@ -12,8 +13,9 @@
 //! socket is non-blocking, in which case it fails with `WouldBlock` as
 //! `O_NONBLOCK` would. The thread model decides who runs the stack: under
 //! run-to-wakeup, stack threads poll and the caller only waits; under
-//! run-to-completion, the caller polls the owning stack itself while it
-//! waits, so the stack advances exactly when the application is in a call.
+//! run-to-completion, the caller runs its call on the owning stack and polls
+//! that stack itself while it waits, so the stack advances exactly when the
+//! application is in a call.
 
 use std::collections::HashMap;
 use std::future::{poll_fn, ready, Future};

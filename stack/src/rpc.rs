@@ -1,8 +1,9 @@
 //! Control calls from application threads to the stack that owns a socket.
 //!
 //! A stack instance is single-owner state: only the thread polling it may
-//! touch its smoltcp sockets. An application call therefore becomes an
-//! [`Rpc`] pushed onto the owning stack's MPSC ring; the stack executes it
+//! touch its smoltcp sockets. Under run-to-wakeup an application call
+//! therefore becomes an [`Rpc`] pushed onto the owning stack's MPSC ring
+//! (under run-to-completion the caller holds the stack and runs it inline); the stack executes it
 //! during its next poll and fills the call's [`ReplySlot`]. A call that would
 //! block may carry a [`Notify`], which the stack keeps and fires the next time
 //! a socket's state changes, so the caller knows when to try again without
