@@ -11,6 +11,7 @@ pub mod dev;
 pub mod error;
 pub mod flow;
 pub mod frame;
+mod freelist;
 pub mod mbuf;
 pub mod mempool;
 pub mod packet;

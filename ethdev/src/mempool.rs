@@ -2,7 +2,9 @@
 //!
 //! A pool is one contiguous, cache-line aligned region cut into equal slots.
 //! Each slot holds a 64-byte [`Mbuf`] header followed by headroom and data
-//! room. Free slots are named by their index in a [`Ring`] of `u32`, so the
+//! room. Free slots are named by their index on a lock-free free list
+//! (`freelist`, DPDK's `stack` mempool handler: one CAS per operation, so a
+//! preempted thread holds nobody up and a free never fails), so the
 //! pool itself contains no pointers: the same layout can later live in a
 //! shared-memory domain mapped at different addresses by different
 //! processes. A per-slot owner word records who holds each allocated buffer;
@@ -10,7 +12,7 @@
 //! the guard that no slot is ever handed out twice.
 //!
 //! [`PoolCache`] is the per-thread cache: a private stash refilled from and
-//! flushed to the shared ring in bursts, so the common alloc/free touches no
+//! flushed to the shared free list in bursts, so the common alloc/free touches no
 //! shared cache line.
 //!
 //! This is the only module besides [`crate::ring`] with `unsafe` code: the
@@ -26,8 +28,8 @@ use std::sync::{Arc, Mutex, Weak};
 use crossbeam_utils::CachePadded;
 
 use crate::error::ConfigError;
+use crate::freelist::FreeList;
 use crate::mbuf::MbufHeader;
-use crate::ring::{Ring, RingMode};
 
 /// Bytes reserved for the header at the start of every slot.
 pub const HEADER_SIZE: usize = 64;
@@ -101,7 +103,7 @@ pub struct Mbuf {
 pub(crate) struct PoolShared {
     config: MempoolConfig,
     region: Region,
-    free: Ring<u32>,
+    free: FreeList,
     owners: Box<[AtomicU32]>,
     caches: Mutex<Vec<Weak<CachePadded<AtomicUsize>>>>,
     alloc_failures: AtomicU64,
@@ -151,10 +153,7 @@ impl Mempool {
     pub fn new(config: MempoolConfig) -> Result<Mempool, ConfigError> {
         config.validate()?;
         let slot_bytes = HEADER_SIZE + config.headroom as usize + config.data_room as usize;
-        let ring_size = (config.capacity as usize).next_power_of_two().max(2);
-        let free = Ring::new(ring_size, RingMode::Mpmc)?;
-        let mut all: Vec<u32> = (0..config.capacity).collect();
-        free.enqueue_burst(&mut all);
+        let free = FreeList::full(config.capacity);
         let shared = PoolShared {
             region: Region::new(config.capacity, slot_bytes),
             owners: (0..config.capacity).map(|_| AtomicU32::new(SLOT_FREE)).collect(),
@@ -181,7 +180,7 @@ impl Mempool {
         self.shared.config.data_room as usize
     }
 
-    /// Buffers not held by anyone: in the shared ring or in a cache's stash.
+    /// Buffers not held by anyone: on the free list or in a cache's stash.
     pub fn avail(&self) -> usize {
         self.shared.free.len() + self.shared.cached()
     }
@@ -199,7 +198,7 @@ impl Mempool {
 
     /// Takes one buffer for `owner`, or `None` (counted) if the pool is empty.
     pub fn alloc(&self, owner: Owner) -> Option<Mbuf> {
-        match self.shared.free.dequeue() {
+        match self.shared.free.pop_one() {
             Some(index) => Some(self.shared.take_slot(index, owner)),
             None => {
                 self.shared.alloc_failures.fetch_add(1, Ordering::Relaxed);
@@ -212,7 +211,7 @@ impl Mempool {
     /// if fewer are free; returns whether they were allocated.
     pub fn alloc_bulk(&self, out: &mut Vec<Mbuf>, n: usize, owner: Owner) -> bool {
         let mut indices = Vec::with_capacity(n);
-        if !self.shared.free.dequeue_bulk(&mut indices, n) {
+        if n > 0 && self.shared.free.pop(&mut indices, n, true) == 0 {
             self.shared.alloc_failures.fetch_add(1, Ordering::Relaxed);
             return false;
         }
@@ -292,11 +291,9 @@ impl PoolShared {
         self.owners[index as usize].store(SLOT_FREE, Ordering::Release);
     }
 
-    /// Puts slot indices (already marked free) back in the shared ring.
+    /// Puts slot indices (already marked free) back on the free list.
     fn release_all(&self, indices: &mut Vec<u32>) {
-        let n = indices.len();
-        let moved = self.free.enqueue_burst(indices);
-        assert_eq!(moved, n, "mempool {}: free ring cannot overflow", self.config.name);
+        self.free.push_all(indices);
     }
 
     fn cached(&self) -> usize {
@@ -364,8 +361,7 @@ impl Mbuf {
 impl Drop for Mbuf {
     fn drop(&mut self) {
         self.pool.mark_free(self.index);
-        let returned = self.pool.free.enqueue(self.index);
-        assert!(returned.is_ok(), "mempool {}: free ring cannot overflow", self.pool.config.name);
+        self.pool.free.push(self.index);
     }
 }
 
@@ -385,7 +381,7 @@ pub struct PoolCache {
 impl PoolCache {
     /// Takes one buffer, or `None` (counted in the pool) if the pool is empty.
     pub fn alloc(&mut self) -> Option<Mbuf> {
-        if self.stash.is_empty() && self.pool.shared.free.dequeue_burst(&mut self.stash, self.size) == 0 {
+        if self.stash.is_empty() && self.pool.shared.free.pop(&mut self.stash, self.size, false) == 0 {
             self.pool.shared.alloc_failures.fetch_add(1, Ordering::Relaxed);
             return None;
         }
