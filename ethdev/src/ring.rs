@@ -1,13 +1,24 @@
 //! Bounded lock-free rings in the manner of `rte_ring`.
 //!
 //! A ring is a power-of-two array of slots and two head/tail pairs of
-//! free-running `u32` counters, one pair for producers and one for
+//! free-running `u32` positions, one pair for producers and one for
 //! consumers. An operation first *reserves* a run of slots by moving its
 //! side's head (a plain store for a single-threaded side, a CAS when several
 //! threads share it), then copies objects in or out, then *publishes* by
-//! moving its side's tail once every earlier reservation on that side has
-//! published. The other side only ever looks at this side's tail, so it
-//! never sees a half-written slot.
+//! moving its side's tail. The other side only ever looks at this side's
+//! tail, so it never sees a half-written slot.
+//!
+//! A shared side publishes as DPDK's RTS ("relaxed tail sync") rings do, not
+//! as its classic rings do. A classic multi-producer publish waits until
+//! every earlier reservation has published; a thread preempted between
+//! reserve and publish then makes every later one spin. With more threads
+//! than cores (stack threads, the bridge and application threads on two
+//! cores) that convoy turned into stalls of tens of seconds. Here head and
+//! tail also count operations: a reservation bumps the head's count, a
+//! publish bumps the tail's, and whichever publish brings the counts level
+//! moves the tail's position up to the head's. Nobody waits for anybody; a
+//! preempted thread only delays when the other side sees the runs reserved
+//! after its own.
 //!
 //! Burst calls move as many objects as fit and return the count, as
 //! `rte_ring_enqueue_burst` does; the `*_bulk` internals move all or nothing
@@ -21,7 +32,7 @@
 
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 
@@ -50,11 +61,40 @@ impl RingMode {
     }
 }
 
-/// One side's reservation (`head`) and publication (`tail`) counters.
+/// A position in the ring and a count of operations, packed in one word so
+/// both change in a single atomic step (DPDK's `rte_ring_rts_poscnt`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PosCnt {
+    pos: u32,
+    cnt: u32,
+}
+
+impl PosCnt {
+    fn pack(self) -> u64 {
+        u64::from(self.cnt) << 32 | u64::from(self.pos)
+    }
+
+    fn unpack(word: u64) -> PosCnt {
+        PosCnt { pos: word as u32, cnt: (word >> 32) as u32 }
+    }
+}
+
+/// One side's reservation (`head`) and publication (`tail`) words, each a
+/// packed [`PosCnt`].
 #[derive(Default)]
 struct HeadTail {
-    head: AtomicU32,
-    tail: AtomicU32,
+    head: AtomicU64,
+    tail: AtomicU64,
+}
+
+impl HeadTail {
+    fn head(&self) -> PosCnt {
+        PosCnt::unpack(self.head.load(Ordering::Acquire))
+    }
+
+    fn tail(&self) -> PosCnt {
+        PosCnt::unpack(self.tail.load(Ordering::Acquire))
+    }
 }
 
 /// Whether a reservation may be shorter than asked for.
@@ -110,8 +150,8 @@ impl<T> Ring<T> {
 
     /// Objects currently published and not yet taken (a snapshot).
     pub fn len(&self) -> usize {
-        let prod = self.prod.tail.load(Ordering::Acquire);
-        let cons = self.cons.tail.load(Ordering::Acquire);
+        let prod = self.prod.tail().pos;
+        let cons = self.cons.tail().pos;
         (prod.wrapping_sub(cons) as usize).min(self.capacity())
     }
 
@@ -132,7 +172,7 @@ impl<T> Ring<T> {
         };
         // SAFETY: slot `start` was reserved for this producer by `reserve`.
         unsafe { self.write_slot(start, obj) };
-        self.publish(Side::Prod, start, 1);
+        self.publish(Side::Prod);
         Ok(())
     }
 
@@ -141,7 +181,7 @@ impl<T> Ring<T> {
         let (start, _) = self.reserve(Side::Cons, 1, Behavior::Fixed)?;
         // SAFETY: slot `start` was reserved for this consumer by `reserve`.
         let obj = unsafe { self.read_slot(start) };
-        self.publish(Side::Cons, start, 1);
+        self.publish(Side::Cons);
         Some(obj)
     }
 
@@ -185,7 +225,7 @@ impl<T> Ring<T> {
             std::ptr::copy(objs.as_ptr().add(n), objs.as_mut_ptr(), rest);
             objs.set_len(rest);
         }
-        self.publish(Side::Prod, start, n as u32);
+        self.publish(Side::Prod);
         n
     }
 
@@ -203,7 +243,7 @@ impl<T> Ring<T> {
             self.copy_run(start, n as usize, |slot, at, count| std::ptr::copy_nonoverlapping(slot, dst.add(at), count));
             out.set_len(len + n as usize);
         }
-        self.publish(Side::Cons, start, n);
+        self.publish(Side::Cons);
         n as usize
     }
 
@@ -228,11 +268,13 @@ impl<T> Ring<T> {
     /// could be reserved.
     ///
     /// Invariant that makes slot access sound: a producer only reserves
-    /// counters in `[prod.head, cons.tail + capacity)`, i.e. slots every
-    /// consumer has finished reading; a consumer only reserves counters in
+    /// positions in `[prod.head, cons.tail + capacity)`, i.e. slots every
+    /// consumer has finished reading; a consumer only reserves positions in
     /// `[cons.head, prod.tail)`, i.e. slots every producer has finished
-    /// writing. Heads only move forward, by a store on a single-threaded side
-    /// or a CAS on a shared one, so each counter is reserved by one caller.
+    /// writing. A tail only covers finished runs: it moves to its head's
+    /// position only when as many operations have published as reserved.
+    /// Heads only move forward, by a store on a single-threaded side or a
+    /// CAS on a shared one, so each position is reserved by one caller.
     fn reserve(&self, side: Side, want: usize, behavior: Behavior) -> Option<(u32, u32)> {
         let (mine, other, multi) = match side {
             Side::Prod => (&self.prod, &self.cons, self.mode.multi_producer()),
@@ -242,40 +284,61 @@ impl<T> Ring<T> {
             return None;
         }
         let want = want.min(self.capacity()) as u32;
-        let mut head = mine.head.load(Ordering::Acquire);
+        let mut head = mine.head();
         loop {
-            let other_tail = other.tail.load(Ordering::Acquire);
+            let other_tail = other.tail().pos;
             let avail = match side {
-                Side::Prod => (self.mask + 1).wrapping_sub(head.wrapping_sub(other_tail)),
-                Side::Cons => other_tail.wrapping_sub(head),
+                Side::Prod => (self.mask + 1).wrapping_sub(head.pos.wrapping_sub(other_tail)),
+                Side::Cons => other_tail.wrapping_sub(head.pos),
             };
             let n = if behavior == Behavior::Fixed && avail < want { 0 } else { want.min(avail) };
             if n == 0 {
                 return None;
             }
-            let next = head.wrapping_add(n);
+            let next = PosCnt { pos: head.pos.wrapping_add(n), cnt: head.cnt.wrapping_add(1) };
             if !multi {
-                mine.head.store(next, Ordering::Relaxed);
-                return Some((head, n));
+                mine.head.store(next.pack(), Ordering::Relaxed);
+                return Some((head.pos, n));
             }
-            match mine.head.compare_exchange_weak(head, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Some((head, n)),
-                Err(current) => head = current,
+            match mine.head.compare_exchange_weak(head.pack(), next.pack(), Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some((head.pos, n)),
+                Err(current) => head = PosCnt::unpack(current),
             }
         }
     }
 
-    /// Publishes `n` slots from `start` on `side` once every earlier
-    /// reservation on that side has published.
-    fn publish(&self, side: Side, start: u32, n: u32) {
-        let mine = match side {
-            Side::Prod => &self.prod,
-            Side::Cons => &self.cons,
+    /// Publishes a run this caller reserved on `side` and has finished with.
+    ///
+    /// A single-threaded side simply moves its tail up to its head. A shared
+    /// side counts one more finished operation on its tail; if that makes
+    /// the tail's count equal the head's, every reservation has finished and
+    /// the tail's position moves up to the head's (RTS). The CAS is a
+    /// release, and later CASes on the tail continue its release sequence,
+    /// so a reader that acquires the tail sees the slots of every finished
+    /// run the tail covers, whoever moved it.
+    fn publish(&self, side: Side) {
+        let (mine, multi) = match side {
+            Side::Prod => (&self.prod, self.mode.multi_producer()),
+            Side::Cons => (&self.cons, self.mode.multi_consumer()),
         };
-        while mine.tail.load(Ordering::Acquire) != start {
-            std::hint::spin_loop();
+        if !multi {
+            mine.tail.store(mine.head.load(Ordering::Relaxed), Ordering::Release);
+            return;
         }
-        mine.tail.store(start.wrapping_add(n), Ordering::Release);
+        let mut tail = mine.tail.load(Ordering::Acquire);
+        loop {
+            // Read after the tail (acquire): any operation the tail already
+            // counts is one whose reservation this head includes.
+            let head = mine.head();
+            let old = PosCnt::unpack(tail);
+            let cnt = old.cnt.wrapping_add(1);
+            let pos = if cnt == head.cnt { head.pos } else { old.pos };
+            let next = PosCnt { pos, cnt }.pack();
+            match mine.tail.compare_exchange_weak(tail, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return,
+                Err(current) => tail = current,
+            }
+        }
     }
 
     /// # Safety
@@ -296,8 +359,8 @@ impl<T> Ring<T> {
 
 impl<T> Drop for Ring<T> {
     fn drop(&mut self) {
-        let prod = *self.prod.tail.get_mut();
-        let mut cons = *self.cons.tail.get_mut();
+        let prod = PosCnt::unpack(*self.prod.tail.get_mut()).pos;
+        let mut cons = PosCnt::unpack(*self.cons.tail.get_mut()).pos;
         while cons != prod {
             // SAFETY: `&mut self` excludes every other user; slots between the
             // tails were published by producers and not yet read.
@@ -355,8 +418,9 @@ mod tests {
     fn counters_wrap_around_u32() {
         let ring = Ring::new(8, RingMode::Mpmc).unwrap();
         for side in [&ring.prod, &ring.cons] {
-            side.head.store(u32::MAX - 3, Ordering::Relaxed);
-            side.tail.store(u32::MAX - 3, Ordering::Relaxed);
+            let start = PosCnt { pos: u32::MAX - 3, cnt: u32::MAX - 1 }.pack();
+            side.head.store(start, Ordering::Relaxed);
+            side.tail.store(start, Ordering::Relaxed);
         }
         let mut out = Vec::new();
         for round in 0..10u32 {
