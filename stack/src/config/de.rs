@@ -43,6 +43,22 @@ pub(crate) struct Entry {
     pub value: toml::Value,
 }
 
+/// Refuses text no configuration file holds: control characters other than tab, newline and
+/// carriage return, and U+FFFD (what a lossy decoder makes of binary data). Reported with the
+/// line and column of the first one, before any parsing.
+pub(crate) fn reject_binary(text: &str, origin: &str) -> Result<(), ConfigError> {
+    let junk = |c: char| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{fffd}';
+    let Some((offset, c)) = text.char_indices().find(|(_, c)| junk(*c)) else { return Ok(()) };
+    let pos = Pos::at(text, offset);
+    Err(ConfigError::Syntax {
+        origin: origin.to_owned(),
+        line: pos.line,
+        column: pos.column,
+        key: None,
+        message: format!("unexpected character U+{:04X}; is this a binary file?", u32::from(c)),
+    })
+}
+
 /// Deserialises and validates a [`StackConfig`] from `entries`, naming `origin` in errors.
 pub(crate) fn build(entries: &[Entry], origin: &str) -> Result<StackConfig, ConfigError> {
     reject_duplicates(entries, origin)?;

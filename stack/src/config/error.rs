@@ -21,8 +21,9 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// The text is not well-formed (lstack.conf or TOML syntax, or not UTF-8).
-    #[error("{origin}:{line}: {}{message}", KeyPrefix(.key.as_deref()))]
+    /// The text is not well-formed (lstack.conf or TOML syntax, binary data, or not UTF-8);
+    /// the only variant whose `Display` form also gives the column, as `origin:line:column:`.
+    #[error("{origin}:{line}:{column}: {}{message}", KeyPrefix(.key.as_deref()))]
     Syntax {
         /// Where the text came from.
         origin: String,

@@ -299,10 +299,12 @@ impl StackConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Syntax`] for malformed TOML; [`ConfigError::UnknownKey`],
+    /// [`ConfigError::Syntax`] for malformed TOML or binary data (control characters);
+    /// [`ConfigError::UnknownKey`],
     /// [`ConfigError::BadValue`] or [`ConfigError::MissingKey`] when the keys do not fit
     /// [`StackConfig`]; [`ConfigError::Invalid`] when [`validate`](Self::validate) fails.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<StackConfig, ConfigError> {
+        de::reject_binary(text, origin)?;
         de::build(&toml_doc::parse(text, origin)?, origin)
     }
 
@@ -314,6 +316,7 @@ impl StackConfig {
     /// As [`from_toml_str`](Self::from_toml_str), plus [`ConfigError::DuplicateKey`] for a key
     /// set twice (TOML reports that as a syntax error).
     pub fn from_lstack_conf(text: &str, origin: &str) -> Result<StackConfig, ConfigError> {
+        de::reject_binary(text, origin)?;
         de::build(&lstack::parse(text, origin)?, origin)
     }
 
@@ -322,8 +325,8 @@ impl StackConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Io`] if the file cannot be read, [`ConfigError::Syntax`] if it is not
-    /// UTF-8, otherwise as the parser for its format.
+    /// [`ConfigError::Io`] if the file cannot be read, [`ConfigError::Syntax`] (with line and
+    /// column) if it is not UTF-8 or holds binary data, otherwise as the parser for its format.
     pub fn load(path: &Path) -> Result<StackConfig, ConfigError> {
         let bytes = std::fs::read(path).map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
         let origin = path.display().to_string();
@@ -384,18 +387,22 @@ impl StackConfig {
     }
 }
 
-/// Decodes a file's bytes, reporting the line of the first invalid UTF-8 sequence.
+/// Decodes a file's bytes, reporting the line and column (in characters) of the first invalid
+/// UTF-8 sequence.
 fn utf8<'a>(bytes: &'a [u8], origin: &str) -> Result<&'a str, ConfigError> {
     std::str::from_utf8(bytes).map_err(|e| {
         let valid = &bytes[..e.valid_up_to()];
         let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
-        let column = valid.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+        let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        // The prefix is valid UTF-8, so this counts characters, not bytes.
+        let column = String::from_utf8_lossy(&valid[line_start..]).chars().count() + 1;
+        let byte = bytes.get(e.valid_up_to()).copied().unwrap_or_default();
         ConfigError::Syntax {
             origin: origin.to_owned(),
             line,
             column,
             key: None,
-            message: "not valid UTF-8".to_owned(),
+            message: format!("not valid UTF-8 (byte 0x{byte:02x}); is this a binary file?"),
         }
     })
 }

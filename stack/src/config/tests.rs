@@ -399,3 +399,80 @@ fn mac_addresses_parse_strictly() {
         assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
     }
 }
+
+// Binary input (issue 9 §2): refused with file, line and column.
+
+/// Writes `bytes` to a fresh file named `name` and loads it.
+fn load_bytes(name: &str, bytes: &[u8]) -> (std::path::PathBuf, Result<StackConfig, ConfigError>) {
+    let dir = std::env::temp_dir().join(format!("dtnet-config-binary-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{e}"));
+    let result = StackConfig::load(&path);
+    let _ = std::fs::remove_dir_all(&dir);
+    (path, result)
+}
+
+/// Asserts `result` is a syntax error at `line`:`column` whose text names the file there.
+fn assert_at(path: &std::path::Path, result: Result<StackConfig, ConfigError>, line: usize, column: usize) {
+    let e = match result {
+        Ok(c) => panic!("{}: expected an error, got {c:?}", path.display()),
+        Err(e) => e,
+    };
+    assert!(matches!(e, ConfigError::Syntax { line: l, column: c, .. } if (l, c) == (line, column)), "{e:?}");
+    assert!(e.to_string().starts_with(&format!("{}:{line}:{column}: ", path.display())), "{e}");
+}
+
+#[test]
+fn binary_junk_and_invalid_utf8_name_file_line_and_column() {
+    // Invalid UTF-8 after a two-byte character: the column counts characters.
+    let (path, r) = load_bytes("utf8.conf", b"use_ltran=0\n# caf\xc3\xa9\nnum_cpus=\"\xc3\xa9\xff\"\n");
+    assert_at(&path, r, 3, 12);
+    // The same after a valid multi-byte character, as a NUL: the lexer's column agrees.
+    let (path, r) = load_bytes("nul-after-e.conf", "use_ltran=0\n# café\nnum_cpus=\"é\u{0}".as_bytes());
+    assert_at(&path, r, 3, 12);
+    let (path, r) = load_bytes("utf8.conf", b"use_ltran=0\n\nhost_addr=\"\xc3\x28\"\n");
+    assert_at(&path, r, 3, 12);
+    let (path, r) = load_bytes("utf8.toml", b"use_ltran = 0\nnum_cpus = \"\xfe\"\n");
+    assert_at(&path, r, 2, 13);
+    let e = load_bytes("utf8.conf", b"\xff").1.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("not valid UTF-8 (byte 0xff)"), "{e}");
+    // Valid UTF-8 that is still binary: NUL and other control characters, in a value, a
+    // comment, or where a key belongs.
+    for (name, bytes, line, column) in [
+        ("nul.conf", &b"use_ltran=0\nnum_cpus=\"2\0\"\n"[..], 2, 12),
+        ("comment.conf", &b"# a\x01b\nuse_ltran=0\n"[..], 1, 4),
+        ("key.conf", &b"use_ltran=0\n\x7fELF\x02\x01\x01\n"[..], 2, 1),
+        ("nul.toml", &b"use_ltran = 0\n\x00\x00\x00\n"[..], 2, 1),
+        ("bell.toml", &b"use_ltran = 0 # \x07\n"[..], 1, 17),
+    ] {
+        let (path, r) = load_bytes(name, bytes);
+        let text = r.as_ref().err().map(ToString::to_string).unwrap_or_default();
+        assert!(text.contains("is this a binary file?"), "{name}: {text}");
+        assert_at(&path, r, line, column);
+    }
+    // What a lossy decoder makes of binary data is refused too.
+    let e = StackConfig::from_lstack_conf("use_ltran=0\nx\u{fffd}=1\n", "lossy.conf").err();
+    assert!(matches!(e, Some(ConfigError::Syntax { line: 2, column: 2, .. })), "{e:?}");
+}
+
+#[test]
+fn random_binary_files_are_refused_with_a_position() {
+    let mut rng = Rng(0x853c_49e6_748f_ea9b);
+    for round in 0..300 {
+        let len = 1 + rng.below(200);
+        let mut bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        // Make sure the junk holds at least one byte no text file has.
+        let at = rng.below(bytes.len());
+        bytes[at] = [0x00, 0x01, 0x1b, 0x7f, 0xff, 0xc0][round % 6];
+        let name = if round % 2 == 0 { "junk.conf" } else { "junk.toml" };
+        let (path, r) = load_bytes(name, &bytes);
+        match r {
+            Err(ConfigError::Syntax { line, column, .. }) => {
+                assert!(line >= 1 && column >= 1, "{bytes:?}");
+                let _ = path;
+            }
+            other => panic!("{bytes:?}: expected a syntax error, got {other:?}"),
+        }
+    }
+}
