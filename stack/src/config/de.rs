@@ -12,7 +12,7 @@ use serde::de::value::{MapDeserializer, SeqDeserializer, StrDeserializer};
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::{ConfigError, StackConfig};
+use super::{keys, ConfigError, ConfigWarning, StackConfig, WarningKind};
 
 /// A 1-based position in a source text; columns count characters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -43,19 +43,76 @@ pub(crate) struct Entry {
     pub value: toml::Value,
 }
 
-/// Deserialises and validates a [`StackConfig`] from `entries`, naming `origin` in errors.
+/// Refuses text no configuration file holds: control characters other than tab, newline and
+/// carriage return, and U+FFFD (what a lossy decoder makes of binary data). Reported with the
+/// line and column of the first one, before any parsing.
+pub(crate) fn reject_binary(text: &str, origin: &str) -> Result<(), ConfigError> {
+    let junk = |c: char| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{fffd}';
+    let Some((offset, c)) = text.char_indices().find(|(_, c)| junk(*c)) else { return Ok(()) };
+    let pos = Pos::at(text, offset);
+    Err(ConfigError::Syntax {
+        origin: origin.to_owned(),
+        line: pos.line,
+        column: pos.column,
+        key: None,
+        message: format!("unexpected character U+{:04X}; is this a binary file?", u32::from(c)),
+    })
+}
+
+/// Deserialises and validates a [`StackConfig`] from `entries`, naming `origin` in errors and
+/// warnings. Keys of earlier gazelle releases and keys gazelle never reads are set aside with
+/// a warning before deserialisation; current keys dtnet does not act on are deserialised and
+/// checked like the others, and then reported as ignored.
 pub(crate) fn build(entries: &[Entry], origin: &str) -> Result<StackConfig, ConfigError> {
     reject_duplicates(entries, origin)?;
+    let mut warnings = Vec::new();
+    let mut current_entries = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let kind = if let Some(r) = keys::retired_key(&entry.key) {
+            Some(WarningKind::Retired {
+                removed: r.removed,
+                absent_since: r.absent_since,
+                replaced_by: r.replaced_by,
+                note: r.note,
+            })
+        } else if let Some(reason) = keys::not_read(&entry.key) {
+            Some(WarningKind::Ignored { reason })
+        } else {
+            current_entries.push(entry.clone());
+            keys::ignored_reason(&entry.key).map(|reason| WarningKind::Ignored { reason })
+        };
+        warnings.extend(kind.map(|kind| warning(origin, entry, kind)));
+    }
+    let entries = current_entries.as_slice();
     let current = Cell::new(None);
-    let config = StackConfig::deserialize(DocDe { entries, current: &current })
+    let mut config = StackConfig::deserialize(DocDe { entries, current: &current })
         .map_err(|e| locate(e, current.get().and_then(|i| entries.get(i)), origin))?;
     config.validate().map_err(|e| ConfigError::Invalid {
         origin: origin.to_owned(),
-        line: line_of(entries, e.key),
+        line: line_of(entries, e.key).or_else(|| e.required_by.and_then(|by| line_of(entries, by))),
         key: e.key.to_owned(),
         message: e.message,
     })?;
+    if config.stack_num > 0 {
+        let num_cpus = entries.iter().find(|e| e.key == "num_cpus");
+        warnings.extend(num_cpus.map(|entry| {
+            let effect = "gazelle does not read num_cpus and runs the stack on the NUMA node of the starting CPU";
+            warning(origin, entry, WarningKind::Overridden { by: "stack_num", effect })
+        }));
+    }
+    warnings.sort_by_key(|w| (w.line, w.column));
+    config.warnings = warnings;
     Ok(config)
+}
+
+fn warning(origin: &str, entry: &Entry, kind: WarningKind) -> ConfigWarning {
+    ConfigWarning {
+        origin: origin.to_owned(),
+        line: entry.pos.line,
+        column: entry.pos.column,
+        key: entry.key.clone(),
+        kind,
+    }
 }
 
 /// The line a key (or its dtnet alias) was written on.
@@ -388,38 +445,47 @@ pub(crate) fn opt_ipv6<'de, D: de::Deserializer<'de>>(d: D) -> Result<Option<std
     parsed(d, "an IPv6 address like \"fe80::1\"").map(Some)
 }
 
-/// A list of MAC addresses: gazelle's `"aa:..;bb:.."` string, or an array of strings.
-pub(crate) fn opt_mac_list<'de, D: de::Deserializer<'de>>(d: D) -> Result<Option<Vec<super::MacAddr>>, D::Error> {
-    d.deserialize_any(MacListVisitor).map(Some)
+/// A list of ports: gazelle's `"aa:..;bb:.."` string (entries of 12 characters are PCI
+/// addresses, others MAC addresses, as gazelle reads them), or an array of strings.
+pub(crate) fn opt_dev_list<'de, D: de::Deserializer<'de>>(d: D) -> Result<Option<Vec<super::DevAddr>>, D::Error> {
+    d.deserialize_any(DevListVisitor).map(Some)
 }
 
 const MAC_HINT: &str = "a MAC address like \"aa:bb:cc:dd:ee:ff\"";
+const DEV_HINT: &str = "a MAC address like \"aa:bb:cc:dd:ee:ff\" or a PCI address like \"0000:03:00.0\"";
 
-struct MacListVisitor;
+/// Length of a PCI address in gazelle's `bond_slave_mac` (`DEV_PCI_ADDR_LEN`).
+const PCI_ADDR_LEN: usize = 12;
 
-impl<'de> Visitor<'de> for MacListVisitor {
-    type Value = Vec<super::MacAddr>;
+fn dev_addr<E: de::Error>(text: &str) -> Result<super::DevAddr, E> {
+    let text = text.trim();
+    let parsed = if text.len() == PCI_ADDR_LEN {
+        text.parse().ok().map(super::DevAddr::Pci)
+    } else {
+        text.parse().ok().map(super::DevAddr::Mac)
+    };
+    parsed.ok_or_else(|| E::custom(format!("expected {DEV_HINT}, got {text:?}")))
+}
+
+struct DevListVisitor;
+
+impl<'de> Visitor<'de> for DevListVisitor {
+    type Value = Vec<super::DevAddr>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MAC addresses separated by ';', each {MAC_HINT}")
+        write!(f, "ports separated by ';', each {DEV_HINT}")
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        v.split(';').filter(|s| !s.trim().is_empty()).map(|s| ParseVisitor::new(MAC_HINT).visit_str(s)).collect()
+        v.split(';').filter(|s| !s.trim().is_empty()).map(dev_addr).collect()
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut macs = Vec::new();
+        let mut devs = Vec::new();
         while let Some(s) = seq.next_element::<String>()? {
-            macs.push(ParseVisitor::new(MAC_HINT).visit_str(&s)?);
+            devs.push(dev_addr(&s)?);
         }
-        Ok(macs)
-    }
-}
-
-impl<T> ParseVisitor<T> {
-    fn new(what: &'static str) -> Self {
-        Self { what, marker: PhantomData }
+        Ok(devs)
     }
 }
 

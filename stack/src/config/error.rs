@@ -21,8 +21,9 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// The text is not well-formed (lstack.conf or TOML syntax, or not UTF-8).
-    #[error("{origin}:{line}: {}{message}", KeyPrefix(.key.as_deref()))]
+    /// The text is not well-formed (lstack.conf or TOML syntax, binary data, or not UTF-8);
+    /// the only variant whose `Display` form also gives the column, as `origin:line:column:`.
+    #[error("{origin}:{line}:{column}: {}{message}", KeyPrefix(.key.as_deref()))]
     Syntax {
         /// Where the text came from.
         origin: String,
@@ -89,7 +90,8 @@ pub enum ConfigError {
     Invalid {
         /// Where the text came from.
         origin: String,
-        /// 1-based line of the key, `None` when the key was left at its default.
+        /// 1-based line of the key; for a missing key, the line of the key that requires it;
+        /// `None` when neither is in the file.
         line: Option<usize>,
         /// The key the problem is reported against.
         key: String,
@@ -134,12 +136,20 @@ pub struct ValidationError {
     pub key: &'static str,
     /// What is wrong, in a sentence fragment.
     pub message: String,
+    /// For a key that is missing but required by another: that other key, whose line the
+    /// error points at when `key` itself is not in the file.
+    pub required_by: Option<&'static str>,
 }
 
 impl ValidationError {
     /// Builds an error for `key`.
     pub(crate) fn new(key: &'static str, message: impl Into<String>) -> Self {
-        Self { key, message: message.into() }
+        Self { key, message: message.into(), required_by: None }
+    }
+
+    /// Builds an error for `key`, which is missing although `required_by` needs it.
+    pub(crate) fn missing(key: &'static str, required_by: &'static str, message: impl Into<String>) -> Self {
+        Self { key, message: message.into(), required_by: Some(required_by) }
     }
 }
 

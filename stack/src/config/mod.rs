@@ -10,12 +10,20 @@
 //! which entry it is reading, and the one [`StackConfig::validate`], so a bad value, an unknown
 //! key or a contradiction is reported the same way for both formats: origin, line and key, as in
 //! `lstack.conf:7: key "num_cpus": expected a CPU list like "2,3" or "2-5", got "two" (...)`.
+//!
+//! Every key of gazelle's current parser is accepted with gazelle's default, range and
+//! cross-key rules (the list, with its sources, is in `keys.rs`). Keys of earlier gazelle
+//! releases are accepted with a [`ConfigWarning`] naming what replaced them; current keys dtnet
+//! does not act on are accepted with a warning saying so. Warnings are data, kept on the
+//! loaded [`StackConfig`] in file order for the caller to print.
 
 mod de;
 mod error;
+mod keys;
 mod lstack;
 mod toml_doc;
 mod validate;
+mod warning;
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -25,6 +33,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 
 pub use error::{ConfigError, KeyPrefix, LineSuffix, ValidationError};
+pub use warning::{ConfigWarning, WarningKind};
 
 /// How a protocol stack thread runs (gazelle's `stack_thread_mode`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
@@ -90,6 +99,73 @@ impl fmt::Display for MacAddr {
     }
 }
 
+/// A PCI address in DPDK's full form `DDDD:BB:DD.F` (domain, bus, device, function in hex).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PciAddr {
+    /// PCI domain.
+    pub domain: u16,
+    /// Bus number.
+    pub bus: u8,
+    /// Device number.
+    pub device: u8,
+    /// Function number.
+    pub function: u8,
+}
+
+/// Why a string is not a [`PciAddr`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a PCI address like \"0000:03:00.0\"")]
+pub struct ParsePciError(pub String);
+
+impl FromStr for PciAddr {
+    type Err = ParsePciError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || ParsePciError(s.to_owned());
+        let hex = |part: &str, len: usize| {
+            (part.len() == len && part.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| u16::from_str_radix(part, 16).ok())
+                .flatten()
+                .ok_or_else(bad)
+        };
+        let (domain, rest) = s.split_once(':').ok_or_else(bad)?;
+        let (bus, rest) = rest.split_once(':').ok_or_else(bad)?;
+        let (device, function) = rest.split_once('.').ok_or_else(bad)?;
+        let narrow = |v: u16| u8::try_from(v).map_err(|_| bad());
+        Ok(Self {
+            domain: hex(domain, 4)?,
+            bus: narrow(hex(bus, 2)?)?,
+            device: narrow(hex(device, 2)?)?,
+            function: narrow(hex(function, 1)?)?,
+        })
+    }
+}
+
+impl fmt::Display for PciAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04x}:{:02x}:{:02x}.{:x}", self.domain, self.bus, self.device, self.function)
+    }
+}
+
+/// A NIC port as gazelle's `bond_slave_mac` names it: by MAC address, or by PCI address (a
+/// 12-character entry is read as a PCI address, as gazelle does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DevAddr {
+    /// A port named by its MAC address.
+    Mac(MacAddr),
+    /// A port named by its PCI address.
+    Pci(PciAddr),
+}
+
+impl fmt::Display for DevAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Mac(mac) => mac.fmt(f),
+            Self::Pci(pci) => pci.fmt(f),
+        }
+    }
+}
+
 /// The settings of one lstack process, as in gazelle's `lstack.conf`.
 ///
 /// Field names are gazelle's key names (except [`host_mac`](Self::host_mac), gazelle's
@@ -100,15 +176,17 @@ impl fmt::Display for MacAddr {
 #[serde(deny_unknown_fields)]
 pub struct StackConfig {
     /// `dpdk_args`: EAL arguments gazelle passes to DPDK (e.g. `--socket-mem`, `--huge-dir`,
-    /// `--proc-type primary|secondary`). Gazelle requires it; dtnet keeps it for compatibility
-    /// and uses it only to tell primary from secondary processes. Default: empty.
+    /// `--proc-type primary|secondary`). Gazelle requires it (1 to 31 strings); dtnet allows
+    /// it to be absent, and uses it only to tell primary from secondary processes (an element
+    /// `"secondary"`). Default: empty.
     #[serde(default)]
     pub dpdk_args: Vec<String>,
     /// `stack_thread_mode`: `"run-to-wakeup"` (default) or `"run-to-completion"`.
     #[serde(default)]
     pub stack_thread_mode: ThreadModel,
     /// `use_ltran`: packets come through the ltran switch process. Gazelle's default is `1`
-    /// (its docs call ltran deprecated, so configs normally set `use_ltran=0`).
+    /// (its docs call ltran deprecated, so configs normally set `use_ltran=0`). With it on,
+    /// gazelle does not read `num_process` or `process_idx`.
     #[serde(default = "yes", deserialize_with = "de::flag")]
     pub use_ltran: bool,
     /// `kni_switch`: forward unhandled traffic to the kernel through KNI. Default `0`; not
@@ -125,39 +203,42 @@ pub struct StackConfig {
     #[serde(default = "default_tcp_conn_count")]
     pub tcp_conn_count: u32,
     /// `mbuf_count_per_conn`: packet buffers budgeted per connection; the pool holds
-    /// `tcp_conn_count * mbuf_count_per_conn`. Default `170`.
+    /// `tcp_conn_count * mbuf_count_per_conn`. `1..=2^31-1`, default `170`.
     #[serde(default = "default_mbuf_count_per_conn")]
     pub mbuf_count_per_conn: u32,
-    /// `rpc_number`: RPC messages a stack thread handles per loop. Default `4`.
-    #[serde(default = "default_per_loop")]
+    /// `rpc_number`: RPC messages a stack thread handles per loop, `1..=2^31-1`. Default `4`.
+    #[serde(default = "default_rpc_number")]
     pub rpc_number: u32,
-    /// `nic_read_number`: packets a stack thread reads from the NIC per loop. Default `128`.
+    /// `nic_read_number`: packets a stack thread reads from the NIC per loop, `1..=2^31-1`.
+    /// Default `128`.
     #[serde(default = "default_nic_read_number")]
     pub nic_read_number: u32,
-    /// `send_connect_number`: connections a stack thread sends for per loop (older gazelle).
-    /// Default `4`.
-    #[serde(default = "default_per_loop")]
-    pub send_connect_number: u32,
-    /// `read_connect_number`: connections a stack thread receives for per loop (older
-    /// gazelle). Default `4`.
-    #[serde(default = "default_per_loop")]
-    pub read_connect_number: u32,
     /// `nic_rxqueue_size`: RX descriptors per queue, a power of two in `512..=8192`. Default `4096`.
     #[serde(default = "default_rxqueue_size")]
     pub nic_rxqueue_size: u32,
     /// `nic_txqueue_size`: TX descriptors per queue, a power of two in `512..=8192`. Default `2048`.
     #[serde(default = "default_txqueue_size")]
     pub nic_txqueue_size: u32,
+    /// `mem_cache_num`: per-thread cache of gazelle's memory pools, `16..=1024`. Default `32`.
+    #[serde(default = "default_mem_cache_num")]
+    pub mem_cache_num: u32,
+    /// `stack_num`: when above `0`, run that many stacks on the NUMA node of the starting CPU
+    /// instead of binding them to `num_cpus` (which is then not read). Gazelle supports at most
+    /// one such stack, so `0..=1`. Default `0`.
+    #[serde(default)]
+    pub stack_num: u32,
     /// `num_cpus`: the CPUs stack threads are bound to, one stack instance per CPU, written
-    /// `"2,3,4"` or `"2-5"` (TOML may also use an array). Required by dtnet.
-    #[serde(deserialize_with = "de::cpu_list")]
-    pub num_cpus: Vec<u32>,
-    /// `num_wakeup`: CPUs for wakeup threads (older gazelle); at least as many as `num_cpus`.
+    /// `"2,3,4"` or `"2-5"` (TOML may also use an array). When absent (and `stack_num` is `0`)
+    /// gazelle runs one stack, and so does dtnet.
     #[serde(default, deserialize_with = "de::opt_cpu_list")]
-    pub num_wakeup: Option<Vec<u32>>,
+    pub num_cpus: Option<Vec<u32>>,
     /// `app_bind_numa`: bind application epoll/poll threads to the stack's NUMA node. Default `1`.
     #[serde(default = "yes", deserialize_with = "de::flag")]
     pub app_bind_numa: bool,
+    /// `app_exclude_cpus`: CPUs application threads are not bound to (with `app_bind_numa`), a
+    /// CPU list like `num_cpus`. Optional.
+    #[serde(default, deserialize_with = "de::opt_cpu_list")]
+    pub app_exclude_cpus: Option<Vec<u32>>,
     /// `main_thread_affinity`: let DPDK set the application main thread's affinity. Default `0`.
     #[serde(default, deserialize_with = "de::flag")]
     pub main_thread_affinity: bool,
@@ -187,10 +268,10 @@ pub struct StackConfig {
     /// `process_numa`: NUMA nodes of the processes, a list like `"0,1"`. Optional.
     #[serde(default, deserialize_with = "de::opt_cpu_list")]
     pub process_numa: Option<Vec<u32>>,
-    /// `process_idx`: this process's index, below `num_process`; `0` is the DPDK primary.
-    /// Default `0`.
+    /// `process_idx`: this process's index, below `num_process`; `0` exactly for the DPDK
+    /// primary. Required when `num_process` is above 1; `None` when absent (meaning `0`).
     #[serde(default)]
-    pub process_idx: u8,
+    pub process_idx: Option<u8>,
     /// `listen_shadow`: give every stack a shadow of each listening socket (for a single
     /// listening thread with several stacks). Default `0`.
     #[serde(default, deserialize_with = "de::flag")]
@@ -204,17 +285,36 @@ pub struct StackConfig {
     /// `bond_mode`: DPDK bonding mode `1`, `4` or `6`, or `-1` (default) for none.
     #[serde(default = "minus_one")]
     pub bond_mode: i32,
-    /// `bond_slave_mac`: MACs of the one or two bonded ports, `"aa:..;bb:.."`; required when
-    /// `bond_mode` is not `-1`.
-    #[serde(default, deserialize_with = "de::opt_mac_list")]
-    pub bond_slave_mac: Option<Vec<MacAddr>>,
+    /// `bond_miimon`: link monitoring interval of the bond in milliseconds, `1..=2^31-1`;
+    /// checked only when `bond_mode` is not `-1`. Default `10`.
+    #[serde(default = "default_bond_miimon")]
+    pub bond_miimon: i64,
+    /// `bond_slave_mac`: the one or two bonded ports, `"aa:..;bb:.."` (MAC or PCI addresses);
+    /// required when `bond_mode` is not `-1`.
+    #[serde(default, deserialize_with = "de::opt_dev_list")]
+    pub bond_slave_mac: Option<Vec<DevAddr>>,
+    /// `use_sockmap`: let processes talk through an eBPF sockmap. Default `0`.
+    #[serde(default, deserialize_with = "de::flag")]
+    pub use_sockmap: bool,
     /// `udp_enable`: UDP support. Default `1`.
     #[serde(default = "yes", deserialize_with = "de::flag")]
     pub udp_enable: bool,
+    /// `send_cache_mode`: cache packets before handing them to the NIC. Default `0`.
+    #[serde(default, deserialize_with = "de::flag")]
+    pub send_cache_mode: bool,
+    /// `stack_interrupt`: let idle stack threads wait for NIC interrupts. Default `0`; refused
+    /// with `stack_thread_mode="run-to-completion"` and with bonding.
+    #[serde(default, deserialize_with = "de::flag")]
+    pub stack_interrupt: bool,
     /// dtnet extension `soft_forward`: `listen_shadow = 0` with software forwarding between
     /// stacks. Default `0`; excludes `listen_shadow`, `tuple_filter` and `use_ltran`.
     #[serde(default, deserialize_with = "de::flag")]
     pub soft_forward: bool,
+    /// What the loader accepted without acting on it as written, in file order: keys of earlier
+    /// gazelle releases, keys dtnet ignores, keys another key overrides. Not a configuration
+    /// key; empty for a config that was not loaded from text.
+    #[serde(skip)]
+    pub warnings: Vec<ConfigWarning>,
 }
 
 fn yes() -> bool {
@@ -229,7 +329,7 @@ fn default_tcp_conn_count() -> u32 {
 fn default_mbuf_count_per_conn() -> u32 {
     170
 }
-fn default_per_loop() -> u32 {
+fn default_rpc_number() -> u32 {
     4
 }
 fn default_nic_read_number() -> u32 {
@@ -244,6 +344,12 @@ fn default_txqueue_size() -> u32 {
 fn default_num_process() -> u8 {
     1
 }
+fn default_mem_cache_num() -> u32 {
+    32
+}
+fn default_bond_miimon() -> i64 {
+    10
+}
 
 /// The accepted alternative spelling of a key, if any.
 pub(crate) fn alias_of(key: &str) -> Option<&'static str> {
@@ -251,8 +357,8 @@ pub(crate) fn alias_of(key: &str) -> Option<&'static str> {
 }
 
 impl Default for StackConfig {
-    /// Gazelle's defaults. The required keys are left empty (`num_cpus` empty, MAC all zero,
-    /// no address), so the default alone does not [`validate`](Self::validate).
+    /// Gazelle's defaults, no warnings. The required keys are left empty (MAC all zero, no
+    /// address), so the default alone does not [`validate`](Self::validate).
     fn default() -> Self {
         Self {
             dpdk_args: Vec::new(),
@@ -263,15 +369,15 @@ impl Default for StackConfig {
             low_power_mode: false,
             tcp_conn_count: default_tcp_conn_count(),
             mbuf_count_per_conn: default_mbuf_count_per_conn(),
-            rpc_number: default_per_loop(),
+            rpc_number: default_rpc_number(),
             nic_read_number: default_nic_read_number(),
-            send_connect_number: default_per_loop(),
-            read_connect_number: default_per_loop(),
             nic_rxqueue_size: default_rxqueue_size(),
             nic_txqueue_size: default_txqueue_size(),
-            num_cpus: Vec::new(),
-            num_wakeup: None,
+            mem_cache_num: default_mem_cache_num(),
+            stack_num: 0,
+            num_cpus: None,
             app_bind_numa: yes(),
+            app_exclude_cpus: None,
             main_thread_affinity: false,
             host_addr: None,
             mask_addr: None,
@@ -281,39 +387,47 @@ impl Default for StackConfig {
             tuple_filter: false,
             num_process: default_num_process(),
             process_numa: None,
-            process_idx: 0,
+            process_idx: None,
             listen_shadow: false,
             unix_prefix: None,
             nic_vlan_mode: minus_one(),
             bond_mode: minus_one(),
+            bond_miimon: default_bond_miimon(),
             bond_slave_mac: None,
+            use_sockmap: false,
             udp_enable: yes(),
+            send_cache_mode: false,
+            stack_interrupt: false,
             soft_forward: false,
+            warnings: Vec::new(),
         }
     }
 }
 
 impl StackConfig {
     /// Parses and validates a TOML document using the lstack.conf key names; `origin` (usually
-    /// the file name) prefixes error messages.
+    /// the file name) prefixes error messages and warnings (see [`StackConfig::warnings`]).
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Syntax`] for malformed TOML; [`ConfigError::UnknownKey`],
+    /// [`ConfigError::Syntax`] for malformed TOML or binary data (control characters);
+    /// [`ConfigError::UnknownKey`],
     /// [`ConfigError::BadValue`] or [`ConfigError::MissingKey`] when the keys do not fit
     /// [`StackConfig`]; [`ConfigError::Invalid`] when [`validate`](Self::validate) fails.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<StackConfig, ConfigError> {
+        de::reject_binary(text, origin)?;
         de::build(&toml_doc::parse(text, origin)?, origin)
     }
 
     /// Parses and validates gazelle's libconfig `lstack.conf` syntax; `origin` (usually the
-    /// file name) prefixes error messages.
+    /// file name) prefixes error messages and warnings (see [`StackConfig::warnings`]).
     ///
     /// # Errors
     ///
     /// As [`from_toml_str`](Self::from_toml_str), plus [`ConfigError::DuplicateKey`] for a key
     /// set twice (TOML reports that as a syntax error).
     pub fn from_lstack_conf(text: &str, origin: &str) -> Result<StackConfig, ConfigError> {
+        de::reject_binary(text, origin)?;
         de::build(&lstack::parse(text, origin)?, origin)
     }
 
@@ -322,8 +436,8 @@ impl StackConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Io`] if the file cannot be read, [`ConfigError::Syntax`] if it is not
-    /// UTF-8, otherwise as the parser for its format.
+    /// [`ConfigError::Io`] if the file cannot be read, [`ConfigError::Syntax`] (with line and
+    /// column) if it is not UTF-8 or holds binary data, otherwise as the parser for its format.
     pub fn load(path: &Path) -> Result<StackConfig, ConfigError> {
         let bytes = std::fs::read(path).map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
         let origin = path.display().to_string();
@@ -335,10 +449,34 @@ impl StackConfig {
         }
     }
 
-    /// Number of stack instances: one per CPU in `num_cpus`.
+    /// Number of stack instances, as gazelle counts them: `stack_num` when it is above 0,
+    /// otherwise one per CPU in `num_cpus`, or one when `num_cpus` is absent.
     #[must_use]
     pub fn stack_count(&self) -> usize {
-        self.num_cpus.len()
+        match (&self.num_cpus, self.stack_num) {
+            (_, n @ 1..) => n as usize,
+            (Some(cpus), 0) if !cpus.is_empty() => cpus.len(),
+            _ => 1,
+        }
+    }
+
+    /// This process's index among the processes sharing the NIC (`process_idx`, `0` when absent).
+    #[must_use]
+    pub fn process_index(&self) -> u8 {
+        self.process_idx.unwrap_or(0)
+    }
+
+    /// Whether `dpdk_args` makes this a DPDK secondary process (an argument `"secondary"`, as
+    /// gazelle checks it); otherwise it is the primary.
+    #[must_use]
+    pub fn is_secondary(&self) -> bool {
+        self.dpdk_args.iter().any(|a| a == "secondary")
+    }
+
+    /// The warnings raised while loading, formatted one per line (empty when there are none).
+    #[must_use]
+    pub fn warnings_text(&self) -> String {
+        self.warnings.iter().map(|w| format!("{w}\n")).collect()
     }
 
     /// The stack threads' run model (`stack_thread_mode`).
@@ -371,10 +509,11 @@ impl StackConfig {
     }
 
     /// Checks ranges and contradictions: the ones gazelle rejects (e.g. `tuple_filter` with
-    /// `listen_shadow` or `use_ltran`, `kni_switch` with `use_ltran`, a non-contiguous
-    /// `mask_addr`, a queue size that is not a power of two) and dtnet's (e.g. `soft_forward`
-    /// with `listen_shadow`, `host_addr` outside the network of `gateway_addr`, an empty
-    /// `num_cpus`, `process_idx >= num_process`).
+    /// `listen_shadow` or `use_ltran`, `kni_switch` with `use_ltran`, `process_idx` missing
+    /// when `num_process` > 1, `stack_interrupt` with run-to-completion or bonding, a
+    /// non-contiguous `mask_addr`, a queue size that is not a power of two) and dtnet's (e.g.
+    /// `soft_forward` with `listen_shadow`, `host_addr` outside the network of `gateway_addr`,
+    /// an empty `num_cpus`, `process_idx >= num_process`).
     ///
     /// # Errors
     ///
@@ -384,18 +523,22 @@ impl StackConfig {
     }
 }
 
-/// Decodes a file's bytes, reporting the line of the first invalid UTF-8 sequence.
+/// Decodes a file's bytes, reporting the line and column (in characters) of the first invalid
+/// UTF-8 sequence.
 fn utf8<'a>(bytes: &'a [u8], origin: &str) -> Result<&'a str, ConfigError> {
     std::str::from_utf8(bytes).map_err(|e| {
         let valid = &bytes[..e.valid_up_to()];
         let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
-        let column = valid.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+        let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        // The prefix is valid UTF-8, so this counts characters, not bytes.
+        let column = String::from_utf8_lossy(&valid[line_start..]).chars().count() + 1;
+        let byte = bytes.get(e.valid_up_to()).copied().unwrap_or_default();
         ConfigError::Syntax {
             origin: origin.to_owned(),
             line,
             column,
             key: None,
-            message: "not valid UTF-8".to_owned(),
+            message: format!("not valid UTF-8 (byte 0x{byte:02x}); is this a binary file?"),
         }
     })
 }
