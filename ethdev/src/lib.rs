@@ -17,6 +17,7 @@ pub mod mempool;
 pub mod packet;
 pub mod ring;
 pub mod rss;
+pub mod shm;
 pub mod stats;
 pub mod time;
 pub mod wire;
