@@ -5,7 +5,8 @@
 //! replays made and compared by [`harness::replay`] (inside a scenario's
 //! topology, through the same engine). Exit codes: 0 when everything
 //! passed, 1 when an expectation (or a golden trace) failed, 2 when the
-//! input was bad (a file that does not load, a damaged capture).
+//! input was bad (a file that does not load, a damaged capture), 3 when a
+//! held secondary (`domain attach --hold`) lost its primary.
 
 use std::fmt::Display;
 use std::io::{IsTerminal, Write};
@@ -25,6 +26,8 @@ use harness::rss::{parse_types, RssQuery};
 use harness::scenario::plan::ReplayTraffic;
 use harness::scenario::{self, Expect, Progress, RunOptions, Scenario, ScenarioReport, Traffic};
 use indicatif::{ProgressBar, ProgressStyle};
+
+mod cli;
 
 /// The topology `dtnet replay` uses without `--scenario`.
 const REPLAY_TOPOLOGY: &str = r#"
@@ -72,6 +75,10 @@ enum Command {
     /// Measure the data path (use a release build). Prints one JSON object
     /// per line with --json.
     Bench(BenchArgs),
+    /// Shared-memory domains (DPDK's --file-prefix): list, clean, hold one
+    /// as primary, attach as secondary.
+    #[command(subcommand)]
+    Domain(cli::domain::DomainCommand),
 }
 
 #[derive(clap::Args)]
@@ -238,6 +245,11 @@ fn main() -> ExitCode {
         Command::Check(args) => check(args),
         Command::Rss(args) => rss(args),
         Command::Bench(args) => bench(args),
+        Command::Domain(command) => match cli::domain::run(command) {
+            Ok(cli::domain::Ended::PrimaryDied) => return ExitCode::from(3),
+            Ok(cli::domain::Ended::Done) => Ok(Verdict::Passed),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(Verdict::Passed) => ExitCode::SUCCESS,

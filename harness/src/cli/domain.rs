@@ -1,0 +1,158 @@
+//! `dtnet domain`: list, clean, hold and attach to shared-memory domains.
+//!
+//! `primary` and `attach --hold` are long-lived processes of a domain, as a
+//! DPDK primary or secondary is: each holds its role until its standard
+//! input closes. A held secondary also watches its primary and, when the
+//! primary dies (a `kill -9` included), says so and exits with status 3
+//! within [`WATCH`].
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ethdev::shm::{dir, Domain, DomainOptions, Role};
+
+/// How often a held process looks at its primary and its standard input.
+pub const WATCH: Duration = Duration::from_millis(50);
+
+/// The `domain` subcommands.
+#[derive(clap::Subcommand)]
+pub enum DomainCommand {
+    /// List the domains under the runtime directory: primary pid, whether
+    /// any process is attached, and their objects.
+    List(BaseArgs),
+    /// Remove a domain's runtime directory; refused while a live process holds it.
+    Clean {
+        /// The domain's prefix.
+        prefix: String,
+        #[command(flatten)]
+        base: BaseArgs,
+    },
+    /// Create a domain as its primary, with the named objects, and hold it
+    /// until standard input closes. Prints `ready <pid>` once made.
+    Primary {
+        /// The domain's prefix.
+        prefix: String,
+        /// Bytes of shared memory.
+        #[arg(long, default_value_t = 64 << 20)]
+        size: usize,
+        /// Objects to create, as NAME:BYTES (repeatable).
+        #[arg(long = "object", value_parser = parse_object)]
+        objects: Vec<(String, usize)>,
+        #[command(flatten)]
+        base: BaseArgs,
+    },
+    /// Attach to a domain as a secondary and print `attached <pid> to
+    /// <prefix>`, then its objects; with
+    /// `--hold`, stay attached until standard input closes, or exit with
+    /// status 3 when the primary dies.
+    Attach {
+        /// The domain's prefix.
+        prefix: String,
+        /// Seconds to wait for a primary to appear.
+        #[arg(long, default_value_t = 0.0)]
+        wait: f64,
+        /// Stay attached (see above).
+        #[arg(long)]
+        hold: bool,
+        #[command(flatten)]
+        base: BaseArgs,
+    },
+}
+
+/// Where the domains live.
+#[derive(clap::Args)]
+pub struct BaseArgs {
+    /// Runtime directory holding the domains (default: DTNET_RUNTIME_DIR,
+    /// /var/run/dtnet as root, else $XDG_RUNTIME_DIR/dtnet).
+    #[arg(long)]
+    pub runtime_dir: Option<PathBuf>,
+}
+
+impl BaseArgs {
+    fn options(&self) -> DomainOptions {
+        DomainOptions { base: self.runtime_dir.clone().unwrap_or_else(dir::base_dir), ..DomainOptions::default() }
+    }
+}
+
+fn parse_object(text: &str) -> Result<(String, usize), String> {
+    let (name, bytes) = text.split_once(':').ok_or_else(|| format!("{text:?}: expected NAME:BYTES"))?;
+    let bytes = bytes.parse().map_err(|e| format!("{text:?}: bytes: {e}"))?;
+    Ok((name.to_owned(), bytes))
+}
+
+/// How a domain command ended: 0 done, 3 the primary died under a held secondary.
+pub enum Ended {
+    /// Everything went as asked.
+    Done,
+    /// The primary died while this secondary held the domain.
+    PrimaryDied,
+}
+
+/// Runs one `domain` subcommand; errors are the user's to read.
+pub fn run(command: DomainCommand) -> Result<Ended, String> {
+    match command {
+        DomainCommand::List(base) => list(&base.options()),
+        DomainCommand::Clean { prefix, base } => {
+            Domain::clean(&prefix, &base.options()).map_err(|e| e.to_string())?;
+            println!("removed domain {prefix:?}");
+            Ok(Ended::Done)
+        }
+        DomainCommand::Primary { prefix, size, objects, base } => {
+            let domain = Domain::open(&prefix, Role::Primary, &DomainOptions { size, ..base.options() })
+                .map_err(|e| e.to_string())?;
+            for (name, bytes) in objects {
+                domain.reserve(&name, bytes).map_err(|e| e.to_string())?;
+            }
+            println!("ready {}", std::process::id());
+            Ok(hold(&domain))
+        }
+        DomainCommand::Attach { prefix, wait, hold: stay, base } => {
+            let wait = Duration::try_from_secs_f64(wait).map_err(|e| format!("--wait: {e}"))?;
+            let domain = Domain::open(&prefix, Role::Secondary, &DomainOptions { wait, ..base.options() })
+                .map_err(|e| e.to_string())?;
+            println!("attached {} to {prefix:?}", std::process::id());
+            for entry in domain.objects().map_err(|e| e.to_string())? {
+                println!("{:<40} offset {:>10} bytes {:>10}", entry.name, entry.offset, entry.len);
+            }
+            Ok(if stay { hold(&domain) } else { Ended::Done })
+        }
+    }
+}
+
+fn list(options: &DomainOptions) -> Result<Ended, String> {
+    for info in Domain::list(&options.base) {
+        let primary = info.primary.map_or("none".to_owned(), |p| p.to_string());
+        println!("{}  primary {primary}  attached {}", info.prefix, if info.attached { "yes" } else { "no" });
+        match info.objects {
+            Ok(objects) => objects.iter().for_each(|o| println!("  {:<40} {:>10} bytes", o.name, o.len)),
+            Err(e) => println!("  objects unreadable: {e}"),
+        }
+    }
+    Ok(Ended::Done)
+}
+
+/// Holds `domain` until standard input closes or, for a secondary, the primary dies.
+fn hold(domain: &Domain) -> Ended {
+    let closed = Arc::new(AtomicBool::new(false));
+    std::thread::spawn({
+        let closed = Arc::clone(&closed);
+        move || {
+            let mut sink = Vec::new();
+            let _ = std::io::stdin().read_to_end(&mut sink);
+            closed.store(true, Ordering::Release);
+        }
+    });
+    loop {
+        if closed.load(Ordering::Acquire) {
+            return Ended::Done;
+        }
+        if !domain.primary_alive() {
+            eprintln!("dtnet: domain {:?}: the primary process died; detaching", domain.prefix());
+            return Ended::PrimaryDied;
+        }
+        std::thread::sleep(WATCH);
+    }
+}

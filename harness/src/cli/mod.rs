@@ -1,0 +1,3 @@
+//! The `dtnet` subcommands that live in modules of their own.
+
+pub mod domain;
