@@ -163,11 +163,18 @@ macro_rules! snapshots {
     };
 }
 
-/// The enqueue calls of a producing handle: `$access` says how it moves the
-/// head, and `$($mut)?` makes the receiver `&mut self` for a handle that
-/// must be used by one thread at a time.
+/// The enqueue calls of a producing handle. `shared` handles take `&self`
+/// and CAS; `exclusive` ones (only for a type that is its side's one handle,
+/// neither `Sync` nor `Clone`) take `&mut self` and store, the two always
+/// paired here.
 macro_rules! enqueue_calls {
-    ($handle:ident, $access:expr, $($mut:ident)?) => {
+    (shared $handle:ident) => {
+        enqueue_calls!(@impl $handle, Access::Shared,);
+    };
+    (exclusive $handle:ident) => {
+        enqueue_calls!(@impl $handle, Access::Exclusive, mut);
+    };
+    (@impl $handle:ident, $access:expr, $($mut:ident)?) => {
         impl<T> $handle<T> {
             /// Enqueues one object, or gives it back if the ring is full.
             pub fn enqueue(&$($mut)? self, obj: T) -> Result<(), T> {
@@ -195,10 +202,16 @@ macro_rules! enqueue_calls {
     };
 }
 
-/// The dequeue calls of a consuming handle; arguments as for
+/// The dequeue calls of a consuming handle, `shared` or `exclusive` as for
 /// `enqueue_calls`.
 macro_rules! dequeue_calls {
-    ($handle:ident, $access:expr, $($mut:ident)?) => {
+    (shared $handle:ident) => {
+        dequeue_calls!(@impl $handle, Access::Shared,);
+    };
+    (exclusive $handle:ident) => {
+        dequeue_calls!(@impl $handle, Access::Exclusive, mut);
+    };
+    (@impl $handle:ident, $access:expr, $($mut:ident)?) => {
         impl<T> $handle<T> {
             /// Dequeues one object, if any is published.
             pub fn dequeue(&$($mut)? self) -> Option<T> {
@@ -229,11 +242,11 @@ snapshots!(Ring);
 snapshots!(Producer);
 snapshots!(MpProducer);
 snapshots!(Consumer);
-enqueue_calls!(Ring, Access::Shared,);
-enqueue_calls!(MpProducer, Access::Shared,);
-enqueue_calls!(Producer, Access::Exclusive, mut);
-dequeue_calls!(Ring, Access::Shared,);
-dequeue_calls!(Consumer, Access::Exclusive, mut);
+enqueue_calls!(shared Ring);
+enqueue_calls!(shared MpProducer);
+enqueue_calls!(exclusive Producer);
+dequeue_calls!(shared Ring);
+dequeue_calls!(exclusive Consumer);
 
 impl<T> Clone for MpProducer<T> {
     fn clone(&self) -> Self {
