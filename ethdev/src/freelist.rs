@@ -14,9 +14,11 @@
 //! pop that read a stale link (the ABA problem) fails its CAS and retries.
 //! Every index read from a link is bounds-checked before it is followed.
 //! The count is kept beside the list and is exact whenever no operation is
-//! in flight, which is when pools are compared with their baselines.
+//! in flight, which is when pools are compared with their baselines. The
+//! atomics come from [`crate::sync`], so `tests/loom.rs` model-checks this
+//! very code through the pool.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
 

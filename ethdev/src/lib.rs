@@ -6,6 +6,10 @@
 //! header parsing ([`packet`]), software Toeplitz RSS ([`rss`]), rte_flow-like
 //! classification rules ([`flow`]), and the [`EthDev`] trait that every port
 //! implements.
+//!
+//! `unsafe` code lives in two modules only, [`ring`] and [`mempool`], which
+//! opt out of the workspace's `unsafe_code` denial; every `unsafe` block
+//! there states the invariant it relies on.
 
 pub mod dev;
 pub mod error;
@@ -19,6 +23,7 @@ pub mod ring;
 pub mod rss;
 pub mod shm;
 pub mod stats;
+mod sync;
 pub mod time;
 pub mod wire;
 

@@ -18,11 +18,15 @@
 //! This is the only module besides [`crate::ring`] with `unsafe` code: the
 //! raw region, and the accessors that turn a slot index into references.
 //! Soundness rests on one rule, checked in `take_slot`: a slot index is held
-//! by at most one [`Mbuf`] at a time.
+//! by at most one [`Mbuf`] at a time. The owner words and the free list are
+//! [`crate::sync`] atomics, so `tests/loom.rs` model-checks that rule across
+//! threads.
+
+#![allow(unsafe_code)]
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, Weak};
 
 use crossbeam_utils::CachePadded;
@@ -30,6 +34,7 @@ use crossbeam_utils::CachePadded;
 use crate::error::ConfigError;
 use crate::freelist::FreeList;
 use crate::mbuf::MbufHeader;
+use crate::sync::{AtomicU32, Ordering};
 
 /// Bytes reserved for the header at the start of every slot.
 pub const HEADER_SIZE: usize = 64;
@@ -134,9 +139,13 @@ impl Region {
         Region { base, layout, stride }
     }
 
-    fn slot(&self, index: u32) -> *mut u8 {
-        // SAFETY: callers pass indices below the pool capacity, so the offset
-        // stays inside the allocation.
+    /// The start of slot `index`.
+    ///
+    /// # Safety
+    /// `index` is below the number of slots the region was made with, so
+    /// the offset stays inside the allocation.
+    unsafe fn slot(&self, index: u32) -> *mut u8 {
+        // SAFETY: the caller keeps `index` in bounds.
         unsafe { self.base.as_ptr().add(index as usize * self.stride) }
     }
 }
@@ -317,7 +326,8 @@ impl PoolShared {
 impl Mbuf {
     /// The slot's header.
     pub(crate) fn header(&self) -> &MbufHeader {
-        // SAFETY: this handle holds the slot (see module docs); the header is
+        // SAFETY: this handle holds the slot (see module docs), whose index
+        // came from the free list and so is below capacity; the header is
         // 64-byte aligned, initialised by `reset` at allocation and only
         // mutated through `&mut self`.
         unsafe { &*(self.pool.region.slot(self.index) as *const MbufHeader) }
@@ -331,8 +341,9 @@ impl Mbuf {
 
     /// The whole buffer: headroom, data and tailroom.
     pub(crate) fn buffer(&self) -> &[u8] {
-        // SAFETY: the buffer follows the header inside this handle's slot
-        // and the region was zero-initialised.
+        // SAFETY: the index is in bounds as for `header`; the buffer follows
+        // the header inside this handle's slot and the region was
+        // zero-initialised.
         unsafe {
             let start = self.pool.region.slot(self.index).add(HEADER_SIZE);
             std::slice::from_raw_parts(start, self.pool.buffer_len())

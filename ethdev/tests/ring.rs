@@ -5,7 +5,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 
 use ethdev::mempool::{Mempool, MempoolConfig, Owner};
-use ethdev::ring::{Ring, RingMode};
+use ethdev::ring::{mpsc, spsc, Consumer, MpProducer, Producer, Ring};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -25,14 +25,92 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn mode() -> impl Strategy<Value = RingMode> {
-    prop_oneof![Just(RingMode::Spsc), Just(RingMode::Mpsc), Just(RingMode::Spmc), Just(RingMode::Mpmc)]
+/// The three kinds of ring the module makes.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Spsc,
+    Mpsc,
+    Mpmc,
+}
+
+fn kind() -> impl Strategy<Value = Kind> {
+    prop_oneof![Just(Kind::Spsc), Just(Kind::Mpsc), Just(Kind::Mpmc)]
+}
+
+/// The producing end of any kind of ring.
+trait Push: Send + 'static {
+    fn burst(&mut self, objs: &mut Vec<u64>) -> usize;
+    fn bulk(&mut self, objs: &mut Vec<u64>) -> bool;
+}
+
+/// The consuming end of any kind of ring.
+trait Pull: Send + 'static {
+    fn burst(&mut self, out: &mut Vec<u64>, max: usize) -> usize;
+    fn bulk(&mut self, out: &mut Vec<u64>, n: usize) -> bool;
+    fn queued(&self) -> usize;
+    fn room(&self) -> usize;
+}
+
+macro_rules! push_impl {
+    ($ty:ty) => {
+        impl Push for $ty {
+            fn burst(&mut self, objs: &mut Vec<u64>) -> usize {
+                self.enqueue_burst(objs)
+            }
+            fn bulk(&mut self, objs: &mut Vec<u64>) -> bool {
+                self.enqueue_bulk(objs)
+            }
+        }
+    };
+}
+
+macro_rules! pull_impl {
+    ($ty:ty) => {
+        impl Pull for $ty {
+            fn burst(&mut self, out: &mut Vec<u64>, max: usize) -> usize {
+                self.dequeue_burst(out, max)
+            }
+            fn bulk(&mut self, out: &mut Vec<u64>, n: usize) -> bool {
+                self.dequeue_bulk(out, n)
+            }
+            fn queued(&self) -> usize {
+                self.len()
+            }
+            fn room(&self) -> usize {
+                self.free_count()
+            }
+        }
+    };
+}
+
+push_impl!(Producer<u64>);
+push_impl!(MpProducer<u64>);
+push_impl!(Arc<Ring<u64>>);
+pull_impl!(Consumer<u64>);
+pull_impl!(Arc<Ring<u64>>);
+
+/// A ring of `kind` with `size` slots as its two ends.
+fn ends(kind: Kind, size: usize) -> (Box<dyn Push>, Box<dyn Pull>) {
+    match kind {
+        Kind::Spsc => {
+            let (p, c) = spsc(size).unwrap();
+            (Box::new(p), Box::new(c))
+        }
+        Kind::Mpsc => {
+            let (p, c) = mpsc(size).unwrap();
+            (Box::new(p), Box::new(c))
+        }
+        Kind::Mpmc => {
+            let ring = Arc::new(Ring::mpmc(size).unwrap());
+            (Box::new(Arc::clone(&ring)), Box::new(ring))
+        }
+    }
 }
 
 proptest! {
     #[test]
-    fn ring_behaves_like_a_bounded_fifo(size_log in 1u32..6, mode in mode(), ops in prop::collection::vec(op(), 1..200)) {
-        let ring = Ring::new(1 << size_log, mode).unwrap();
+    fn ring_behaves_like_a_bounded_fifo(size_log in 1u32..6, kind in kind(), ops in prop::collection::vec(op(), 1..200)) {
+        let (mut push, mut pull) = ends(kind, 1 << size_log);
         let capacity = 1usize << size_log;
         let mut model = VecDeque::new();
         let mut next = 0u64;
@@ -42,8 +120,8 @@ proptest! {
                     let mut objs: Vec<u64> = (next..next + n as u64).collect();
                     let fits = (capacity - model.len()).min(n);
                     let moved = if matches!(op, Op::Enqueue(_)) {
-                        ring.enqueue_burst(&mut objs)
-                    } else if ring.enqueue_bulk(&mut objs) { n } else { 0 };
+                        push.burst(&mut objs)
+                    } else if push.bulk(&mut objs) { n } else { 0 };
                     let expected = if matches!(op, Op::Enqueue(_)) { fits } else if fits == n { n } else { 0 };
                     prop_assert_eq!(moved, expected);
                     prop_assert_eq!(objs.len(), n - moved);
@@ -53,8 +131,8 @@ proptest! {
                 Op::Dequeue(n) | Op::DequeueBulk(n) => {
                     let mut out = Vec::new();
                     let moved = if matches!(op, Op::Dequeue(_)) {
-                        ring.dequeue_burst(&mut out, n)
-                    } else if ring.dequeue_bulk(&mut out, n) { n } else { 0 };
+                        pull.burst(&mut out, n)
+                    } else if pull.bulk(&mut out, n) { n } else { 0 };
                     let expected: Vec<u64> = if matches!(op, Op::Dequeue(_)) || model.len() >= n {
                         model.drain(..n.min(model.len())).collect()
                     } else { Vec::new() };
@@ -62,8 +140,8 @@ proptest! {
                     prop_assert_eq!(out, expected);
                 }
             }
-            prop_assert_eq!(ring.len(), model.len());
-            prop_assert_eq!(ring.free_count(), capacity - model.len());
+            prop_assert_eq!(pull.queued(), model.len());
+            prop_assert_eq!(pull.room(), capacity - model.len());
         }
     }
 
@@ -92,17 +170,18 @@ proptest! {
     }
 }
 
-/// `producers` threads each push `per_producer` tagged values while
-/// `consumers` threads drain; every value must arrive exactly once and each
-/// producer's values in order.
-fn stress(mode: RingMode, producers: u64, consumers: usize, per_producer: u64) {
-    let ring = Arc::new(Ring::new(256, mode).unwrap());
-    let start = Arc::new(Barrier::new(producers as usize + consumers));
-    let total = producers * per_producer;
+/// Each of the `producers` ends is moved to a thread that pushes
+/// `per_producer` tagged values, while each of the `consumers` ends drains on
+/// its own thread; every value must arrive exactly once and each producer's
+/// values in order.
+fn stress(producers: Vec<Box<dyn Push>>, consumers: Vec<Box<dyn Pull>>, per_producer: u64) {
+    let start = Arc::new(Barrier::new(producers.len() + consumers.len()));
+    let total = producers.len() as u64 * per_producer;
     let taken = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let producer_threads: Vec<_> = (0..producers)
-        .map(|p| {
-            let (ring, start) = (Arc::clone(&ring), Arc::clone(&start));
+    let producer_threads: Vec<_> = (0..)
+        .zip(producers)
+        .map(|(p, mut push)| {
+            let start = Arc::clone(&start);
             thread::spawn(move || {
                 start.wait();
                 let mut batch = Vec::new();
@@ -112,23 +191,25 @@ fn stress(mode: RingMode, producers: u64, consumers: usize, per_producer: u64) {
                         batch.push(p << 32 | seq);
                         seq += 1;
                     }
-                    if ring.enqueue_burst(&mut batch) == 0 {
+                    if push.burst(&mut batch) == 0 {
                         thread::yield_now();
                     }
                 }
             })
         })
         .collect();
-    let consumer_threads: Vec<_> = (0..consumers)
-        .map(|_| {
-            let (ring, start, taken) = (Arc::clone(&ring), Arc::clone(&start), Arc::clone(&taken));
+    let producers = producer_threads.len() as u64;
+    let consumer_threads: Vec<_> = consumers
+        .into_iter()
+        .map(|mut pull| {
+            let (start, taken) = (Arc::clone(&start), Arc::clone(&taken));
             thread::spawn(move || {
                 start.wait();
                 let mut seen = Vec::new();
                 let mut out = Vec::new();
                 while taken.load(std::sync::atomic::Ordering::Relaxed) < total {
                     out.clear();
-                    let n = ring.dequeue_burst(&mut out, 32);
+                    let n = pull.burst(&mut out, 32);
                     if n == 0 {
                         thread::yield_now();
                         continue;
@@ -136,12 +217,13 @@ fn stress(mode: RingMode, producers: u64, consumers: usize, per_producer: u64) {
                     taken.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                     seen.extend_from_slice(&out);
                 }
-                seen
+                (seen, pull)
             })
         })
         .collect();
     producer_threads.into_iter().for_each(|t| t.join().unwrap());
-    let per_consumer: Vec<Vec<u64>> = consumer_threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let (per_consumer, pulls): (Vec<Vec<u64>>, Vec<_>) =
+        consumer_threads.into_iter().map(|t| t.join().unwrap()).unzip();
     for seen in &per_consumer {
         for p in 0..producers {
             let mine: Vec<u64> = seen.iter().filter(|v| *v >> 32 == p).map(|v| v & 0xffff_ffff).collect();
@@ -153,22 +235,28 @@ fn stress(mode: RingMode, producers: u64, consumers: usize, per_producer: u64) {
     let expected: Vec<u64> = (0..producers).flat_map(|p| (0..per_producer).map(move |s| p << 32 | s)).collect();
     assert_eq!(all.len(), expected.len(), "lost or duplicated elements");
     assert_eq!(all, expected);
-    assert!(ring.is_empty());
+    assert!(pulls.iter().all(|pull| pull.queued() == 0));
 }
 
 #[test]
 fn spsc_stress_delivers_everything_in_order() {
-    stress(RingMode::Spsc, 1, 1, 200_000);
+    let (push, pull) = ends(Kind::Spsc, 256);
+    stress(vec![push], vec![pull], 200_000);
 }
 
 #[test]
 fn mpsc_stress_delivers_every_element_exactly_once() {
-    stress(RingMode::Mpsc, 4, 1, 50_000);
+    let (producer, consumer) = mpsc::<u64>(256).unwrap();
+    let pushes = (0..4).map(|_| Box::new(producer.clone()) as Box<dyn Push>).collect();
+    stress(pushes, vec![Box::new(consumer)], 50_000);
 }
 
 #[test]
 fn mpmc_stress_delivers_every_element_exactly_once() {
-    stress(RingMode::Mpmc, 3, 3, 50_000);
+    let ring = Arc::new(Ring::<u64>::mpmc(256).unwrap());
+    let pushes = (0..3).map(|_| Box::new(Arc::clone(&ring)) as Box<dyn Push>).collect();
+    let pulls = (0..3).map(|_| Box::new(Arc::clone(&ring)) as Box<dyn Pull>).collect();
+    stress(pushes, pulls, 50_000);
 }
 
 #[test]

@@ -4,9 +4,10 @@
 //! queue. [`StackGroup::new`] configures the port with one queue pair per
 //! stack, builds the instances, and owns what they share (the [`Fabric`]):
 //! the port and pool, the RSS configuration (to choose connecting ports),
-//! the rule tables, one MPSC soft ring per stack for frames handed over
-//! between stacks, one MPSC RPC ring per stack for application calls, the
-//! port table and the fd table. Executors drive the group by calling
+//! the rule tables, the producing ends of one MPSC soft ring per stack for
+//! frames handed over between stacks and of one MPSC RPC ring per stack for
+//! application calls, the port table and the fd table. Each stack owns the
+//! consuming ends of its two rings (its `Inbox`), so only it can read them. Executors drive the group by calling
 //! [`StackGroup::poll`] for each stack from whichever thread owns it, and
 //! applications reach it through [`Api`] handles.
 
@@ -16,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use ethdev::dev::{MacAddr, PortConf, TxOffloads};
 use ethdev::error::DevError;
 use ethdev::flow::{FlowAction, FlowAttr, FlowItem, ItemSpec};
-use ethdev::ring::{Ring, RingMode};
+use ethdev::ring::{mpsc, Consumer, MpProducer};
 use ethdev::rss::RssConf;
 use ethdev::{EthDev, Instant, Mbuf, Mempool, MempoolConfig};
 
@@ -107,8 +108,10 @@ pub(crate) struct Fabric {
     pub(crate) tso_pool: Option<Mempool>,
     pub(crate) rss: RssConf,
     pub(crate) tables: Tables,
-    pub(crate) soft: Vec<Ring<Mbuf>>,
-    pub(crate) rpc: Vec<Ring<Rpc>>,
+    /// Producing ends of each stack's soft ring (its [`Inbox`] consumes).
+    pub(crate) soft: Vec<MpProducer<Mbuf>>,
+    /// Producing ends of each stack's RPC ring (its [`Inbox`] consumes).
+    pub(crate) rpc: Vec<MpProducer<Rpc>>,
     pub(crate) ports: Mutex<PortTable>,
     pub(crate) fds: Mutex<FdTable>,
 }
@@ -167,9 +170,11 @@ impl StackGroup {
         }
         port.start()?;
         let rss = RssConf::from_parts(conf.rss_key, conf.rss_types, port.reta_query());
+        let (soft, soft_ends) = rings(config.stacks, config.ring_size)?;
+        let (rpc, rpc_ends) = rings(config.stacks, config.ring_size)?;
         let fabric = Arc::new(Fabric {
-            soft: rings(config.stacks, config.ring_size)?,
-            rpc: rings(config.stacks, config.ring_size)?,
+            soft,
+            rpc,
             config,
             port,
             pool,
@@ -179,7 +184,9 @@ impl StackGroup {
             ports: Mutex::default(),
             fds: Mutex::default(),
         });
-        let stacks = (0..fabric.config.stacks).map(|i| Mutex::new(Instance::new(i, Arc::clone(&fabric)))).collect();
+        let inboxes = soft_ends.into_iter().zip(rpc_ends).map(|(soft, rpc)| Inbox { soft, rpc });
+        let stacks =
+            inboxes.enumerate().map(|(i, inbox)| Mutex::new(Instance::new(i, Arc::clone(&fabric), inbox))).collect();
         Ok(StackGroup { fabric, stacks })
     }
 
@@ -242,9 +249,21 @@ impl StackGroup {
     }
 }
 
+/// The consuming ends of one stack's rings, which only that stack reads.
+pub(crate) struct Inbox {
+    /// Frames other stacks hand over.
+    pub(crate) soft: Consumer<Mbuf>,
+    /// Application calls to run.
+    pub(crate) rpc: Consumer<Rpc>,
+}
+
+/// A set of MPSC rings as their producing ends (for the fabric) and their
+/// consuming ends (one per stack).
+type RingEnds<T> = (Vec<MpProducer<T>>, Vec<Consumer<T>>);
+
 /// `n` MPSC rings of `size` slots.
-fn rings<T>(n: usize, size: usize) -> Result<Vec<Ring<T>>, GroupError> {
-    (0..n).map(|_| Ring::new(size, RingMode::Mpsc).map_err(|e| GroupError::Config(e.to_string()))).collect()
+fn rings<T>(n: usize, size: usize) -> Result<RingEnds<T>, GroupError> {
+    (0..n).map(|_| mpsc(size).map_err(|e| GroupError::Config(e.to_string()))).collect()
 }
 
 fn check(config: &GroupConfig) -> Result<(), GroupError> {

@@ -28,7 +28,7 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 use crate::device::{DeviceStats, QueueDevice};
 use crate::dispatch::{into_reply, opens_connection, src_ip, Bound, ConnKey, Route};
 use crate::error;
-use crate::group::{Fabric, CONN_RULE_PRIORITY};
+use crate::group::{Fabric, Inbox, CONN_RULE_PRIORITY};
 use crate::ports::Proto;
 use crate::rpc::{BufSizes, Notify, Op, Readiness, Reply, Rpc};
 
@@ -110,6 +110,7 @@ enum Sock {
 pub struct Instance {
     id: usize,
     fabric: Arc<Fabric>,
+    inbox: Inbox,
     iface: Interface,
     sockets: SocketSet<'static>,
     device: QueueDevice,
@@ -135,8 +136,9 @@ fn from_smol(t: SmolInstant) -> Instant {
 }
 
 impl Instance {
-    /// Stack `id` of the group sharing `fabric`.
-    pub(crate) fn new(id: usize, fabric: Arc<Fabric>) -> Instance {
+    /// Stack `id` of the group sharing `fabric`, reading its rings through
+    /// `inbox`.
+    pub(crate) fn new(id: usize, fabric: Arc<Fabric>, inbox: Inbox) -> Instance {
         let cfg = &fabric.config;
         let owner = Owner(cfg.owner_base + id as u32);
         let mut device = QueueDevice::new(fabric.pool.clone(), fabric.tso_pool.clone(), owner, usize::from(cfg.mtu));
@@ -155,6 +157,7 @@ impl Instance {
         Instance {
             id,
             fabric,
+            inbox,
             iface,
             sockets: SocketSet::new(Vec::new()),
             device,
@@ -198,11 +201,10 @@ impl Instance {
     /// When the stack next has something to do: now while frames or calls
     /// wait, else smoltcp's next timer. `None` when idle.
     pub fn poll_at(&mut self) -> Option<Instant> {
-        let me = self.id;
         let queued = !self.device.rx.is_empty()
             || !self.device.tx.is_empty()
-            || !self.fabric.rpc[me].is_empty()
-            || !self.fabric.soft[me].is_empty();
+            || !self.inbox.rpc.is_empty()
+            || !self.inbox.soft.is_empty();
         if queued {
             return Some(self.now);
         }
@@ -229,7 +231,7 @@ impl Instance {
 
     fn run_rpcs(&mut self) -> bool {
         let mut n = 0;
-        while let Some(Rpc { op, reply, notify }) = self.fabric.rpc[self.id].dequeue() {
+        while let Some(Rpc { op, reply, notify }) = self.inbox.rpc.dequeue() {
             reply.set(self.run_call(notify, |s| s.execute(op)));
             n += 1;
             if n == RPC_BURST {
@@ -251,7 +253,7 @@ impl Instance {
         for mbuf in burst.drain(..) {
             self.route(mbuf);
         }
-        let from_soft = fabric.soft[me].dequeue_burst(&mut burst, RX_BURST);
+        let from_soft = self.inbox.soft.dequeue_burst(&mut burst, RX_BURST);
         self.stats.forwarded_in += from_soft as u64;
         for mbuf in burst.drain(..) {
             let meta = PacketMeta::parse(mbuf.data()).ok();

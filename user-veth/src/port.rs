@@ -3,9 +3,11 @@
 //! Queue rings and the classification tables live in a [`State`] behind a
 //! read-write lock: the data path (queue polling, the wire end) takes it for
 //! reading once per burst, control calls (configure, RETA, flow rules) for
-//! writing. Receive rings are single-producer (the wire end) and
-//! multi-consumer; transmit rings are multi-producer and single-consumer, so
-//! sharing a `VethPort` between threads is safe whatever they poll.
+//! writing. Queue rings are multi-producer, multi-consumer [`Ring`]s: the
+//! wire end alone fills the receive rings and drains the transmit rings, but
+//! it reaches them, as the port does, through the shared `State`, so no side
+//! can hold a single-thread ring end; sharing a `VethPort` between threads is
+//! safe whatever they poll.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -15,7 +17,7 @@ use ethdev::error::{ConfigError, DevError};
 use ethdev::flow::{FlowAction, FlowAttr, FlowCounters, FlowId, FlowItem, FlowTable};
 use ethdev::mbuf::Mbuf;
 use ethdev::mempool::Mempool;
-use ethdev::ring::{Ring, RingMode};
+use ethdev::ring::Ring;
 use ethdev::rss::{Reta, RssConf, RssHashTypes, RssKey};
 use ethdev::EthDev;
 
@@ -99,11 +101,11 @@ impl State {
         validate(conf)?;
         let reta = Reta::new(conf.reta_size as usize, conf.rx_queues)?;
         let rxq = (0..conf.rx_queues)
-            .map(|_| ring(conf.rx_ring_size, RingMode::Spmc, "rx_ring_size"))
+            .map(|_| ring(conf.rx_ring_size, "rx_ring_size"))
             .map(|r| r.map(|ring| RxQueue { ring, counters: QueueCounters::default() }))
             .collect::<Result<_, _>>()?;
         let txq = (0..conf.tx_queues)
-            .map(|_| ring(conf.tx_ring_size, RingMode::Mpsc, "tx_ring_size"))
+            .map(|_| ring(conf.tx_ring_size, "tx_ring_size"))
             .map(|r| r.map(|ring| TxQueue { ring, counters: QueueCounters::default() }))
             .collect::<Result<_, _>>()?;
         Ok(State {
@@ -118,11 +120,11 @@ impl State {
     }
 }
 
-fn ring(size: u32, mode: RingMode, field: &str) -> Result<Ring<Mbuf>, ConfigError> {
+fn ring(size: u32, field: &str) -> Result<Ring<Mbuf>, ConfigError> {
     if size > MAX_RING_SIZE {
         return Err(ConfigError::new(field, format!("{size} exceeds the maximum of {MAX_RING_SIZE}")));
     }
-    Ring::new(size as usize, mode).map_err(|e| ConfigError::new(field, e.reason))
+    Ring::mpmc(size as usize).map_err(|e| ConfigError::new(field, e.reason))
 }
 
 fn validate(conf: &PortConf) -> Result<(), ConfigError> {

@@ -1,51 +1,66 @@
 //! Rings: objects per second through a ring between two threads, in bursts
-//! of 32, for the cheapest (SPSC) and the most general (MPMC) sync mode.
+//! of 32, for the cheapest (SPSC) and the most general (MPMC) kind.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
-use ethdev::ring::{Ring, RingMode};
+use ethdev::ring::{spsc, Ring};
 
 use super::{best_rate, measurement, repeat_for, Budget, Measurement};
 
 const BURST: usize = 32;
+const SLOTS: usize = 1024;
 
 pub(super) fn run(budget: Budget) -> Vec<Measurement> {
     vec![
-        measurement("ring.spsc.burst32", through_ring(budget, RingMode::Spsc), "Mobj/s"),
-        measurement("ring.mpmc.burst32", through_ring(budget, RingMode::Mpmc), "Mobj/s"),
+        measurement("ring.spsc.burst32", best_rate(budget, through_spsc), "Mobj/s"),
+        measurement("ring.mpmc.burst32", best_rate(budget, through_mpmc), "Mobj/s"),
     ]
 }
 
-/// A producer thread fills the ring in bursts while this thread drains it;
-/// the rate is what the consumer received once the producer is running.
-fn through_ring(budget: Budget, mode: RingMode) -> f64 {
-    best_rate(budget, |length| {
-        let ring = Arc::new(Ring::new(1024, mode).expect("valid ring size"));
-        let stop = Arc::new(AtomicBool::new(false));
-        let producer = {
-            let (ring, stop) = (Arc::clone(&ring), Arc::clone(&stop));
-            thread::spawn(move || {
-                let mut burst: Vec<u64> = Vec::with_capacity(BURST);
-                while !stop.load(Ordering::Relaxed) {
-                    burst.extend(burst.len() as u64..BURST as u64);
-                    if ring.enqueue_burst(&mut burst) == 0 {
-                        std::hint::spin_loop();
-                    }
+fn through_spsc(length: Duration) -> u64 {
+    let (mut producer, mut consumer) = spsc(SLOTS).expect("valid ring size");
+    through(length, move |burst| producer.enqueue_burst(burst), move |out| consumer.dequeue_burst(out, BURST))
+}
+
+fn through_mpmc(length: Duration) -> u64 {
+    let ring = Arc::new(Ring::mpmc(SLOTS).expect("valid ring size"));
+    let producer = Arc::clone(&ring);
+    through(length, move |burst| producer.enqueue_burst(burst), move |out| ring.dequeue_burst(out, BURST))
+}
+
+/// A producer thread fills a ring through `push` in bursts while this
+/// thread drains it through `pull` for `length`; returns what the consumer
+/// received once the producer was running.
+fn through(
+    length: Duration,
+    mut push: impl FnMut(&mut Vec<u64>) -> usize + Send + 'static,
+    mut pull: impl FnMut(&mut Vec<u64>) -> usize,
+) -> u64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            let mut burst: Vec<u64> = Vec::with_capacity(BURST);
+            while !stop.load(Ordering::Relaxed) {
+                burst.extend(burst.len() as u64..BURST as u64);
+                if push(&mut burst) == 0 {
+                    std::hint::spin_loop();
                 }
-            })
-        };
-        while ring.is_empty() {
-            thread::yield_now();
-        }
-        let mut out = Vec::with_capacity(BURST);
-        let received = repeat_for(length, || {
-            out.clear();
-            ring.dequeue_burst(&mut out, BURST) as u64
-        });
-        stop.store(true, Ordering::Relaxed);
-        producer.join().expect("producer thread");
-        received
-    })
+            }
+        })
+    };
+    let mut out = Vec::with_capacity(BURST);
+    while pull(&mut out) == 0 {
+        thread::yield_now();
+    }
+    let received = repeat_for(length, || {
+        out.clear();
+        pull(&mut out) as u64
+    });
+    stop.store(true, Ordering::Relaxed);
+    producer.join().expect("producer thread");
+    received
 }
