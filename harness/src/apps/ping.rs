@@ -62,11 +62,13 @@ fn check_reply(target: IpAddr, data: &[u8], ident: u16, seq: u16) -> Result<(), 
 pub async fn ping(api: Api, target: IpAddr, ident: u16, count: u16) -> io::Result<u16> {
     let fd = api.socket(SockType::Icmp)?;
     api.bind(fd, stack::api::any_addr(target, ident)).await?;
+    let mut replies = 0;
     for seq in 0..count {
         api.sendto(fd, &request(target, ident, seq), SocketAddr::new(target, 0)).await?;
         let (reply, _) = api.recvfrom(fd, 2048).await?;
         check_reply(target, &reply, ident, seq).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        replies += 1;
     }
     api.close(fd).await?;
-    Ok(count)
+    Ok(replies)
 }
