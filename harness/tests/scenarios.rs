@@ -195,7 +195,7 @@ fn errors_name_file_line_and_key_path() {
         ("name = \"x\"\nduration = \"3 weeks\"\n".into(), "x.toml:2: key \"duration\": expected a duration like"),
         ("name = 5\n".into(), "x.toml:1: key \"name\": invalid type: integer `5`, expected a string"),
         ("[[host]]\nname = \"a\"\nstacks = 1\n".into(), "x.toml:1: missing field `name`"),
-        ("name = \"x\"\n[[host\n".into(), "x.toml:2: "),
+        ("name = \"x\"\n[[host\n".into(), "x.toml:2:7: "),
         (
             with_host("\n[[traffic.bulk]]\nclient = \"a\"\nserver = \"b\"\nbytes = 1\n"),
             "x.toml:11: key \"traffic.bulk[0].server\": no host named \"b\" (hosts: a)",
@@ -210,6 +210,23 @@ fn errors_name_file_line_and_key_path() {
         let error = parse_error(&text);
         assert!(error.starts_with(expected), "expected {expected:?}\n     got {error:?}");
     }
+}
+
+#[test]
+fn binary_junk_and_invalid_utf8_name_file_line_and_column() {
+    let nul = parse_error("name = \"x\"\n# caf\u{e9} \u{0}\n");
+    assert!(nul.starts_with("x.toml:2:8: unexpected character U+0000; is this a binary file?"), "{nul}");
+    let replaced = parse_error("name = \"\u{fffd}\"\n");
+    assert!(replaced.starts_with("x.toml:1:9: unexpected character U+FFFD"), "{replaced}");
+    let dir = std::env::temp_dir().join(format!("dtnet-scenario-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("junk.toml");
+    std::fs::write(&path, b"name = \"x\"\n\n# \xc3\xa9t\xc3\xa9 \xff\xfe\n").unwrap();
+    let error = Scenario::load(&path).err();
+    let expected = format!("{}:3:7: not valid UTF-8 (byte 0xff); is this a binary file?", path.display());
+    assert_eq!(error.as_ref().map(ToString::to_string), Some(expected));
+    assert_eq!(error.as_ref().and_then(|e| e.line().zip(e.column())), Some((3, 7)));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

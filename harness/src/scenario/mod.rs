@@ -64,12 +64,14 @@ impl Scenario {
     ///
     /// # Errors
     ///
-    /// [`ScenarioError::Io`] if the file cannot be read, otherwise as [`Scenario::parse`].
+    /// [`ScenarioError::Io`] if the file cannot be read, [`ScenarioError::Syntax`]
+    /// (with line and column) if it is not UTF-8, otherwise as [`Scenario::parse`].
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_owned(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| ScenarioError::Io { path: path.to_owned(), source })?;
+        let origin = path.display().to_string();
+        let text = load::decode(&bytes, &origin)?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Scenario::parse(&text, &path.display().to_string(), base)
+        Scenario::parse(text, &origin, base)
     }
 
     /// Parses and validates scenario `text`; `origin` names it in errors and
@@ -77,7 +79,8 @@ impl Scenario {
     ///
     /// # Errors
     ///
-    /// [`ScenarioError::Syntax`] for malformed TOML, [`ScenarioError::Invalid`]
+    /// [`ScenarioError::Syntax`] for malformed TOML or binary junk (control
+    /// characters), with line and column, [`ScenarioError::Invalid`]
     /// for an unknown key, a bad value, a missing or unreadable file, or keys
     /// that contradict each other; each names the line and key path.
     pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Scenario, ScenarioError> {
