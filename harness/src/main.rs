@@ -65,7 +65,9 @@ enum Command {
     Replay(ReplayArgs),
     /// List the scenarios in a directory: name and description.
     List(ListArgs),
-    /// Validate scenario files without running them.
+    /// Validate scenario files without running them: everything `run`
+    /// checks before it starts (keys, limits, memory, files, the world's
+    /// construction).
     Check(CheckArgs),
     /// Print the Toeplitz RSS hash of a flow and the queue it lands on.
     Rss(RssArgs),
@@ -448,7 +450,7 @@ fn list(args: ListArgs) -> Outcome {
 fn check(args: CheckArgs) -> Outcome {
     let mut errors = Vec::new();
     for path in &args.scenarios {
-        match Scenario::load(path) {
+        match Scenario::load(path).and_then(|s| scenario::check(&s).map(|()| s)) {
             Ok(s) => say(format_args!("ok {} ({})", path.display(), s.name)),
             Err(e) => errors.push(e.to_string()),
         }

@@ -157,6 +157,21 @@ fn check_names_file_line_and_key_of_a_bad_scenario() {
 }
 
 #[test]
+fn check_refuses_what_run_would_refuse() {
+    let dir = scratch("check-run");
+    let bad = dir.join("wide.toml");
+    std::fs::write(&bad, TINY.replace("stacks = 2", "stacks = 65")).unwrap();
+    let line = TINY.lines().position(|l| l == "stacks = 2").unwrap() + 1;
+    for command in ["check", "run"] {
+        let out = dtnet().arg(command).arg(&bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let expected = format!("dtnet: {}:{line}: key \"host[0].stacks\": 65 exceeds the limit of 64\n", bad.display());
+        assert_eq!(stderr(&out), expected, "{command}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn run_json_prints_one_object_per_scenario() {
     let dir = scratch("json");
     let path = tiny(&dir);

@@ -229,6 +229,157 @@ fn binary_junk_and_invalid_utf8_name_file_line_and_column() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Two stack hosts, `a` and `b`, with `extra` appended.
+fn two_hosts(extra: &str) -> String {
+    with_host(&format!(
+        "\n[[host]]\nname = \"b\"\nmac = \"02:00:00:00:00:02\"\nipv4 = \"10.0.0.2\"\nstacks = 1\n{extra}"
+    ))
+}
+
+#[test]
+fn sizes_beyond_their_limits_are_refused_with_the_limit() {
+    let bulk = |conns: &str, bytes: &str| {
+        two_hosts(&format!("\n[[traffic.bulk]]\nclient = \"a\"\nserver = \"b\"\nconns = {conns}\nbytes = {bytes}\n"))
+    };
+    let cases = [
+        (bulk("100000000", "1"), "x.toml:18: key \"traffic.bulk[0].conns\": 100000000 exceeds the limit of 1000000"),
+        (
+            bulk("1", "\"2048GiB\""),
+            "x.toml:19: key \"traffic.bulk[0].bytes\": 2199023255552 exceeds the limit of 1099511627776",
+        ),
+        (
+            with_host("").replace("stacks = 2", "stacks = 65"),
+            "x.toml:7: key \"host[0].stacks\": 65 exceeds the limit of 64",
+        ),
+        (
+            with_host("rx_buffer = \"1GiB\"\n"),
+            "x.toml:8: key \"host[0].rx_buffer\": 1073741824 exceeds the limit of 67108864",
+        ),
+        (with_host("tx_buffer = 0\n"), "x.toml:8: key \"host[0].tx_buffer\": 0 is below the minimum of 1024"),
+        (with_host("mtu = 65000\n"), "x.toml:8: key \"host[0].mtu\": 65000 exceeds the limit of 9600"),
+        (
+            "name = \"x\"\nduration = \"100000h\"\n".into(),
+            "x.toml:2: key \"duration\": \"100000h\" exceeds the limit of 24h",
+        ),
+        (
+            with_host("[host.impairments]\ndelay = \"30h\"\n"),
+            "x.toml:9: key \"host[0].impairments.delay\": \"30h\" exceeds",
+        ),
+        (
+            two_hosts("\n[[traffic.udp]]\nclient = \"a\"\nserver = \"b\"\nrequests = 4000000000\n"),
+            "x.toml:18: key \"traffic.udp[0].requests\": 4000000000 exceeds the limit of 10000000",
+        ),
+        (
+            with_host("").replacen('\n', "\n[bridge]\nageing = \"0s\"\n", 1),
+            "x.toml: key \"bridge.ageing\": must be positive",
+        ),
+    ];
+    for (text, expected) in cases {
+        let error = parse_error(&text);
+        assert!(error.starts_with(expected), "expected {expected:?}\n     got {error:?}");
+    }
+    let many = (0..65).map(|i| {
+        format!(
+            "[[host]]\nname = \"h{i}\"\nmac = \"02:00:00:00:01:{i:02x}\"\nipv4 = \"10.0.1.{}\"\nstacks = 1\n",
+            i + 1
+        )
+    });
+    let error = parse_error(&format!("name = \"x\"\n{}", many.collect::<String>()));
+    assert!(error.starts_with("x.toml:322: key \"host\": 65 hosts exceed the limit of 64"), "{error}");
+}
+
+#[test]
+fn a_run_larger_than_the_machine_is_refused_with_the_estimate() {
+    let huge = "rx_buffer = \"64MiB\"\ntx_buffer = \"64MiB\"\n\n[[traffic.bulk]]\nclient = \"a\"\nserver = \"a\"\n\
+                conns = 1000000\nbytes = 1\n";
+    let error = parse_error(&with_host(huge));
+    assert!(error.starts_with("x.toml: key \"traffic.bulk[0]\": the run needs an estimated "), "{error}");
+    assert!(error.contains(" TiB of memory, more than this machine's "), "{error}");
+    let fine = with_host("\n[[traffic.bulk]]\nclient = \"a\"\nserver = \"a\"\nconns = 1000\nbytes = 1\n");
+    let scenario = Scenario::parse(&fine, "x.toml", Path::new(SCENARIOS)).unwrap_or_else(|e| panic!("{e}"));
+    let estimate = scenario::limits::estimate(&scenario.plan);
+    assert!(estimate.total() < 1 << 30, "{estimate:?}");
+}
+
+#[test]
+fn addresses_no_host_can_own_are_refused_naming_the_key() {
+    let cases = [
+        (
+            "mac = \"02:00:00:00:00:01\"",
+            "mac = \"01:00:5e:00:00:01\"",
+            "x.toml:5: key \"host[0].mac\": 01:00:5e:00:00:01 is a multicast MAC",
+        ),
+        (
+            "mac = \"02:00:00:00:00:01\"",
+            "mac = \"ff:ff:ff:ff:ff:ff\"",
+            "x.toml:5: key \"host[0].mac\": ff:ff:ff:ff:ff:ff is the broadcast MAC",
+        ),
+        (
+            "mac = \"02:00:00:00:00:01\"",
+            "mac = \"00:00:00:00:00:00\"",
+            "x.toml:5: key \"host[0].mac\": 00:00:00:00:00:00 is the all-zero MAC",
+        ),
+        (
+            "ipv4 = \"10.0.0.1\"",
+            "ipv4 = \"10.0.0.0/24\"",
+            "x.toml:6: key \"host[0].ipv4\": 10.0.0.0 is the network address of 10.0.0.0/24",
+        ),
+        (
+            "ipv4 = \"10.0.0.1\"",
+            "ipv4 = \"10.0.0.255\"",
+            "x.toml:6: key \"host[0].ipv4\": 10.0.0.255 is the broadcast address",
+        ),
+        (
+            "ipv4 = \"10.0.0.1\"",
+            "ipv4 = \"10.0.0.1\"\nipv6 = \"ff02::1\"",
+            "x.toml:7: key \"host[0].ipv6\": ff02::1 is a multicast",
+        ),
+        (
+            "ipv4 = \"10.0.0.1\"",
+            "ipv4 = \"10.0.0.1\"\ngateway = \"224.0.0.1\"",
+            "x.toml:7: key \"host[0].gateway\": 224.0.0.1 is a multicast",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        let error = parse_error(&with_host("").replace(from, to));
+        assert!(error.starts_with(expected), "expected {expected:?}\n     got {error:?}");
+    }
+    let bare = "name = \"x\"\n[[host]]\nname = \"a\"\nmac = \"02:00:00:00:00:01\"\nipv4 = \"10.0.0.0\"\nqueues = 2\n";
+    let error = parse_error(bare);
+    assert!(error.starts_with("x.toml:5: key \"host[0].ipv4\": 10.0.0.0 is the network address"), "{error}");
+}
+
+#[test]
+fn a_damaged_capture_is_refused_at_load_with_its_byte_offset() {
+    let dir = std::env::temp_dir().join(format!("dtnet-scenario-capture-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let capture = std::fs::read(Path::new(SCENARIOS).join("replay/echo-client.pcapng")).unwrap();
+    std::fs::write(dir.join("cut.pcapng"), &capture[..capture.len() - 10]).unwrap();
+    let text = with_host("\n[[traffic.replay]]\nhost = \"a\"\nfile = \"cut.pcapng\"\n");
+    let path = dir.join("s.toml");
+    std::fs::write(&path, text).unwrap();
+    let error = Scenario::load(&path).err().map(|e| e.to_string()).unwrap_or_default();
+    let expected = format!("{}:11: key \"traffic.replay[0].file\": ", path.display());
+    assert!(error.starts_with(&expected) && error.contains("at byte offset"), "{error}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_builds_what_run_builds() {
+    for path in std::fs::read_dir(SCENARIOS).unwrap().map(|e| e.unwrap().path()) {
+        if path.extension().is_some_and(|x| x == "toml") {
+            let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            scenario::check(&scenario).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+    }
+    let mut scenario = load("rss-rtw.toml");
+    if let scenario::HostNic::Stacks(group) = &mut scenario.plan.hosts[0].nic {
+        group.stacks = 65;
+    }
+    let error = scenario::check(&scenario).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains("65 is not between 1 and 64"), "{error}");
+}
+
 #[test]
 fn referenced_files_must_exist_and_parse() {
     let dir = std::env::temp_dir().join(format!("dtnet-scenarios-{}", std::process::id()));

@@ -18,9 +18,11 @@
 //! ([`checks`]) and reports ([`report`]). Code can build a [`Plan`] directly
 //! and run it the same way, as [`TcpRun`](crate::tcp_run::TcpRun) does.
 
+pub mod addr;
 pub(crate) mod build;
 pub mod checks;
 pub mod frames;
+pub mod limits;
 pub mod load;
 pub mod plan;
 pub mod report;
@@ -39,6 +41,7 @@ pub use report::ScenarioReport;
 pub use resolve::group_from_stack_config;
 
 pub(crate) use run::execute;
+use run::trial_build;
 
 /// Origin of the built-in default scenario in reports and errors.
 const BUILTIN_ORIGIN: &str = "scenarios/default.toml";
@@ -129,6 +132,19 @@ pub struct Progress {
     pub done: u64,
     /// Units planned.
     pub total: u64,
+}
+
+/// Checks that `scenario` can be run: builds its world and spawns its tasks
+/// without running them, so whatever `run` would refuse about its
+/// configuration is refused here (what `dtnet check` does after loading).
+/// Loading already refuses everything it can name a key for; this catches
+/// the rest.
+///
+/// # Errors
+///
+/// [`ScenarioError::Run`] if the world cannot be built.
+pub fn check(scenario: &Scenario) -> Result<(), ScenarioError> {
+    trial_build(&scenario.name, &scenario.plan)
 }
 
 /// Runs `scenario` and judges its expectations.

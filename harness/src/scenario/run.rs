@@ -96,6 +96,13 @@ impl Executed {
     }
 }
 
+/// Builds `plan`'s world and spawns its tasks without running them: every
+/// refusal `execute` could meet before the first poll.
+pub(crate) fn trial_build(name: &str, plan: &Plan) -> Result<(), ScenarioError> {
+    let built = build(plan, &Meter::new(0, None));
+    built.map(drop).map_err(|message| ScenarioError::Run { name: name.to_owned(), message })
+}
+
 /// Builds and runs `plan`; records every host's port and queues if `record`.
 pub(crate) fn execute(name: &str, plan: &Plan, options: &RunOptions, record: bool) -> Result<Executed, ScenarioError> {
     let started = std::time::Instant::now();
