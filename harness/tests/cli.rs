@@ -172,6 +172,24 @@ fn check_refuses_what_run_would_refuse() {
 }
 
 #[test]
+fn run_stops_at_its_timeout_reporting_what_was_unfinished() {
+    let dir = scratch("timeout");
+    let long = dir.join("long.toml");
+    std::fs::write(&long, TINY.replace("bytes = \"8KiB\"", "bytes = \"1GiB\"")).unwrap();
+    let started = std::time::Instant::now();
+    let out = dtnet().args(["run", "--timeout", "200ms"]).arg(&long).output().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = stdout(&out);
+    assert!(report.contains("ended within the wall-clock limit (--timeout)"), "{report}");
+    assert!(report.contains("unfinished task(s): client"), "{report}");
+    let out = dtnet().args(["run", "--timeout", "soon"]).arg(&long).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("expected a duration like"), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn run_json_prints_one_object_per_scenario() {
     let dir = scratch("json");
     let path = tiny(&dir);

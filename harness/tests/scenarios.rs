@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use harness::scenario::{self, Progress, RunOptions, Scenario, ScenarioReport, Traffic};
 use rstest::rstest;
@@ -16,7 +17,7 @@ fn load(name: &str) -> Scenario {
 }
 
 fn run(scenario: &Scenario, record: bool) -> ScenarioReport {
-    scenario::run(scenario, &RunOptions { record, progress: None }).unwrap_or_else(|e| panic!("{e}"))
+    scenario::run(scenario, &RunOptions { record, ..RunOptions::default() }).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn failed(report: &ScenarioReport) -> Vec<&str> {
@@ -146,13 +147,42 @@ fn progress_counts_up_to_the_planned_bytes() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
     let progress = Arc::new(move |p: Progress| sink.lock().unwrap_or_else(PoisonError::into_inner).push(p));
-    let report = scenario::run(&load("mix.toml"), &RunOptions { record: false, progress: Some(progress) }).unwrap();
+    let report =
+        scenario::run(&load("mix.toml"), &RunOptions { progress: Some(progress), ..RunOptions::default() }).unwrap();
     assert!(report.passed(), "{report}");
     let seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
     assert!(seen.windows(2).all(|w| w[0].done < w[1].done), "{seen:?}");
     let last = seen.last().copied();
     let planned = 200 * 64 + 4 * 50 * 64 + 10 * 56 + 4 * 65536;
     assert_eq!(last, Some(Progress { done: planned, total: planned }));
+}
+
+/// `name` run with a wall-clock limit of zero: stopped at once, failing
+/// with what it left unfinished.
+fn stopped_at_once(name: &str) -> ScenarioReport {
+    let options = RunOptions { wall_limit: Some(Duration::ZERO), ..RunOptions::default() };
+    let report = scenario::run(&load(name), &options).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!report.passed(), "{report}");
+    let limit = report.expectations.iter().find(|c| c.name == "ended within the wall-clock limit (--timeout)");
+    let detail = limit.filter(|c| !c.passed).map(|c| c.detail.as_str()).unwrap_or_default();
+    assert!(detail.starts_with("stopped at ") && !detail.contains(" with 0 unfinished"), "{report}");
+    let leaks = report.expectations.iter().find(|c| c.name.starts_with("no leaks"));
+    assert!(leaks.is_some(), "the other expectations are still judged: {report}");
+    report
+}
+
+#[test]
+fn a_sim_run_stops_at_its_wall_clock_limit() {
+    let report = stopped_at_once("rss-rtw.toml");
+    let limit = report.expectations.iter().find(|c| c.name.contains("wall-clock"));
+    assert!(limit.is_some_and(|c| c.detail.contains("unfinished task(s): client")), "{report}");
+    let unlimited = run(&load("rss-rtw.toml"), false);
+    assert!(unlimited.expectations.iter().all(|c| !c.name.contains("wall-clock")), "{unlimited}");
+}
+
+#[test]
+fn a_threads_run_stops_at_its_wall_clock_limit() {
+    let _ = stopped_at_once("soft-forward-rtw-threads.toml");
 }
 
 /// A scenario of one stack host with `extra` appended (to the host when it

@@ -33,6 +33,7 @@ pub mod units;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use checks::Check;
 pub use load::ScenarioError;
@@ -122,6 +123,9 @@ pub struct RunOptions {
     pub record: bool,
     /// Called now and then with the work done so far.
     pub progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+    /// Wall-clock limit of the run (`None`: only the scenario's `duration`
+    /// bounds it). A run stopped by it fails, reporting what was unfinished.
+    pub wall_limit: Option<Duration>,
 }
 
 /// Work done so far: payload bytes verified (TCP, UDP, ping) and frame
