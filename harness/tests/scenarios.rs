@@ -308,6 +308,13 @@ fn sizes_beyond_their_limits_are_refused_with_the_limit() {
         let error = parse_error(&text);
         assert!(error.starts_with(expected), "expected {expected:?}\n     got {error:?}");
     }
+    let udp = |clients: u64| {
+        format!("\n[[traffic.udp]]\nclient = \"a\"\nserver = \"b\"\nclients = {clients}\nrequests = 1\n")
+    };
+    let error = parse_error(&two_hosts(&(udp(40000) + &udp(5536).replace("requests", "port = 5301\nrequests"))));
+    let expected =
+        "x.toml:22: key \"traffic.udp[1].clients\": 45536 UDP client sockets on host \"a\" exceed the limit of 45535";
+    assert!(error.starts_with(expected), "{error}");
     let many = (0..65).map(|i| {
         format!(
             "[[host]]\nname = \"h{i}\"\nmac = \"02:00:00:00:01:{i:02x}\"\nipv4 = \"10.0.1.{}\"\nstacks = 1\n",

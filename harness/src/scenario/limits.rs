@@ -19,6 +19,7 @@ use ethdev::mempool::{DEFAULT_DATA_ROOM, DEFAULT_HEADROOM, HEADER_SIZE};
 use stack::device::TSO_FRAME;
 use stack::group::TSO_BUFFERS_PER_STACK;
 
+use super::build::UDP_CLIENT_PORT;
 use super::plan::{HostNic, Plan, Traffic};
 use crate::world::HOST_POOL;
 
@@ -43,6 +44,9 @@ pub const MIN_SOCKET_BUFFER: u64 = 1 << 10;
 /// Largest socket buffer: 64 MiB, beyond any TCP window a run needs (and
 /// allocated in full for every socket).
 pub const MAX_SOCKET_BUFFER: u64 = 64 << 20;
+/// Most UDP client sockets of one host, over all its `udp` entries: each
+/// binds its own local port, counting up from 20000.
+pub const MAX_UDP_CLIENTS: u64 = (u16::MAX - UDP_CLIENT_PORT) as u64;
 /// Most UDP requests per client socket.
 pub const MAX_REQUESTS: u64 = 10_000_000;
 /// Most raw frames of one `frames` entry (flows × frames per flow), all

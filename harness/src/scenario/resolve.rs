@@ -16,7 +16,9 @@ use toml::Spanned;
 use user_vbridge::{BridgeConfig, Flap, GilbertElliott, Impairments, LimitPolicy, PortConfig, RateLimit, Reorder};
 
 use super::addr;
-use super::limits::{self, Part, Size, MAX_CAPTURE_BYTES, MAX_FRAMES, MAX_HOSTS, MAX_QUEUES, MAX_STACKS};
+use super::limits::{
+    self, Part, Size, MAX_CAPTURE_BYTES, MAX_FRAMES, MAX_HOSTS, MAX_QUEUES, MAX_STACKS, MAX_UDP_CLIENTS,
+};
 use super::load::{ScenarioError, Source};
 use super::plan::{
     Executor, Expect, FramesTraffic, HostNic, HostPlan, PingTraffic, Plan, ReplayTraffic, TcpTraffic, Traffic,
@@ -279,9 +281,22 @@ impl Resolver<'_> {
             let key = format!("traffic.short[{i}]");
             out.push((key.clone(), self.short(t, &key, hosts, &mut ports)?));
         }
+        let mut udp_clients = vec![0; hosts.len()];
         for (i, t) in spec.udp.iter().enumerate() {
             let key = format!("traffic.udp[{i}]");
-            out.push((key.clone(), self.udp(t, &key, hosts, &mut ports)?));
+            let udp = self.udp(t, &key, hosts, &mut ports)?;
+            if let Traffic::Udp(u) = &udp {
+                udp_clients[u.client] += u.clients;
+                if udp_clients[u.client] > MAX_UDP_CLIENTS {
+                    let message = format!(
+                        "{} UDP client sockets on host {:?} exceed the limit of {MAX_UDP_CLIENTS} (one local port each)",
+                        udp_clients[u.client],
+                        t.client.get_ref()
+                    );
+                    return Err(self.src.error(t.client.span(), format!("{key}.clients"), message));
+                }
+            }
+            out.push((key, udp));
         }
         for (i, t) in spec.ping.iter().enumerate() {
             let key = format!("traffic.ping[{i}]");
