@@ -256,6 +256,16 @@ fn binary_junk_and_invalid_utf8_name_file_line_and_column() {
     let expected = format!("{}:3:7: not valid UTF-8 (byte 0xff); is this a binary file?", path.display());
     assert_eq!(error.as_ref().map(ToString::to_string), Some(expected));
     assert_eq!(error.as_ref().and_then(|e| e.line().zip(e.column())), Some((3, 7)));
+    std::fs::write(dir.join("golden.trace"), b"frame 1\n\x00\x01").unwrap();
+    std::fs::write(&path, with_host("\n[expect]\ngolden_trace = \"golden.trace\"\n")).unwrap();
+    let error = Scenario::load(&path).err().map(|e| e.to_string()).unwrap_or_default();
+    let golden = dir.join("golden.trace");
+    let expected = format!(
+        "{}:10: key \"expect.golden_trace\": {}:2:1: unexpected character U+0000; is this a binary file?",
+        path.display(),
+        golden.display()
+    );
+    assert_eq!(error, expected);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

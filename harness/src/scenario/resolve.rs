@@ -266,6 +266,17 @@ impl Resolver<'_> {
     }
 
     /// The traffic entries in plan order, each with its key.
+    /// `path` as [`file`](Self::file), and a text: UTF-8 without binary
+    /// junk, or an error naming its line and column.
+    fn text_file(&self, path: &Spanned<String>, key: &str) -> Result<PathBuf> {
+        let file = self.file(path, key)?;
+        let bytes =
+            std::fs::read(&file).map_err(|e| self.src.error(path.span(), key, format!("{}: {e}", file.display())))?;
+        stack::config::decode_text(&bytes, &file.display().to_string())
+            .map_err(|e| self.src.error(path.span(), key, e.to_string()))?;
+        Ok(file)
+    }
+
     fn traffic(&self, spec: &TrafficSpec, hosts: &[HostPlan]) -> Result<Vec<(String, Traffic)>> {
         let mut ports = PortBook::default();
         let mut out = Vec::new();
@@ -481,7 +492,7 @@ impl Resolver<'_> {
 
     fn expect(&self, spec: ExpectSpec) -> Result<Expect> {
         let golden_trace = match &spec.golden_trace {
-            Some(path) => Some(self.file(path, "expect.golden_trace")?),
+            Some(path) => Some(self.text_file(path, "expect.golden_trace")?),
             None => None,
         };
         Ok(Expect {
