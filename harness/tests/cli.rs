@@ -168,6 +168,17 @@ fn check_refuses_what_run_would_refuse() {
         let expected = format!("dtnet: {}:{line}: key \"host[0].stacks\": 65 exceeds the limit of 64\n", bad.display());
         assert_eq!(stderr(&out), expected, "{command}");
     }
+    let huge = dir.join("huge.toml");
+    let conns = "rx_buffer = \"64MiB\"\ntx_buffer = \"64MiB\"\n";
+    std::fs::write(
+        &huge,
+        TINY.replace("conns = 2", "conns = 1000000").replace("stacks = 1\n", &format!("stacks = 1\n{conns}")),
+    )
+    .unwrap();
+    let out = dtnet().arg("run").arg(&huge).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "refused, not aborted: {}", stderr(&out));
+    let expected = format!("dtnet: {}: key \"traffic.echo[0]\": the run needs an estimated ", huge.display());
+    assert!(stderr(&out).starts_with(&expected), "{}", stderr(&out));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -12,7 +12,9 @@
 //! values checked as they are read by [`units`]), [`load`] parses the TOML
 //! and turns every problem into an error naming file, line and key path,
 //! and `resolve` turns the spec into a [`Plan`] (names to indices, files
-//! read, defaults filled). The engine then builds the world and spawns the
+//! read, defaults filled, addresses no host can own refused by [`addr`],
+//! the run's memory estimated against the machine's by [`limits`], whose
+//! size limits the spec types enforce as they are read). The engine then builds the world and spawns the
 //! tasks (`build`, with the raw-frame load in [`frames`]), runs them under
 //! the executor the plan names (`run`), judges the expectations
 //! ([`checks`]) and reports ([`report`]). Code can build a [`Plan`] directly
