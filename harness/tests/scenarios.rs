@@ -441,6 +441,16 @@ fn referenced_files_must_exist_and_parse() {
     let bad = Scenario::load(&scenario).err().map(|e| e.to_string()).unwrap_or_default();
     let expected = format!("{}:4: key \"host[0].config\": {}:2: key \"num_cpus\":", scenario.display(), conf.display());
     assert!(bad.starts_with(&expected), "{bad}");
+    let wide = "use_ltran=0\nnum_cpus=\"0-79\"\ndevices=\"02:00:00:00:00:01\"\nhost_addr=\"10.0.0.1\"\nmask_addr=\"255.255.255.0\"\ngateway_addr=\"10.0.0.254\"\n";
+    std::fs::write(&conf, wide).unwrap();
+    let error = Scenario::load(&scenario).err().map(|e| e.to_string()).unwrap_or_default();
+    let expected = format!("{}:4: key \"host[0].config\": 80 stacks exceed the limit of 64", scenario.display());
+    assert!(error.starts_with(&expected), "{error}");
+    std::fs::write(&conf, wide.replace("0-79", "0").replace("10.0.0.1", "10.0.0.255")).unwrap();
+    let error = Scenario::load(&scenario).err().map(|e| e.to_string()).unwrap_or_default();
+    let expected =
+        format!("{}:4: key \"host[0].config\": ipv4: 10.0.0.255 is the broadcast address", scenario.display());
+    assert!(error.starts_with(&expected), "{error}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
