@@ -24,6 +24,7 @@ use harness::record::write_capture;
 use harness::replay::{check_golden, first_listen_port, inbound_frames, read_capture, Golden};
 use harness::rss::{parse_types, RssQuery};
 use harness::scenario::plan::ReplayTraffic;
+use harness::scenario::units::Dur;
 use harness::scenario::{self, Expect, Progress, RunOptions, Scenario, ScenarioReport, Traffic};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -45,6 +46,9 @@ stacks = 4
 const DEFAULT_ECHO_PORT: u16 = 5201;
 /// Virtual time a replay may run past the capture's last frame.
 const REPLAY_GRACE: Duration = Duration::from_secs(60);
+/// Wall-clock limit of a run without `--timeout` (and of `record` and
+/// `replay`): far beyond any shipped scenario, short of a forgotten job.
+const DEFAULT_TIMEOUT: &str = "10m";
 
 /// Hermetic simulation and developer-test harness for DPDK-style user-space
 /// TCP/IP stacks.
@@ -68,7 +72,9 @@ enum Command {
     Replay(ReplayArgs),
     /// List the scenarios in a directory: name and description.
     List(ListArgs),
-    /// Validate scenario files without running them.
+    /// Validate scenario files without running them: everything `run`
+    /// checks before it starts (keys, limits, memory, files, the world's
+    /// construction).
     Check(CheckArgs),
     /// Print the Toeplitz RSS hash of a flow and the queue it lands on.
     Rss(RssArgs),
@@ -94,6 +100,10 @@ struct RunArgs {
     /// Run with this seed instead of the scenario's.
     #[arg(long)]
     seed: Option<u64>,
+    /// Wall-clock limit of each scenario's run, e.g. "30s" or "10m": a run
+    /// still going then is stopped and fails, reporting what was unfinished.
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT)]
+    timeout: Dur,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -304,9 +314,19 @@ fn progress_bar(name: &str) -> Option<ProgressBar> {
     Some(bar)
 }
 
-/// Runs one scenario, with a progress bar if `show_progress` and stderr is
-/// a terminal.
-fn run_one(scenario: &Scenario, record: bool, show_progress: bool) -> Result<ScenarioReport, String> {
+/// The wall-clock limit of commands without `--timeout`.
+fn default_timeout() -> Duration {
+    DEFAULT_TIMEOUT.parse::<Dur>().map_or(Duration::from_secs(600), |d| d.0)
+}
+
+/// Runs one scenario within `timeout` of wall time, with a progress bar if
+/// `show_progress` and stderr is a terminal.
+fn run_one(
+    scenario: &Scenario,
+    record: bool,
+    show_progress: bool,
+    timeout: Duration,
+) -> Result<ScenarioReport, String> {
     let bar = show_progress.then(|| progress_bar(&scenario.name)).flatten();
     let progress = bar.clone().map(|bar| {
         Arc::new(move |p: Progress| {
@@ -314,7 +334,8 @@ fn run_one(scenario: &Scenario, record: bool, show_progress: bool) -> Result<Sce
             bar.set_position(p.done);
         }) as Arc<dyn Fn(Progress) + Send + Sync>
     });
-    let report = scenario::run(scenario, &RunOptions { record, progress }).map_err(|e| e.to_string());
+    let options = RunOptions { record, progress, wall_limit: Some(timeout) };
+    let report = scenario::run(scenario, &options).map_err(|e| e.to_string());
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -328,7 +349,7 @@ fn run(args: RunArgs) -> Outcome {
     }
     let (mut passed, mut errors) = (true, Vec::new());
     for scenario in &scenarios {
-        let report = match run_one(scenario, args.record.is_some(), !args.json) {
+        let report = match run_one(scenario, args.record.is_some(), !args.json, args.timeout.0) {
             Ok(report) => report,
             Err(e) => {
                 errors.push(e);
@@ -363,7 +384,7 @@ fn interfaces(records: &[Record]) -> usize {
 
 fn record(args: RecordArgs) -> Outcome {
     let scenario = load_scenarios(std::slice::from_ref(&args.scenario), args.seed)?.remove(0);
-    let report = run_one(&scenario, true, true)?;
+    let report = run_one(&scenario, true, true, default_timeout())?;
     say(&report);
     let path = args.output.unwrap_or_else(|| PathBuf::from(format!("{}.{}", scenario.name, args.format.extension())));
     write_capture(&path, &report.records, args.format.format()).map_err(|e| e.to_string())?;
@@ -408,7 +429,7 @@ fn replay(args: ReplayArgs) -> Outcome {
     }
     .map_err(|e| e.to_string())?;
     let scenario = replay_scenario(topology, &args, &records)?;
-    let report = run_one(&scenario, true, true)?;
+    let report = run_one(&scenario, true, true, default_timeout())?;
     if !report.passed() {
         eprint!("{report}");
     }
@@ -460,7 +481,7 @@ fn list(args: ListArgs) -> Outcome {
 fn check(args: CheckArgs) -> Outcome {
     let mut errors = Vec::new();
     for path in &args.scenarios {
-        match Scenario::load(path) {
+        match Scenario::load(path).and_then(|s| scenario::check(&s).map(|()| s)) {
             Ok(s) => say(format_args!("ok {} ({})", path.display(), s.name)),
             Err(e) => errors.push(e.to_string()),
         }

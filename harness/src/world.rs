@@ -22,7 +22,7 @@ use user_veth::{Veth, VethPort};
 use crate::replay::Replayer;
 
 /// Buffers per host pool.
-const HOST_POOL: u32 = 8192;
+pub(crate) const HOST_POOL: u32 = 8192;
 
 /// One host: a NIC port and the stack group of the process using it.
 pub struct Host {

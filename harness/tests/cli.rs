@@ -157,6 +157,50 @@ fn check_names_file_line_and_key_of_a_bad_scenario() {
 }
 
 #[test]
+fn check_refuses_what_run_would_refuse() {
+    let dir = scratch("check-run");
+    let bad = dir.join("wide.toml");
+    std::fs::write(&bad, TINY.replace("stacks = 2", "stacks = 65")).unwrap();
+    let line = TINY.lines().position(|l| l == "stacks = 2").unwrap() + 1;
+    for command in ["check", "run"] {
+        let out = dtnet().arg(command).arg(&bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let expected = format!("dtnet: {}:{line}: key \"host[0].stacks\": 65 exceeds the limit of 64\n", bad.display());
+        assert_eq!(stderr(&out), expected, "{command}");
+    }
+    let huge = dir.join("huge.toml");
+    let conns = "rx_buffer = \"64MiB\"\ntx_buffer = \"64MiB\"\n";
+    std::fs::write(
+        &huge,
+        TINY.replace("conns = 2", "conns = 1000000").replace("stacks = 1\n", &format!("stacks = 1\n{conns}")),
+    )
+    .unwrap();
+    let out = dtnet().arg("run").arg(&huge).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "refused, not aborted: {}", stderr(&out));
+    let expected = format!("dtnet: {}: key \"traffic.echo[0]\": the run needs an estimated ", huge.display());
+    assert!(stderr(&out).starts_with(&expected), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn run_stops_at_its_timeout_reporting_what_was_unfinished() {
+    let dir = scratch("timeout");
+    let long = dir.join("long.toml");
+    std::fs::write(&long, TINY.replace("bytes = \"8KiB\"", "bytes = \"1GiB\"")).unwrap();
+    let started = std::time::Instant::now();
+    let out = dtnet().args(["run", "--timeout", "200ms"]).arg(&long).output().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = stdout(&out);
+    assert!(report.contains("ended within the wall-clock limit (--timeout)"), "{report}");
+    assert!(report.contains("unfinished task(s): client"), "{report}");
+    let out = dtnet().args(["run", "--timeout", "soon"]).arg(&long).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("expected a duration like"), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn run_json_prints_one_object_per_scenario() {
     let dir = scratch("json");
     let path = tiny(&dir);

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use harness::scenario::{self, Progress, RunOptions, Scenario, ScenarioReport, Traffic};
 use rstest::rstest;
@@ -16,7 +17,7 @@ fn load(name: &str) -> Scenario {
 }
 
 fn run(scenario: &Scenario, record: bool) -> ScenarioReport {
-    scenario::run(scenario, &RunOptions { record, progress: None }).unwrap_or_else(|e| panic!("{e}"))
+    scenario::run(scenario, &RunOptions { record, ..RunOptions::default() }).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn failed(report: &ScenarioReport) -> Vec<&str> {
@@ -146,13 +147,42 @@ fn progress_counts_up_to_the_planned_bytes() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
     let progress = Arc::new(move |p: Progress| sink.lock().unwrap_or_else(PoisonError::into_inner).push(p));
-    let report = scenario::run(&load("mix.toml"), &RunOptions { record: false, progress: Some(progress) }).unwrap();
+    let report =
+        scenario::run(&load("mix.toml"), &RunOptions { progress: Some(progress), ..RunOptions::default() }).unwrap();
     assert!(report.passed(), "{report}");
     let seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
     assert!(seen.windows(2).all(|w| w[0].done < w[1].done), "{seen:?}");
     let last = seen.last().copied();
     let planned = 200 * 64 + 4 * 50 * 64 + 10 * 56 + 4 * 65536;
     assert_eq!(last, Some(Progress { done: planned, total: planned }));
+}
+
+/// `name` run with a wall-clock limit of zero: stopped at once, failing
+/// with what it left unfinished.
+fn stopped_at_once(name: &str) -> ScenarioReport {
+    let options = RunOptions { wall_limit: Some(Duration::ZERO), ..RunOptions::default() };
+    let report = scenario::run(&load(name), &options).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!report.passed(), "{report}");
+    let limit = report.expectations.iter().find(|c| c.name == "ended within the wall-clock limit (--timeout)");
+    let detail = limit.filter(|c| !c.passed).map(|c| c.detail.as_str()).unwrap_or_default();
+    assert!(detail.starts_with("stopped at ") && !detail.contains(" with 0 unfinished"), "{report}");
+    let leaks = report.expectations.iter().find(|c| c.name.starts_with("no leaks"));
+    assert!(leaks.is_some(), "the other expectations are still judged: {report}");
+    report
+}
+
+#[test]
+fn a_sim_run_stops_at_its_wall_clock_limit() {
+    let report = stopped_at_once("rss-rtw.toml");
+    let limit = report.expectations.iter().find(|c| c.name.contains("wall-clock"));
+    assert!(limit.is_some_and(|c| c.detail.contains("unfinished task(s): client")), "{report}");
+    let unlimited = run(&load("rss-rtw.toml"), false);
+    assert!(unlimited.expectations.iter().all(|c| !c.name.contains("wall-clock")), "{unlimited}");
+}
+
+#[test]
+fn a_threads_run_stops_at_its_wall_clock_limit() {
+    let _ = stopped_at_once("soft-forward-rtw-threads.toml");
 }
 
 /// A scenario of one stack host with `extra` appended (to the host when it
@@ -195,7 +225,7 @@ fn errors_name_file_line_and_key_path() {
         ("name = \"x\"\nduration = \"3 weeks\"\n".into(), "x.toml:2: key \"duration\": expected a duration like"),
         ("name = 5\n".into(), "x.toml:1: key \"name\": invalid type: integer `5`, expected a string"),
         ("[[host]]\nname = \"a\"\nstacks = 1\n".into(), "x.toml:1: missing field `name`"),
-        ("name = \"x\"\n[[host\n".into(), "x.toml:2: "),
+        ("name = \"x\"\n[[host\n".into(), "x.toml:2:7: "),
         (
             with_host("\n[[traffic.bulk]]\nclient = \"a\"\nserver = \"b\"\nbytes = 1\n"),
             "x.toml:11: key \"traffic.bulk[0].server\": no host named \"b\" (hosts: a)",
@@ -213,6 +243,191 @@ fn errors_name_file_line_and_key_path() {
 }
 
 #[test]
+fn binary_junk_and_invalid_utf8_name_file_line_and_column() {
+    let nul = parse_error("name = \"x\"\n# caf\u{e9} \u{0}\n");
+    assert!(nul.starts_with("x.toml:2:8: unexpected character U+0000; is this a binary file?"), "{nul}");
+    let replaced = parse_error("name = \"\u{fffd}\"\n");
+    assert!(replaced.starts_with("x.toml:1:9: unexpected character U+FFFD"), "{replaced}");
+    let dir = std::env::temp_dir().join(format!("dtnet-scenario-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("junk.toml");
+    std::fs::write(&path, b"name = \"x\"\n\n# \xc3\xa9t\xc3\xa9 \xff\xfe\n").unwrap();
+    let error = Scenario::load(&path).err();
+    let expected = format!("{}:3:7: not valid UTF-8 (byte 0xff); is this a binary file?", path.display());
+    assert_eq!(error.as_ref().map(ToString::to_string), Some(expected));
+    assert_eq!(error.as_ref().and_then(|e| e.line().zip(e.column())), Some((3, 7)));
+    std::fs::write(dir.join("golden.trace"), b"frame 1\n\x00\x01").unwrap();
+    std::fs::write(&path, with_host("\n[expect]\ngolden_trace = \"golden.trace\"\n")).unwrap();
+    let error = Scenario::load(&path).err().map(|e| e.to_string()).unwrap_or_default();
+    let golden = dir.join("golden.trace");
+    let expected = format!(
+        "{}:10: key \"expect.golden_trace\": {}:2:1: unexpected character U+0000; is this a binary file?",
+        path.display(),
+        golden.display()
+    );
+    assert_eq!(error, expected);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Two stack hosts, `a` and `b`, with `extra` appended.
+fn two_hosts(extra: &str) -> String {
+    with_host(&format!(
+        "\n[[host]]\nname = \"b\"\nmac = \"02:00:00:00:00:02\"\nipv4 = \"10.0.0.2\"\nstacks = 1\n{extra}"
+    ))
+}
+
+#[test]
+fn sizes_beyond_their_limits_are_refused_with_the_limit() {
+    let bulk = |conns: &str, bytes: &str| {
+        two_hosts(&format!("\n[[traffic.bulk]]\nclient = \"a\"\nserver = \"b\"\nconns = {conns}\nbytes = {bytes}\n"))
+    };
+    let cases = [
+        (bulk("100000000", "1"), "x.toml:18: key \"traffic.bulk[0].conns\": 100000000 exceeds the limit of 1000000"),
+        (
+            bulk("1", "\"2048GiB\""),
+            "x.toml:19: key \"traffic.bulk[0].bytes\": 2199023255552 exceeds the limit of 1099511627776",
+        ),
+        (
+            with_host("").replace("stacks = 2", "stacks = 65"),
+            "x.toml:7: key \"host[0].stacks\": 65 exceeds the limit of 64",
+        ),
+        (
+            with_host("rx_buffer = \"1GiB\"\n"),
+            "x.toml:8: key \"host[0].rx_buffer\": 1073741824 exceeds the limit of 67108864",
+        ),
+        (with_host("tx_buffer = 0\n"), "x.toml:8: key \"host[0].tx_buffer\": 0 is below the minimum of 1024"),
+        (with_host("mtu = 65000\n"), "x.toml:8: key \"host[0].mtu\": 65000 exceeds the limit of 9600"),
+        (
+            "name = \"x\"\nduration = \"100000h\"\n".into(),
+            "x.toml:2: key \"duration\": \"100000h\" exceeds the limit of 24h",
+        ),
+        (
+            with_host("[host.impairments]\ndelay = \"30h\"\n"),
+            "x.toml:9: key \"host[0].impairments.delay\": \"30h\" exceeds",
+        ),
+        (
+            two_hosts("\n[[traffic.udp]]\nclient = \"a\"\nserver = \"b\"\nrequests = 4000000000\n"),
+            "x.toml:18: key \"traffic.udp[0].requests\": 4000000000 exceeds the limit of 10000000",
+        ),
+        (
+            with_host("").replacen('\n', "\n[bridge]\nageing = \"0s\"\n", 1),
+            "x.toml: key \"bridge.ageing\": must be positive",
+        ),
+    ];
+    for (text, expected) in cases {
+        let error = parse_error(&text);
+        assert!(error.starts_with(expected), "expected {expected:?}\n     got {error:?}");
+    }
+    let udp = |clients: u64| {
+        format!("\n[[traffic.udp]]\nclient = \"a\"\nserver = \"b\"\nclients = {clients}\nrequests = 1\n")
+    };
+    let error = parse_error(&two_hosts(&(udp(40000) + &udp(5536).replace("requests", "port = 5301\nrequests"))));
+    let expected =
+        "x.toml:22: key \"traffic.udp[1].clients\": 45536 UDP client sockets on host \"a\" exceed the limit of 45535";
+    assert!(error.starts_with(expected), "{error}");
+    let many = (0..65).map(|i| {
+        format!(
+            "[[host]]\nname = \"h{i}\"\nmac = \"02:00:00:00:01:{i:02x}\"\nipv4 = \"10.0.1.{}\"\nstacks = 1\n",
+            i + 1
+        )
+    });
+    let error = parse_error(&format!("name = \"x\"\n{}", many.collect::<String>()));
+    assert!(error.starts_with("x.toml:322: key \"host\": 65 hosts exceed the limit of 64"), "{error}");
+}
+
+#[test]
+fn a_run_larger_than_the_machine_is_refused_with_the_estimate() {
+    let huge = "rx_buffer = \"64MiB\"\ntx_buffer = \"64MiB\"\n\n[[traffic.bulk]]\nclient = \"a\"\nserver = \"a\"\n\
+                conns = 1000000\nbytes = 1\n";
+    let error = parse_error(&with_host(huge));
+    assert!(error.starts_with("x.toml: key \"traffic.bulk[0]\": the run needs an estimated "), "{error}");
+    assert!(error.contains(" TiB of memory, more than this machine's "), "{error}");
+    let fine = with_host("\n[[traffic.bulk]]\nclient = \"a\"\nserver = \"a\"\nconns = 1000\nbytes = 1\n");
+    let scenario = Scenario::parse(&fine, "x.toml", Path::new(SCENARIOS)).unwrap_or_else(|e| panic!("{e}"));
+    let estimate = scenario::limits::estimate(&scenario.plan);
+    assert!(estimate.total() < 1 << 30, "{estimate:?}");
+}
+
+#[test]
+fn addresses_no_host_can_own_are_refused_naming_the_key() {
+    let cases = [
+        (
+            "mac = \"02:00:00:00:00:01\"",
+            "mac = \"01:00:5e:00:00:01\"",
+            "x.toml:5: key \"host[0].mac\": 01:00:5e:00:00:01 is a multicast MAC",
+        ),
+        (
+            "mac = \"02:00:00:00:00:01\"",
+            "mac = \"ff:ff:ff:ff:ff:ff\"",
+            "x.toml:5: key \"host[0].mac\": ff:ff:ff:ff:ff:ff is the broadcast MAC",
+        ),
+        (
+            "mac = \"02:00:00:00:00:01\"",
+            "mac = \"00:00:00:00:00:00\"",
+            "x.toml:5: key \"host[0].mac\": 00:00:00:00:00:00 is the all-zero MAC",
+        ),
+        (
+            "ipv4 = \"10.0.0.1\"",
+            "ipv4 = \"10.0.0.0/24\"",
+            "x.toml:6: key \"host[0].ipv4\": 10.0.0.0 is the network address of 10.0.0.0/24",
+        ),
+        (
+            "ipv4 = \"10.0.0.1\"",
+            "ipv4 = \"10.0.0.255\"",
+            "x.toml:6: key \"host[0].ipv4\": 10.0.0.255 is the broadcast address",
+        ),
+        (
+            "ipv4 = \"10.0.0.1\"",
+            "ipv4 = \"10.0.0.1\"\nipv6 = \"ff02::1\"",
+            "x.toml:7: key \"host[0].ipv6\": ff02::1 is a multicast",
+        ),
+        (
+            "ipv4 = \"10.0.0.1\"",
+            "ipv4 = \"10.0.0.1\"\ngateway = \"224.0.0.1\"",
+            "x.toml:7: key \"host[0].gateway\": 224.0.0.1 is a multicast",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        let error = parse_error(&with_host("").replace(from, to));
+        assert!(error.starts_with(expected), "expected {expected:?}\n     got {error:?}");
+    }
+    let bare = "name = \"x\"\n[[host]]\nname = \"a\"\nmac = \"02:00:00:00:00:01\"\nipv4 = \"10.0.0.0\"\nqueues = 2\n";
+    let error = parse_error(bare);
+    assert!(error.starts_with("x.toml:5: key \"host[0].ipv4\": 10.0.0.0 is the network address"), "{error}");
+}
+
+#[test]
+fn a_damaged_capture_is_refused_at_load_with_its_byte_offset() {
+    let dir = std::env::temp_dir().join(format!("dtnet-scenario-capture-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let capture = std::fs::read(Path::new(SCENARIOS).join("replay/echo-client.pcapng")).unwrap();
+    std::fs::write(dir.join("cut.pcapng"), &capture[..capture.len() - 10]).unwrap();
+    let text = with_host("\n[[traffic.replay]]\nhost = \"a\"\nfile = \"cut.pcapng\"\n");
+    let path = dir.join("s.toml");
+    std::fs::write(&path, text).unwrap();
+    let error = Scenario::load(&path).err().map(|e| e.to_string()).unwrap_or_default();
+    let expected = format!("{}:11: key \"traffic.replay[0].file\": ", path.display());
+    assert!(error.starts_with(&expected) && error.contains("at byte offset"), "{error}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_builds_what_run_builds() {
+    for path in std::fs::read_dir(SCENARIOS).unwrap().map(|e| e.unwrap().path()) {
+        if path.extension().is_some_and(|x| x == "toml") {
+            let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            scenario::check(&scenario).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+    }
+    let mut scenario = load("rss-rtw.toml");
+    if let scenario::HostNic::Stacks(group) = &mut scenario.plan.hosts[0].nic {
+        group.stacks = 65;
+    }
+    let error = scenario::check(&scenario).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains("65 is not between 1 and 64"), "{error}");
+}
+
+#[test]
 fn referenced_files_must_exist_and_parse() {
     let dir = std::env::temp_dir().join(format!("dtnet-scenarios-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -226,6 +441,16 @@ fn referenced_files_must_exist_and_parse() {
     let bad = Scenario::load(&scenario).err().map(|e| e.to_string()).unwrap_or_default();
     let expected = format!("{}:4: key \"host[0].config\": {}:2: key \"num_cpus\":", scenario.display(), conf.display());
     assert!(bad.starts_with(&expected), "{bad}");
+    let wide = "use_ltran=0\nnum_cpus=\"0-79\"\ndevices=\"02:00:00:00:00:01\"\nhost_addr=\"10.0.0.1\"\nmask_addr=\"255.255.255.0\"\ngateway_addr=\"10.0.0.254\"\n";
+    std::fs::write(&conf, wide).unwrap();
+    let error = Scenario::load(&scenario).err().map(|e| e.to_string()).unwrap_or_default();
+    let expected = format!("{}:4: key \"host[0].config\": 80 stacks exceed the limit of 64", scenario.display());
+    assert!(error.starts_with(&expected), "{error}");
+    std::fs::write(&conf, wide.replace("0-79", "0").replace("10.0.0.1", "10.0.0.255")).unwrap();
+    let error = Scenario::load(&scenario).err().map(|e| e.to_string()).unwrap_or_default();
+    let expected =
+        format!("{}:4: key \"host[0].config\": ipv4: 10.0.0.255 is the broadcast address", scenario.display());
+    assert!(error.starts_with(&expected), "{error}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -304,7 +304,7 @@ fn tso_offloads(port: &dyn EthDev, conf: &mut PortConf, pool: &Mempool, stacks: 
 /// stack's egress to the NIC's segmentation, so a few dozen cover a
 /// socket's whole send buffer in 64 KiB frames several times over; when
 /// they run out, the stack holds its frames back until the NIC frees some.
-const TSO_BUFFERS_PER_STACK: u32 = 64;
+pub const TSO_BUFFERS_PER_STACK: u32 = 64;
 
 /// Flow-director mode: TCP frames no connection rule claims go to queue 0,
 /// whose stack dispatches new connections by the listen-port table.

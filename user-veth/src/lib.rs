@@ -27,5 +27,5 @@ mod wire;
 
 pub use cable::Cable;
 pub use hook::{BurstHook, HookPoint};
-pub use port::{Veth, VethPort, MAX_QUEUES};
+pub use port::{Veth, VethPort, MAX_QUEUES, MTU_RANGE};
 pub use wire::VethWire;

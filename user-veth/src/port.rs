@@ -29,7 +29,8 @@ use crate::wire::VethWire;
 pub const MAX_QUEUES: u16 = 64;
 const MAX_RING_SIZE: u32 = 1 << 15;
 const RETA_SIZES: &[u16] = &[64, 128, 256, 512];
-const MTU_RANGE: (u16, u16) = (68, 9600);
+/// Smallest and largest IP MTU a veth port accepts.
+pub const MTU_RANGE: (u16, u16) = (68, 9600);
 
 /// Constructor namespace for a veth port and its wire end.
 pub struct Veth;

@@ -118,21 +118,24 @@ pub struct Outcome {
     pub end: Instant,
     /// Whether the run stopped because its deadline passed.
     pub timed_out: bool,
+    /// Whether the run stopped because its wall-clock limit passed.
+    pub wall_limited: bool,
 }
 
 impl Outcome {
     /// Every task finished without error.
     pub fn ok(&self) -> Result<(), String> {
-        if self.failures.is_empty() && self.unfinished == 0 && !self.timed_out {
+        if self.failures.is_empty() && self.unfinished == 0 && !self.timed_out && !self.wall_limited {
             return Ok(());
         }
         Err(format!(
-            "{} failed task(s) {:?}, {} unfinished {:?}, timed out: {}",
+            "{} failed task(s) {:?}, {} unfinished {:?}, timed out: {}, stopped by the wall-clock limit: {}",
             self.failures.len(),
             self.failures.iter().take(5).collect::<Vec<_>>(),
             self.unfinished,
             self.stuck.iter().take(8).collect::<Vec<_>>(),
-            self.timed_out
+            self.timed_out,
+            self.wall_limited
         ))
     }
 }

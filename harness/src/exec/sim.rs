@@ -28,6 +28,22 @@ const TICK: Duration = Duration::from_micros(1);
 /// time reaches `deadline`, then lets the world settle for `drain` (closing
 /// handshakes) so that buffers return to their pools.
 pub fn run(world: &mut World, clock: &SimClock, spawner: &Spawner, deadline: Instant, drain: Duration) -> Outcome {
+    run_within(world, clock, spawner, (deadline, drain), Duration::MAX)
+}
+
+/// [`run`], also stopped (and its settling cut short) once `wall` of real
+/// time has passed, whatever virtual time says: a run that keeps busy at
+/// one instant, or whose virtual deadline is far off, still ends. The
+/// outcome says whether the wall-clock limit stopped it.
+pub fn run_within(
+    world: &mut World,
+    clock: &SimClock,
+    spawner: &Spawner,
+    (deadline, drain): (Instant, Duration),
+    wall: Duration,
+) -> Outcome {
+    let wall_end = std::time::Instant::now().checked_add(wall);
+    let past_wall = || wall_end.is_some_and(|end| std::time::Instant::now() >= end);
     let mut tasks = TaskList::default();
     let mut outcome = Outcome::default();
     loop {
@@ -43,6 +59,10 @@ pub fn run(world: &mut World, clock: &SimClock, spawner: &Spawner, deadline: Ins
             outcome.timed_out = true;
             break;
         }
+        if past_wall() {
+            outcome.wall_limited = true;
+            break;
+        }
         if !busy {
             let next = world.poll_at().into_iter().chain(clock.next_timer()).min().unwrap_or(deadline).min(deadline);
             clock.set(next.max(now + TICK));
@@ -50,7 +70,7 @@ pub fn run(world: &mut World, clock: &SimClock, spawner: &Spawner, deadline: Ins
     }
     outcome.unfinished = spawner.live();
     outcome.stuck = tasks.stuck().collect();
-    settle(world, clock, drain);
+    settle_within(world, clock, drain, &past_wall);
     outcome.end = clock.now();
     outcome
 }
@@ -58,9 +78,17 @@ pub fn run(world: &mut World, clock: &SimClock, spawner: &Spawner, deadline: Ins
 /// Runs the world without tasks for up to `drain` of virtual time, or until
 /// nothing is left to do.
 pub fn settle(world: &mut World, clock: &SimClock, drain: Duration) {
+    settle_within(world, clock, drain, &|| false);
+}
+
+/// [`settle`], cut short as soon as `past_wall` says so.
+fn settle_within(world: &mut World, clock: &SimClock, drain: Duration, past_wall: &dyn Fn() -> bool) {
     let end = clock.now() + drain;
     loop {
         let now = clock.now();
+        if past_wall() {
+            break;
+        }
         if world.poll(now) {
             continue;
         }

@@ -50,7 +50,7 @@ pub fn run(world: &mut World, spawner: &Spawner, timeout: Duration, drain: Durat
         while spawner.live() > 0 && started.elapsed() < timeout {
             thread::sleep(Duration::from_millis(1));
         }
-        let timed_out = spawner.live() > 0;
+        let unfinished = spawner.live();
         let drain_end = std::time::Instant::now() + drain;
         while std::time::Instant::now() < drain_end {
             if busy_poll {
@@ -61,10 +61,9 @@ pub fn run(world: &mut World, spawner: &Spawner, timeout: Duration, drain: Durat
         stop.store(true, Ordering::Release);
         apps.into_iter().for_each(|a| a.thread().unpark());
         let mut o = outcome.lock().unwrap_or_else(PoisonError::into_inner);
-        o.timed_out = timed_out;
+        (o.timed_out, o.unfinished) = (unfinished > 0, unfinished);
     });
     let mut o = outcome.into_inner().unwrap_or_else(PoisonError::into_inner);
-    o.unfinished = spawner.live();
     o.end = clock.now();
     o
 }

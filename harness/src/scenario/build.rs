@@ -36,7 +36,7 @@ pub(crate) const UDP_REQUEST_BYTES: u64 = 64;
 /// Bytes of one echo request's payload ([`ping::ping`]'s size).
 pub(crate) const PING_BYTES: u64 = 56;
 /// First local port of UDP client sockets on each host.
-const UDP_CLIENT_PORT: u16 = 20000;
+pub(crate) const UDP_CLIENT_PORT: u16 = 20000;
 
 /// What one traffic entry's tasks leave behind for the checks.
 pub(crate) enum App {

@@ -62,10 +62,22 @@ pub(crate) struct RunView<'a> {
     pub records: &'a [Record],
 }
 
+/// What a run stopped by its wall-clock limit left unfinished.
+fn unfinished(outcome: &Outcome) -> String {
+    let shown: Vec<&str> = outcome.stuck.iter().take(8).map(String::as_str).collect();
+    let more = outcome.stuck.len().saturating_sub(shown.len());
+    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+    let names = if shown.is_empty() { String::new() } else { format!(": {}{more}", shown.join(", ")) };
+    format!("stopped at {} with {} unfinished task(s){names}", outcome.end, outcome.unfinished)
+}
+
 /// Every expectation of `plan` on the run `ex`.
 pub(crate) fn evaluate(plan: &Plan, ex: &RunView<'_>) -> Vec<Check> {
     let expect = &plan.expect;
     let mut checks = Vec::new();
+    if ex.outcome.wall_limited {
+        checks.push(check("ended within the wall-clock limit (--timeout)", Err(unfinished(ex.outcome))));
+    }
     if expect.delivered {
         checks.push(check(
             "delivered: every task finished",

@@ -10,7 +10,7 @@
 use std::ops::Range;
 use std::path::PathBuf;
 
-use stack::config::{KeyPrefix, LineSuffix};
+use stack::config::{ConfigError, KeyPrefix, LineSuffix};
 
 use super::spec::ScenarioSpec;
 
@@ -27,13 +27,15 @@ pub enum ScenarioError {
         #[source]
         source: std::io::Error,
     },
-    /// The text is not well-formed TOML.
-    #[error("{origin}:{line}: {message}")]
+    /// The text is not well-formed TOML, not UTF-8, or holds binary junk.
+    #[error("{origin}:{line}:{column}: {message}")]
     Syntax {
         /// Where the text came from.
         origin: String,
         /// 1-based line of the offending token.
         line: usize,
+        /// 1-based column (in characters) of the offending token.
+        column: usize,
         /// What is wrong.
         message: String,
     },
@@ -64,6 +66,14 @@ impl ScenarioError {
     pub fn key(&self) -> Option<&str> {
         match self {
             ScenarioError::Invalid { key, .. } => key.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The 1-based column a syntax error points at, if any.
+    pub fn column(&self) -> Option<usize> {
+        match self {
+            ScenarioError::Syntax { column, .. } => Some(*column),
             _ => None,
         }
     }
@@ -114,6 +124,22 @@ impl Source<'_> {
         self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
     }
 
+    /// The 1-based column, in characters, of byte `offset` on its line.
+    fn column(&self, offset: usize) -> usize {
+        let mut end = offset.min(self.text.len());
+        while !self.text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let line_start = self.text[..end].rfind('\n').map_or(0, |i| i + 1);
+        self.text[line_start..end].chars().count() + 1
+    }
+
+    /// A [`ScenarioError::Syntax`] at byte `offset`.
+    fn syntax(&self, offset: usize, message: impl Into<String>) -> ScenarioError {
+        let (line, column) = (self.line(offset), self.column(offset));
+        ScenarioError::Syntax { origin: self.origin.to_owned(), line, column, message: message.into() }
+    }
+
     /// An [`ScenarioError::Invalid`] at `span` about `key`.
     pub fn error(&self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) -> ScenarioError {
         ScenarioError::Invalid {
@@ -134,13 +160,11 @@ impl Source<'_> {
         }
     }
 
-    /// Parses the text into the spec types.
+    /// Parses the text into the spec types, refusing binary junk first.
     pub fn deserialize(&self) -> Result<ScenarioSpec, ScenarioError> {
-        let de = toml::Deserializer::parse(self.text).map_err(|e| ScenarioError::Syntax {
-            origin: self.origin.to_owned(),
-            line: self.line(e.span().map_or(0, |s| s.start)),
-            message: e.message().trim().to_owned(),
-        })?;
+        stack::config::reject_binary(self.text, self.origin).map_err(from_config_syntax)?;
+        let de = toml::Deserializer::parse(self.text)
+            .map_err(|e| self.syntax(e.span().map_or(0, |s| s.start), e.message().trim()))?;
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = key_path(e.path());
             let inner = e.into_inner();
@@ -151,5 +175,21 @@ impl Source<'_> {
                 message: inner.message().trim().to_owned(),
             }
         })
+    }
+}
+
+/// Decodes a scenario file's bytes: UTF-8 without binary junk, or a
+/// [`ScenarioError::Syntax`] naming `origin`, line and column.
+pub(crate) fn decode<'a>(bytes: &'a [u8], origin: &str) -> Result<&'a str, ScenarioError> {
+    stack::config::decode_text(bytes, origin).map_err(from_config_syntax)
+}
+
+/// A text error of the shared decoder as a scenario error.
+fn from_config_syntax(e: ConfigError) -> ScenarioError {
+    match e {
+        ConfigError::Syntax { origin, line, column, message, .. } => {
+            ScenarioError::Syntax { origin, line, column, message }
+        }
+        other => ScenarioError::Invalid { origin: String::new(), line: None, key: None, message: other.to_string() },
     }
 }

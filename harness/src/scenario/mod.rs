@@ -12,15 +12,19 @@
 //! values checked as they are read by [`units`]), [`load`] parses the TOML
 //! and turns every problem into an error naming file, line and key path,
 //! and `resolve` turns the spec into a [`Plan`] (names to indices, files
-//! read, defaults filled). The engine then builds the world and spawns the
+//! read, defaults filled, addresses no host can own refused by [`addr`],
+//! the run's memory estimated against the machine's by [`limits`], whose
+//! size limits the spec types enforce as they are read). The engine then builds the world and spawns the
 //! tasks (`build`, with the raw-frame load in [`frames`]), runs them under
 //! the executor the plan names (`run`), judges the expectations
 //! ([`checks`]) and reports ([`report`]). Code can build a [`Plan`] directly
 //! and run it the same way, as [`TcpRun`](crate::tcp_run::TcpRun) does.
 
+pub mod addr;
 pub(crate) mod build;
 pub mod checks;
 pub mod frames;
+pub mod limits;
 pub mod load;
 pub mod plan;
 pub mod report;
@@ -31,6 +35,7 @@ pub mod units;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use checks::Check;
 pub use load::ScenarioError;
@@ -39,6 +44,7 @@ pub use report::ScenarioReport;
 pub use resolve::group_from_stack_config;
 
 pub(crate) use run::execute;
+use run::trial_build;
 
 /// Origin of the built-in default scenario in reports and errors.
 const BUILTIN_ORIGIN: &str = "scenarios/default.toml";
@@ -64,12 +70,14 @@ impl Scenario {
     ///
     /// # Errors
     ///
-    /// [`ScenarioError::Io`] if the file cannot be read, otherwise as [`Scenario::parse`].
+    /// [`ScenarioError::Io`] if the file cannot be read, [`ScenarioError::Syntax`]
+    /// (with line and column) if it is not UTF-8, otherwise as [`Scenario::parse`].
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_owned(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| ScenarioError::Io { path: path.to_owned(), source })?;
+        let origin = path.display().to_string();
+        let text = load::decode(&bytes, &origin)?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Scenario::parse(&text, &path.display().to_string(), base)
+        Scenario::parse(text, &origin, base)
     }
 
     /// Parses and validates scenario `text`; `origin` names it in errors and
@@ -77,7 +85,8 @@ impl Scenario {
     ///
     /// # Errors
     ///
-    /// [`ScenarioError::Syntax`] for malformed TOML, [`ScenarioError::Invalid`]
+    /// [`ScenarioError::Syntax`] for malformed TOML or binary junk (control
+    /// characters), with line and column, [`ScenarioError::Invalid`]
     /// for an unknown key, a bad value, a missing or unreadable file, or keys
     /// that contradict each other; each names the line and key path.
     pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Scenario, ScenarioError> {
@@ -116,6 +125,9 @@ pub struct RunOptions {
     pub record: bool,
     /// Called now and then with the work done so far.
     pub progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+    /// Wall-clock limit of the run (`None`: only the scenario's `duration`
+    /// bounds it). A run stopped by it fails, reporting what was unfinished.
+    pub wall_limit: Option<Duration>,
 }
 
 /// Work done so far: payload bytes verified (TCP, UDP, ping) and frame
@@ -126,6 +138,19 @@ pub struct Progress {
     pub done: u64,
     /// Units planned.
     pub total: u64,
+}
+
+/// Checks that `scenario` can be run: builds its world and spawns its tasks
+/// without running them, so whatever `run` would refuse about its
+/// configuration is refused here (what `dtnet check` does after loading).
+/// Loading already refuses everything it can name a key for; this catches
+/// the rest.
+///
+/// # Errors
+///
+/// [`ScenarioError::Run`] if the world cannot be built.
+pub fn check(scenario: &Scenario) -> Result<(), ScenarioError> {
+    trial_build(&scenario.name, &scenario.plan)
 }
 
 /// Runs `scenario` and judges its expectations.

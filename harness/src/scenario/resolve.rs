@@ -15,6 +15,10 @@ use stack::{ForwardMode, GroupConfig, ThreadModel};
 use toml::Spanned;
 use user_vbridge::{BridgeConfig, Flap, GilbertElliott, Impairments, LimitPolicy, PortConfig, RateLimit, Reorder};
 
+use super::addr;
+use super::limits::{
+    self, Part, Size, MAX_CAPTURE_BYTES, MAX_FRAMES, MAX_HOSTS, MAX_QUEUES, MAX_STACKS, MAX_UDP_CLIENTS,
+};
 use super::load::{ScenarioError, Source};
 use super::plan::{
     Executor, Expect, FramesTraffic, HostNic, HostPlan, PingTraffic, Plan, ReplayTraffic, TcpTraffic, Traffic,
@@ -22,8 +26,10 @@ use super::plan::{
 };
 use super::spec::{
     BridgeSpec, DirectionSpec, ExecutorSpec, ExpectSpec, FramesSpec, HostSpec, ImpairmentsSpec, LimitPolicySpec,
-    ModeSpec, PaceSpec, PingSpec, ScenarioSpec, ShortSpec, TcpSpec, ThreadModelSpec, TrafficSpec, UdpSpec,
+    ModeSpec, PaceSpec, PingSpec, ReplaySpec, ScenarioSpec, ShortSpec, TcpSpec, ThreadModelSpec, TrafficSpec, UdpSpec,
 };
+use super::units::Bounded;
+use crate::replay::read_capture;
 
 /// Default server ports, one per kind so that kinds never collide.
 const BULK_PORT: u16 = 5201;
@@ -55,7 +61,7 @@ impl Resolver<'_> {
     /// The plan of `spec`.
     pub fn plan(&self, spec: ScenarioSpec) -> Result<Plan> {
         let hosts = self.hosts(&spec.hosts)?;
-        let traffic = self.traffic(&spec.traffic, &hosts)?;
+        let (keys, traffic): (Vec<String>, Vec<Traffic>) = self.traffic(&spec.traffic, &hosts)?.into_iter().unzip();
         let executor = match spec.executor.as_ref().map(|e| *e.get_ref()) {
             None | Some(ExecutorSpec::Sim) => Executor::Sim,
             Some(ExecutorSpec::Threads) => Executor::Threads,
@@ -66,20 +72,49 @@ impl Resolver<'_> {
                            would poll their ports)";
             return Err(self.src.error(e.span(), "executor", message));
         }
-        Ok(Plan {
+        let bridge = bridge(&spec.bridge);
+        bridge.validate().map_err(|e| self.src.error_in_file("bridge.ageing", e.reason))?;
+        let plan = Plan {
             seed: spec.seed,
             executor,
             duration: spec.duration.0,
-            bridge: bridge(&spec.bridge),
+            bridge,
             hosts,
             traffic,
             expect: spec.expect.map_or(Ok(Expect::default()), |e| self.expect(e))?,
-        })
+        };
+        self.fits_in_memory(&plan, &keys, limits::machine_memory())?;
+        Ok(plan)
+    }
+
+    /// Refuses `plan` if its estimated memory exceeds `machine` bytes,
+    /// naming the estimate and its largest part; `keys` name the traffic
+    /// entries.
+    fn fits_in_memory(&self, plan: &Plan, keys: &[String], machine: u64) -> Result<()> {
+        let estimate = limits::estimate(plan);
+        let total = estimate.total();
+        let Some((part, bytes)) = estimate.largest().filter(|_| total > machine) else { return Ok(()) };
+        let key = match part {
+            Part::Bridge => "bridge".to_owned(),
+            Part::Host(i) => format!("host[{i}]"),
+            Part::Traffic(i) => keys.get(i).cloned().unwrap_or_else(|| "traffic".into()),
+        };
+        let message = format!(
+            "the run needs an estimated {} of memory, more than this machine's {} (the largest part, {key}, needs {})",
+            Size(total),
+            Size(machine),
+            Size(bytes)
+        );
+        Err(self.src.error_in_file(key, message))
     }
 
     fn hosts(&self, specs: &[Spanned<HostSpec>]) -> Result<Vec<HostPlan>> {
         if specs.is_empty() {
             return Err(self.src.error_in_file("host", "at least one [[host]] is needed"));
+        }
+        if let Some(extra) = specs.get(MAX_HOSTS) {
+            let message = format!("{} hosts exceed the limit of {MAX_HOSTS}", specs.len());
+            return Err(self.src.error(extra.span(), "host", message));
         }
         let mut seen: HashMap<&str, usize> = HashMap::new();
         let mut hosts = Vec::new();
@@ -127,22 +162,36 @@ impl Resolver<'_> {
     }
 
     /// A stack group from the host's own keys.
-    fn group(&self, i: usize, spanned: &Spanned<HostSpec>, stacks: &Spanned<usize>) -> Result<GroupConfig> {
+    fn group(
+        &self,
+        i: usize,
+        spanned: &Spanned<HostSpec>,
+        stacks: &Spanned<Bounded<usize, 0, MAX_STACKS>>,
+    ) -> Result<GroupConfig> {
         let spec = spanned.get_ref();
         let mac = spec.mac.as_ref().ok_or_else(|| self.missing(i, spanned, "mac"))?;
         if spec.ipv4.is_none() && spec.ipv6.is_none() {
             return Err(self.missing(i, spanned, "ipv4` or `ipv6"));
         }
-        if *stacks.get_ref() == 0 {
+        if stacks.get_ref().get() == 0 {
             return Err(self.src.error(stacks.span(), format!("host[{i}].stacks"), "at least one stack is needed"));
         }
-        let mut group = GroupConfig::new(*stacks.get_ref(), mac.get_ref().0, Ipv4Addr::UNSPECIFIED);
+        let mut group = GroupConfig::new(stacks.get_ref().get(), mac.get_ref().0, Ipv4Addr::UNSPECIFIED);
         group.ipv4 = spec.ipv4.as_ref().map(|c| (c.get_ref().0, c.get_ref().1));
         group.ipv6 = spec.ipv6.as_ref().map(|c| (c.get_ref().0, c.get_ref().1));
         group.gateway = spec.gateway.as_ref().map(|g| *g.get_ref());
         group.mode = spec.mode.as_ref().map_or(ForwardMode::Rss, |m| mode(*m.get_ref()));
         group.model = spec.thread_model.as_ref().map_or(ThreadModel::RunToWakeup, |m| model(*m.get_ref()));
         apply_port_keys(&mut group, spec);
+        addr::check_group(&group).map_err(|(field, message)| {
+            let span = match field {
+                "mac" => Some(mac.span()),
+                "ipv4" => spec.ipv4.as_ref().map(Spanned::span),
+                "ipv6" => spec.ipv6.as_ref().map(Spanned::span),
+                _ => spec.gateway.as_ref().map(Spanned::span),
+            };
+            self.src.error(span.unwrap_or_else(|| spanned.span()), format!("host[{i}].{field}"), message)
+        })?;
         Ok(group)
     }
 
@@ -164,11 +213,16 @@ impl Resolver<'_> {
         let file = self.file(path, &key)?;
         let config = StackConfig::load(&file).map_err(|e| self.src.error(path.span(), &key, e.to_string()))?;
         let mut group = group_from_stack_config(&config).map_err(|m| self.src.error(path.span(), &key, m))?;
+        if group.stacks as u64 > MAX_STACKS {
+            let message = format!("{} stacks exceed the limit of {MAX_STACKS} (a port's queues)", group.stacks);
+            return Err(self.src.error(path.span(), &key, message));
+        }
+        addr::check_group(&group).map_err(|(field, m)| self.src.error(path.span(), &key, format!("{field}: {m}")))?;
         apply_port_keys(&mut group, spec);
         Ok(group)
     }
 
-    fn bare(&self, i: usize, spec: &HostSpec, queues: &Spanned<u16>) -> Result<HostNic> {
+    fn bare(&self, i: usize, spec: &HostSpec, queues: &Spanned<Bounded<u16, 0, MAX_QUEUES>>) -> Result<HostNic> {
         let stack_only = [
             ("ipv6", spec.ipv6.as_ref().map(Spanned::span)),
             ("gateway", spec.gateway.as_ref().map(Spanned::span)),
@@ -185,12 +239,16 @@ impl Resolver<'_> {
         }
         let key = format!("host[{i}]");
         let bad = |what: &str| self.src.error(queues.span(), &key, format!("a bare host needs `{what}`"));
-        let mac = spec.mac.as_ref().ok_or_else(|| bad("mac"))?.get_ref().0;
-        let ipv4 = spec.ipv4.as_ref().ok_or_else(|| bad("ipv4"))?.get_ref().0;
-        if *queues.get_ref() == 0 {
+        let mac = spec.mac.as_ref().ok_or_else(|| bad("mac"))?;
+        let ipv4 = spec.ipv4.as_ref().ok_or_else(|| bad("ipv4"))?;
+        addr::check_mac(mac.get_ref().0).map_err(|m| self.src.error(mac.span(), format!("host[{i}].mac"), m))?;
+        let (addr, prefix) = (ipv4.get_ref().0, ipv4.get_ref().1);
+        addr::check_v4(addr, prefix).map_err(|m| self.src.error(ipv4.span(), format!("host[{i}].ipv4"), m))?;
+        let queues_n = queues.get_ref().get();
+        if queues_n == 0 {
             return Err(self.src.error(queues.span(), format!("host[{i}].queues"), "at least one queue is needed"));
         }
-        Ok(HostNic::Bare { mac, ipv4, queues: *queues.get_ref() })
+        Ok(HostNic::Bare { mac: mac.get_ref().0, ipv4: addr, queues: queues_n })
     }
 
     fn missing(&self, i: usize, spanned: &Spanned<HostSpec>, what: &str) -> ScenarioError {
@@ -207,35 +265,79 @@ impl Resolver<'_> {
         }
     }
 
-    fn traffic(&self, spec: &TrafficSpec, hosts: &[HostPlan]) -> Result<Vec<Traffic>> {
+    /// The traffic entries in plan order, each with its key.
+    /// `path` as [`file`](Self::file), and a text: UTF-8 without binary
+    /// junk, or an error naming its line and column.
+    fn text_file(&self, path: &Spanned<String>, key: &str) -> Result<PathBuf> {
+        let file = self.file(path, key)?;
+        let bytes =
+            std::fs::read(&file).map_err(|e| self.src.error(path.span(), key, format!("{}: {e}", file.display())))?;
+        stack::config::decode_text(&bytes, &file.display().to_string())
+            .map_err(|e| self.src.error(path.span(), key, e.to_string()))?;
+        Ok(file)
+    }
+
+    fn traffic(&self, spec: &TrafficSpec, hosts: &[HostPlan]) -> Result<Vec<(String, Traffic)>> {
         let mut ports = PortBook::default();
         let mut out = Vec::new();
         for (i, t) in spec.bulk.iter().enumerate() {
-            out.push(self.tcp(t, Workload::Bulk, BULK_PORT, &format!("traffic.bulk[{i}]"), hosts, &mut ports)?);
+            let key = format!("traffic.bulk[{i}]");
+            out.push((key.clone(), self.tcp(t, Workload::Bulk, BULK_PORT, &key, hosts, &mut ports)?));
         }
         for (i, t) in spec.echo.iter().enumerate() {
-            out.push(self.tcp(t, Workload::Echo, ECHO_PORT, &format!("traffic.echo[{i}]"), hosts, &mut ports)?);
+            let key = format!("traffic.echo[{i}]");
+            out.push((key.clone(), self.tcp(t, Workload::Echo, ECHO_PORT, &key, hosts, &mut ports)?));
         }
         for (i, t) in spec.short.iter().enumerate() {
-            out.push(self.short(t, &format!("traffic.short[{i}]"), hosts, &mut ports)?);
+            let key = format!("traffic.short[{i}]");
+            out.push((key.clone(), self.short(t, &key, hosts, &mut ports)?));
         }
+        let mut udp_clients = vec![0; hosts.len()];
         for (i, t) in spec.udp.iter().enumerate() {
-            out.push(self.udp(t, &format!("traffic.udp[{i}]"), hosts, &mut ports)?);
+            let key = format!("traffic.udp[{i}]");
+            let udp = self.udp(t, &key, hosts, &mut ports)?;
+            if let Traffic::Udp(u) = &udp {
+                udp_clients[u.client] += u.clients;
+                if udp_clients[u.client] > MAX_UDP_CLIENTS {
+                    let message = format!(
+                        "{} UDP client sockets on host {:?} exceed the limit of {MAX_UDP_CLIENTS} (one local port each)",
+                        udp_clients[u.client],
+                        t.client.get_ref()
+                    );
+                    return Err(self.src.error(t.client.span(), format!("{key}.clients"), message));
+                }
+            }
+            out.push((key, udp));
         }
         for (i, t) in spec.ping.iter().enumerate() {
-            out.push(self.ping(t, &format!("traffic.ping[{i}]"), hosts)?);
+            let key = format!("traffic.ping[{i}]");
+            out.push((key.clone(), self.ping(t, &key, hosts)?));
         }
         for (i, t) in spec.frames.iter().enumerate() {
-            out.push(self.frames(t, &format!("traffic.frames[{i}]"), hosts)?);
+            let key = format!("traffic.frames[{i}]");
+            out.push((key.clone(), self.frames(t, &key, hosts)?));
         }
         for (i, t) in spec.replay.iter().enumerate() {
             let key = format!("traffic.replay[{i}]");
-            let host = self.host_ref(&t.host, &format!("{key}.host"), hosts, Needs::Stacks)?;
-            let file = self.file(&t.file, &format!("{key}.file"))?;
-            let recorded_pace = t.pace == PaceSpec::Recorded;
-            out.push(Traffic::Replay(ReplayTraffic { host, file, recorded_pace, echo_port: t.echo_port }));
+            out.push((key.clone(), self.replay(t, &key, hosts)?));
         }
         Ok(out)
+    }
+
+    /// A replay: its host, and its capture, which must be small enough and
+    /// read cleanly (a damaged capture is refused with its byte offset).
+    fn replay(&self, t: &ReplaySpec, key: &str, hosts: &[HostPlan]) -> Result<Traffic> {
+        let host = self.host_ref(&t.host, &format!("{key}.host"), hosts, Needs::Stacks)?;
+        let file_key = format!("{key}.file");
+        let file = self.file(&t.file, &file_key)?;
+        let size = std::fs::metadata(&file).map_or(0, |m| m.len());
+        if size > MAX_CAPTURE_BYTES {
+            let message = format!("{}: {size} bytes exceed the limit of {MAX_CAPTURE_BYTES}", file.display());
+            return Err(self.src.error(t.file.span(), file_key, message));
+        }
+        read_capture(&file).map_err(|e| self.src.error(t.file.span(), &file_key, e.to_string()))?;
+        let recorded_pace = t.pace == PaceSpec::Recorded;
+        Ok(Traffic::Replay(ReplayTraffic { host, file, recorded_pace, echo_port: t.echo_port }))
     }
 
     fn tcp(
@@ -249,22 +351,25 @@ impl Resolver<'_> {
     ) -> Result<Traffic> {
         let ends = Ends { client: &t.client, server: &t.server, port: t.port.as_ref(), ipv6: t.ipv6 };
         let (client, server, port) = self.ends(&ends, ("tcp", default_port), key, hosts, ports)?;
-        let (conns, bytes, parallel, ipv6) = (t.conns, t.bytes.0, t.conns, t.ipv6);
+        let (conns, bytes, ipv6) = (t.conns.get(), t.bytes.get().0, t.ipv6);
+        let parallel = conns;
         Ok(Traffic::Tcp(TcpTraffic { workload, client, server, port, conns, bytes, parallel, ipv6 }))
     }
 
     fn short(&self, t: &ShortSpec, key: &str, hosts: &[HostPlan], ports: &mut PortBook) -> Result<Traffic> {
         let ends = Ends { client: &t.client, server: &t.server, port: t.port.as_ref(), ipv6: t.ipv6 };
         let (client, server, port) = self.ends(&ends, ("tcp", SHORT_PORT), key, hosts, ports)?;
-        let parallel = t.parallel.unwrap_or(hosts[client].stacks() as u64).clamp(1, t.conns.max(1));
-        let (workload, conns, bytes, ipv6) = (Workload::Echo, t.conns, t.bytes.0, t.ipv6);
+        let conns = t.conns.get();
+        let parallel = t.parallel.map_or(hosts[client].stacks() as u64, Bounded::get).clamp(1, conns.max(1));
+        let (workload, bytes, ipv6) = (Workload::Echo, t.bytes.get().0, t.ipv6);
         Ok(Traffic::Tcp(TcpTraffic { workload, client, server, port, conns, bytes, parallel, ipv6 }))
     }
 
     fn udp(&self, t: &UdpSpec, key: &str, hosts: &[HostPlan], ports: &mut PortBook) -> Result<Traffic> {
         let ends = Ends { client: &t.client, server: &t.server, port: t.port.as_ref(), ipv6: t.ipv6 };
         let (client, server, port) = self.ends(&ends, ("udp", UDP_PORT), key, hosts, ports)?;
-        let udp = UdpTraffic { client, server, port, clients: t.clients, requests: t.requests, ipv6: t.ipv6 };
+        let (clients, requests) = (t.clients.get(), t.requests.get());
+        let udp = UdpTraffic { client, server, port, clients, requests, ipv6: t.ipv6 };
         Ok(Traffic::Udp(udp))
     }
 
@@ -304,11 +409,17 @@ impl Resolver<'_> {
             let message = "frames need at least two bare hosts (`queues = N`) to travel between";
             return Err(self.src.error_in_file(key, message));
         }
+        let (flows, frames_per_flow) = (t.flows.get(), t.frames_per_flow.get());
+        let frames = u64::from(flows) * u64::from(frames_per_flow);
+        if frames > MAX_FRAMES {
+            let message = format!("{flows} flows of {frames_per_flow} frames exceed the limit of {MAX_FRAMES} frames");
+            return Err(self.src.error_in_file(key, message));
+        }
         Ok(Traffic::Frames(FramesTraffic {
             hosts: chosen,
-            flows: t.flows,
-            frames_per_flow: t.frames_per_flow,
-            burst: t.burst.max(1),
+            flows,
+            frames_per_flow,
+            burst: t.burst.get().max(1),
             pace: t.pace.map_or(FRAMES_PACE, |d| d.0),
             drain: t.drain.map_or(FRAMES_DRAIN, |d| d.0),
         }))
@@ -381,7 +492,7 @@ impl Resolver<'_> {
 
     fn expect(&self, spec: ExpectSpec) -> Result<Expect> {
         let golden_trace = match &spec.golden_trace {
-            Some(path) => Some(self.file(path, "expect.golden_trace")?),
+            Some(path) => Some(self.text_file(path, "expect.golden_trace")?),
             None => None,
         };
         Ok(Expect {
@@ -442,13 +553,13 @@ fn model(m: ThreadModelSpec) -> ThreadModel {
 /// The host keys that apply whichever way the stacks were described.
 fn apply_port_keys(group: &mut GroupConfig, spec: &HostSpec) {
     if let Some(mtu) = spec.mtu {
-        group.mtu = mtu;
+        group.mtu = mtu.get();
     }
     group.tso = spec.tso;
     let bufs = group.bufs;
     group.bufs = BufSizes {
-        rx: spec.rx_buffer.map_or(bufs.rx, |b| b.0 as usize),
-        tx: spec.tx_buffer.map_or(bufs.tx, |b| b.0 as usize),
+        rx: spec.rx_buffer.map_or(bufs.rx, |b| b.get().0 as usize),
+        tx: spec.tx_buffer.map_or(bufs.tx, |b| b.get().0 as usize),
     };
 }
 

@@ -96,6 +96,13 @@ impl Executed {
     }
 }
 
+/// Builds `plan`'s world and spawns its tasks without running them: every
+/// refusal `execute` could meet before the first poll.
+pub(crate) fn trial_build(name: &str, plan: &Plan) -> Result<(), ScenarioError> {
+    let built = build(plan, &Meter::new(0, None));
+    built.map(drop).map_err(|message| ScenarioError::Run { name: name.to_owned(), message })
+}
+
 /// Builds and runs `plan`; records every host's port and queues if `record`.
 pub(crate) fn execute(name: &str, plan: &Plan, options: &RunOptions, record: bool) -> Result<Executed, ScenarioError> {
     let started = std::time::Instant::now();
@@ -103,12 +110,20 @@ pub(crate) fn execute(name: &str, plan: &Plan, options: &RunOptions, record: boo
     let meter = Meter::new(planned_bytes(plan), options.progress.clone());
     let mut built = build(plan, &meter).map_err(failed)?;
     let recording = record.then(|| Recording::attach(&built.world, Arc::clone(&built.clock)));
+    let wall = options.wall_limit.unwrap_or(Duration::MAX);
     let outcome = match plan.executor {
         Executor::Sim => {
-            let deadline = Instant::ZERO + plan.duration;
-            exec::sim::run(&mut built.world, &built.sim_clock, &built.spawner, deadline, SIM_DRAIN)
+            let deadline = (Instant::ZERO + plan.duration, SIM_DRAIN);
+            exec::sim::run_within(&mut built.world, &built.sim_clock, &built.spawner, deadline, wall)
         }
-        Executor::Threads => exec::threads::run(&mut built.world, &built.spawner, plan.duration, THREADS_DRAIN),
+        Executor::Threads => {
+            let mut outcome =
+                exec::threads::run(&mut built.world, &built.spawner, plan.duration.min(wall), THREADS_DRAIN);
+            if outcome.timed_out && wall < plan.duration {
+                (outcome.timed_out, outcome.wall_limited) = (false, true);
+            }
+            outcome
+        }
     };
     let records = recording.map(Recording::finish).unwrap_or_default();
     Ok(Executed { world: built.world, outcome, apps: built.apps, slots: built.slots, records, wall: started.elapsed() })

@@ -14,7 +14,20 @@ use serde::{Deserialize, Deserializer};
 use stack::config::MacAddr;
 use toml::Spanned;
 
-use super::units::{Bytes, Dur, Probability, V4Cidr, V6Cidr};
+use super::limits::{
+    MAX_CONNS, MAX_CONN_BYTES, MAX_FRAMES, MAX_MTU, MAX_QUEUES, MAX_REQUESTS, MAX_SOCKET_BUFFER, MAX_STACKS, MIN_MTU,
+    MIN_SOCKET_BUFFER,
+};
+use super::units::{Bounded, Bytes, Dur, Probability, V4Cidr, V6Cidr};
+
+/// Connections or client sockets of a traffic entry, at most [`MAX_CONNS`].
+pub type Conns = Bounded<u64, 0, MAX_CONNS>;
+/// Payload bytes of one connection, at most [`MAX_CONN_BYTES`].
+pub type ConnBytes = Bounded<Bytes, 0, MAX_CONN_BYTES>;
+/// A socket buffer size in [`MIN_SOCKET_BUFFER`]`..=`[`MAX_SOCKET_BUFFER`].
+pub type SocketBuffer = Bounded<Bytes, MIN_SOCKET_BUFFER, MAX_SOCKET_BUFFER>;
+/// A number of frames, flows or requests, at most [`MAX_FRAMES`].
+pub type Frames = Bounded<u32, 0, MAX_FRAMES>;
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -48,6 +61,10 @@ pub struct ScenarioSpec {
 
 fn one() -> u64 {
     1
+}
+
+fn one_conn() -> Conns {
+    Bounded(1)
 }
 
 fn yes() -> bool {
@@ -107,9 +124,9 @@ pub struct HostSpec {
     /// IPv4 default gateway.
     pub gateway: Option<Spanned<std::net::Ipv4Addr>>,
     /// Number of stack instances (one NIC queue each).
-    pub stacks: Option<Spanned<usize>>,
+    pub stacks: Option<Spanned<Bounded<usize, 0, MAX_STACKS>>>,
     /// A bare port with this many RSS queues and no stacks (`frames` traffic).
-    pub queues: Option<Spanned<u16>>,
+    pub queues: Option<Spanned<Bounded<u16, 0, MAX_QUEUES>>>,
     /// Forwarding mode of the stacks.
     pub mode: Option<Spanned<ModeSpec>>,
     /// Thread model of the stacks.
@@ -117,11 +134,11 @@ pub struct HostSpec {
     /// A gazelle `lstack.conf` or a `.toml` stack config, relative to the scenario file.
     pub config: Option<Spanned<String>>,
     /// IP MTU of the port.
-    pub mtu: Option<u16>,
+    pub mtu: Option<Bounded<u16, MIN_MTU, MAX_MTU>>,
     /// Default socket receive buffer.
-    pub rx_buffer: Option<Bytes>,
+    pub rx_buffer: Option<SocketBuffer>,
     /// Default socket send buffer.
-    pub tx_buffer: Option<Bytes>,
+    pub tx_buffer: Option<SocketBuffer>,
     /// TCP segmentation offload on the host's port.
     #[serde(default)]
     pub tso: bool,
@@ -293,10 +310,10 @@ pub struct TcpSpec {
     /// The server's port.
     pub port: Option<Spanned<u16>>,
     /// Connections.
-    #[serde(default = "one")]
-    pub conns: u64,
+    #[serde(default = "one_conn")]
+    pub conns: Conns,
     /// Payload bytes per connection.
-    pub bytes: Bytes,
+    pub bytes: ConnBytes,
     /// Connect to the server's IPv6 address.
     #[serde(default)]
     pub ipv6: bool,
@@ -313,19 +330,19 @@ pub struct ShortSpec {
     /// The server's port.
     pub port: Option<Spanned<u16>>,
     /// Connections in all.
-    pub conns: u64,
+    pub conns: Conns,
     /// Bytes echoed per connection.
     #[serde(default = "short_bytes")]
-    pub bytes: Bytes,
+    pub bytes: ConnBytes,
     /// Connections open at once (each task runs its share one after another).
-    pub parallel: Option<u64>,
+    pub parallel: Option<Conns>,
     /// Connect to the server's IPv6 address.
     #[serde(default)]
     pub ipv6: bool,
 }
 
-fn short_bytes() -> Bytes {
-    Bytes(64)
+fn short_bytes() -> ConnBytes {
+    Bounded(Bytes(64))
 }
 
 /// `[[traffic.udp]]`.
@@ -339,10 +356,10 @@ pub struct UdpSpec {
     /// The server's port.
     pub port: Option<Spanned<u16>>,
     /// Client sockets, each on its own stack in turn.
-    #[serde(default = "one")]
-    pub clients: u64,
+    #[serde(default = "one_conn")]
+    pub clients: Conns,
     /// Requests per client socket.
-    pub requests: u32,
+    pub requests: Bounded<u32, 0, MAX_REQUESTS>,
     /// Send to the server's IPv6 address.
     #[serde(default)]
     pub ipv6: bool,
@@ -367,25 +384,25 @@ pub struct FramesSpec {
     /// The bare hosts exchanging frames (default: all of them).
     pub hosts: Option<Vec<Spanned<String>>>,
     /// Flows between random pairs of those hosts.
-    pub flows: u32,
+    pub flows: Frames,
     /// Frames per flow.
     #[serde(default = "frames_per_flow")]
-    pub frames_per_flow: u32,
+    pub frames_per_flow: Frames,
     /// Frames every sending step.
     #[serde(default = "frames_burst")]
-    pub burst: usize,
+    pub burst: Bounded<usize, 0, MAX_FRAMES>,
     /// Time between sending steps.
     pub pace: Option<Dur>,
     /// How long to wait for frames in flight after the last step.
     pub drain: Option<Dur>,
 }
 
-fn frames_per_flow() -> u32 {
-    4
+fn frames_per_flow() -> Frames {
+    Bounded(4)
 }
 
-fn frames_burst() -> usize {
-    24
+fn frames_burst() -> Bounded<usize, 0, MAX_FRAMES> {
+    Bounded(24)
 }
 
 /// `[[traffic.replay]]`.

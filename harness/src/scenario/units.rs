@@ -1,8 +1,10 @@
 //! The value types a scenario file writes as strings or checked numbers:
 //! durations (`"500ms"`), byte sizes (`"256KiB"` or an integer),
 //! probabilities (`0.0..=1.0`) and addresses with a prefix length
-//! (`"10.0.0.1/24"`). Each rejects a bad value while it is deserialised, so
-//! the error carries the key path and line like any other serde error.
+//! (`"10.0.0.1/24"`), and [`Bounded`] amounts. Each rejects a bad value
+//! while it is deserialised, so the error carries the key path and line like
+//! any other serde error; that is also where the size limits of
+//! [`limits`](super::limits) are enforced, before anything is allocated.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -11,6 +13,8 @@ use std::time::Duration;
 
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
+
+use super::limits::MAX_DURATION;
 
 /// Nanoseconds per unit of the duration suffixes a scenario accepts.
 const DURATION_UNITS: &[(&str, f64)] =
@@ -47,7 +51,11 @@ impl FromStr for Dur {
         if !nanos.is_finite() || nanos >= u64::MAX as f64 {
             return Err(bad());
         }
-        Ok(Dur(Duration::from_nanos(nanos.round() as u64)))
+        let dur = Duration::from_nanos(nanos.round() as u64);
+        if dur > MAX_DURATION {
+            return Err(format!("{s:?} exceeds the limit of {}h", MAX_DURATION.as_secs() / 3600));
+        }
+        Ok(Dur(dur))
     }
 }
 
@@ -82,6 +90,70 @@ impl FromStr for Bytes {
 impl<'de> Deserialize<'de> for Bytes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
         d.deserialize_any(ParseVisitor::<Bytes>::new("a size like 65536 or \"256KiB\""))
+    }
+}
+
+/// An amount a [`Bounded`] value can be compared with its limits as.
+pub trait Amount: Copy {
+    /// The amount as a number.
+    fn amount(self) -> u64;
+}
+
+impl Amount for u16 {
+    fn amount(self) -> u64 {
+        u64::from(self)
+    }
+}
+
+impl Amount for u32 {
+    fn amount(self) -> u64 {
+        u64::from(self)
+    }
+}
+
+impl Amount for u64 {
+    fn amount(self) -> u64 {
+        self
+    }
+}
+
+impl Amount for usize {
+    fn amount(self) -> u64 {
+        self as u64
+    }
+}
+
+impl Amount for Bytes {
+    fn amount(self) -> u64 {
+        self.0
+    }
+}
+
+/// A `T` (a count or a size) in `MIN..=MAX`, refused as it is read
+/// otherwise with the limit in the message: `100000000 exceeds the limit of
+/// 1000000`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounded<T, const MIN: u64, const MAX: u64>(pub T);
+
+impl<T: Amount, const MIN: u64, const MAX: u64> Bounded<T, MIN, MAX> {
+    /// `value`, or why it is out of bounds.
+    pub fn new(value: T) -> Result<Self, String> {
+        match value.amount() {
+            n if n > MAX => Err(format!("{n} exceeds the limit of {MAX}")),
+            n if n < MIN => Err(format!("{n} is below the minimum of {MIN}")),
+            _ => Ok(Bounded(value)),
+        }
+    }
+
+    /// The value.
+    pub fn get(self) -> T {
+        self.0
+    }
+}
+
+impl<'de, T: Amount + Deserialize<'de>, const MIN: u64, const MAX: u64> Deserialize<'de> for Bounded<T, MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Bounded::new(T::deserialize(d)?).map_err(de::Error::custom)
     }
 }
 
@@ -217,7 +289,9 @@ mod tests {
         assert_eq!("2us".parse(), Ok(Dur(Duration::from_micros(2))));
         assert_eq!("1.5s".parse(), Ok(Dur(Duration::from_millis(1500))));
         assert_eq!("2m".parse(), Ok(Dur(Duration::from_secs(120))));
-        for bad in ["30", "s", "1.2.3s", "-1s", "3 parsecs", "1e400s"] {
+        assert_eq!("24h".parse(), Ok(Dur(MAX_DURATION)));
+        assert_eq!("25h".parse::<Dur>(), Err("\"25h\" exceeds the limit of 24h".into()));
+        for bad in ["30", "s", "1.2.3s", "-1s", "3 parsecs", "1e400s", "99999999999999999999h"] {
             assert!(bad.parse::<Dur>().is_err(), "{bad}");
         }
     }
@@ -231,6 +305,16 @@ mod tests {
         for bad in ["KiB", "1.5MiB", "12 apples", "99999999999GiB"] {
             assert!(bad.parse::<Bytes>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn bounded_amounts_name_their_limit() {
+        type Buffer = Bounded<Bytes, 1024, 4096>;
+        assert_eq!(Buffer::new(Bytes(2048)).map(Bounded::get), Ok(Bytes(2048)));
+        assert_eq!(Buffer::new(Bytes(4096)).map(Bounded::get), Ok(Bytes(4096)));
+        assert_eq!(Buffer::new(Bytes(4097)), Err("4097 exceeds the limit of 4096".into()));
+        assert_eq!(Buffer::new(Bytes(1023)), Err("1023 is below the minimum of 1024".into()));
+        assert_eq!(Bounded::<u16, 0, 64>::new(65), Err("65 exceeds the limit of 64".into()));
     }
 
     #[test]

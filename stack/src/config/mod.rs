@@ -523,6 +523,30 @@ impl StackConfig {
     }
 }
 
+/// Decodes the bytes of a text file dtnet reads (a stack config, a scenario): refuses invalid
+/// UTF-8 and binary junk (control characters other than tab, newline and carriage return, and
+/// U+FFFD), naming `origin` and the line and column (in characters) of the first offender, before
+/// any parser sees the text.
+///
+/// # Errors
+///
+/// [`ConfigError::Syntax`] with the line and column of the first invalid byte or character.
+pub fn decode_text<'a>(bytes: &'a [u8], origin: &str) -> Result<&'a str, ConfigError> {
+    let text = utf8(bytes, origin)?;
+    de::reject_binary(text, origin)?;
+    Ok(text)
+}
+
+/// Refuses binary junk in `text` (control characters other than tab, newline and carriage
+/// return, and U+FFFD) with `origin` and the line and column of the first one.
+///
+/// # Errors
+///
+/// [`ConfigError::Syntax`] with the line and column of the first such character.
+pub fn reject_binary(text: &str, origin: &str) -> Result<(), ConfigError> {
+    de::reject_binary(text, origin)
+}
+
 /// Decodes a file's bytes, reporting the line and column (in characters) of the first invalid
 /// UTF-8 sequence.
 fn utf8<'a>(bytes: &'a [u8], origin: &str) -> Result<&'a str, ConfigError> {
