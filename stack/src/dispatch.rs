@@ -20,7 +20,7 @@
 //! smoltcp files in its neighbour cache.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{PoisonError, RwLock};
 
 use ethdev::packet::{IpAddrs, PacketMeta};
@@ -33,6 +33,7 @@ const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
 const PROTO_ICMPV6: u8 = 58;
 const ICMP_ECHO_REPLY: u8 = 0;
+const ICMP_ECHO_REQUEST: u8 = 8;
 const ICMPV6_ECHO_REPLY: u8 = 129;
 const ICMPV6_NEIGHBOR_SOLICIT: u8 = 135;
 const ICMPV6_NEIGHBOR_ADVERT: u8 = 136;
@@ -244,6 +245,33 @@ fn replace_icmp_word(frame: &mut [u8], icmp: usize, at: usize, word: [u8; 2]) {
     }
     frame[at..at + 2].copy_from_slice(&word);
     frame[icmp + 2..icmp + 4].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+}
+
+/// Why a stack discards a frame before smoltcp sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Discard {
+    /// An IP fragment: the stacks do not reassemble (smoltcp is built
+    /// without fragmentation), so it is counted rather than lost silently.
+    Fragment,
+    /// An ICMP echo request to a broadcast or multicast IPv4 address,
+    /// ignored as Linux does by default (`icmp_echo_ignore_broadcasts`).
+    BroadcastEcho,
+}
+
+/// Whether a stack with IPv4 address `own` (and prefix length) must
+/// discard the frame `meta` describes, and why.
+pub(crate) fn discard(meta: &PacketMeta, frame: &[u8], own: Option<(Ipv4Addr, u8)>) -> Option<Discard> {
+    if meta.fragment {
+        return Some(Discard::Fragment);
+    }
+    let (Some(IpAddrs::V4 { dst, .. }), Some(PROTO_ICMP)) = (meta.ip, meta.ip_proto) else { return None };
+    let dst = Ipv4Addr::from(dst);
+    let subnet_broadcast = own.is_some_and(|(ip, len)| {
+        let host_mask = u32::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+        len < 31 && u32::from(dst) == u32::from(ip) | host_mask
+    });
+    let group = dst.is_broadcast() || dst.is_multicast() || subnet_broadcast;
+    (group && byte(frame, meta.l4_offset)? == ICMP_ECHO_REQUEST).then_some(Discard::BroadcastEcho)
 }
 
 /// The identifier of an ICMP or ICMPv6 echo reply.

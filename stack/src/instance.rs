@@ -26,7 +26,7 @@ use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
 use crate::device::{DeviceStats, QueueDevice};
-use crate::dispatch::{into_reply, opens_connection, src_ip, Bound, ConnKey, Route};
+use crate::dispatch::{discard, into_reply, opens_connection, src_ip, Bound, ConnKey, Discard, Route};
 use crate::error;
 use crate::group::{Fabric, Inbox, CONN_RULE_PRIORITY};
 use crate::ports::Proto;
@@ -68,6 +68,10 @@ pub struct StackStats {
     pub dup_syn_drops: u64,
     /// SYNs dropped because the listener's accept queue was full.
     pub backlog_drops: u64,
+    /// IP fragments discarded: the stacks do not reassemble.
+    pub fragment_drops: u64,
+    /// Echo requests to a broadcast or multicast address, ignored as Linux does.
+    pub broadcast_echo_ignored: u64,
     /// Connections accepted by the application.
     pub accepted: u64,
     /// Connections the application started.
@@ -267,6 +271,11 @@ impl Instance {
         let Ok(meta) = PacketMeta::parse(mbuf.data()) else {
             return self.device.rx.push_back(mbuf); // smoltcp counts and drops it
         };
+        match discard(&meta, mbuf.data(), self.fabric.config.ipv4) {
+            Some(Discard::Fragment) => return self.stats.fragment_drops += 1,
+            Some(Discard::BroadcastEcho) => return self.stats.broadcast_echo_ignored += 1,
+            None => {}
+        }
         match self.fabric.tables.route(self.fabric.steers_tcp(), &meta, mbuf.data()) {
             Route::Owner(owner) if owner != self.id => self.hand_over(owner, mbuf),
             Route::Everyone => {
@@ -523,6 +532,7 @@ impl Instance {
         let mut conn = Conn { handle, key: None, flow: None, ephemeral: Some(local.port()), established: false };
         self.register_conn(&mut conn);
         self.stats.connected += 1;
+        tracing::debug!(stack = self.id, %local, %remote, "tcp connect");
         Ok(Reply::Sock(self.new_sock(Sock::Conn(conn))))
     }
 
@@ -575,6 +585,7 @@ impl Instance {
             return Err(error::not_connected());
         };
         self.stats.accepted += 1;
+        tracing::debug!(stack = self.id, %peer, %local, "tcp accept");
         Ok(Reply::Accepted(self.new_sock(Sock::Conn(conn)), peer.into(), local.into()))
     }
 
@@ -624,6 +635,7 @@ impl Instance {
         match self.socks.remove(&id).ok_or_else(error::bad_fd)? {
             Sock::Conn(conn) => {
                 let socket = self.sockets.get_mut::<tcp::Socket>(conn.handle);
+                tracing::debug!(stack = self.id, state = %socket.state(), "tcp close");
                 if socket.state() == tcp::State::SynSent {
                     socket.abort();
                 } else {

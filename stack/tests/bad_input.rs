@@ -63,6 +63,8 @@ struct Bench {
     accepted: u64,
     /// SYN-ACKs seen, by peer IP and port: (the peer's next sequence number, ours).
     synacks: HashMap<(Ipv4Addr, u16), (u32, u32)>,
+    /// ICMP echo replies the stacks sent.
+    echo_replies: u64,
 }
 
 impl Bench {
@@ -81,6 +83,7 @@ impl Bench {
             listeners: Vec::new(),
             accepted: 0,
             synacks: HashMap::new(),
+            echo_replies: 0,
         };
         // One listener per stack on port 80, as an RSS application does.
         for home in 0..2 {
@@ -145,6 +148,9 @@ impl Bench {
                 let frame = EthernetFrame::new_checked(m.data()).expect("stack sent a runt frame");
                 assert_eq!(frame.src_addr(), EthernetAddress(MAC), "stack sent a frame with a foreign source MAC");
                 let Ok(ip) = Ipv4Packet::new_checked(frame.payload()) else { continue };
+                if ip.next_header() == IpProtocol::Icmp && ip.payload().first() == Some(&0) {
+                    self.echo_replies += 1;
+                }
                 let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else { continue };
                 if tcp.syn() && tcp.ack() {
                     let next = (tcp.ack_number().0 as u32, (tcp.seq_number().0 as u32).wrapping_add(1));
@@ -536,4 +542,42 @@ fn established_connection_survives_random_segments() {
     assert_eq!(got.as_deref(), Some(&b"hello"[..]), "the connection delivers the payload sent in the handshake");
     bench.run_timers(Duration::from_secs(600));
     bench.check_at_rest("after the connection");
+}
+
+/// An echo request from peer 0 to `dst` (Ethernet broadcast unless `dst`
+/// is the stack's own address), or, with `fragment`, a UDP datagram's first
+/// fragment to the stack.
+fn special(dst: Ipv4Addr, fragment: bool) -> Vec<u8> {
+    let proto = if fragment { IpProtocol::Udp } else { IpProtocol::Icmp };
+    let mut frame = ipv4_frame(0, proto, 16);
+    let mac = if dst == IP { MAC } else { [0xff; 6] };
+    frame[..6].copy_from_slice(&mac);
+    let mut ip = Ipv4Packet::new_unchecked(&mut frame[14..]);
+    ip.set_dst_addr(dst);
+    ip.set_more_frags(fragment);
+    ip.fill_checksum();
+    let l4 = &mut frame[34..];
+    if !fragment {
+        l4[..8].copy_from_slice(&[8, 0, 0, 0, 0x12, 0x34, 0, 1]);
+        let sum = internet_checksum(l4);
+        l4[2..4].copy_from_slice(&sum.to_be_bytes());
+    }
+    frame
+}
+
+#[test]
+fn fragments_and_broadcast_echoes_are_counted_not_answered() {
+    let mut bench = Bench::new();
+    let total = |bench: &Bench, f: fn(&stack::StackStats) -> u64| (0..2).map(|i| f(&bench.group.stats(i))).sum::<u64>();
+    bench.inject(&[special(IP, false)]);
+    bench.poll();
+    assert_eq!(bench.echo_replies, 1, "a unicast echo request is answered");
+    let groups = [Ipv4Addr::BROADCAST, Ipv4Addr::new(10, 0, 0, 255), Ipv4Addr::new(224, 0, 0, 1)];
+    bench.inject(&groups.map(|dst| special(dst, false)));
+    bench.inject(&[special(IP, true), special(IP, true)]);
+    bench.poll();
+    assert_eq!(bench.echo_replies, 1, "echo requests to a group address are not answered");
+    assert_eq!(total(&bench, |s| s.broadcast_echo_ignored), 3);
+    assert_eq!(total(&bench, |s| s.fragment_drops), 2);
+    bench.check_at_rest("after the special frames");
 }
