@@ -55,8 +55,31 @@ const DEFAULT_TIMEOUT: &str = "10m";
 #[derive(Parser)]
 #[command(name = "dtnet", version, about)]
 struct Cli {
+    /// More log output on stderr: -v info, -vv debug, -vvv trace
+    /// (default: warnings). RUST_LOG, when set, decides instead.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Less log output: -q errors only, -qq nothing.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    quiet: u8,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Sends `tracing` events to stderr at the level `-v`/`-q` ask for, unless
+/// `RUST_LOG` says otherwise.
+fn init_logs(verbose: u8, quiet: u8) {
+    use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+    let level = match i16::from(verbose) - i16::from(quiet) {
+        i16::MIN..=-2 => LevelFilter::OFF,
+        -1 => LevelFilter::ERROR,
+        0 => LevelFilter::WARN,
+        1 => LevelFilter::INFO,
+        2 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    };
+    let filter = EnvFilter::builder().with_default_directive(level.into()).from_env_lossy();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }
 
 #[derive(Subcommand)]
@@ -247,7 +270,9 @@ enum Verdict {
 type Outcome = Result<Verdict, String>;
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    init_logs(cli.verbose, cli.quiet);
+    let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Record(args) => record(args),
         Command::Replay(args) => replay(args),

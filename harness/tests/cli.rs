@@ -301,3 +301,35 @@ fn replay_refuses_a_damaged_capture_naming_the_offset() {
     assert!(stderr(&out).contains("no host \"nobody\" to replay into (hosts: server)"), "{}", stderr(&out));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn logs_follow_verbosity_and_name_retired_config_keys() {
+    let dir = scratch("logs");
+    std::fs::write(dir.join("tiny.toml"), TINY).unwrap();
+    // Warnings only by default: a clean run logs nothing.
+    let quiet = dtnet().arg("run").arg(dir.join("tiny.toml")).env_remove("RUST_LOG").output().unwrap();
+    assert!(quiet.status.success());
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr), "");
+    // -v: the run's start and end.
+    let verbose = dtnet().args(["-v", "run"]).arg(dir.join("tiny.toml")).env_remove("RUST_LOG").output().unwrap();
+    let log = String::from_utf8_lossy(&verbose.stderr);
+    assert!(log.contains("run starts") && log.contains("run ends") && log.contains("tiny"), "{log}");
+    // RUST_LOG overrides the flags.
+    let env = dtnet().args(["-q", "run"]).arg(dir.join("tiny.toml")).env("RUST_LOG", "debug").output().unwrap();
+    let log = String::from_utf8_lossy(&env.stderr);
+    assert!(log.contains("tcp connect") && log.contains("tcp accept") && log.contains("tcp close"), "{log}");
+    // A retired gazelle key is a warning naming file, line and key; -q hides it.
+    let conf = std::fs::read_to_string(workspace().join("scenarios/configs/server.lstack.conf")).unwrap();
+    std::fs::create_dir_all(dir.join("configs")).unwrap();
+    std::fs::write(dir.join("configs/server.lstack.conf"), format!("{}\nnum_wakeup = 1\n", conf.trim_end())).unwrap();
+    std::fs::copy(workspace().join("scenarios/configs/client.toml"), dir.join("configs/client.toml")).unwrap();
+    std::fs::copy(workspace().join("scenarios/lstack-conf.toml"), dir.join("lstack-conf.toml")).unwrap();
+    let warned = dtnet().arg("check").arg(dir.join("lstack-conf.toml")).env_remove("RUST_LOG").output().unwrap();
+    let log = String::from_utf8_lossy(&warned.stderr);
+    assert!(warned.status.success(), "{log}");
+    let line = conf.trim_end().lines().count() + 1;
+    assert!(log.contains(&format!("server.lstack.conf:{line}: key \"num_wakeup\": warning")), "{log}");
+    let hushed =
+        dtnet().args(["-q", "check"]).arg(dir.join("lstack-conf.toml")).env_remove("RUST_LOG").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&hushed.stderr), "");
+}

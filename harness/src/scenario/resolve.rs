@@ -212,6 +212,13 @@ impl Resolver<'_> {
         }
         let file = self.file(path, &key)?;
         let config = StackConfig::load(&file).map_err(|e| self.src.error(path.span(), &key, e.to_string()))?;
+        for warning in &config.warnings {
+            // A key that merely does nothing here is news, not a problem.
+            match warning.kind {
+                stack::config::WarningKind::Ignored { .. } => tracing::info!("{warning}"),
+                _ => tracing::warn!("{warning}"),
+            }
+        }
         let mut group = group_from_stack_config(&config).map_err(|m| self.src.error(path.span(), &key, m))?;
         if group.stacks as u64 > MAX_STACKS {
             let message = format!("{} stacks exceed the limit of {MAX_STACKS} (a port's queues)", group.stacks);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use capture::Record;
-use ethdev::Instant;
+use ethdev::{EthDev, Instant};
 
 use super::build::{build, App, PING_BYTES, UDP_REQUEST_BYTES};
 use super::checks::RunView;
@@ -109,6 +109,7 @@ pub(crate) fn execute(name: &str, plan: &Plan, options: &RunOptions, record: boo
     let failed = |message: String| ScenarioError::Run { name: name.to_owned(), message };
     let meter = Meter::new(planned_bytes(plan), options.progress.clone());
     let mut built = build(plan, &meter).map_err(failed)?;
+    tracing::info!(scenario = name, executor = ?plan.executor, hosts = plan.hosts.len(), "run starts");
     let recording = record.then(|| Recording::attach(&built.world, Arc::clone(&built.clock)));
     let wall = options.wall_limit.unwrap_or(Duration::MAX);
     let outcome = match plan.executor {
@@ -126,5 +127,29 @@ pub(crate) fn execute(name: &str, plan: &Plan, options: &RunOptions, record: boo
         }
     };
     let records = recording.map(Recording::finish).unwrap_or_default();
+    log_drops(&built.world);
+    tracing::info!(
+        scenario = name,
+        wall_ms = started.elapsed().as_millis() as u64,
+        failures = outcome.failures.len(),
+        unfinished = outcome.unfinished,
+        "run ends"
+    );
     Ok(Executed { world: built.world, outcome, apps: built.apps, slots: built.slots, records, wall: started.elapsed() })
+}
+
+/// Logs every port's non-zero drop counters, by reason.
+fn log_drops(world: &World) {
+    for host in &world.hosts {
+        let drops: Vec<String> = host
+            .port
+            .xstats()
+            .into_iter()
+            .filter(|x| x.name.contains("drop") && x.value > 0)
+            .map(|x| format!("{}={}", x.name, x.value))
+            .collect();
+        if !drops.is_empty() {
+            tracing::info!(host = %host.name, drops = %drops.join(" "), "port drops");
+        }
+    }
 }
