@@ -1,7 +1,8 @@
 //! Raw frames between bare ports: the virtual wire under load, with no
 //! stack in the way.
 //!
-//! Seeded flows (TCP and UDP headers, random ports) send a few frames each
+//! Seeded flows (TCP and UDP headers, random ports of the dynamic range, which
+//! no Wireshark dissector claims) send a few frames each
 //! between random pairs of bare hosts; a task sends them in bursts paced in
 //! virtual time and, after each step, drains every receive queue. Before the
 //! bridge has learned a host its frames are flooded, and the other hosts'
@@ -158,6 +159,10 @@ impl FrameTally {
     }
 }
 
+/// IANA's dynamic ports: well-known or registered ports would make Wireshark
+/// decode the synthetic payload as that protocol and call it malformed.
+const DYNAMIC_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
+
 fn lock(tally: &Mutex<FrameTally>) -> std::sync::MutexGuard<'_, FrameTally> {
     tally.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -171,7 +176,7 @@ fn plan(macs: &[[u8; 6]], ips: &[[u8; 4]], traffic: &FramesTraffic, seed: u64) -
             let from = rng.random_range(0..hosts);
             let to = (from + rng.random_range(1..hosts)) % hosts;
             let addrs = IpAddrs::V4 { src: ips[from], dst: ips[to] };
-            let (sport, dport) = (rng.random_range(1024..65535), rng.random_range(1..1024));
+            let (sport, dport) = (rng.random_range(DYNAMIC_PORTS), rng.random_range(DYNAMIC_PORTS));
             let spec = if rng.random_bool(0.5) {
                 FrameSpec::tcp(addrs, sport, dport)
             } else {
