@@ -257,8 +257,7 @@ impl Domain {
 impl Drop for Domain {
     fn drop(&mut self) {
         // Unlock by closing; if nobody else holds the domain now, remove it.
-        let procs = self.procs_lock.take();
-        drop(procs);
+        self.procs_lock = None;
         if self.primary {
             let _ = self.primary_lock.set_len(0);
             let _ = flock(&self.primary_lock, FlockOperation::Unlock);
