@@ -8,19 +8,18 @@
 //! thread that stops at any point holds nobody up, and a push can never
 //! fail, because every slot has its own link.
 //!
-//! The list is two things, both plain numbers and so fit for shared memory
-//! later: one link word per slot (`next[i]`, the index below `i`) and a top
-//! word that packs the top index with a tag bumped by every change, so a
-//! pop that read a stale link (the ABA problem) fails its CAS and retries.
+//! The list is plain numbers, laid out in the pool's region (`mempool::layout`)
+//! and so shared by every process that maps it: one link word per slot
+//! (`next[i]`, the index below `i`) and a top word that packs the top index
+//! with a tag bumped by every change, so a pop that read a stale link (the
+//! ABA problem) fails its CAS and retries. This type is a view of those words.
 //! Every index read from a link is bounds-checked before it is followed.
 //! The count is kept beside the list and is exact whenever no operation is
 //! in flight, which is when pools are compared with their baselines. The
 //! atomics come from [`crate::sync`], so `tests/loom.rs` model-checks this
 //! very code through the pool.
 
-use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-
-use crossbeam_utils::CachePadded;
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// The link of the bottom element, and the index of an empty list's top.
 const NIL: u32 = u32::MAX;
@@ -42,28 +41,37 @@ impl Top {
     }
 }
 
-/// A lock-free stack of the indices `0..capacity`, each present at most once.
-pub(crate) struct FreeList {
-    top: CachePadded<AtomicU64>,
-    len: CachePadded<AtomicUsize>,
-    next: Box<[AtomicU32]>,
+/// A lock-free stack of the indices `0..capacity`, each present at most
+/// once: a view of words that live in the pool's region.
+#[derive(Clone, Copy)]
+pub(crate) struct FreeList<'a> {
+    top: &'a AtomicU64,
+    len: &'a AtomicU64,
+    next: &'a [AtomicU32],
 }
 
-impl FreeList {
-    /// A list holding every index of `0..capacity`, lowest on top.
-    pub(crate) fn full(capacity: u32) -> FreeList {
-        let next = (0..capacity).map(|i| AtomicU32::new(if i + 1 < capacity { i + 1 } else { NIL })).collect();
-        let index = if capacity > 0 { 0 } else { NIL };
-        FreeList {
-            top: CachePadded::new(AtomicU64::new(Top { index, tag: 0 }.pack())),
-            len: CachePadded::new(AtomicUsize::new(capacity as usize)),
-            next,
+impl<'a> FreeList<'a> {
+    /// The list made of these words: the top, the count and one link per
+    /// index (so `next.len()` is the capacity).
+    pub(crate) fn new(top: &'a AtomicU64, len: &'a AtomicU64, next: &'a [AtomicU32]) -> FreeList<'a> {
+        FreeList { top, len, next }
+    }
+
+    /// Puts every index on the list, lowest on top. Only for words nobody
+    /// else uses yet: a fresh pool.
+    pub(crate) fn fill(&self) {
+        let capacity = self.next.len() as u32;
+        for (i, link) in (1..).zip(self.next) {
+            link.store(if i < capacity { i } else { NIL }, Ordering::Relaxed);
         }
+        let index = if capacity > 0 { 0 } else { NIL };
+        self.len.store(u64::from(capacity), Ordering::Relaxed);
+        self.top.store(Top { index, tag: 0 }.pack(), Ordering::Release);
     }
 
     /// Indices on the list (exact when no operation is in flight).
     pub(crate) fn len(&self) -> usize {
-        self.len.load(Ordering::Acquire)
+        self.len.load(Ordering::Acquire) as usize
     }
 
     /// Pushes `indices` (each below the capacity and not on the list) as
@@ -95,7 +103,7 @@ impl FreeList {
                 Err(current) => top = current,
             }
         }
-        self.len.fetch_add(count, Ordering::AcqRel);
+        self.len.fetch_add(count as u64, Ordering::AcqRel);
     }
 
     /// Pops one index, if any.
@@ -138,7 +146,7 @@ impl FreeList {
             }
             let new = Top { index: below, tag: old.tag.wrapping_add(1) };
             if self.top.compare_exchange_weak(top, new.pack(), Ordering::AcqRel, Ordering::Acquire).is_ok() {
-                self.len.fetch_sub(taken, Ordering::AcqRel);
+                self.len.fetch_sub(taken as u64, Ordering::AcqRel);
                 return taken;
             }
             out.truncate(start);
@@ -164,9 +172,33 @@ impl FreeList {
 mod tests {
     use super::*;
 
+    /// Words for a list of `capacity` indices, filled.
+    struct Words {
+        top: AtomicU64,
+        len: AtomicU64,
+        next: Box<[AtomicU32]>,
+    }
+
+    impl Words {
+        fn full(capacity: u32) -> Words {
+            let words = Words {
+                top: AtomicU64::new(0),
+                len: AtomicU64::new(0),
+                next: (0..capacity).map(AtomicU32::new).collect(),
+            };
+            words.list().fill();
+            words
+        }
+
+        fn list(&self) -> FreeList<'_> {
+            FreeList::new(&self.top, &self.len, &self.next)
+        }
+    }
+
     #[test]
     fn pops_what_was_pushed_last_first() {
-        let list = FreeList::full(4);
+        let words = Words::full(4);
+        let list = words.list();
         let mut out = Vec::new();
         assert_eq!(list.pop(&mut out, 3, true), 3);
         assert_eq!(out, vec![0, 1, 2]);
@@ -185,7 +217,8 @@ mod tests {
 
     #[test]
     fn exact_pop_takes_all_or_nothing() {
-        let list = FreeList::full(3);
+        let words = Words::full(3);
+        let list = words.list();
         let mut out = Vec::new();
         assert_eq!(list.pop(&mut out, 4, true), 0);
         assert!(out.is_empty());
@@ -195,7 +228,8 @@ mod tests {
 
     #[test]
     fn threads_never_share_an_index() {
-        let list = FreeList::full(64);
+        let words = Words::full(64);
+        let list = words.list();
         let seen: Vec<AtomicU32> = (0..64).map(|_| AtomicU32::new(0)).collect();
         std::thread::scope(|s| {
             for _ in 0..4 {

@@ -7,9 +7,10 @@
 //! classification rules ([`flow`]), and the [`EthDev`] trait that every port
 //! implements.
 //!
-//! `unsafe` code lives in two modules only, [`ring`] and [`mempool`], which
-//! opt out of the workspace's `unsafe_code` denial; every `unsafe` block
-//! there states the invariant it relies on.
+//! `unsafe` code lives in four modules only, which opt out of the
+//! workspace's `unsafe_code` denial: [`ring`], [`mempool`], `region` (the
+//! memory a pool is laid out in) and `shm::map` (the domain's mapping);
+//! every `unsafe` block there states the invariant it relies on.
 
 pub mod dev;
 pub mod error;
@@ -19,6 +20,7 @@ mod freelist;
 pub mod mbuf;
 pub mod mempool;
 pub mod packet;
+mod region;
 pub mod ring;
 pub mod rss;
 pub mod shm;

@@ -191,13 +191,14 @@ impl Mbuf {
 
     /// Who holds this buffer.
     pub fn owner(&self) -> Owner {
-        self.pool.owner(self.index)
+        self.shared().owner(self.index)
     }
 
     /// Hands the buffer to another owner (e.g. when a port passes a frame
     /// to a stack).
     pub fn set_owner(&mut self, owner: Owner) {
-        self.pool.set_owner(self.index, owner);
+        crate::mempool::check_owner(owner);
+        self.shared().set_owner(self.index, owner);
     }
 
     /// Port the buffer was received on (or is bound for).
@@ -265,6 +266,13 @@ impl Mbuf {
         let header = self.header_mut();
         header.tso_segsz = segsz;
         header.ol_flags |= OlFlags::TX_TCP_SEG.bits();
+    }
+
+    /// Whether the data window lies inside the buffer: always, unless
+    /// another process wrote the header (checked when a reference is claimed).
+    pub(crate) fn window_fits(&self) -> bool {
+        let (off, len) = self.window();
+        off.checked_add(len).is_some_and(|end| end <= self.buffer().len())
     }
 
     fn window(&self) -> (usize, usize) {

@@ -33,6 +33,13 @@
 //!   can move its side's head, which is what the plain store assumes. This is
 //!   the shape of crossbeam's `spsc` queue.
 //!
+//! These rings live inside one process, where a thread cannot die alone.
+//! Rings that processes share live in a domain (`shm::ring`) and are
+//! single-producer, single-consumer only: a process killed between reserve
+//! and publish would leave a multi-producer ring waiting forever for a
+//! publication that never comes, while an SPSC side writes one position
+//! word the other side trusts only within bounds.
+//!
 //! Burst calls move as many objects as fit and return the count, as
 //! `rte_ring_enqueue_burst` does; the `*_bulk` calls move all or nothing
 //! (used by the mempool). This is hand-written rather than taken from a crate

@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
 
+use crate::region::{words_at, Word};
+
 /// A shared, writable mapping of a whole file.
 #[derive(Debug)]
 pub struct Mapping {
@@ -65,17 +67,17 @@ impl Mapping {
         self.atomics::<AtomicU32>(offset, count)
     }
 
-    fn atomics<A>(&self, offset: usize, count: usize) -> Option<&[A]> {
-        let size = std::mem::size_of::<A>();
-        let end = count.checked_mul(size)?.checked_add(offset)?;
-        if end > self.len || !offset.is_multiple_of(std::mem::align_of::<A>()) {
-            return None;
-        }
-        // SAFETY: `offset..end` lies inside the mapping, which stays mapped
-        // while `&self` lives; the base is page-aligned and `offset` aligned
-        // for `A`; `A` is an atomic integer, valid for every bit pattern and
-        // for concurrent access from any thread or process.
-        Some(unsafe { std::slice::from_raw_parts(self.base.as_ptr().cast::<u8>().add(offset).cast::<A>(), count) })
+    fn atomics<A: Word>(&self, offset: usize, count: usize) -> Option<&[A]> {
+        words_at(self.base.cast::<u8>(), self.len, offset, count)
+    }
+
+    /// The address of `len` bytes at `offset`, if they lie inside the mapping.
+    pub(crate) fn bytes(&self, offset: usize, len: usize) -> Option<NonNull<u8>> {
+        (offset.checked_add(len)? <= self.len).then(|| {
+            // SAFETY: `offset` is inside the mapping (checked above), so the
+            // pointer stays within one allocation.
+            unsafe { self.base.cast::<u8>().add(offset) }
+        })
     }
 }
 
