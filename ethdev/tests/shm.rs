@@ -136,3 +136,121 @@ fn the_last_process_out_removes_the_domain_and_clean_refuses_while_attached() {
     assert!(!dir.exists(), "the last one out cleaned up");
     assert!(Domain::list(base.path()).is_empty());
 }
+
+/// A pool laid out in a domain is one pool for every mapping: buffers a
+/// secondary takes show in the primary's counts and walk under the
+/// secondary's owner, stashed ones as "cached by" their cache's owner.
+#[test]
+fn a_pool_in_a_domain_is_one_pool_for_every_mapping() {
+    use ethdev::mempool::{Mempool, MempoolConfig, Owner};
+    let base = tempfile::tempdir().unwrap();
+    let opts = options(&base);
+    let primary = Domain::open("p0", Role::Primary, &opts).unwrap();
+    let config = MempoolConfig::new("MSG_POOL", 32).data_room(256);
+    let zone = primary.reserve("MSG_POOL", config.region_size().unwrap()).unwrap();
+    let made = Mempool::create_in(&zone, config).unwrap();
+    let secondary = Domain::open("p0", Role::Secondary, &opts).unwrap();
+    let seen = Mempool::attach(&secondary.lookup("MSG_POOL").unwrap()).unwrap();
+    assert_eq!((seen.capacity(), seen.data_room()), (32, 256));
+
+    let mut held = Vec::new();
+    assert!(seen.alloc_bulk(&mut held, 3, Owner(7)));
+    held[0].extend_from_slice(b"hello");
+    assert_eq!(made.in_use(), 3);
+    let mut owners = Vec::new();
+    made.walk(|_, owner| owners.push(owner));
+    assert_eq!(owners, [Owner(7); 3]);
+
+    let mut cache = seen.cache(Owner(9), 4);
+    let m = cache.alloc().unwrap();
+    cache.free(m);
+    let mut cached = Vec::new();
+    made.walk_cached(|_, owner| cached.push(owner));
+    assert_eq!(cached, [Owner(9); 4], "the secondary's stash is visible to the primary");
+    drop(cache);
+    Mempool::free_bulk(&mut held);
+    assert_eq!((made.in_use(), seen.in_use()), (0, 0));
+    made.walk_cached(|i, o| panic!("slot {i} still cached by {o:?}"));
+}
+
+/// A zone that does not hold a pool of this layout is refused with the
+/// reason, never followed.
+#[test]
+fn attaching_a_pool_checks_magic_version_and_size() {
+    use ethdev::mempool::{Mempool, MempoolConfig};
+    let base = tempfile::tempdir().unwrap();
+    let primary = Domain::open("p1", Role::Primary, &options(&base)).unwrap();
+    let junk = primary.reserve("JUNK", 4096).unwrap();
+    junk.u64s().iter().for_each(|w| w.store(0x5a5a_5a5a_5a5a_5a5a, Ordering::Relaxed));
+    let err = Mempool::attach(&junk).unwrap_err().to_string();
+    assert!(err.contains("JUNK") && err.contains("magic"), "{err}");
+
+    let config = MempoolConfig::new("P", 8).data_room(64);
+    let zone = primary.reserve("P", config.region_size().unwrap()).unwrap();
+    Mempool::create_in(&zone, config.clone()).unwrap();
+    zone.u32s()[2].store(99, Ordering::Relaxed);
+    let err = Mempool::attach(&zone).unwrap_err().to_string();
+    assert!(err.contains("layout version 99"), "{err}");
+    zone.u32s()[2].store(1, Ordering::Relaxed);
+    zone.u32s()[3].store(1 << 30, Ordering::Relaxed);
+    let err = Mempool::attach(&zone).unwrap_err().to_string();
+    assert!(err.contains("does not fit"), "{err}");
+
+    let small = primary.reserve("SMALL", 1024).unwrap();
+    let err = Mempool::create_in(&small, config).unwrap_err().to_string();
+    assert!(err.contains("needs"), "{err}");
+}
+
+/// simple_mp's two rings between two mappings: every word arrives once and
+/// in order across wrap-around, a full ring takes only what fits, and a
+/// consumer that takes over resumes at the published tail.
+#[test]
+fn rings_in_a_domain_carry_words_between_mappings_in_order() {
+    use ethdev::shm::ring::{self, ShmConsumer, ShmProducer};
+    let base = tempfile::tempdir().unwrap();
+    let opts = options(&base);
+    let primary = Domain::open("r0", Role::Primary, &opts).unwrap();
+    let zone = primary.reserve("PRI_2_SEC", ring::ring_bytes(8)).unwrap();
+    ring::create(&zone, 8).unwrap();
+    let secondary = Domain::open("r0", Role::Secondary, &opts).unwrap();
+    let mut tx = ShmProducer::attach(&zone).unwrap();
+    let mut rx = ShmConsumer::attach(&secondary.lookup("PRI_2_SEC").unwrap()).unwrap();
+    let mut got = Vec::new();
+    for round in 0..10u64 {
+        let items: Vec<u64> = (0..5).map(|i| round * 100 + i).collect();
+        assert_eq!(tx.enqueue_burst(&items), 5);
+        assert_eq!(rx.dequeue_burst(&mut got, 3), 3);
+        assert_eq!(rx.dequeue_burst(&mut got, 64), 2);
+    }
+    let expected: Vec<u64> = (0..10u64).flat_map(|r| (0..5).map(move |i| r * 100 + i)).collect();
+    assert_eq!(got, expected);
+    assert_eq!(tx.enqueue_burst(&[1; 12]), 8, "only what fits");
+    assert_eq!(tx.enqueue_burst(&[2]), 0);
+    got.clear();
+    rx.dequeue_burst(&mut got, 3);
+    drop(rx);
+    let heir = ShmConsumer::attach(&zone).unwrap();
+    assert_eq!(heir.len(), 5, "the heir resumes where the dead consumer published");
+}
+
+/// A peer that writes nonsense positions or headers is refused and
+/// counted, never followed.
+#[test]
+fn a_ring_refuses_positions_and_headers_it_cannot_trust() {
+    use ethdev::shm::ring::{self, ShmConsumer, ShmProducer};
+    let base = tempfile::tempdir().unwrap();
+    let primary = Domain::open("r1", Role::Primary, &options(&base)).unwrap();
+    let zone = primary.reserve("R", ring::ring_bytes(4)).unwrap();
+    assert!(ring::create(&zone, 3).is_err(), "not a power of two");
+    assert!(ShmConsumer::attach(&zone).unwrap_err().to_string().contains("magic"));
+    ring::create(&zone, 4).unwrap();
+    let (mut tx, mut rx) = (ShmProducer::attach(&zone).unwrap(), ShmConsumer::attach(&zone).unwrap());
+    zone.u64s()[8].store(1000, Ordering::Release); // a head far past the tail
+    let mut out = Vec::new();
+    assert_eq!((rx.dequeue_burst(&mut out, 8), rx.refused(), rx.len()), (0, 1, 0));
+    zone.u64s()[8].store(0, Ordering::Release);
+    zone.u64s()[16].store(77, Ordering::Release); // a tail the producer never reached
+    assert_eq!((tx.enqueue_burst(&[1]), tx.refused()), (0, 1));
+    zone.u64s()[2].store(1 << 40, Ordering::Release);
+    assert!(ShmProducer::attach(&zone).unwrap_err().to_string().contains("does not fit"));
+}

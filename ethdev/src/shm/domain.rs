@@ -100,6 +100,14 @@ impl Zone {
     pub fn u32s(&self) -> &[AtomicU32] {
         self.map.u32s(self.entry.offset, self.entry.len / 4).unwrap_or_default()
     }
+
+    /// The mapping, the object's first byte and its length, for laying a
+    /// pool or ring out in it (`crate::region`); `None` if the entry lies
+    /// outside the mapping.
+    pub(crate) fn raw(&self) -> Option<(Arc<Mapping>, std::ptr::NonNull<u8>, usize)> {
+        let base = self.map.bytes(self.entry.offset, self.entry.len)?;
+        Some((Arc::clone(&self.map), base, self.entry.len))
+    }
 }
 
 /// What `list` knows of a domain without attaching to it.
@@ -160,7 +168,12 @@ impl Domain {
 
     /// Attaches if a live primary has finished making the memory.
     fn try_attach(prefix: &str, dir: &Path) -> Result<Option<Domain>, ShmError> {
-        let Ok(primary_lock) = open_file(&dir.join(PRIMARY_LOCK), false) else { return Ok(None) };
+        let primary_lock = match open_file(&dir.join(PRIMARY_LOCK), false) {
+            Ok(file) => file,
+            // No primary yet, or none any more; another user's domain is an error.
+            Err(e) if e.kind() != std::io::ErrorKind::PermissionDenied => return Ok(None),
+            Err(e) => return Err(ShmError::io(&dir.join(PRIMARY_LOCK), e)),
+        };
         let Some((nonce, _)) = read_owner(dir).filter(|_| holds_lock(&primary_lock)) else { return Ok(None) };
         let Some(procs_lock) = lock(&dir.join(PROCS_LOCK), FlockOperation::LockShared)? else { return Ok(None) };
         let Ok(file) = open_file(&dir.join(MEMORY), false) else { return Ok(None) };

@@ -18,10 +18,12 @@
 //!   anybody is still attached;
 //! - `registry.lock`: held exclusively while an object is added.
 
+pub mod control;
 pub mod dir;
 pub mod domain;
 pub mod layout;
 pub mod map;
+pub mod ring;
 
 use std::path::{Path, PathBuf};
 
@@ -98,6 +100,9 @@ pub enum ShmError {
     /// No room left in the memory or the object table.
     #[error("domain is full: {0}")]
     Full(String),
+    /// The primary refused this process (another user, a malformed greeting).
+    #[error("the primary refused this process: {0}")]
+    Refused(String),
     /// The memory holds values that cannot be right.
     #[error("domain memory is corrupt: {0}")]
     Corrupt(String),

@@ -2,9 +2,12 @@
 //!
 //! `primary` and `attach --hold` are long-lived processes of a domain, as a
 //! DPDK primary or secondary is: each holds its role until its standard
-//! input closes. A held secondary also watches its primary and, when the
-//! primary dies (a `kill -9` included), says so and exits with status 3
-//! within [`WATCH`].
+//! input closes. The primary runs the domain's control channel: it prints
+//! each registration, goodbye and death, and reclaims a dead process's
+//! buffers from every pool it made. A secondary registers (getting its
+//! owner id), may take buffers from a pool to hold (`--take`, what a
+//! crash test kills), watches its primary and, when the primary dies (a
+//! `kill -9` included), says so and exits with status 3 within [`WATCH`].
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -12,6 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ethdev::mempool::{Mbuf, Mempool, MempoolConfig, Owner, PoolCache};
+use ethdev::shm::control::{ControlClient, ControlEvent, ControlServer};
 use ethdev::shm::{dir, Domain, DomainOptions, Role};
 
 /// How often a held process looks at its primary and its standard input.
@@ -41,6 +46,9 @@ pub enum DomainCommand {
         /// Objects to create, as NAME:BYTES (repeatable).
         #[arg(long = "object", value_parser = parse_object)]
         objects: Vec<(String, usize)>,
+        /// Packet-buffer pools to create, as NAME:BUFFERS (repeatable).
+        #[arg(long = "pool", value_parser = parse_object)]
+        pools: Vec<(String, usize)>,
         #[command(flatten)]
         base: BaseArgs,
     },
@@ -57,6 +65,13 @@ pub enum DomainCommand {
         /// Stay attached (see above).
         #[arg(long)]
         hold: bool,
+        /// The name to register under with the primary.
+        #[arg(long, default_value = "secondary")]
+        name: String,
+        /// Buffers to take from a pool and hold, as POOL:COUNT; half are
+        /// held, half parked in a pool cache's stash.
+        #[arg(long, value_parser = parse_object)]
+        take: Option<(String, usize)>,
         #[command(flatten)]
         base: BaseArgs,
     },
@@ -100,25 +115,97 @@ pub fn run(command: DomainCommand) -> Result<Ended, String> {
             println!("removed domain {prefix:?}");
             Ok(Ended::Done)
         }
-        DomainCommand::Primary { prefix, size, objects, base } => {
+        DomainCommand::Primary { prefix, size, objects, pools, base } => {
             let domain = Domain::open(&prefix, Role::Primary, &DomainOptions { size, ..base.options() })
                 .map_err(|e| e.to_string())?;
             for (name, bytes) in objects {
                 domain.reserve(&name, bytes).map_err(|e| e.to_string())?;
             }
+            let pools = pools.into_iter().map(|(name, n)| make_pool(&domain, &name, n)).collect::<Result<_, _>>()?;
+            let control = ControlServer::bind(&domain).map_err(|e| e.to_string())?;
             println!("ready {}", std::process::id());
-            Ok(hold(&domain))
+            Ok(hold(&domain, Some(Supervisor { control, pools })))
         }
-        DomainCommand::Attach { prefix, wait, hold: stay, base } => {
+        DomainCommand::Attach { prefix, wait, hold: stay, name, take, base } => {
             let wait = Duration::try_from_secs_f64(wait).map_err(|e| format!("--wait: {e}"))?;
             let domain = Domain::open(&prefix, Role::Secondary, &DomainOptions { wait, ..base.options() })
                 .map_err(|e| e.to_string())?;
-            println!("attached {} to {prefix:?}", std::process::id());
+            let client = ControlClient::register(&domain, &name).map_err(|e| e.to_string())?;
+            println!("attached {} to {prefix:?} as owner {}", std::process::id(), client.owner().0);
             for entry in domain.objects().map_err(|e| e.to_string())? {
                 println!("{:<40} offset {:>10} bytes {:>10}", entry.name, entry.offset, entry.len);
             }
-            Ok(if stay { hold(&domain) } else { Ended::Done })
+            let held = take.map(|(pool, n)| Held::take(&domain, &pool, n, client.owner())).transpose()?;
+            let ended = if stay { hold(&domain, None) } else { Ended::Done };
+            drop(held);
+            client.logout();
+            Ok(ended)
         }
+    }
+}
+
+/// A pool of `buffers` default-sized buffers named `name`, laid out in `domain`.
+fn make_pool(domain: &Domain, name: &str, buffers: usize) -> Result<Mempool, String> {
+    let capacity = u32::try_from(buffers).map_err(|_| format!("pool {name}: {buffers} buffers is too many"))?;
+    let config = MempoolConfig::new(name, capacity);
+    let zone = domain.reserve(name, config.region_size().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    Mempool::create_in(&zone, config).map_err(|e| e.to_string())
+}
+
+/// The primary's side of holding a domain: its control channel and the
+/// pools it reclaims into.
+struct Supervisor {
+    control: ControlServer,
+    pools: Vec<Mempool>,
+}
+
+impl Supervisor {
+    /// Reports what the control channel saw, reclaiming the dead.
+    fn poll(&mut self) {
+        for event in self.control.poll() {
+            match event {
+                ControlEvent::Registered(p) => println!("registered {} {} owner {}", p.pid, p.name, p.owner.0),
+                ControlEvent::LoggedOut(p) => println!("logged out {} {} owner {}", p.pid, p.name, p.owner.0),
+                ControlEvent::Refused { pid, reason } => println!("refused {pid}: {reason}"),
+                ControlEvent::Died(p, dead) => {
+                    for pool in &self.pools {
+                        let r = pool.reclaim(&dead);
+                        println!(
+                            "died {} {} owner {}: pool {} reclaimed {} held {} cached, in use {}",
+                            p.pid,
+                            p.name,
+                            p.owner.0,
+                            pool.name(),
+                            r.held,
+                            r.cached,
+                            pool.in_use()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Buffers a secondary took to hold: half held, half in a cache's stash.
+struct Held {
+    _buffers: Vec<Mbuf>,
+    _cache: PoolCache,
+}
+
+impl Held {
+    fn take(domain: &Domain, pool: &str, n: usize, owner: Owner) -> Result<Held, String> {
+        let pool = Mempool::attach(&domain.lookup(pool).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        let mut buffers = Vec::new();
+        if !pool.alloc_bulk(&mut buffers, n - n / 2, owner) {
+            return Err(format!("pool {}: fewer than {n} buffers free", pool.name()));
+        }
+        let mut cache = pool.cache(owner, n / 2);
+        if let Some(m) = cache.alloc() {
+            cache.free(m);
+        }
+        println!("holding {} buffers of {}, in use {}", n, pool.name(), pool.in_use());
+        Ok(Held { _buffers: buffers, _cache: cache })
     }
 }
 
@@ -134,8 +221,9 @@ fn list(options: &DomainOptions) -> Result<Ended, String> {
     Ok(Ended::Done)
 }
 
-/// Holds `domain` until standard input closes or, for a secondary, the primary dies.
-fn hold(domain: &Domain) -> Ended {
+/// Holds `domain` until standard input closes or, for a secondary, the
+/// primary dies; a primary serves its control channel meanwhile.
+fn hold(domain: &Domain, mut supervisor: Option<Supervisor>) -> Ended {
     let closed = Arc::new(AtomicBool::new(false));
     std::thread::spawn({
         let closed = Arc::clone(&closed);
@@ -148,6 +236,9 @@ fn hold(domain: &Domain) -> Ended {
     loop {
         if closed.load(Ordering::Acquire) {
             return Ended::Done;
+        }
+        if let Some(supervisor) = supervisor.as_mut() {
+            supervisor.poll();
         }
         if !domain.primary_alive() {
             eprintln!("dtnet: domain {:?}: the primary process died; detaching", domain.prefix());

@@ -1,0 +1,307 @@
+//! A domain's control channel: who is attached, under which owner id, and
+//! when they leave or die.
+//!
+//! The primary listens on `control.sock` in the domain's directory. A
+//! secondary connects and says `HELLO <name>`; the primary reads the peer's
+//! credentials from the kernel (`SO_PEERCRED`: they cannot be forged, unlike
+//! anything the peer could send), refuses another user unless it is root,
+//! assigns an owner id and answers `WELCOME <owner>`. The secondary tags the
+//! buffers it allocates with that id. A clean exit says `BYE` first.
+//!
+//! The connection is the liveness signal, as gazelle's registration socket
+//! is for ltran: the kernel closes a killed process's socket at once, so a
+//! `kill -9` shows as end-of-file on the next [`ControlServer::poll`]. A
+//! pidfd then tells a death from a process that merely dropped its socket;
+//! the latter is reported [`ControlEvent::Died`] only once the pidfd says it
+//! exited, so nothing it may still touch is reclaimed under it.
+//!
+//! Nothing here spawns a thread or sleeps: the primary calls `poll` from its
+//! own loop (the executor decides how often), which keeps the channel usable
+//! in a deterministic test.
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::process::{pidfd_open, Pid, PidfdFlags};
+
+use super::{Domain, ShmError};
+use crate::mempool::{DeadOwner, Owner};
+
+/// Name of the control socket in a domain's directory.
+pub const SOCKET: &str = "control.sock";
+/// The first owner id the primary hands out; lower ids are left to the
+/// owners a process names for its own threads and stacks.
+pub const FIRST_OWNER: u32 = crate::mempool::FIRST_DOMAIN_OWNER;
+/// How long a client waits for the primary's answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A registered process, as the primary knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Its pid, from the kernel.
+    pub pid: u32,
+    /// Its uid, from the kernel.
+    pub uid: u32,
+    /// The name it registered under.
+    pub name: String,
+    /// The owner id it was given.
+    pub owner: Owner,
+}
+
+/// What a [`ControlServer::poll`] saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControlEvent {
+    /// A process registered.
+    Registered(Peer),
+    /// A process said goodbye and closed its connection.
+    LoggedOut(Peer),
+    /// A process exited without saying goodbye (killed or crashed): reclaim
+    /// what its owner id holds.
+    Died(Peer, DeadOwner),
+    /// A connection was refused (wrong user, malformed greeting).
+    Refused {
+        /// The peer's pid, from the kernel.
+        pid: u32,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The primary's end of the control channel.
+#[derive(Debug)]
+pub struct ControlServer {
+    listener: UnixListener,
+    path: PathBuf,
+    uid: u32,
+    next_owner: u32,
+    conns: Vec<Conn>,
+    /// Peers whose socket closed without `BYE` while they still ran.
+    dying: Vec<(Peer, OwnedFd)>,
+}
+
+#[derive(Debug)]
+struct Conn {
+    stream: BufReader<UnixStream>,
+    pid: u32,
+    uid: u32,
+    peer: Option<Peer>,
+    line: String,
+}
+
+impl ControlServer {
+    /// Listens on the control socket of `domain`, whose primary this process is.
+    pub fn bind(domain: &Domain) -> Result<ControlServer, ShmError> {
+        let path = domain.dir().join(SOCKET);
+        if !domain.is_primary() {
+            return Err(ShmError::Corrupt("only the primary listens on the control socket".into()));
+        }
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).map_err(|e| ShmError::io(&path, e))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| ShmError::io(&path, e))?;
+        listener.set_nonblocking(true).map_err(|e| ShmError::io(&path, e))?;
+        let uid = rustix::process::geteuid().as_raw();
+        Ok(ControlServer { listener, path, uid, next_owner: FIRST_OWNER, conns: Vec::new(), dying: Vec::new() })
+    }
+
+    /// The socket's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// The processes registered now.
+    pub fn peers(&self) -> impl Iterator<Item = &Peer> {
+        self.conns.iter().filter_map(|c| c.peer.as_ref())
+    }
+
+    /// Accepts, reads and notices hang-ups without blocking; returns what happened.
+    pub fn poll(&mut self) -> Vec<ControlEvent> {
+        let mut events = Vec::new();
+        self.accept(&mut events);
+        let conns = std::mem::take(&mut self.conns);
+        for conn in conns {
+            if let Some(conn) = self.serve(conn, &mut events) {
+                self.conns.push(conn);
+            }
+        }
+        self.reap(&mut events);
+        events
+    }
+
+    fn accept(&mut self, events: &mut Vec<ControlEvent>) {
+        while let Ok((stream, _)) = self.listener.accept() {
+            let Ok(cred) = rustix::net::sockopt::socket_peercred(&stream) else { continue };
+            let (pid, uid) = (cred.pid.as_raw_nonzero().get() as u32, cred.uid.as_raw());
+            if uid != self.uid && uid != 0 {
+                let reason = format!("uid {uid} may not join a domain of uid {}", self.uid);
+                let _ = (&stream).write_all(format!("REFUSED {reason}\n").as_bytes());
+                events.push(ControlEvent::Refused { pid, reason });
+                continue;
+            }
+            if stream.set_nonblocking(true).is_ok() {
+                self.conns.push(Conn { stream: BufReader::new(stream), pid, uid, peer: None, line: String::new() });
+            }
+        }
+    }
+
+    /// Reads what `conn` sent; `None` once it is gone.
+    fn serve(&mut self, mut conn: Conn, events: &mut Vec<ControlEvent>) -> Option<Conn> {
+        loop {
+            match conn.stream.read_line(&mut conn.line) {
+                Ok(0) => return self.hung_up(conn, events),
+                Ok(_) if conn.line.ends_with('\n') => {
+                    let line = std::mem::take(&mut conn.line);
+                    if !self.handle(&mut conn, line.trim_end(), events) {
+                        return self.hung_up(conn, events);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Some(conn),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return self.hung_up(conn, events),
+            }
+            if conn.line.len() > 256 {
+                events.push(ControlEvent::Refused { pid: conn.pid, reason: "line over 256 bytes".into() });
+                return self.hung_up(conn, events);
+            }
+        }
+    }
+
+    /// Acts on one line; `false` if the connection ends (after `BYE`, with
+    /// the peer logged out; after a bad line, with the peer still on it).
+    fn handle(&mut self, conn: &mut Conn, line: &str, events: &mut Vec<ControlEvent>) -> bool {
+        match (line.split_once(' '), &conn.peer) {
+            (Some(("HELLO", name)), None) if valid_name(name) => {
+                let peer = Peer { pid: conn.pid, uid: conn.uid, name: name.into(), owner: Owner(self.next_owner) };
+                self.next_owner += 1;
+                let _ = conn.stream.get_mut().write_all(format!("WELCOME {}\n", peer.owner.0).as_bytes());
+                events.push(ControlEvent::Registered(peer.clone()));
+                conn.peer = Some(peer);
+                true
+            }
+            _ if line == "BYE" => {
+                events.extend(conn.peer.take().map(ControlEvent::LoggedOut));
+                false
+            }
+            _ => {
+                let reason = format!("unexpected message {:?}", line.chars().take(64).collect::<String>());
+                let _ = conn.stream.get_mut().write_all(format!("REFUSED {reason}\n").as_bytes());
+                events.push(ControlEvent::Refused { pid: conn.pid, reason });
+                false
+            }
+        }
+    }
+
+    /// The connection closed without `BYE`: a death, or a peer that is
+    /// still running and must be watched until it exits.
+    fn hung_up(&mut self, conn: Conn, events: &mut Vec<ControlEvent>) -> Option<Conn> {
+        let peer = conn.peer?;
+        match Pid::from_raw(peer.pid as i32).map(|pid| pidfd_open(pid, PidfdFlags::empty())) {
+            Some(Ok(fd)) if !exited(&fd) => self.dying.push((peer, fd)),
+            _ => events.extend(died(peer)),
+        }
+        None
+    }
+
+    fn reap(&mut self, events: &mut Vec<ControlEvent>) {
+        let (dead, alive): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.dying).into_iter().partition(|(_, fd)| exited(fd));
+        self.dying = alive;
+        events.extend(dead.into_iter().filter_map(|(peer, _)| died(peer)));
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The death of `peer`, unless it claims to be this very process (which is
+/// alive, so nothing it holds may be reclaimed).
+fn died(peer: Peer) -> Option<ControlEvent> {
+    (peer.pid != std::process::id()).then(|| {
+        let dead = DeadOwner::new(peer.owner);
+        ControlEvent::Died(peer, dead)
+    })
+}
+
+/// Whether the process behind `pidfd` has exited (its pidfd is readable).
+fn exited(pidfd: &OwnedFd) -> bool {
+    let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
+    poll(&mut fds, Some(&rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 })).map(|n| n > 0).unwrap_or(true)
+}
+
+/// Registration names: 1 to 32 letters, digits, `-`, `_` or `.`.
+fn valid_name(name: &str) -> bool {
+    (1..=32).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// Connects to the control socket at `path`, waiting up to `ANSWER_TIMEOUT`
+/// for a primary that made its domain but is not listening yet.
+fn connect(path: &std::path::Path) -> Result<UnixStream, ShmError> {
+    let start = std::time::Instant::now();
+    loop {
+        match UnixStream::connect(path) {
+            Ok(stream) => return Ok(stream),
+            Err(e)
+                if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused)
+                    && start.elapsed() < ANSWER_TIMEOUT =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(ShmError::io(path, e)),
+        }
+    }
+}
+
+/// A secondary's end of the control channel.
+#[derive(Debug)]
+pub struct ControlClient {
+    stream: UnixStream,
+    owner: Owner,
+}
+
+impl ControlClient {
+    /// Registers this process with `domain`'s primary under `name`.
+    pub fn register(domain: &Domain, name: &str) -> Result<ControlClient, ShmError> {
+        let path = domain.dir().join(SOCKET);
+        let stream = connect(&path)?;
+        stream.set_read_timeout(Some(ANSWER_TIMEOUT)).map_err(|e| ShmError::io(&path, e))?;
+        (&stream).write_all(format!("HELLO {name}\n").as_bytes()).map_err(|e| ShmError::io(&path, e))?;
+        let mut answer = String::new();
+        BufReader::new(&stream).read_line(&mut answer).map_err(|e| ShmError::io(&path, e))?;
+        let refused = || ShmError::Refused(answer.trim_end().trim_start_matches("REFUSED ").to_string());
+        let owner = answer.strip_prefix("WELCOME ").and_then(|o| o.trim_end().parse().ok()).ok_or_else(refused)?;
+        crate::mempool::set_self_owner(Owner(owner));
+        Ok(ControlClient { stream, owner: Owner(owner) })
+    }
+
+    /// The owner id the primary gave this process.
+    pub fn owner(&self) -> Owner {
+        self.owner
+    }
+
+    /// Whether the primary has gone (its end of the connection closed).
+    pub fn primary_gone(&self) -> bool {
+        let mut fds = [PollFd::new(&self.stream, PollFlags::IN)];
+        let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
+        if poll(&mut fds, Some(&zero)).unwrap_or(0) == 0 {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        let _ = self.stream.set_nonblocking(true);
+        let gone = matches!((&self.stream).read(&mut byte), Ok(0) | Err(_));
+        let _ = self.stream.set_nonblocking(false);
+        gone || fds[0].revents().contains(PollFlags::HUP)
+    }
+
+    /// Says goodbye: the primary logs this process out without reclaiming.
+    pub fn logout(self) {
+        let _ = (&self.stream).write_all(b"BYE\n");
+    }
+}
