@@ -153,6 +153,18 @@ impl<'a> FreeList<'a> {
         }
     }
 
+    /// Every index on the list, top first, and sets the count to match.
+    /// Only exact, and only safe to recount, when nobody else uses the list
+    /// (see `Mempool::sweep_lost`); a cycle a corrupt link made is cut off
+    /// at the capacity.
+    pub(crate) fn recount(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        let top = Top::unpack(self.top.load(Ordering::Acquire));
+        self.walk(top.index, self.next.len(), &mut out);
+        self.len.store(out.len() as u64, Ordering::Release);
+        out
+    }
+
     /// Follows up to `max` links from `index`, appending each index passed;
     /// returns the index below the last one taken. A link read while
     /// another thread changes the list may be stale: it is bounds-checked

@@ -108,6 +108,9 @@ enum Command {
     /// as primary, attach as secondary.
     #[command(subcommand)]
     Domain(cli::domain::DomainCommand),
+    /// DPDK's multi-process samples as real processes of a domain.
+    #[command(subcommand)]
+    Mp(cli::mp::MpCommand),
 }
 
 #[derive(clap::Args)]
@@ -285,6 +288,7 @@ fn main() -> ExitCode {
             Ok(cli::domain::Ended::Done) => Ok(Verdict::Passed),
             Err(e) => Err(e),
         },
+        Command::Mp(command) => cli::mp::run(command).map(|ok| if ok { Verdict::Passed } else { Verdict::Failed }),
     };
     match result {
         Ok(Verdict::Passed) => ExitCode::SUCCESS,

@@ -51,7 +51,7 @@ impl PoolCache {
         }
         let index = self.stash.pop()?;
         self.publish_count();
-        Some(self.pool.take_slot(index, self.cached, self.owner))
+        self.pool.take_slot(index, self.cached, self.owner)
     }
 
     /// Returns a buffer to the stash (or to its own pool, if it is another's).

@@ -44,6 +44,8 @@ pub(crate) struct PoolHeader {
     pub(crate) free_len: Line<AtomicU64>,
     /// Allocations refused because the pool was empty.
     pub(crate) alloc_failures: Line<AtomicU64>,
+    /// Slots refused because their owner word was not what it must be.
+    pub(crate) corrupt: Line<AtomicU64>,
 }
 
 // SAFETY: the header is `repr(C)` and holds only atomic integers (`Line` is

@@ -31,7 +31,8 @@
 //!
 //! The word also guards the rule that makes this module sound: a slot index
 //! is held by at most one [`Mbuf`] at a time (`take_slot` moves the word
-//! with a CAS from the state the slot must be in). The owner words and the
+//! with a CAS from the state the slot must be in, and refuses, counting it
+//! in [`Mempool::corrupt_slots`], a slot found in any other state). The owner words and the
 //! free list are [`crate::sync`] atomics, so `tests/loom.rs` model-checks
 //! that rule across threads.
 //!
@@ -259,7 +260,11 @@ impl Mempool {
             self.count_failure();
             return None;
         };
-        Some(self.take_slot(index, FREE, owner))
+        let taken = self.take_slot(index, FREE, owner);
+        if taken.is_none() {
+            self.count_failure();
+        }
+        taken
     }
 
     /// Appends exactly `n` buffers for `owner` to `out`, or none (counted)
@@ -270,7 +275,13 @@ impl Mempool {
             self.count_failure();
             return false;
         }
-        out.extend(indices.into_iter().map(|i| self.take_slot(i, FREE, owner)));
+        let start = out.len();
+        out.extend(indices.into_iter().filter_map(|i| self.take_slot(i, FREE, owner)));
+        if out.len() - start < n {
+            Self::free_bulk(&mut out.split_off(start));
+            self.count_failure();
+            return false;
+        }
         true
     }
 
@@ -351,6 +362,54 @@ impl Mempool {
         freed
     }
 
+    /// Frees the buffers `dead` had given up to rings that never got there
+    /// (it died between marking them in transit and publishing them);
+    /// returns how many. Call it only once every ring `dead` sent on has
+    /// been drained by its consumer: a reference still in a ring then names
+    /// a freed buffer, which its consumer's claim refuses (or, if the slot
+    /// was taken again meanwhile, claims the wrong message) — never
+    /// undefined behaviour, but not what anyone wants.
+    pub fn reclaim_unsent(&self, dead: &DeadOwner) -> usize {
+        let shared = self.shared();
+        let sent = TRANSIT | (dead.0 .0 & OWNER_MASK);
+        let mut indices: Vec<u32> = (0..)
+            .zip(shared.owners())
+            .filter(|&(i, word)| word.load(Ordering::Acquire) == sent && shared.move_slot(i, sent, FREE))
+            .map(|(i, _)| i)
+            .collect();
+        let count = indices.len();
+        shared.free().push_all(&mut indices);
+        count
+    }
+
+    /// Puts back on the free list every slot marked free but missing from
+    /// it, and recounts the list; returns how many were put back.
+    ///
+    /// A process killed between taking a slot off the free list and marking
+    /// it with its owner leaves such a slot (and a count one off), which no
+    /// owner walk can find. Call this only when no other thread or process
+    /// uses the pool, as a primary whose secondaries are all gone: then the
+    /// list is still and the sweep exact. Called while others run, it
+    /// cannot cause undefined behaviour (every take is a CAS on the owner
+    /// word), but it can corrupt the list, and slots then show up in
+    /// [`Mempool::corrupt_slots`].
+    pub fn sweep_lost(&self) -> usize {
+        let shared = self.shared();
+        let free = shared.free();
+        let mut listed = vec![false; self.capacity()];
+        for index in free.recount() {
+            listed[index as usize] = true;
+        }
+        let mut lost: Vec<u32> = (0..)
+            .zip(shared.owners())
+            .filter(|&(i, word)| !listed[i as usize] && word.load(Ordering::Acquire) == FREE)
+            .map(|(i, _)| i)
+            .collect();
+        let count = lost.len();
+        free.push_all(&mut lost);
+        count
+    }
+
     /// A private cache of up to `size` free buffers for one thread, whose
     /// allocations are recorded as `owner`'s.
     pub fn cache(&self, owner: Owner, size: usize) -> PoolCache {
@@ -362,16 +421,27 @@ impl Mempool {
         mbuf.pool == self.handle.0
     }
 
+    /// Slots found in a state they cannot be in when taken off the free
+    /// list or a stash (another process wrote their owner word): each is
+    /// left where it is, out of circulation, and counted here. Zero unless
+    /// something outside this code wrote the pool's memory.
+    pub fn corrupt_slots(&self) -> u64 {
+        self.shared().header().corrupt.0.load(Ordering::Relaxed)
+    }
+
     /// Moves slot `index` from owner word `from` to `owner`, resets its
-    /// header and wraps it in a handle.
-    fn take_slot(&self, index: u32, from: u32, owner: Owner) -> Mbuf {
+    /// header and wraps it in a handle; `None` (counted) if the word was
+    /// not `from`, so no slot is ever handed out twice.
+    fn take_slot(&self, index: u32, from: u32, owner: Owner) -> Option<Mbuf> {
         check_owner(owner);
         let shared = self.shared();
-        let moved = shared.move_slot(index, from, owner.0 & OWNER_MASK);
-        assert!(moved, "mempool {}: slot {index} handed out while not {from:#x}", shared.name);
+        if !shared.move_slot(index, from, owner.0 & OWNER_MASK) {
+            shared.header().corrupt.0.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
         let mut mbuf = Mbuf { pool: self.handle.0, index };
         mbuf.header_mut().reset(shared.headroom);
-        mbuf
+        Some(mbuf)
     }
 }
 
@@ -604,6 +674,20 @@ mod tests {
         assert_eq!(transit, [(sent.index, Owner(4))], "a sent buffer is its consumer's, not reclaimed");
         assert_eq!(survivor.owner(), Owner(5));
         assert_eq!(pool.reclaim(&DeadOwner::new(Owner(4))), Reclaimed::default(), "nothing twice");
+    }
+
+    /// A slot taken off the free list by an owner that died before marking
+    /// it: no walk finds it, the sweep does.
+    #[test]
+    fn sweep_puts_back_what_a_death_mid_allocation_lost() {
+        let pool = pool(8);
+        let index = pool.shared().free().pop_one().unwrap();
+        assert_eq!((pool.in_use(), pool.sweep_lost()), (1, 1));
+        assert_eq!(pool.in_use(), 0);
+        assert_eq!(pool.sweep_lost(), 0, "nothing twice");
+        let mut all = Vec::new();
+        assert!(pool.alloc_bulk(&mut all, 8, Owner(1)));
+        assert!(all.iter().any(|m| m.index == index));
     }
 
     #[test]

@@ -95,6 +95,7 @@ impl PoolShared {
             free_top: Line(AtomicU64::new(0)),
             free_len: Line(AtomicU64::new(0)),
             alloc_failures: Line(AtomicU64::new(0)),
+            corrupt: Line(AtomicU64::new(0)),
         };
         let words = Box::new((header, words(layout.capacity), words(layout.capacity)));
         let (header, owners, links) =

@@ -272,9 +272,15 @@ impl ControlClient {
         let path = domain.dir().join(SOCKET);
         let stream = connect(&path)?;
         stream.set_read_timeout(Some(ANSWER_TIMEOUT)).map_err(|e| ShmError::io(&path, e))?;
-        (&stream).write_all(format!("HELLO {name}\n").as_bytes()).map_err(|e| ShmError::io(&path, e))?;
+        // A primary that refuses at once may close before the greeting
+        // lands: its answer is still there to read, so read it first.
+        let sent = (&stream).write_all(format!("HELLO {name}\n").as_bytes());
         let mut answer = String::new();
-        BufReader::new(&stream).read_line(&mut answer).map_err(|e| ShmError::io(&path, e))?;
+        let read = BufReader::new(&stream).read_line(&mut answer);
+        if answer.is_empty() {
+            let error = sent.err().or(read.err()).unwrap_or_else(|| ErrorKind::UnexpectedEof.into());
+            return Err(ShmError::io(&path, error));
+        }
         let refused = || ShmError::Refused(answer.trim_end().trim_start_matches("REFUSED ").to_string());
         let owner = answer.strip_prefix("WELCOME ").and_then(|o| o.trim_end().parse().ok()).ok_or_else(refused)?;
         crate::mempool::set_self_owner(Owner(owner));

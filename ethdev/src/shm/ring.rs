@@ -175,6 +175,19 @@ impl ShmConsumer {
 
     /// Moves up to `max` words into `out`, oldest first; returns how many.
     pub fn dequeue_burst(&mut self, out: &mut Vec<u64>, max: usize) -> usize {
+        self.consume(max, |word| out.push(word))
+    }
+
+    /// Hands up to `max` words to `take`, oldest first, and only then
+    /// publishes them as consumed; returns how many.
+    ///
+    /// This is how a consumer that may be killed takes buffers: `take`
+    /// claims each one (its owner word changes), so a consumer killed
+    /// halfway leaves every word in the ring, each either claimed (the
+    /// reclaimer frees it as the dead process's) or still in transit (the
+    /// reclaimer drains it). With the tail published first, words read but
+    /// not yet claimed would be in nobody's hands.
+    pub fn consume(&mut self, max: usize, mut take: impl FnMut(u64)) -> usize {
         let head = self.words.position(HEAD);
         let ready = head.wrapping_sub(self.tail);
         if ready > self.words.size {
@@ -183,7 +196,7 @@ impl ShmConsumer {
         }
         let n = max.min(ready as usize);
         let (slots, mask, tail) = (self.words.slots(), self.words.size - 1, self.tail);
-        out.extend((0..n as u32).map(|i| slots[(tail.wrapping_add(i) & mask) as usize].load(Ordering::Relaxed)));
+        (0..n as u32).for_each(|i| take(slots[(tail.wrapping_add(i) & mask) as usize].load(Ordering::Relaxed)));
         self.tail = self.tail.wrapping_add(n as u32);
         self.words.all()[TAIL].store(u64::from(self.tail), Ordering::Release);
         n
