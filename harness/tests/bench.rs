@@ -4,6 +4,8 @@ use harness::bench::{self, Budget};
 
 #[test]
 fn every_benchmark_runs_and_reports_a_positive_figure() {
+    // The cross-process ring benchmark starts `dtnet` as its peer.
+    std::env::set_var("DTNET_BIN", env!("CARGO_BIN_EXE_dtnet"));
     let results = bench::run(&[], Budget::SMOKE);
     let names: Vec<&str> = results.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names, bench::names());

@@ -52,7 +52,7 @@ struct Family {
 
 const FAMILIES: &[Family] = &[
     Family { names: &["softrss.fast", "softrss.reference", "softrss.speedup"], run: softrss::run },
-    Family { names: &["ring.spsc.burst32", "ring.mpmc.burst32"], run: ring::run },
+    Family { names: &["ring.spsc.burst32", "ring.mpmc.burst32", ring::XPROC], run: ring::run },
     Family {
         names: &["bridge.fwd.64b.2port", "bridge.fwd.64b.8port", "bridge.fwd.64b.ratio_to_cable"],
         run: bridge::run,
@@ -106,6 +106,15 @@ fn repeat_for(length: Duration, mut batch: impl FnMut() -> u64) -> u64 {
         ops += batch();
     }
     ops
+}
+
+/// The `dtnet` executable, for benchmarks that start processes: `DTNET_BIN`
+/// if set (tests set it), else the running executable.
+fn dtnet_binary() -> std::path::PathBuf {
+    std::env::var_os("DTNET_BIN")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::current_exe().ok())
+        .unwrap_or_else(|| "dtnet".into())
 }
 
 fn measurement(name: &str, value: f64, unit: &'static str) -> Measurement {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ethdev::shm::dir;
 
-use harness::mp::simple;
+use harness::mp::{ring_peer, simple};
 
 /// The `mp` subcommands.
 #[derive(clap::Subcommand)]
@@ -17,6 +17,20 @@ pub enum MpCommand {
     /// simple_mp: a primary and a secondary exchange messages through
     /// rings PRI_2_SEC and SEC_2_PRI from pool MSG_POOL.
     Simple(SimpleArgs),
+    /// The far end of the `ring.xproc.spsc.burst32` benchmark: drain a
+    /// domain ring, checking the sequence, and print how many words came.
+    #[command(hide = true)]
+    RingPeer {
+        /// The domain's prefix.
+        #[arg(long)]
+        prefix: String,
+        /// The ring to drain.
+        #[arg(long)]
+        ring: String,
+        /// Runtime directory holding the domain.
+        #[arg(long)]
+        runtime_dir: PathBuf,
+    },
 }
 
 /// Arguments of `dtnet mp simple`.
@@ -56,7 +70,14 @@ pub enum ProcType {
 
 /// Runs one `mp` subcommand: `Ok(true)` if its checks held.
 pub fn run(command: MpCommand) -> Result<bool, String> {
-    let MpCommand::Simple(args) = command;
+    let args = match command {
+        MpCommand::Simple(args) => args,
+        MpCommand::RingPeer { prefix, ring, runtime_dir } => {
+            let count = ring_peer::drain(&prefix, &runtime_dir, &ring, || println!("attached"))?;
+            println!("drained {count}");
+            return Ok(true);
+        }
+    };
     let opts = simple::Options {
         prefix: args.prefix,
         base: args.runtime_dir.unwrap_or_else(dir::base_dir),

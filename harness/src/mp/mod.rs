@@ -13,4 +13,5 @@
 //! process itself (the `dtnet mp` command) is its executor.
 
 pub mod message;
+pub mod ring_peer;
 pub mod simple;
