@@ -108,6 +108,8 @@ enum Command {
     /// as primary, attach as secondary.
     #[command(subcommand)]
     Domain(cli::domain::DomainCommand),
+    /// What a domain holds: processes, rings, pools by owner (gazellectl's view).
+    Stats(cli::stats::StatsArgs),
     /// DPDK's multi-process samples as real processes of a domain.
     #[command(subcommand)]
     Mp(cli::mp::MpCommand),
@@ -288,6 +290,7 @@ fn main() -> ExitCode {
             Ok(cli::domain::Ended::Done) => Ok(Verdict::Passed),
             Err(e) => Err(e),
         },
+        Command::Stats(args) => cli::stats::run(args).map(|()| Verdict::Passed),
         Command::Mp(command) => cli::mp::run(command).map(|ok| if ok { Verdict::Passed } else { Verdict::Failed }),
     };
     match result {

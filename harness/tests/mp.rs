@@ -102,3 +102,53 @@ fn a_secondary_killed_at_random_moments_is_always_reclaimed_in_full() {
         assert!(!base.path().join(&prefix).exists(), "{context}: the domain was removed");
     }
 }
+
+/// `dtnet stats` during a simple_mp run: both processes with their roles
+/// and owner ids, both rings with their capacities, the pool's slots by
+/// owner adding up; `--watch` keeps printing snapshots.
+#[test]
+fn stats_show_processes_rings_and_pool_owners_of_a_live_domain() {
+    let base = tempfile::tempdir().unwrap();
+    let (p, mut out) = primary(base.path(), "stats", "100000000");
+    let mut secondary =
+        simple(base.path(), "stats", "secondary", &["--messages", "100000000", "--name", "client-1"]).spawn().unwrap();
+    line(&mut out, "registered");
+    let stats = |extra: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dtnet"));
+        cmd.args(["stats", "--prefix", "stats", "--json", "--runtime-dir"]).arg(base.path()).args(extra);
+        cmd
+    };
+    let snapshot = stats(&[]).output().unwrap();
+    assert!(snapshot.status.success(), "{}", text(&snapshot.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&snapshot.stdout).unwrap();
+    let procs = json["processes"].as_array().unwrap();
+    assert_eq!(procs.len(), 2, "{json}");
+    assert_eq!((procs[0]["role"].as_str(), procs[0]["pid"].as_u64()), (Some("primary"), Some(p.id().into())));
+    assert_eq!(procs[1]["name"], "client-1");
+    assert_eq!((procs[1]["owner"].as_u64(), procs[1]["state"].as_str()), (Some(1_048_576), Some("alive")));
+    let rings: Vec<(&str, u64)> = json["rings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["capacity"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(rings, [("PRI_2_SEC", 256), ("SEC_2_PRI", 256)]);
+    let pool = &json["pools"][0];
+    assert_eq!((pool["name"].as_str(), pool["capacity"].as_u64()), (Some("MSG_POOL"), Some(1024)));
+    for owner in pool["by_owner"].as_object().unwrap().keys() {
+        assert!(["1", "1048576"].contains(&owner.as_str()), "only the two processes own buffers: {pool}");
+    }
+
+    let mut watch = stats(&["--watch"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    for _ in 0..2 {
+        let snapshot: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        assert_eq!(snapshot["prefix"], "stats");
+    }
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+    secondary.kill().unwrap();
+    secondary.wait().unwrap();
+    let (report, status) = finish(p, out);
+    assert!(status.status.success(), "{report}");
+}

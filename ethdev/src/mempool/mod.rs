@@ -410,6 +410,26 @@ impl Mempool {
         count
     }
 
+    /// Counts every slot by where its owner word says it is: what `dtnet
+    /// stats` shows of a pool any process of the domain uses.
+    pub fn census(&self) -> Census {
+        let mut census =
+            Census { capacity: self.capacity(), free_listed: self.shared().free().len(), ..Census::default() };
+        for word in self.shared().owners() {
+            let word = word.load(Ordering::Acquire);
+            if word == FREE {
+                continue;
+            }
+            let counts = census.owners.entry(Owner(word & OWNER_MASK)).or_default();
+            match word & (CACHED | TRANSIT) {
+                0 => counts.held += 1,
+                CACHED => counts.cached += 1,
+                _ => counts.sent += 1,
+            }
+        }
+        census
+    }
+
     /// A private cache of up to `size` free buffers for one thread, whose
     /// allocations are recorded as `owner`'s.
     pub fn cache(&self, owner: Owner, size: usize) -> PoolCache {
@@ -443,6 +463,28 @@ impl Mempool {
         mbuf.header_mut().reset(shared.headroom);
         Some(mbuf)
     }
+}
+
+/// Where a pool's slots are, by owner ([`Mempool::census`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Slots in the pool.
+    pub capacity: usize,
+    /// Slots on the free list.
+    pub free_listed: usize,
+    /// Per owner: slots held, stashed in its caches, and sent into rings.
+    pub owners: std::collections::BTreeMap<Owner, OwnerSlots>,
+}
+
+/// One owner's slots in a [`Census`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OwnerSlots {
+    /// Held through a buffer handle.
+    pub held: usize,
+    /// Free, in a cache's stash.
+    pub cached: usize,
+    /// In transit in a ring (sent by this owner, its consumer's now).
+    pub sent: usize,
 }
 
 /// Buffers [`Mempool::reclaim`] gave back.

@@ -29,6 +29,7 @@ use std::time::Duration;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 
+use super::procs::{ProcEntry, ProcState, ProcTable};
 use super::{Domain, ShmError};
 use crate::mempool::{DeadOwner, Owner};
 
@@ -82,6 +83,8 @@ pub struct ControlServer {
     conns: Vec<Conn>,
     /// Peers whose socket closed without `BYE` while they still ran.
     dying: Vec<(Peer, OwnedFd)>,
+    /// The domain's process table, kept up to date for `dtnet stats`.
+    table: ProcTable,
 }
 
 #[derive(Debug)]
@@ -105,7 +108,16 @@ impl ControlServer {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| ShmError::io(&path, e))?;
         listener.set_nonblocking(true).map_err(|e| ShmError::io(&path, e))?;
         let uid = rustix::process::geteuid().as_raw();
-        Ok(ControlServer { listener, path, uid, next_owner: FIRST_OWNER, conns: Vec::new(), dying: Vec::new() })
+        let table = ProcTable::create(domain)?;
+        let me = ProcEntry {
+            pid: std::process::id(),
+            primary: true,
+            owner: Owner::NONE,
+            name: "primary".into(),
+            state: ProcState::Alive,
+        };
+        table.record(&me);
+        Ok(ControlServer { listener, path, uid, next_owner: FIRST_OWNER, conns: Vec::new(), dying: Vec::new(), table })
     }
 
     /// The socket's path.
@@ -129,7 +141,20 @@ impl ControlServer {
             }
         }
         self.reap(&mut events);
+        events.iter().for_each(|e| self.note(e));
         events
+    }
+
+    /// Writes what `event` says about a peer into the process table.
+    fn note(&self, event: &ControlEvent) {
+        let (peer, state) = match event {
+            ControlEvent::Registered(p) => (p, ProcState::Alive),
+            ControlEvent::LoggedOut(p) => (p, ProcState::LoggedOut),
+            ControlEvent::Died(p, _) => (p, ProcState::Died),
+            ControlEvent::Refused { .. } => return,
+        };
+        let entry = ProcEntry { pid: peer.pid, primary: false, owner: peer.owner, name: peer.name.clone(), state };
+        self.table.record(&entry);
     }
 
     fn accept(&mut self, events: &mut Vec<ControlEvent>) {

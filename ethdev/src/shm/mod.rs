@@ -23,6 +23,7 @@ pub mod dir;
 pub mod domain;
 pub mod layout;
 pub mod map;
+pub mod procs;
 pub mod ring;
 
 use std::path::{Path, PathBuf};

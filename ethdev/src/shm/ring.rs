@@ -127,6 +127,30 @@ fn open(zone: &Zone) -> Result<Words, ShmError> {
     Ok(Words { zone: zone.clone(), size })
 }
 
+/// What anyone can read of a ring: its size and its two positions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingInfo {
+    /// Words the ring holds.
+    pub size: u32,
+    /// Words produced so far (free-running).
+    pub head: u32,
+    /// Words consumed so far (free-running).
+    pub tail: u32,
+}
+
+impl RingInfo {
+    /// Words waiting, or `None` if the positions cannot both be right.
+    pub fn depth(&self) -> Option<u32> {
+        Some(self.head.wrapping_sub(self.tail)).filter(|&d| d <= self.size)
+    }
+}
+
+/// The ring in `zone`, if the zone holds one of this layout.
+pub fn inspect(zone: &Zone) -> Option<RingInfo> {
+    let words = open(zone).ok()?;
+    Some(RingInfo { size: words.size, head: words.position(HEAD), tail: words.position(TAIL) })
+}
+
 impl ShmProducer {
     /// The producing side of the ring in `zone`, resuming at its published head.
     pub fn attach(zone: &Zone) -> Result<ShmProducer, ShmError> {
