@@ -43,7 +43,9 @@ impl fmt::Display for Unavailable {
             Unavailable::NotRoot => {
                 write!(f, "not root: network namespaces need CAP_SYS_ADMIN and CAP_NET_ADMIN")
             }
-            Unavailable::MissingTool(tool) => write!(f, "`{tool}` is not installed (apt-get install {})", package(tool)),
+            Unavailable::MissingTool(tool) => {
+                write!(f, "`{tool}` is not installed (apt-get install {})", package(tool))
+            }
             Unavailable::NoTun(why) => write!(f, "no TUN/TAP support: cannot open {TUN_DEVICE}: {why}"),
         }
     }
@@ -110,7 +112,11 @@ pub fn list(prefix: &str) -> Vec<String> {
     let Ok(ip) = which("ip") else { return Vec::new() };
     let Ok(output) = checked(Command::new(ip).args(["netns", "list"])) else { return Vec::new() };
     let text = String::from_utf8_lossy(&output.stdout);
-    text.lines().filter_map(|l| l.split_whitespace().next()).filter(|n| n.starts_with(prefix)).map(String::from).collect()
+    text.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(prefix))
+        .map(String::from)
+        .collect()
 }
 
 /// A named network namespace, deleted on drop.
