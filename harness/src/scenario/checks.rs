@@ -18,6 +18,7 @@ use capture::Record;
 
 use ethdev::stats::DropReason;
 use ethdev::EthDev;
+use kernel_peer::TapCounters;
 use serde::Serialize;
 use stack::{ForwardMode, StackGroup};
 use user_vbridge::Direction;
@@ -102,10 +103,7 @@ pub(crate) fn evaluate(plan: &Plan, ex: &RunView<'_>) -> Vec<Check> {
     }
     if expect.no_leaks {
         checks.push(check("no leaks: every buffer back in its pool", leaks(ex)));
-        checks.push(check(
-            "no leaks: accounting closes",
-            ex.world.check_accounting().map(|()| "ports and bridge".into()),
-        ));
+        checks.push(check("no leaks: accounting closes", accounting(ex)));
     }
     if let Some(path) = &expect.golden_trace {
         checks.push(check("golden trace", golden(path, ex.records)));
@@ -400,6 +398,25 @@ fn loss_as_configured(plan: &Plan, ex: &RunView<'_>) -> Result<String, String> {
         Ok(detail)
     } else {
         Err(detail)
+    }
+}
+
+/// Ports and bridge close their accounting, and every kernel host's TAP
+/// passed every frame both ways (a refused write or a failed read is a
+/// frame lost outside the bridge's counts).
+fn accounting(ex: &RunView<'_>) -> Result<String, String> {
+    ex.world.check_accounting()?;
+    for kernel in ex.kernels {
+        let c = kernel.host.counters();
+        let (writes, reads) = (TapCounters::get(&c.write_errors), TapCounters::get(&c.read_errors));
+        if writes + reads > 0 {
+            let name = &kernel.host.config().name;
+            return Err(format!("{name}: the TAP refused {writes} frames and failed {reads} reads"));
+        }
+    }
+    match ex.kernels.len() {
+        0 => Ok("ports and bridge".into()),
+        n => Ok(format!("ports, bridge and {n} kernel TAP(s)")),
     }
 }
 
