@@ -11,6 +11,7 @@
 pub mod apps;
 pub mod bench;
 pub mod exec;
+pub mod kernel;
 pub mod mp;
 pub mod record;
 pub mod replay;

@@ -381,6 +381,10 @@ fn run(args: RunArgs) -> Outcome {
     }
     let (mut passed, mut errors) = (true, Vec::new());
     for scenario in &scenarios {
+        if let Some(why) = scenario.unavailable() {
+            eprintln!("dtnet: {}: skipped: {why}", scenario.name);
+            continue;
+        }
         let report = match run_one(scenario, args.record.is_some(), !args.json, args.timeout.0) {
             Ok(report) => report,
             Err(e) => {

@@ -19,7 +19,7 @@ use user_vbridge::{BridgeConfig, Impairments, PortConfig};
 
 use crate::apps::ConnRecord;
 use crate::exec::Outcome;
-use crate::scenario::build::App;
+use crate::scenario::build::{App, Slot};
 use crate::scenario::plan::TcpTraffic;
 use crate::scenario::{self, checks, Expect, HostNic, HostPlan, Plan, RunOptions, Traffic};
 use crate::world::World;
@@ -193,7 +193,8 @@ impl TcpReport {
             world: &self.world,
             outcome: &self.outcome,
             apps: &self.apps,
-            slots: &[Ok(0), Ok(1)],
+            slots: &[Slot::Host(0), Slot::Host(1)],
+            kernels: &[],
             records: &self.captures,
         };
         match checks::evaluate(&self.plan, &view).into_iter().find(|c| !c.passed) {

@@ -38,7 +38,7 @@ fn has_tools() -> bool {
 #[test]
 fn kernel_bench_threads_runs_only_when_selected() {
     assert!(!bench::names().contains(&NAME));
-    let results = bench::run(&["kernel".to_string()], Budget::SMOKE);
+    let results = bench::run(&["kernel.tcp".to_string()], Budget::SMOKE);
     let expected = usize::from(is_root() && has_tools());
     assert_eq!(results.len(), expected, "root {} tools {}: {results:?}", is_root(), has_tools());
     assert!(results.iter().all(|m| m.name == NAME && m.unit == "Gbit/s" && m.value > 0.0), "{results:?}");

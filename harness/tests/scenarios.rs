@@ -33,6 +33,10 @@ const MEMORY_CEILING_KIB: u64 = 512 * 1024;
 #[rstest]
 fn every_scenario_passes(#[files("../scenarios/*.toml")] path: PathBuf) {
     let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    if let Some(why) = scenario.unavailable() {
+        eprintln!("SKIPPED {}: {why}", scenario.name);
+        return;
+    }
     let report = run(&scenario, false);
     assert!(report.passed(), "{report}");
     let leaks = report.expectations.iter().find(|c| c.name == "no leaks: every buffer back in its pool");

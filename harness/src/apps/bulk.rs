@@ -13,9 +13,9 @@ use crate::apps::echo::accept_loop;
 use crate::exec::Spawner;
 
 /// Bytes per send or receive call.
-const CHUNK: usize = 128 * 1024;
+pub(crate) const CHUNK: usize = 128 * 1024;
 /// Connection id and length, little-endian.
-const HEADER: usize = 16;
+pub(crate) const HEADER: usize = 16;
 
 fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)

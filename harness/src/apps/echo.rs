@@ -14,7 +14,7 @@ use super::{pattern, ConnRecord, Ledger, Side};
 use crate::exec::Spawner;
 
 /// Bytes per round trip.
-const CHUNK: usize = 4 * 1024;
+pub(crate) const CHUNK: usize = 4 * 1024;
 
 /// Accepts connections on `listener` forever and spawns `handler` for each
 /// on application thread `thread`.

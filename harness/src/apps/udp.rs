@@ -29,8 +29,7 @@ pub async fn bind(api: &Api, addr: SocketAddr) -> io::Result<Fd> {
 pub async fn client(api: Api, local: SocketAddr, server: SocketAddr, count: u32) -> io::Result<u32> {
     let fd = bind(&api, local).await?;
     for seq in 0..count {
-        let mut request = vec![seq as u8; REQUEST];
-        request[..4].copy_from_slice(&seq.to_le_bytes());
+        let request = request(seq);
         api.sendto(fd, &request, server).await?;
         let (response, from) = api.recvfrom(fd, 2048).await?;
         if from != server || response != request {
@@ -40,4 +39,11 @@ pub async fn client(api: Api, local: SocketAddr, server: SocketAddr, count: u32)
     }
     api.close(fd).await?;
     Ok(count)
+}
+
+/// Request `seq`: its number, little-endian, then its low byte repeated.
+pub(crate) fn request(seq: u32) -> Vec<u8> {
+    let mut request = vec![seq as u8; REQUEST];
+    request[..4].copy_from_slice(&seq.to_le_bytes());
+    request
 }

@@ -8,15 +8,17 @@
 //! explains on stderr why the baseline was skipped and reports nothing, so a
 //! bench run never fails for want of a privileged host. Calls within one
 //! process are serialised: the names are per process, and two transfers at
-//! once would only measure each other.
+//! once would only measure each other. The namespaces are
+//! [`kernel_peer::Netns`] guards, shared with the kernel peer.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
 
+use kernel_peer::netns::{self, checked, quiet, Netns, Unavailable};
 use serde_json::Value;
 
 use super::{measurement, Budget, Measurement};
@@ -34,8 +36,6 @@ const PREFIX_LEN: u32 = 30;
 /// Connect attempts while the server starts, and the pause between them.
 const CONNECT_TRIES: u32 = 50;
 const CONNECT_PAUSE: Duration = Duration::from_millis(100);
-/// `CAP_NET_ADMIN` and `CAP_SYS_ADMIN` in the capability bit masks.
-const NEEDED_CAPS: u64 = (1 << 12) | (1 << 21);
 
 /// Serialises baselines within this process (see the module doc).
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -57,10 +57,8 @@ pub enum KernelSkip {
 impl fmt::Display for KernelSkip {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KernelSkip::NotRoot => {
-                write!(f, "not root: network namespaces need CAP_SYS_ADMIN and CAP_NET_ADMIN")
-            }
-            KernelSkip::MissingTool(tool) => write!(f, "`{tool}` is not installed ({})", package(tool)),
+            KernelSkip::NotRoot => Unavailable::NotRoot.fmt(f),
+            KernelSkip::MissingTool(tool) => Unavailable::MissingTool(tool).fmt(f),
             KernelSkip::Setup(why) => write!(f, "could not build the veth topology: {why}"),
             KernelSkip::Measure(why) => write!(f, "iperf3 gave no figure: {why}"),
         }
@@ -69,12 +67,13 @@ impl fmt::Display for KernelSkip {
 
 impl std::error::Error for KernelSkip {}
 
-/// The Debian package providing `tool`.
-fn package(tool: &str) -> &'static str {
-    match tool {
-        "ip" => "apt-get install iproute2",
-        "ethtool" => "apt-get install ethtool",
-        _ => "apt-get install iperf3",
+impl From<Unavailable> for KernelSkip {
+    fn from(why: Unavailable) -> KernelSkip {
+        match why {
+            Unavailable::NotRoot => KernelSkip::NotRoot,
+            Unavailable::MissingTool(tool) => KernelSkip::MissingTool(tool),
+            Unavailable::NoTun(why) => KernelSkip::Setup(why),
+        }
     }
 }
 
@@ -122,32 +121,11 @@ struct Tools {
 impl Tools {
     /// Checks privileges and finds every tool, or says what is missing.
     fn find() -> Result<Tools, KernelSkip> {
-        if !privileged() {
+        if !netns::privileged() {
             return Err(KernelSkip::NotRoot);
         }
-        Ok(Tools { ip: which("ip")?, ethtool: which("ethtool")?, iperf3: which("iperf3")? })
+        Ok(Tools { ip: netns::which("ip")?, ethtool: netns::which("ethtool")?, iperf3: netns::which("iperf3")? })
     }
-}
-
-/// Whether this process is root with the capabilities namespaces need.
-fn privileged() -> bool {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
-    };
-    let field = |key: &str| status.lines().find_map(|l| l.strip_prefix(key)).map(str::trim);
-    let euid = field("Uid:").and_then(|ids| ids.split_whitespace().nth(1)).map(|id| id == "0");
-    let caps = field("CapEff:").and_then(|hex| u64::from_str_radix(hex, 16).ok());
-    euid == Some(true) && caps.is_some_and(|c| c & NEEDED_CAPS == NEEDED_CAPS)
-}
-
-/// `tool` on the PATH, or in the sbin directories a user's PATH may lack.
-fn which(tool: &'static str) -> Result<PathBuf, KernelSkip> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(tool))
-        .find(|candidate| candidate.is_file())
-        .ok_or(KernelSkip::MissingTool(tool))
 }
 
 /// Two namespaces joined by a veth pair; removed on drop. Each namespace and
@@ -155,40 +133,39 @@ fn which(tool: &'static str) -> Result<PathBuf, KernelSkip> {
 /// most 15 bytes, the limit for interface names).
 struct Topology<'t> {
     tools: &'t Tools,
-    server_ns: String,
-    client_ns: String,
+    server_ns: Netns,
+    client_ns: Netns,
 }
 
 impl<'t> Topology<'t> {
     /// Builds the topology, first clearing leftovers of a killed process
     /// that had the same pid.
     fn create(tools: &'t Tools, pid: u32) -> Result<Topology<'t>, KernelSkip> {
-        let topology = Topology { tools, server_ns: format!("dtnet-k{pid}a"), client_ns: format!("dtnet-k{pid}b") };
-        topology.remove();
-        let (server, client) = (&topology.server_ns, &topology.client_ns);
-        topology.ip(&["netns", "add", server])?;
-        topology.ip(&["netns", "add", client])?;
+        let server_ns = Netns::create(&format!("dtnet-k{pid}a")).map_err(KernelSkip::Setup)?;
+        let client_ns = Netns::create(&format!("dtnet-k{pid}b")).map_err(KernelSkip::Setup)?;
+        let topology = Topology { tools, server_ns, client_ns };
+        topology.remove_link();
+        let (server, client) = (topology.server_ns.name(), topology.client_ns.name());
         topology.ip(&["link", "add", server, "type", "veth", "peer", "name", client])?;
-        topology.configure_end(server, SERVER)?;
-        topology.configure_end(client, CLIENT)?;
+        topology.configure_end(&topology.server_ns, SERVER)?;
+        topology.configure_end(&topology.client_ns, CLIENT)?;
         Ok(topology)
     }
 
-    /// Moves the veth end `ns` into its namespace, addresses it and brings
-    /// it (and loopback) up with offloads off.
-    fn configure_end(&self, ns: &str, addr: &str) -> Result<(), KernelSkip> {
-        let (cidr, mtu) = (format!("{addr}/{PREFIX_LEN}"), MTU.to_string());
-        self.ip(&["link", "set", ns, "netns", ns])?;
-        self.ip(&["-n", ns, "addr", "add", &cidr, "dev", ns])?;
-        self.ip(&["-n", ns, "link", "set", ns, "mtu", &mtu, "up"])?;
-        self.ip(&["-n", ns, "link", "set", "lo", "up"])?;
-        let offloads = ["-K", ns, "tso", "off", "gso", "off", "gro", "off"];
-        checked(self.in_ns(ns, &self.tools.ethtool).args(offloads)).map(drop).map_err(KernelSkip::Setup)
+    /// Moves the veth end named after `ns` into it, addresses it and brings
+    /// it up with offloads off.
+    fn configure_end(&self, ns: &Netns, addr: &str) -> Result<(), KernelSkip> {
+        let (cidr, mtu, dev) = (format!("{addr}/{PREFIX_LEN}"), MTU.to_string(), ns.name());
+        self.ip(&["link", "set", dev, "netns", dev])?;
+        ns.ip(&["addr", "add", &cidr, "dev", dev]).map_err(KernelSkip::Setup)?;
+        ns.ip(&["link", "set", dev, "mtu", &mtu, "up"]).map_err(KernelSkip::Setup)?;
+        let offloads = ["-K", dev, "tso", "off", "gso", "off", "gro", "off"];
+        checked(ns.exec(&self.tools.ethtool).args(offloads)).map(drop).map_err(KernelSkip::Setup)
     }
 
     /// Starts a one-shot `iperf3` server in the server namespace.
     fn start_server(&self) -> Result<Server, KernelSkip> {
-        let mut cmd = self.in_ns(&self.server_ns, &self.tools.iperf3);
+        let mut cmd = self.server_ns.exec(&self.tools.iperf3);
         cmd.args(["-s", "-1", "-B", SERVER]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         let child = cmd.spawn().map_err(|e| KernelSkip::Setup(format!("cannot start `iperf3 -s`: {e}")))?;
         Ok(Server(child))
@@ -200,7 +177,7 @@ impl<'t> Topology<'t> {
         let secs = secs.to_string();
         let mut last = String::new();
         for _ in 0..CONNECT_TRIES {
-            let mut cmd = self.in_ns(&self.client_ns, &self.tools.iperf3);
+            let mut cmd = self.client_ns.exec(&self.tools.iperf3);
             cmd.args(["-c", SERVER, "-B", CLIENT, "-t", &secs, "-J"]);
             let output = cmd.output().map_err(|e| KernelSkip::Measure(format!("cannot run `iperf3 -c`: {e}")))?;
             let report = client_report(&output)?;
@@ -223,29 +200,19 @@ impl<'t> Topology<'t> {
         checked(&mut cmd).map(drop).map_err(KernelSkip::Setup)
     }
 
-    /// A command running `program` inside namespace `ns`.
-    fn in_ns(&self, ns: &str, program: &Path) -> Command {
-        let mut cmd = Command::new(&self.tools.ip);
-        cmd.args(["netns", "exec", ns]).arg(program);
-        cmd
-    }
-
-    /// Deletes the veth pair (synchronously, so its names are free at once)
-    /// and both namespaces, ignoring what does not exist.
-    fn remove(&self) {
+    /// Deletes the veth pair (synchronously, so its names are free at once),
+    /// ignoring what does not exist; the namespaces go when their guards drop.
+    fn remove_link(&self) {
         for ns in [&self.server_ns, &self.client_ns] {
-            quiet(Command::new(&self.tools.ip).args(["-n", ns, "link", "del", ns]));
-            quiet(Command::new(&self.tools.ip).args(["link", "del", ns]));
-        }
-        for ns in [&self.server_ns, &self.client_ns] {
-            quiet(Command::new(&self.tools.ip).args(["netns", "del", ns]));
+            quiet(Command::new(&self.tools.ip).args(["-n", ns.name(), "link", "del", ns.name()]));
+            quiet(Command::new(&self.tools.ip).args(["link", "del", ns.name()]));
         }
     }
 }
 
 impl Drop for Topology<'_> {
     fn drop(&mut self) {
-        self.remove();
+        self.remove_link();
     }
 }
 
@@ -270,30 +237,6 @@ impl Drop for Server {
         }
         let _ = self.0.wait();
     }
-}
-
-/// Runs `cmd`; on failure returns a one-line description with its stderr.
-fn checked(cmd: &mut Command) -> Result<Output, String> {
-    let shown = describe(cmd);
-    let output = cmd.output().map_err(|e| format!("`{shown}` could not run: {e}"))?;
-    if output.status.success() {
-        return Ok(output);
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let first = stderr.lines().next().unwrap_or("no message").trim().to_string();
-    Err(format!("`{shown}` failed ({}): {first}", output.status))
-}
-
-/// Runs `cmd` for its side effect only, discarding output and failure.
-fn quiet(cmd: &mut Command) {
-    let _ = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
-}
-
-/// `cmd` as a shell-like line, for error messages.
-fn describe(cmd: &Command) -> String {
-    let program = Path::new(cmd.get_program()).file_name().unwrap_or(cmd.get_program()).to_string_lossy();
-    let args = cmd.get_args().map(|a| a.to_string_lossy().into_owned());
-    std::iter::once(program.into_owned()).chain(args).collect::<Vec<_>>().join(" ")
 }
 
 /// The client's JSON report (`iperf3 -J` writes one even on failure).

@@ -9,6 +9,7 @@
 
 mod bridge;
 pub mod kernel;
+pub mod kernel_peer;
 mod ring;
 mod softrss;
 mod tcp;
@@ -58,6 +59,7 @@ const FAMILIES: &[Family] = &[
         run: bridge::run,
     },
     Family { names: &[tcp::GOODPUT, tcp::GOODPUT_RTW, tcp::GOODPUT_TSO, tcp::TSO_RATIO], run: tcp::run_goodput },
+    Family { names: &[kernel_peer::NAME], run: kernel_peer::run },
     Family { names: &[tcp::CONN_RATE], run: tcp::run_conn_rate },
 ];
 

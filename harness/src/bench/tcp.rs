@@ -61,7 +61,7 @@ const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x12];
 const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 1);
 const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
 /// Socket buffers of the goodput stream (both directions, both ends).
-const STREAM_BUF: usize = 256 * 1024;
+pub(super) const STREAM_BUF: usize = 256 * 1024;
 /// Payload of the goodput stream for a smoke pass and a full run.
 const SMOKE_BYTES: u64 = 16 << 20;
 const FULL_BYTES: u64 = 256 << 20;
@@ -114,7 +114,7 @@ pub(super) fn run_ratio(budget: Budget) -> Vec<Measurement> {
 }
 
 /// The figure, or nothing with the reason on stderr.
-fn reported(name: &str, result: Result<Measurement, String>) -> Vec<Measurement> {
+pub(super) fn reported(name: &str, result: Result<Measurement, String>) -> Vec<Measurement> {
     result.map(|m| vec![m]).unwrap_or_else(|why| {
         eprintln!("dtnet: {name} skipped: {why}");
         Vec::new()
@@ -125,7 +125,7 @@ fn is_smoke(budget: Budget) -> bool {
     budget.round < SMOKE_ROUND
 }
 
-fn stream_bytes(budget: Budget) -> u64 {
+pub(super) fn stream_bytes(budget: Budget) -> u64 {
     if is_smoke(budget) {
         SMOKE_BYTES
     } else {
@@ -229,7 +229,7 @@ pub fn goodput(len: u64, model: ThreadModel, tso: bool) -> Result<f64, String> {
 
 /// One bulk stream (stream 0), returning the time from the end of
 /// `connect` to the server's receipt of all `len` bytes.
-async fn timed_bulk(api: Api, server: SocketAddr, len: u64) -> io::Result<Duration> {
+pub(super) async fn timed_bulk(api: Api, server: SocketAddr, len: u64) -> io::Result<Duration> {
     let fd = api.socket(SockType::Stream)?;
     api.connect(fd, server).await?;
     let start = Instant::now();

@@ -12,7 +12,7 @@
 //! stack also gets an idle task that lends it its thread.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -27,6 +27,7 @@ use super::plan::{
 use super::run::Meter;
 use crate::apps::{bulk, echo, ping, udp, Ledger};
 use crate::exec::{Latch, RealClock, SimClock, Spawner, TaskClock};
+use crate::kernel::{apps as kernel_apps, KernelNode, KernelTasks, StopFlag};
 use crate::replay::{read_capture, Replayer};
 use crate::tcp_run::listen;
 use crate::world::World;
@@ -65,22 +66,62 @@ pub(crate) struct Built {
     pub clock: Arc<dyn stack::Clock>,
     /// One entry per traffic entry of the plan, in order.
     pub apps: Vec<App>,
-    /// Where each plan host went: `Ok(i)` is `world.hosts[i]`, `Err(i)` is `world.nics[i]`.
-    pub slots: Vec<Result<usize, usize>>,
+    /// Where each plan host went.
+    pub slots: Vec<Slot>,
+    /// The kernel hosts, torn down when the last handle drops.
+    pub kernels: Vec<KernelNode>,
+    /// Ends the kernel hosts' servers once the run is over.
+    pub kernel_stop: StopFlag,
+}
+
+/// Where a plan host went in the world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// `world.hosts[i]`.
+    Host(usize),
+    /// `world.nics[i]`.
+    Nic(usize),
+    /// `Built::kernels[i]`.
+    Kernel(usize),
+}
+
+impl Slot {
+    /// The index in `world.hosts`, for a stack host.
+    pub fn host(self) -> Option<usize> {
+        match self {
+            Slot::Host(i) => Some(i),
+            Slot::Nic(_) | Slot::Kernel(_) => None,
+        }
+    }
+
+    /// The index in `world.nics`, for a bare host.
+    pub fn nic(self) -> Option<usize> {
+        match self {
+            Slot::Nic(i) => Some(i),
+            Slot::Host(_) | Slot::Kernel(_) => None,
+        }
+    }
 }
 
 /// Builds `plan`'s world and spawns its tasks; `meter` counts their progress.
 pub(crate) fn build(plan: &Plan, meter: &Meter) -> Result<Built, String> {
     let mut world = World::with_bridge(BridgeConfig { seed: plan.seed, ..plan.bridge.clone() })?;
-    let mut slots = Vec::new();
+    let (mut slots, mut kernels) = (Vec::new(), Vec::new());
     for (i, host) in plan.hosts.iter().enumerate() {
         slots.push(match &host.nic {
             HostNic::Stacks(g) => {
                 let group = GroupConfig { seed: plan.seed.wrapping_add(i as u64), ..g.clone() };
-                Ok(world.add_host_on(&host.name, group, host.link.clone())?)
+                Slot::Host(world.add_host_on(&host.name, group, host.link.clone())?)
             }
             HostNic::Bare { mac, ipv4, queues } => {
-                Err(world.add_nic(&host.name, *mac, *ipv4, *queues, host.link.clone())?)
+                Slot::Nic(world.add_nic(&host.name, *mac, *ipv4, *queues, host.link.clone())?)
+            }
+            HostNic::Kernel(config) => {
+                if plan.executor == Executor::Sim {
+                    return Err(format!("host {}: {}", host.name, crate::kernel::SIM_REFUSAL));
+                }
+                kernels.push(KernelNode::attach(&mut world, config, host.link.clone())?);
+                Slot::Kernel(kernels.len() - 1)
             }
         });
     }
@@ -92,7 +133,7 @@ pub(crate) fn build(plan: &Plan, meter: &Meter) -> Result<Built, String> {
             (real.clone(), real)
         }
     };
-    let mut spawn = Spawn::new(plan, &world, &slots, Arc::clone(&clock), timer, meter.clone());
+    let mut spawn = Spawn::new(plan, &world, &slots, &kernels, Arc::clone(&clock), timer, meter.clone());
     let apps = plan
         .traffic
         .iter()
@@ -100,15 +141,21 @@ pub(crate) fn build(plan: &Plan, meter: &Meter) -> Result<Built, String> {
         .map(|(i, t)| spawn.traffic(i, t, &mut world).map_err(|e| format!("{}: {e}", t.label(&plan.hosts))))
         .collect::<Result<_, _>>()?;
     spawn.lend_threads();
-    Ok(Built { world, spawner: spawn.spawner, sim_clock, clock, apps, slots })
+    let kernel_stop = spawn.kernel.stop_flag().clone();
+    Ok(Built { world, spawner: spawn.spawner, sim_clock, clock, apps, slots, kernels, kernel_stop })
 }
 
 /// One plan host as the tasks see it.
 struct Node {
     /// Its stacks (`None` for a bare host).
     group: Option<StackGroup>,
-    /// Its bare port's index in `world.nics`, or its index in `world.hosts`.
-    slot: Result<usize, usize>,
+    /// Where it went in the world.
+    slot: Slot,
+    /// Its kernel, if it is a kernel host.
+    kernel: Option<Arc<kernel_peer::KernelHost>>,
+    /// Its addresses.
+    ipv4: Option<Ipv4Addr>,
+    ipv6: Option<Ipv6Addr>,
     /// Its receive queues, if bare.
     queues: u16,
     /// The stacks its listeners live on (see [`HostPlan::listener_stacks`](super::plan::HostPlan::listener_stacks)).
@@ -129,15 +176,19 @@ struct Spawn {
     meter: Meter,
     seed: u64,
     nodes: Vec<Node>,
-    /// The thread after every stack's: bare-port traffic and replays run there.
+    /// The thread after every stack's: bare-port traffic, replays and the
+    /// tasks waiting for kernel threads run there.
     spare_thread: usize,
+    /// Starts kernel hosts' application threads.
+    kernel: KernelTasks,
 }
 
 impl Spawn {
     fn new(
         plan: &Plan,
         world: &World,
-        slots: &[Result<usize, usize>],
+        slots: &[Slot],
+        kernels: &[KernelNode],
         clock: Arc<dyn stack::Clock>,
         timer: Arc<dyn TaskClock>,
         meter: Meter,
@@ -148,18 +199,24 @@ impl Spawn {
             .iter()
             .zip(slots)
             .map(|(host, &slot)| {
-                let group = slot.ok().map(|i| world.hosts[i].group.clone());
+                let group = slot.host().map(|i| world.hosts[i].group.clone());
+                let kernel = match slot {
+                    Slot::Kernel(k) => Some(Arc::clone(&kernels[k].host)),
+                    Slot::Host(_) | Slot::Nic(_) => None,
+                };
                 let base = next_thread;
                 next_thread += group.as_ref().map_or(0, StackGroup::len);
                 let queues = match host.nic {
                     HostNic::Bare { queues, .. } => queues,
-                    HostNic::Stacks(_) => 0,
+                    HostNic::Stacks(_) | HostNic::Kernel(_) => 0,
                 };
-                let listeners = host.listener_stacks();
-                Node { group, slot, queues, listeners, base, udp_port: UDP_CLIENT_PORT, ident: 1 }
+                let (listeners, ipv4, ipv6) = (host.listener_stacks(), host.ipv4(), host.ipv6());
+                Node { group, slot, kernel, ipv4, ipv6, queues, listeners, base, udp_port: UDP_CLIENT_PORT, ident: 1 }
             })
             .collect();
-        Spawn { spawner: Spawner::new(), clock, timer, meter, seed: plan.seed, nodes, spare_thread: next_thread }
+        let spawner = Spawner::new();
+        let kernel = KernelTasks::new(spawner.clone(), next_thread, StopFlag::default());
+        Spawn { spawner, clock, timer, meter, seed: plan.seed, nodes, spare_thread: next_thread, kernel }
     }
 
     fn traffic(&mut self, index: usize, traffic: &Traffic, world: &mut World) -> Result<App, String> {
@@ -193,10 +250,10 @@ impl Spawn {
 
     /// `host`'s address of the asked family, with `port`.
     fn addr(&self, host: usize, port: u16, ipv6: bool) -> Result<SocketAddr, String> {
-        let config = self.group(host)?.config();
+        let node = self.node(host)?;
         let ip = match ipv6 {
-            true => config.ipv6.map(|(a, _)| IpAddr::V6(a)),
-            false => config.ipv4.map(|(a, _)| IpAddr::V4(a)),
+            true => node.ipv6.map(IpAddr::V6),
+            false => node.ipv4.map(IpAddr::V4),
         };
         let family = if ipv6 { "IPv6" } else { "IPv4" };
         ip.map(|ip| SocketAddr::new(ip, port)).ok_or_else(|| format!("host #{host} has no {family} address"))
@@ -233,8 +290,14 @@ impl Spawn {
     /// connections one after another.
     fn tcp(&mut self, t: &TcpTraffic) -> Result<Arc<Ledger>, String> {
         let ledger = Arc::new(Ledger::default());
-        let listening = self.listeners(t.server, t.port, t.workload, &ledger)?;
         let server = self.addr(t.server, t.port, t.ipv6)?;
+        let listening = match &self.node(t.server)?.kernel {
+            Some(host) => self.kernel_listener(host, server, t.workload, &ledger)?,
+            None => self.listeners(t.server, t.port, t.workload, &ledger)?,
+        };
+        if let Some(host) = self.node(t.client)?.kernel.clone() {
+            return self.kernel_clients(&host, t, server, &listening, ledger);
+        }
         for task in 0..t.parallel.max(1) {
             let (api, thread) = self.api(t.client, task as usize)?;
             let ids: Vec<u64> = (task..t.conns).step_by(t.parallel.max(1) as usize).collect();
@@ -261,13 +324,25 @@ impl Spawn {
         let done = Arc::new(AtomicU64::new(0));
         let listening = Latch::new(1);
         let server = self.addr(u.server, u.port, u.ipv6)?;
-        let (api, thread) = self.api(u.server, 0)?;
         let ready = Arc::clone(&listening);
-        self.spawner.spawn_daemon(thread, format!("udp server {}", u.port), async move {
-            let fd = udp::bind(&api, stack::api::any_addr(server.ip(), server.port())).await?;
-            ready.count_down();
-            udp::server(api, fd).await
-        });
+        if let Some(host) = &self.node(u.server)?.kernel {
+            self.kernel.spawn(host, format!("kernel udp server {}", u.port), true, move |stop| {
+                let socket = kernel_apps::udp_bind(server)?;
+                ready.count_down();
+                kernel_apps::udp_server(socket, stop)
+            })?;
+        } else {
+            let (api, thread) = self.api(u.server, 0)?;
+            self.spawner.spawn_daemon(thread, format!("udp server {}", u.port), async move {
+                let fd = udp::bind(&api, stack::api::any_addr(server.ip(), server.port())).await?;
+                ready.count_down();
+                udp::server(api, fd).await
+            });
+        }
+        if let Some(host) = self.node(u.client)?.kernel.clone() {
+            self.kernel_udp_clients(&host, u, server, &listening, &done)?;
+            return Ok(done);
+        }
         for c in 0..u.clients {
             let (api, thread) = self.api(u.client, c as usize)?;
             let node = self.nodes.get_mut(u.client).ok_or("no client host")?;
@@ -284,6 +359,78 @@ impl Spawn {
             });
         }
         Ok(done)
+    }
+
+    /// A kernel server of `workload` on `addr`; returns a latch that opens
+    /// once it listens.
+    fn kernel_listener(
+        &self,
+        host: &kernel_peer::KernelHost,
+        addr: SocketAddr,
+        workload: Workload,
+        ledger: &Arc<Ledger>,
+    ) -> Result<Arc<Latch>, String> {
+        let (listening, ledger) = (Latch::new(1), Arc::clone(ledger));
+        let ready = Arc::clone(&listening);
+        self.kernel.spawn(host, format!("kernel server {}", addr.port()), true, move |stop| {
+            let listener = kernel_apps::listen(addr)?;
+            ready.count_down();
+            kernel_apps::tcp_server(listener, workload, ledger, stop)
+        })?;
+        Ok(listening)
+    }
+
+    /// `t.parallel` kernel client threads, each running its share of the
+    /// connections one after another once the server listens.
+    fn kernel_clients(
+        &self,
+        host: &kernel_peer::KernelHost,
+        t: &TcpTraffic,
+        server: SocketAddr,
+        listening: &Arc<Latch>,
+        ledger: Arc<Ledger>,
+    ) -> Result<Arc<Ledger>, String> {
+        for task in 0..t.parallel.max(1) {
+            let ids: Vec<u64> = (task..t.conns).step_by(t.parallel.max(1) as usize).collect();
+            let (ledger, listening, meter) = (Arc::clone(&ledger), Arc::clone(listening), self.meter.clone());
+            let (workload, bytes) = (t.workload, t.bytes);
+            self.kernel.spawn(host, format!("kernel client {}:{task}", t.port), false, move |stop| {
+                wait_open(&listening, &stop)?;
+                for id in ids {
+                    ledger.record(kernel_apps::tcp_client(workload, server, id, bytes, &stop)?);
+                    meter.add(bytes);
+                }
+                Ok(())
+            })?;
+        }
+        Ok(ledger)
+    }
+
+    /// `u.clients` kernel UDP client threads, each on its own local port.
+    fn kernel_udp_clients(
+        &mut self,
+        host: &kernel_peer::KernelHost,
+        u: &UdpTraffic,
+        server: SocketAddr,
+        listening: &Arc<Latch>,
+        done: &Arc<AtomicU64>,
+    ) -> Result<(), String> {
+        let own = self.addr(u.client, 0, u.ipv6)?.ip();
+        for c in 0..u.clients {
+            let node = self.nodes.get_mut(u.client).ok_or("no client host")?;
+            let local = SocketAddr::new(own, node.udp_port);
+            node.udp_port = node.udp_port.wrapping_add(1);
+            let (done, listening, meter, requests) =
+                (Arc::clone(done), Arc::clone(listening), self.meter.clone(), u.requests);
+            self.kernel.spawn(host, format!("kernel udp client {}:{c}", u.port), false, move |stop| {
+                wait_open(&listening, &stop)?;
+                let n = kernel_apps::udp_client(kernel_apps::udp_bind(local)?, server, requests, &stop)?;
+                done.fetch_add(u64::from(n), Ordering::Relaxed);
+                meter.add(u64::from(n) * UDP_REQUEST_BYTES);
+                Ok(())
+            })?;
+        }
+        Ok(())
     }
 
     /// Echo requests from a socket on the next stack of `p.from`, each with
@@ -311,7 +458,7 @@ impl Spawn {
         for &h in &f.hosts {
             let node = self.node(h)?;
             let nic =
-                node.slot.err().and_then(|n| world.nics.get(n)).ok_or_else(|| format!("host #{h} is not bare"))?;
+                node.slot.nic().and_then(|n| world.nics.get(n)).ok_or_else(|| format!("host #{h} is not bare"))?;
             nics.push((nic, node.queues));
         }
         let load = FrameLoad::new(&nics, f, self.seed.wrapping_add(index as u64));
@@ -328,7 +475,7 @@ impl Spawn {
     fn replay(&mut self, r: &ReplayTraffic, world: &mut World, ledger: &Arc<Ledger>) -> Result<usize, String> {
         let records = read_capture(&r.file).map_err(|e| e.to_string())?;
         let pace = if r.recorded_pace { Pace::Recorded } else { Pace::AsFastAsPossible };
-        let host = self.node(r.host)?.slot.map_err(|_| format!("host #{} has no stacks", r.host))?;
+        let host = self.node(r.host)?.slot.host().ok_or_else(|| format!("host #{} has no stacks", r.host))?;
         let index = Replayer::attach(world, &records, host, pace).map_err(|e| e.to_string())?;
         if let Some(port) = r.echo_port {
             let listening = self.listeners(r.host, port, Workload::Echo, ledger)?;
@@ -355,4 +502,16 @@ impl Spawn {
             }
         }
     }
+}
+
+/// Blocks a kernel thread until `latch` opens (its server listens), or
+/// fails once the run stops.
+fn wait_open(latch: &Latch, stop: &StopFlag) -> io::Result<()> {
+    while !latch.is_open() {
+        if stop.stopped() {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "the run stopped before the server listened"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Ok(())
 }

@@ -18,14 +18,16 @@ use capture::Record;
 
 use ethdev::stats::DropReason;
 use ethdev::EthDev;
+use kernel_peer::TapCounters;
 use serde::Serialize;
 use stack::{ForwardMode, StackGroup};
 use user_vbridge::Direction;
 
-use super::build::App;
+use super::build::{App, Slot};
 use super::plan::{HostPlan, Plan, TcpTraffic, Traffic};
 use crate::apps::{ConnRecord, Side};
 use crate::exec::Outcome;
+use crate::kernel::KernelNode;
 use crate::replay::{check_golden, Golden};
 use crate::world::World;
 
@@ -56,8 +58,10 @@ pub(crate) struct RunView<'a> {
     pub outcome: &'a Outcome,
     /// Per traffic entry, what its tasks left.
     pub apps: &'a [App],
-    /// Where each plan host went: `Ok(i)` is `world.hosts[i]`, `Err(i)` is `world.nics[i]`.
-    pub slots: &'a [Result<usize, usize>],
+    /// Where each plan host went.
+    pub slots: &'a [Slot],
+    /// The kernel hosts.
+    pub kernels: &'a [KernelNode],
     /// Frames recorded, if the run recorded.
     pub records: &'a [Record],
 }
@@ -98,11 +102,8 @@ pub(crate) fn evaluate(plan: &Plan, ex: &RunView<'_>) -> Vec<Check> {
         checks.push(check("losses as configured on every link", loss_as_configured(plan, ex)));
     }
     if expect.no_leaks {
-        checks.push(check("no leaks: every buffer back in its pool", leaks(ex.world)));
-        checks.push(check(
-            "no leaks: accounting closes",
-            ex.world.check_accounting().map(|()| "ports and bridge".into()),
-        ));
+        checks.push(check("no leaks: every buffer back in its pool", leaks(ex)));
+        checks.push(check("no leaks: accounting closes", accounting(ex)));
     }
     if let Some(path) = &expect.golden_trace {
         checks.push(check("golden trace", golden(path, ex.records)));
@@ -134,7 +135,7 @@ fn delivered(traffic: &Traffic, app: &App, ex: &RunView<'_>) -> Result<String, S
         (Traffic::Ping(p), App::Ping(done)) => count(done.load(Ordering::Relaxed), u64::from(p.count), "echo replies"),
         (Traffic::Frames(f), App::Frames(tally)) => {
             let tally = tally.lock().unwrap_or_else(PoisonError::into_inner);
-            let ports: Vec<usize> = f.hosts.iter().filter_map(|&h| ex.slots[h].err()).collect();
+            let ports: Vec<usize> = f.hosts.iter().filter_map(|&h| ex.slots[h].nic()).collect();
             let dropped = frame_drops(ex.world, &ports);
             let detail = format!(
                 "planned {}, sent {}, delivered {}, dropped on the way {dropped}, damaged {}",
@@ -226,7 +227,7 @@ fn placement(plan: &Plan, ex: &RunView<'_>) -> Vec<Check> {
     }
     for (h, host) in plan.hosts.iter().enumerate() {
         let served = server_records(plan, ex, h);
-        if let (Ok(slot), false) = (ex.slots[h], served.is_empty()) {
+        if let (Some(slot), false) = (ex.slots[h].host(), served.is_empty()) {
             let name = format!("placement: {} stacks' accept counts match the applications", host.name);
             checks.push(check(name, accept_counts(&ex.world.hosts[slot].group, &served)));
         }
@@ -249,21 +250,21 @@ fn server_records(plan: &Plan, ex: &RunView<'_>, h: usize) -> Vec<ConnRecord> {
 }
 
 fn group<'w>(ex: &RunView<'w>, host: usize) -> Option<&'w StackGroup> {
-    ex.slots[host].ok().map(|i| &ex.world.hosts[i].group)
+    ex.slots[host].host().map(|i| &ex.world.hosts[i].group)
 }
 
 fn tcp_placement(plan: &Plan, ex: &RunView<'_>, t: &TcpTraffic, records: &[ConnRecord]) -> Result<String, String> {
-    let (Some(server), Some(client)) = (group(ex, t.server), group(ex, t.client)) else {
-        return Err("internal: TCP traffic between hosts without stacks".into());
-    };
+    // A kernel end places connections by itself: only dtnet's ends are checked.
     let listen_stack = plan.hosts[t.server].listen_stack();
-    for r in side(records, Side::Server) {
-        let expected = listen_stack.unwrap_or_else(|| server.rss_stack(r.peer, r.local));
-        if r.stack != expected {
-            return Err(format!("server connection {r:?} served by stack {} instead of {expected}", r.stack));
+    if let Some(server) = group(ex, t.server) {
+        for r in side(records, Side::Server) {
+            let expected = listen_stack.unwrap_or_else(|| server.rss_stack(r.peer, r.local));
+            if r.stack != expected {
+                return Err(format!("server connection {r:?} served by stack {} instead of {expected}", r.stack));
+            }
         }
     }
-    if plan.hosts[t.client].listen_stack().is_none() {
+    if let Some(client) = group(ex, t.client).filter(|_| plan.hosts[t.client].listen_stack().is_none()) {
         if let Some(r) = side(records, Side::Client).into_iter().find(|r| client.rss_stack(r.peer, r.local) != r.stack)
         {
             return Err(format!(
@@ -297,12 +298,12 @@ fn balance(plan: &Plan, ex: &RunView<'_>, tolerance: f64) -> Vec<Check> {
     let mut checks = Vec::new();
     for (h, host) in plan.hosts.iter().enumerate() {
         let shares = match ex.slots[h] {
-            Ok(i) if spreads(host) && !server_records(plan, ex, h).is_empty() => {
+            Slot::Host(i) if spreads(host) && !server_records(plan, ex, h).is_empty() => {
                 let g = &ex.world.hosts[i].group;
                 (0..g.len()).map(|s| g.stats(s).accepted).collect()
             }
-            Err(n) => ex.world.nics[n].port.stats().q_ipackets,
-            Ok(_) => continue,
+            Slot::Nic(n) => ex.world.nics[n].port.stats().q_ipackets,
+            Slot::Host(_) | Slot::Kernel(_) => continue,
         };
         checks.push(check(
             format!("balance: {} within {tolerance} of the even share", host.name),
@@ -377,8 +378,9 @@ fn loss_as_configured(plan: &Plan, ex: &RunView<'_>) -> Result<String, String> {
     let (mut offered, mut lost, mut mean, mut variance) = (0u64, 0u64, 0.0, 0.0);
     for (h, host) in plan.hosts.iter().enumerate() {
         let port = match ex.slots[h] {
-            Ok(i) => ex.world.hosts[i].bridge_port,
-            Err(n) => ex.world.nics[n].bridge_port,
+            Slot::Host(i) => ex.world.hosts[i].bridge_port,
+            Slot::Nic(n) => ex.world.nics[n].bridge_port,
+            Slot::Kernel(k) => ex.kernels[k].bridge_port,
         };
         for (d, imp) in [(Direction::Ingress, &host.link.ingress), (Direction::Egress, &host.link.egress)] {
             let checked = imp.loss > 0.0 && imp.burst_loss.is_none();
@@ -399,8 +401,28 @@ fn loss_as_configured(plan: &Plan, ex: &RunView<'_>) -> Result<String, String> {
     }
 }
 
-fn leaks(world: &World) -> Result<String, String> {
-    match world.buffers_in_use() {
+/// Ports and bridge close their accounting, and every kernel host's TAP
+/// passed every frame both ways (a refused write or a failed read is a
+/// frame lost outside the bridge's counts).
+fn accounting(ex: &RunView<'_>) -> Result<String, String> {
+    ex.world.check_accounting()?;
+    for kernel in ex.kernels {
+        let c = kernel.host.counters();
+        let (writes, reads) = (TapCounters::get(&c.write_errors), TapCounters::get(&c.read_errors));
+        if writes + reads > 0 {
+            let name = &kernel.host.config().name;
+            return Err(format!("{name}: the TAP refused {writes} frames and failed {reads} reads"));
+        }
+    }
+    match ex.kernels.len() {
+        0 => Ok("ports and bridge".into()),
+        n => Ok(format!("ports, bridge and {n} kernel TAP(s)")),
+    }
+}
+
+fn leaks(ex: &RunView<'_>) -> Result<String, String> {
+    let kernels: usize = ex.kernels.iter().map(|k| k.host.buffers_in_use()).sum();
+    match ex.world.buffers_in_use() + kernels {
         0 => Ok("0 buffers in use".into()),
         n => Err(format!("{n} buffers still in use after the run")),
     }

@@ -120,6 +120,7 @@ fn host_bytes(nic: &HostNic) -> u64 {
             (stacks, stacks.saturating_mul(2 * g.ring_size as u64), tso)
         }
         HostNic::Bare { queues, .. } => (u64::from(*queues), 0, 0),
+        HostNic::Kernel(_) => (0, 0, 0),
     };
     let rings = queues.saturating_mul(2 * NIC_RING_SLOTS).saturating_add(stack_rings).saturating_mul(RING_SLOT_BYTES);
     pool.saturating_add(rings).saturating_add(tso)

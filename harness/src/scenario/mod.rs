@@ -116,6 +116,14 @@ impl Scenario {
     pub fn description(&self) -> &str {
         &self.description
     }
+
+    /// Why the scenario cannot run on this machine, if it cannot: a kernel
+    /// host needs root and TUN. Callers skip it with this reason.
+    pub fn unavailable(&self) -> Option<String> {
+        let kernel = self.plan.hosts.iter().any(|h| h.kernel().is_some());
+        let why = kernel.then(kernel_peer::netns::unavailable).flatten()?;
+        Some(format!("it has a kernel host, and {why}"))
+    }
 }
 
 /// How to run a scenario.
@@ -144,12 +152,19 @@ pub struct Progress {
 /// without running them, so whatever `run` would refuse about its
 /// configuration is refused here (what `dtnet check` does after loading).
 /// Loading already refuses everything it can name a key for; this catches
-/// the rest.
+/// the rest. A scenario this machine cannot run (see
+/// [`Scenario::unavailable`]) passes with a warning saying why it was not
+/// built.
 ///
 /// # Errors
 ///
 /// [`ScenarioError::Run`] if the world cannot be built.
 pub fn check(scenario: &Scenario) -> Result<(), ScenarioError> {
+    if let Some(why) = scenario.unavailable() {
+        // Loading checked every key; what is left is this machine.
+        tracing::warn!("{}: not built: {why}", scenario.name);
+        return Ok(());
+    }
     trial_build(&scenario.name, &scenario.plan)
 }
 

@@ -4,11 +4,12 @@
 //! [`TcpRun`](crate::tcp_run::TcpRun) does) without a file.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use ethdev::stats::DropReason;
+use kernel_peer::KernelHostConfig;
 use stack::{ForwardMode, GroupConfig};
 use user_vbridge::{BridgeConfig, PortConfig};
 
@@ -57,6 +58,9 @@ pub enum HostNic {
         /// Receive (and transmit) queues.
         queues: u16,
     },
+    /// The Linux kernel in a namespace of its own, on a TAP device (see
+    /// [`crate::kernel`]).
+    Kernel(KernelHostConfig),
 }
 
 impl HostPlan {
@@ -64,6 +68,38 @@ impl HostPlan {
     pub fn group(&self) -> Option<&GroupConfig> {
         match &self.nic {
             HostNic::Stacks(g) => Some(g),
+            HostNic::Bare { .. } | HostNic::Kernel(_) => None,
+        }
+    }
+
+    /// The kernel host's configuration, if the host is the kernel.
+    pub fn kernel(&self) -> Option<&KernelHostConfig> {
+        match &self.nic {
+            HostNic::Kernel(k) => Some(k),
+            HostNic::Stacks(_) | HostNic::Bare { .. } => None,
+        }
+    }
+
+    /// Whether the host runs sockets (stacks or the kernel), so that
+    /// connection-oriented traffic can use it.
+    pub fn has_sockets(&self) -> bool {
+        self.group().is_some() || self.kernel().is_some()
+    }
+
+    /// The IPv4 address of a host with sockets.
+    pub fn ipv4(&self) -> Option<Ipv4Addr> {
+        match &self.nic {
+            HostNic::Stacks(g) => g.ipv4.map(|(a, _)| a),
+            HostNic::Kernel(k) => k.ipv4.map(|(a, _)| a),
+            HostNic::Bare { .. } => None,
+        }
+    }
+
+    /// The IPv6 address of a host with sockets.
+    pub fn ipv6(&self) -> Option<Ipv6Addr> {
+        match &self.nic {
+            HostNic::Stacks(g) => g.ipv6.map(|(a, _)| a),
+            HostNic::Kernel(k) => k.ipv6.map(|(a, _)| a),
             HostNic::Bare { .. } => None,
         }
     }

@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kernel_peer::KernelHostConfig;
 use stack::config::StackConfig;
 use stack::rpc::BufSizes;
 use stack::{ForwardMode, GroupConfig, ThreadModel};
@@ -25,8 +26,9 @@ use super::plan::{
     UdpTraffic, Workload,
 };
 use super::spec::{
-    BridgeSpec, DirectionSpec, ExecutorSpec, ExpectSpec, FramesSpec, HostSpec, ImpairmentsSpec, LimitPolicySpec,
-    ModeSpec, PaceSpec, PingSpec, ReplaySpec, ScenarioSpec, ShortSpec, TcpSpec, ThreadModelSpec, TrafficSpec, UdpSpec,
+    BridgeSpec, DirectionSpec, ExecutorSpec, ExpectSpec, FramesSpec, HostKindSpec, HostSpec, ImpairmentsSpec,
+    LimitPolicySpec, ModeSpec, PaceSpec, PingSpec, ReplaySpec, ScenarioSpec, ShortSpec, TcpSpec, ThreadModelSpec,
+    TrafficSpec, UdpSpec,
 };
 use super::units::Bounded;
 use crate::replay::read_capture;
@@ -54,6 +56,8 @@ pub(crate) struct Resolver<'a> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Needs {
     Stacks,
+    /// Stacks or a kernel host.
+    Sockets,
     Bare,
 }
 
@@ -66,6 +70,12 @@ impl Resolver<'_> {
             None | Some(ExecutorSpec::Sim) => Executor::Sim,
             Some(ExecutorSpec::Threads) => Executor::Threads,
         };
+        let kinds = spec.hosts.iter().enumerate().filter_map(|(i, h)| Some((i, h.get_ref().kind.as_ref()?)));
+        if let (Executor::Sim, Some((i, kind))) =
+            (executor, kinds.into_iter().find(|(_, k)| k.get_ref() == &HostKindSpec::Kernel))
+        {
+            return Err(self.src.error(kind.span(), format!("host[{i}].kind"), crate::kernel::SIM_REFUSAL));
+        }
         let sim_only = traffic.iter().any(|t| matches!(t, Traffic::Frames(_) | Traffic::Replay(_)));
         if let (Executor::Threads, true, Some(e)) = (executor, sim_only, &spec.executor) {
             let message = "frames and replay traffic run under the sim executor only (under threads no thread \
@@ -126,9 +136,9 @@ impl Resolver<'_> {
             }
             hosts.push(self.host(i, spec)?);
         }
-        let bare = hosts.iter().filter(|h| h.group().is_none()).count();
+        let bare = hosts.iter().filter(|h| !h.has_sockets()).count();
         if bare > 0 && bare < hosts.len() {
-            let at = specs.iter().zip(&hosts).find(|(_, h)| h.group().is_none()).map(|(s, _)| s.span());
+            let at = specs.iter().zip(&hosts).find(|(_, h)| !h.has_sockets()).map(|(s, _)| s.span());
             let message = "bare hosts (queues) and stack hosts cannot share a bridge: stacks' broadcasts would \
                            reach the bare ports, which only frames traffic reads";
             return Err(self.src.error(at.unwrap_or_default(), "host", message));
@@ -139,7 +149,9 @@ impl Resolver<'_> {
     fn host(&self, i: usize, spanned: &Spanned<HostSpec>) -> Result<HostPlan> {
         let spec = spanned.get_ref();
         let key = |k: &str| format!("host[{i}].{k}");
+        let kernel = spec.kind.as_ref().filter(|k| k.get_ref() == &HostKindSpec::Kernel);
         let nic = match (&spec.stacks, &spec.queues, &spec.config) {
+            _ if kernel.is_some() => HostNic::Kernel(self.kernel(i, spanned)?),
             (Some(stacks), None, None) => HostNic::Stacks(self.group(i, spanned, stacks)?),
             (None, Some(queues), None) => self.bare(i, spec, queues)?,
             (None, None, Some(path)) => HostNic::Stacks(self.group_from_file(i, spec, path)?),
@@ -256,6 +268,37 @@ impl Resolver<'_> {
             return Err(self.src.error(queues.span(), format!("host[{i}].queues"), "at least one queue is needed"));
         }
         Ok(HostNic::Bare { mac: mac.get_ref().0, ipv4: addr, queues: queues_n })
+    }
+
+    /// A kernel host: its MAC, addresses, gateway and MTU; nothing of stacks.
+    fn kernel(&self, i: usize, spanned: &Spanned<HostSpec>) -> Result<KernelHostConfig> {
+        let spec = spanned.get_ref();
+        let dtnet_only = [
+            ("stacks", spec.stacks.as_ref().map(Spanned::span)),
+            ("queues", spec.queues.as_ref().map(Spanned::span)),
+            ("config", spec.config.as_ref().map(Spanned::span)),
+            ("mode", spec.mode.as_ref().map(Spanned::span)),
+            ("thread_model", spec.thread_model.as_ref().map(Spanned::span)),
+        ];
+        if let Some((name, Some(span))) = dtnet_only.into_iter().find(|(_, s)| s.is_some()) {
+            let message = format!("a kernel host runs the kernel's own stack, so `{name}` does not apply");
+            return Err(self.src.error(span, format!("host[{i}].{name}"), message));
+        }
+        if spec.rx_buffer.is_some() || spec.tx_buffer.is_some() || spec.tso {
+            let message =
+                "a kernel host has the kernel's socket buffers and no TSO: remove rx_buffer, tx_buffer and tso";
+            return Err(self.src.error(spanned.span(), format!("host[{i}]"), message));
+        }
+        // The addresses obey the same rules as a stack host's.
+        let group = self.group(i, spanned, &Spanned::new(spanned.span(), Bounded(1)))?;
+        Ok(KernelHostConfig {
+            name: spec.name.get_ref().clone(),
+            mac: group.mac,
+            ipv4: group.ipv4,
+            ipv6: group.ipv6,
+            gateway: group.gateway,
+            mtu: group.mtu,
+        })
     }
 
     fn missing(&self, i: usize, spanned: &Spanned<HostSpec>, what: &str) -> ScenarioError {
@@ -396,8 +439,8 @@ impl Resolver<'_> {
 
     fn ping(&self, t: &PingSpec, key: &str, hosts: &[HostPlan]) -> Result<Traffic> {
         let from = self.host_ref(&t.from, &format!("{key}.from"), hosts, Needs::Stacks)?;
-        let to = self.host_ref(&t.to, &format!("{key}.to"), hosts, Needs::Stacks)?;
-        if hosts[to].group().is_some_and(|g| g.ipv4.is_none()) {
+        let to = self.host_ref(&t.to, &format!("{key}.to"), hosts, Needs::Sockets)?;
+        if hosts[to].ipv4().is_none() {
             return Err(self.src.error(t.to.span(), format!("{key}.to"), "ping needs an IPv4 address on the target"));
         }
         Ok(Traffic::Ping(PingTraffic { from, to, count: t.count }))
@@ -410,7 +453,7 @@ impl Resolver<'_> {
                 .enumerate()
                 .map(|(j, n)| self.host_ref(n, &format!("{key}.hosts[{j}]"), hosts, Needs::Bare))
                 .collect::<Result<Vec<_>>>()?,
-            None => (0..hosts.len()).filter(|&h| hosts[h].group().is_none()).collect(),
+            None => (0..hosts.len()).filter(|&h| !hosts[h].has_sockets()).collect(),
         };
         if chosen.len() < 2 {
             let message = "frames need at least two bare hosts (`queues = N`) to travel between";
@@ -442,11 +485,10 @@ impl Resolver<'_> {
         hosts: &[HostPlan],
         ipv6: bool,
     ) -> Result<(usize, usize)> {
-        let c = self.host_ref(client, &format!("{key}.client"), hosts, Needs::Stacks)?;
-        let s = self.host_ref(server, &format!("{key}.server"), hosts, Needs::Stacks)?;
+        let c = self.host_ref(client, &format!("{key}.client"), hosts, Needs::Sockets)?;
+        let s = self.host_ref(server, &format!("{key}.server"), hosts, Needs::Sockets)?;
         for (i, name, side) in [(c, client, "client"), (s, server, "server")] {
-            let group = hosts[i].group();
-            let has = group.is_some_and(|g| if ipv6 { g.ipv6.is_some() } else { g.ipv4.is_some() });
+            let has = if ipv6 { hosts[i].ipv6().is_some() } else { hosts[i].ipv4().is_some() };
             if !has {
                 let family = if ipv6 { "an IPv6" } else { "an IPv4" };
                 let message = format!("host {:?} has no {family} address", name.get_ref());
@@ -464,7 +506,11 @@ impl Resolver<'_> {
         };
         let stacks = hosts[i].group().is_some();
         let message = match needs {
-            Needs::Stacks if !stacks => "this traffic needs a host with stacks, not a bare port",
+            Needs::Sockets if hosts[i].has_sockets() => return Ok(i),
+            Needs::Stacks | Needs::Sockets if hosts[i].kernel().is_some() => {
+                "this traffic needs a host with dtnet's stacks, not a kernel host"
+            }
+            Needs::Stacks | Needs::Sockets if !stacks => "this traffic needs a host with stacks, not a bare port",
             Needs::Bare if stacks => "frames traffic needs a bare host (`queues = N`), not one with stacks",
             _ => return Ok(i),
         };

@@ -8,11 +8,12 @@ use std::time::Duration;
 use capture::Record;
 use ethdev::{EthDev, Instant};
 
-use super::build::{build, App, PING_BYTES, UDP_REQUEST_BYTES};
+use super::build::{build, App, Slot, PING_BYTES, UDP_REQUEST_BYTES};
 use super::checks::RunView;
 use super::plan::{Executor, Plan, Traffic};
 use super::{Progress, RunOptions, ScenarioError};
 use crate::exec::{self, Outcome};
+use crate::kernel::KernelNode;
 use crate::record::Recording;
 use crate::world::World;
 
@@ -76,7 +77,9 @@ pub(crate) struct Executed {
     /// Per traffic entry, what its tasks left.
     pub apps: Vec<App>,
     /// Where each plan host went (see `Built::slots`).
-    pub slots: Vec<Result<usize, usize>>,
+    pub slots: Vec<Slot>,
+    /// The kernel hosts; dropping the last handle tears them down.
+    pub kernels: Vec<KernelNode>,
     /// Frames recorded, if asked.
     pub records: Vec<Record>,
     /// Wall time of the run.
@@ -91,6 +94,7 @@ impl Executed {
             outcome: &self.outcome,
             apps: &self.apps,
             slots: &self.slots,
+            kernels: &self.kernels,
             records: &self.records,
         }
     }
@@ -126,6 +130,7 @@ pub(crate) fn execute(name: &str, plan: &Plan, options: &RunOptions, record: boo
             outcome
         }
     };
+    built.kernel_stop.stop();
     let records = recording.map(Recording::finish).unwrap_or_default();
     log_drops(&built.world);
     tracing::info!(
@@ -135,7 +140,8 @@ pub(crate) fn execute(name: &str, plan: &Plan, options: &RunOptions, record: boo
         unfinished = outcome.unfinished,
         "run ends"
     );
-    Ok(Executed { world: built.world, outcome, apps: built.apps, slots: built.slots, records, wall: started.elapsed() })
+    let (world, apps, slots, kernels) = (built.world, built.apps, built.slots, built.kernels);
+    Ok(Executed { world, outcome, apps, slots, kernels, records, wall: started.elapsed() })
 }
 
 /// Logs every port's non-zero drop counters, by reason.

@@ -115,6 +115,8 @@ pub enum LimitPolicySpec {
 pub struct HostSpec {
     /// Name, unique in the scenario.
     pub name: Spanned<String>,
+    /// What the host is (default: dtnet's own, stacks or a bare port).
+    pub kind: Option<Spanned<HostKindSpec>>,
     /// MAC address of the host's port.
     pub mac: Option<Spanned<MacAddr>>,
     /// IPv4 address and prefix.
@@ -144,6 +146,16 @@ pub struct HostSpec {
     pub tso: bool,
     /// The impairments of the host's bridge link.
     pub impairments: Option<Spanned<ImpairmentsSpec>>,
+}
+
+/// `host.kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostKindSpec {
+    /// dtnet's stacks or a bare port (`stacks`, `config` or `queues`).
+    Dtnet,
+    /// The Linux kernel in a network namespace, on a TAP device.
+    Kernel,
 }
 
 /// `host.mode`.
