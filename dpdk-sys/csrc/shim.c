@@ -1,0 +1,87 @@
+/* Exported wrappers of DPDK's static inline functions: see shim.h. */
+#include <rte_config.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_thash.h>
+
+#include "shim.h"
+
+uint16_t dtnet_rte_eth_rx_burst(uint16_t port_id, uint16_t queue_id,
+				struct rte_mbuf **rx_pkts, uint16_t nb_pkts)
+{
+	return rte_eth_rx_burst(port_id, queue_id, rx_pkts, nb_pkts);
+}
+
+uint16_t dtnet_rte_eth_tx_burst(uint16_t port_id, uint16_t queue_id,
+				struct rte_mbuf **tx_pkts, uint16_t nb_pkts)
+{
+	return rte_eth_tx_burst(port_id, queue_id, tx_pkts, nb_pkts);
+}
+
+int dtnet_rte_pktmbuf_alloc_bulk(struct rte_mempool *pool,
+				 struct rte_mbuf **mbufs, unsigned int count)
+{
+	return rte_pktmbuf_alloc_bulk(pool, mbufs, count);
+}
+
+void dtnet_rte_pktmbuf_free(struct rte_mbuf *m)
+{
+	rte_pktmbuf_free(m);
+}
+
+char *dtnet_rte_pktmbuf_append(struct rte_mbuf *m, uint16_t len)
+{
+	return rte_pktmbuf_append(m, len);
+}
+
+uint32_t dtnet_rte_pktmbuf_pkt_len(const struct rte_mbuf *m)
+{
+	return rte_pktmbuf_pkt_len(m);
+}
+
+const void *dtnet_rte_pktmbuf_read(const struct rte_mbuf *m, uint32_t off,
+				   uint32_t len, void *buf)
+{
+	return rte_pktmbuf_read(m, off, len, buf);
+}
+
+uint16_t dtnet_rte_pktmbuf_data_room(struct rte_mempool *pool)
+{
+	return rte_pktmbuf_data_room_size(pool) - RTE_PKTMBUF_HEADROOM;
+}
+
+int dtnet_rte_mbuf_rss_hash(const struct rte_mbuf *m, uint32_t *hash)
+{
+	if (!(m->ol_flags & RTE_MBUF_F_RX_RSS_HASH))
+		return 0;
+	*hash = m->hash.rss;
+	return 1;
+}
+
+int dtnet_rte_errno(void)
+{
+	return rte_errno;
+}
+
+uint32_t dtnet_rte_softrss(uint32_t *input_tuple, uint32_t input_len,
+			   const uint8_t *rss_key)
+{
+	return rte_softrss(input_tuple, input_len, rss_key);
+}
+
+int dtnet_thash_gfni_available(void)
+{
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	return dtnet_thash_gfni_compiled() &&
+	       __builtin_cpu_supports("gfni") &&
+	       __builtin_cpu_supports("avx512f") &&
+	       __builtin_cpu_supports("avx512bw") &&
+	       __builtin_cpu_supports("avx512dq") &&
+	       __builtin_cpu_supports("avx512vl") &&
+	       __builtin_cpu_supports("avx512vbmi");
+#else
+	return 0;
+#endif
+}

@@ -1,0 +1,200 @@
+//! The Environment Abstraction Layer: DPDK's process-wide runtime.
+//!
+//! [`Eal::init`] runs `rte_eal_init` with an argument list (`--no-huge`,
+//! `--no-pci`, `--vdev`, `-a`, `--file-prefix`, `--proc-type`, ...). DPDK
+//! allows it once per process, so a second call is
+//! [`Error::EalAlreadyInitialised`], also after the first one failed or was
+//! dropped; `cargo nextest` runs every test in its own process, so each test
+//! may have one. Pools and ports borrow the [`Eal`], so they are gone before
+//! dropping it runs `rte_eal_cleanup`; a primary process then removes its
+//! runtime directory (`/var/run/dpdk/<file-prefix>`, or the per-user one), so
+//! tests with unique prefixes leave nothing behind. The `Eal` also records
+//! which ports a [`crate::Port`] holds, so one port never has two owners.
+
+#![allow(unsafe_code)]
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::ffi::{c_char, CStr, CString};
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use dpdk_sys as sys;
+
+use crate::error::{Error, Result};
+use crate::ffi;
+
+/// Set by the first [`Eal::init`] of the process, never cleared.
+static EAL_TRIED: AtomicBool = AtomicBool::new(false);
+
+/// Descriptors of each ring of a ring cable (see [`Eal::ring_cable`]).
+const CABLE_RING_SIZE: u32 = 1024;
+
+/// A DPDK port id, as `rte_ethdev` numbers ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PortId(pub u16);
+
+/// The initialised EAL of this process. Not `Send`: it is cleaned up on the
+/// thread that initialised it, DPDK's main lcore.
+#[derive(Debug)]
+pub struct Eal {
+    runtime_dir: Option<PathBuf>,
+    claimed: RefCell<BTreeSet<u16>>,
+    _main_lcore: PhantomData<*const ()>,
+}
+
+impl Eal {
+    /// Initialises DPDK with `args` (without a program name; one is
+    /// prepended). The argument strings are leaked: EAL may keep pointers
+    /// into them for the life of the process.
+    pub fn init<I, S>(args: I) -> Result<Eal>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut argv: Vec<*mut c_char> = vec![leak("dtnet")?];
+        for arg in args {
+            argv.push(leak(arg.as_ref())?);
+        }
+        if EAL_TRIED.swap(true, Ordering::SeqCst) {
+            return Err(Error::EalAlreadyInitialised);
+        }
+        let argc = i32::try_from(argv.len()).map_err(|_| Error::BadArgument("(too many arguments)".into()))?;
+        argv.push(std::ptr::null_mut());
+        // SAFETY: argv holds argc pointers to leaked NUL-terminated strings
+        // and a NULL, as C's main() would; EAL may permute the array, which
+        // is ours and unused afterwards. EAL_TRIED makes this the only call.
+        let ret = unsafe { sys::rte_eal_init(argc, argv.as_mut_ptr()) };
+        if ret < 0 {
+            return Err(ffi::errno_error("rte_eal_init".into()));
+        }
+        // SAFETY: EAL is initialised; the call has no arguments.
+        let primary = unsafe { sys::rte_eal_process_type() } == sys::RTE_PROC_PRIMARY;
+        Ok(Eal { runtime_dir: primary.then(runtime_dir), claimed: RefCell::default(), _main_lcore: PhantomData })
+    }
+
+    /// The runtime directory this primary process removes on drop (`None`
+    /// for a secondary process, which leaves it to the primary).
+    pub fn runtime_dir(&self) -> Option<&Path> {
+        self.runtime_dir.as_deref()
+    }
+
+    /// The port named `name` (a vdev name such as `net_ring0`, or a PCI
+    /// address given with `-a`).
+    pub fn port_by_name(&self, name: &str) -> Result<PortId> {
+        let cname = CString::new(name).map_err(|_| Error::BadArgument(name.into()))?;
+        let mut id = 0u16;
+        // SAFETY: cname is NUL-terminated and id a valid out-pointer, both
+        // live across the call.
+        let ret = unsafe { sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
+        if ret < 0 {
+            return Err(Error::NoSuchDevice(name.into()));
+        }
+        Ok(PortId(id))
+    }
+
+    /// The ids of all ports EAL probed or created, in order.
+    pub fn ports(&self) -> Vec<PortId> {
+        let mut ports = Vec::new();
+        let mut next = 0u64;
+        loop {
+            // SAFETY: a plain lookup over port ids; owner 0 means "not owned".
+            let id = unsafe { sys::rte_eth_find_next_owned_by(next as u16, 0) };
+            if id >= sys::DTNET_ETH_MAX_PORTS as u64 {
+                return ports;
+            }
+            ports.push(PortId(id as u16));
+            next = id + 1;
+        }
+    }
+
+    /// Creates two `net_ring` ports, `<name>_a` and `<name>_b`, cabled back
+    /// to back: `queues` rings carry a's tx queue i to b's rx queue i and as
+    /// many carry b's to a's. The rings live until the EAL is cleaned up.
+    pub fn ring_cable(&self, name: &str, queues: u16) -> Result<(PortId, PortId)> {
+        let a_to_b = self.rings(&format!("{name}_ab"), queues)?;
+        let b_to_a = self.rings(&format!("{name}_ba"), queues)?;
+        let a = self.port_from_rings(&format!("{name}_a"), &b_to_a, &a_to_b)?;
+        let b = self.port_from_rings(&format!("{name}_b"), &a_to_b, &b_to_a)?;
+        Ok((a, b))
+    }
+
+    /// `count` single-producer single-consumer rte_rings named `<prefix>_<i>`.
+    fn rings(&self, prefix: &str, count: u16) -> Result<Vec<NonNull<sys::rte_ring>>> {
+        (0..count)
+            .map(|i| {
+                let name = format!("{prefix}_{i}");
+                let cname = CString::new(name.as_str()).map_err(|_| Error::BadArgument(name.clone()))?;
+                let flags = (sys::DTNET_RING_F_SP_ENQ | sys::DTNET_RING_F_SC_DEQ) as u32;
+                // SAFETY: cname is NUL-terminated and lives across the call;
+                // EAL is initialised (self exists).
+                let ring =
+                    unsafe { sys::rte_ring_create(cname.as_ptr(), CABLE_RING_SIZE, sys::DTNET_SOCKET_ID_ANY, flags) };
+                NonNull::new(ring).ok_or_else(|| ffi::errno_error(format!("rte_ring_create({name})")))
+            })
+            .collect()
+    }
+
+    /// A net_ring port that receives from `rx` and transmits into `tx`.
+    fn port_from_rings(
+        &self,
+        name: &str,
+        rx: &[NonNull<sys::rte_ring>],
+        tx: &[NonNull<sys::rte_ring>],
+    ) -> Result<PortId> {
+        let cname = CString::new(name).map_err(|_| Error::BadArgument(name.into()))?;
+        let rx: Vec<*mut sys::rte_ring> = rx.iter().map(|r| r.as_ptr()).collect();
+        let tx: Vec<*mut sys::rte_ring> = tx.iter().map(|r| r.as_ptr()).collect();
+        // SAFETY: the arrays hold valid rings that are never freed while EAL
+        // runs; DPDK copies the arrays; cname is NUL-terminated.
+        let ret = unsafe {
+            sys::rte_eth_from_rings(
+                cname.as_ptr(),
+                rx.as_ptr(),
+                rx.len() as u32,
+                tx.as_ptr(),
+                tx.len() as u32,
+                sys::DTNET_SOCKET_ID_ANY as u32,
+            )
+        };
+        ffi::check(ret, || format!("rte_eth_from_rings({name})")).map(|id| PortId(id as u16))
+    }
+
+    /// Records that a [`crate::Port`] holds `port`; `false` if one already does.
+    pub(crate) fn claim(&self, port: PortId) -> bool {
+        self.claimed.borrow_mut().insert(port.0)
+    }
+
+    /// Releases a claim of [`Eal::claim`].
+    pub(crate) fn release(&self, port: PortId) {
+        self.claimed.borrow_mut().remove(&port.0);
+    }
+}
+
+impl Drop for Eal {
+    fn drop(&mut self) {
+        // SAFETY: every pool and port borrowed self and is gone; EAL was
+        // initialised once by this value.
+        unsafe { sys::rte_eal_cleanup() };
+        if let Some(dir) = &self.runtime_dir {
+            // Best effort: a directory that is already gone is fine.
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// `text` as a leaked C string EAL may keep for the life of the process.
+fn leak(text: &str) -> Result<*mut c_char> {
+    let c = CString::new(text).map_err(|_| Error::BadArgument(text.into()))?;
+    Ok(c.into_raw())
+}
+
+/// EAL's runtime directory (where `--file-prefix` files live).
+fn runtime_dir() -> PathBuf {
+    // SAFETY: EAL is initialised; the result is a NUL-terminated string EAL
+    // owns for its lifetime, copied at once.
+    let dir = unsafe { CStr::from_ptr(sys::rte_eal_get_runtime_dir()) };
+    PathBuf::from(dir.to_string_lossy().into_owned())
+}

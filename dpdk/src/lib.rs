@@ -1,0 +1,33 @@
+//! dpdk: a safe wrapper over the system's DPDK 22.11 for dtnet's DPDK port
+//! backend, built only with the `dpdk` feature (which needs libdpdk;
+//! without it this crate is empty).
+//!
+//! The layers follow DPDK's: the process-wide [`Eal`] (init from an argument
+//! list, once per process; cleaned up on drop), [`PktPool`]s of mbufs that
+//! borrow it, [`Port`]s configured with N rx/tx queues and RSS that borrow a
+//! pool, and per-queue [`RxQueue`]/[`TxQueue`] handles that a started port
+//! hands out once, so each queue has one poller. Frames are copied between
+//! DPDK mbufs and the caller's bytes in [`queue`], nowhere else. [`thash`]
+//! exposes DPDK's software Toeplitz hashes for cross-checks and benchmarks.
+//!
+//! `unsafe` lives in the FFI modules only ([`eal`], [`mempool`], [`port`],
+//! [`queue`], [`thash`] and the private `ffi`), each block with its
+//! `// SAFETY:` note; no safe function here can cause undefined behaviour.
+//! dtnet's `EthDev` trait is not implemented here yet: an adapter wraps the
+//! queue handles once that trait's per-queue shape settles.
+
+#![cfg(feature = "dpdk")]
+
+pub mod eal;
+pub mod error;
+mod ffi;
+pub mod mempool;
+pub mod port;
+pub mod queue;
+pub mod thash;
+
+pub use eal::{Eal, PortId};
+pub use error::{Error, Result};
+pub use mempool::{PktPool, PoolConf};
+pub use port::{DevInfo, Link, Port, PortConf, PortStats, Queues, RssSetup};
+pub use queue::{RxInfo, RxQueue, TxQueue};
