@@ -11,8 +11,10 @@
 pub mod apps;
 pub mod bench;
 pub mod exec;
+pub mod latch;
 pub mod record;
 pub mod replay;
+pub mod replayer;
 pub mod rss;
 pub mod scenario;
 pub mod tcp_run;

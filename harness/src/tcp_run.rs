@@ -14,12 +14,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use capture::Record;
-use stack::{Api, ForwardMode, GroupConfig, SockOpt, SockType, ThreadModel};
+use stack::{ForwardMode, GroupConfig, ThreadModel};
 use user_vbridge::{BridgeConfig, Impairments, PortConfig};
 
 use crate::apps::ConnRecord;
 use crate::exec::Outcome;
-use crate::scenario::build::App;
+use crate::scenario::build::{App, Slot};
 use crate::scenario::plan::TcpTraffic;
 use crate::scenario::{self, checks, Expect, HostNic, HostPlan, Plan, RunOptions, Traffic};
 use crate::world::World;
@@ -157,16 +157,6 @@ impl TcpRun {
     }
 }
 
-/// A listener on `port` of `api`'s home stack, with `SO_REUSEADDR` so that
-/// every stack can have its own (gazelle-style RSS servers).
-pub async fn listen(api: &Api, port: u16) -> std::io::Result<stack::Fd> {
-    let fd = api.socket(SockType::Stream)?;
-    api.setsockopt(fd, SockOpt::ReuseAddr(true)).await?;
-    api.bind(fd, SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)).await?;
-    api.listen(fd, 128).await?;
-    Ok(fd)
-}
-
 /// What a [`TcpRun`] produced.
 pub struct TcpReport {
     /// The parameters.
@@ -193,7 +183,7 @@ impl TcpReport {
             world: &self.world,
             outcome: &self.outcome,
             apps: &self.apps,
-            slots: &[Ok(0), Ok(1)],
+            slots: &[Slot::Host(0), Slot::Host(1)],
             records: &self.captures,
         };
         match checks::evaluate(&self.plan, &view).into_iter().find(|c| !c.passed) {

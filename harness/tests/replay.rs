@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use capture::{Format, Pace, Reader, Record};
 use ethdev::Instant;
-use harness::apps::{echo, ping, Ledger};
-use harness::exec::{self, Latch, SimClock, Spawner};
+use harness::apps::{echo, listen, ping, Ledger};
+use harness::exec::{self, SimClock, Spawner};
+use harness::latch::Latch;
 use harness::record::Recording;
 use harness::replay::{read_capture, ReplayError, Replayer, MAX_FRAME};
-use harness::tcp_run::{listen, SERVER_PORT};
+use harness::tcp_run::SERVER_PORT;
 use harness::world::World;
-use stack::{GroupConfig, StackGroup};
+use stack::{Api, GroupConfig, StackGroup};
 use user_vbridge::Impairments;
 
 const SEED: u64 = 7;
@@ -61,7 +62,7 @@ impl Sim {
         let group = self.group(0);
         let listening = Latch::new(group.len());
         for home in 0..group.len() {
-            let api = group.api(home, Arc::clone(&self.clock));
+            let api = Api::new(&group, home, Arc::clone(&self.clock));
             let (spawner, listening) = (self.spawner.clone(), Arc::clone(&listening));
             self.spawner.spawn_daemon(home, format!("echo@{home}"), async move {
                 let fd = listen(&api, SERVER_PORT).await?;
@@ -102,7 +103,7 @@ fn echo_conversation() -> Vec<Record> {
     let listening = sim.echo_servers();
     let server = SocketAddr::new(IpAddr::V4(SERVER_IP), SERVER_PORT);
     for id in 0..2 {
-        let api = sim.group(1).api(id as usize % 2, Arc::clone(&sim.clock));
+        let api = Api::new(&sim.group(1), id as usize % 2, Arc::clone(&sim.clock));
         let listening = Arc::clone(&listening);
         sim.spawner.spawn(8 + id as usize, format!("client {id}"), async move {
             listening.wait().await;
@@ -144,7 +145,7 @@ fn replaying_the_servers_input_reproduces_its_output_byte_for_byte() {
 /// Five pings from the client to a one-stack server.
 fn pings() -> Vec<Record> {
     let sim = Sim::new(1, true);
-    let api = sim.group(1).api(0, Arc::clone(&sim.clock));
+    let api = Api::new(&sim.group(1), 0, Arc::clone(&sim.clock));
     sim.spawner.spawn(0, "ping", async move { ping::ping(api, IpAddr::V4(SERVER_IP), 9, 5).await.map(|_| ()) });
     sim.run()
 }

@@ -21,14 +21,14 @@ use stack::{Api, GroupConfig, StackGroup, ThreadModel};
 use user_vbridge::BridgeConfig;
 
 use super::frames::{FrameLoad, FrameTally};
+use super::meter::Meter;
 use super::plan::{
     Executor, FramesTraffic, HostNic, PingTraffic, Plan, ReplayTraffic, TcpTraffic, Traffic, UdpTraffic, Workload,
 };
-use super::run::Meter;
-use crate::apps::{bulk, echo, ping, udp, Ledger};
-use crate::exec::{Latch, RealClock, SimClock, Spawner, TaskClock};
+use crate::apps::{bulk, echo, listen, ping, udp, Ledger};
+use crate::exec::{RealClock, SimClock, Spawner, TaskClock};
+use crate::latch::Latch;
 use crate::replay::{read_capture, Replayer};
-use crate::tcp_run::listen;
 use crate::world::World;
 
 /// Bytes of one UDP request ([`udp::client`]'s size).
@@ -65,8 +65,35 @@ pub(crate) struct Built {
     pub clock: Arc<dyn stack::Clock>,
     /// One entry per traffic entry of the plan, in order.
     pub apps: Vec<App>,
-    /// Where each plan host went: `Ok(i)` is `world.hosts[i]`, `Err(i)` is `world.nics[i]`.
-    pub slots: Vec<Result<usize, usize>>,
+    /// Where each plan host went in the world, by plan index.
+    pub slots: Vec<Slot>,
+}
+
+/// Where a plan host went in the world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// A host with stacks: `world.hosts[i]`.
+    Host(usize),
+    /// A bare port: `world.nics[i]`.
+    Nic(usize),
+}
+
+impl Slot {
+    /// The index in `world.hosts`, if the plan host has stacks.
+    pub fn host(self) -> Option<usize> {
+        match self {
+            Slot::Host(i) => Some(i),
+            Slot::Nic(_) => None,
+        }
+    }
+
+    /// The index in `world.nics`, if the plan host is a bare port.
+    pub fn nic(self) -> Option<usize> {
+        match self {
+            Slot::Nic(i) => Some(i),
+            Slot::Host(_) => None,
+        }
+    }
 }
 
 /// Builds `plan`'s world and spawns its tasks; `meter` counts their progress.
@@ -77,10 +104,10 @@ pub(crate) fn build(plan: &Plan, meter: &Meter) -> Result<Built, String> {
         slots.push(match &host.nic {
             HostNic::Stacks(g) => {
                 let group = GroupConfig { seed: plan.seed.wrapping_add(i as u64), ..g.clone() };
-                Ok(world.add_host_on(&host.name, group, host.link.clone())?)
+                Slot::Host(world.add_host_on(&host.name, group, host.link.clone())?)
             }
             HostNic::Bare { mac, ipv4, queues } => {
-                Err(world.add_nic(&host.name, *mac, *ipv4, *queues, host.link.clone())?)
+                Slot::Nic(world.add_nic(&host.name, *mac, *ipv4, *queues, host.link.clone())?)
             }
         });
     }
@@ -107,8 +134,8 @@ pub(crate) fn build(plan: &Plan, meter: &Meter) -> Result<Built, String> {
 struct Node {
     /// Its stacks (`None` for a bare host).
     group: Option<StackGroup>,
-    /// Its bare port's index in `world.nics`, or its index in `world.hosts`.
-    slot: Result<usize, usize>,
+    /// Where it went in the world.
+    slot: Slot,
     /// Its receive queues, if bare.
     queues: u16,
     /// The stacks its listeners live on (see [`HostPlan::listener_stacks`](super::plan::HostPlan::listener_stacks)).
@@ -137,7 +164,7 @@ impl Spawn {
     fn new(
         plan: &Plan,
         world: &World,
-        slots: &[Result<usize, usize>],
+        slots: &[Slot],
         clock: Arc<dyn stack::Clock>,
         timer: Arc<dyn TaskClock>,
         meter: Meter,
@@ -148,7 +175,7 @@ impl Spawn {
             .iter()
             .zip(slots)
             .map(|(host, &slot)| {
-                let group = slot.ok().map(|i| world.hosts[i].group.clone());
+                let group = slot.host().map(|i| world.hosts[i].group.clone());
                 let base = next_thread;
                 next_thread += group.as_ref().map_or(0, StackGroup::len);
                 let queues = match host.nic {
@@ -188,7 +215,7 @@ impl Spawn {
     fn api(&self, host: usize, stack: usize) -> Result<(Api, usize), String> {
         let (group, base) = (self.group(host)?, self.node(host)?.base);
         let home = stack % group.len();
-        Ok((group.api(home, Arc::clone(&self.clock)), base + home))
+        Ok((Api::new(group, home, Arc::clone(&self.clock)), base + home))
     }
 
     /// `host`'s address of the asked family, with `port`.
@@ -311,7 +338,7 @@ impl Spawn {
         for &h in &f.hosts {
             let node = self.node(h)?;
             let nic =
-                node.slot.err().and_then(|n| world.nics.get(n)).ok_or_else(|| format!("host #{h} is not bare"))?;
+                node.slot.nic().and_then(|n| world.nics.get(n)).ok_or_else(|| format!("host #{h} is not bare"))?;
             nics.push((nic, node.queues));
         }
         let load = FrameLoad::new(&nics, f, self.seed.wrapping_add(index as u64));
@@ -328,7 +355,7 @@ impl Spawn {
     fn replay(&mut self, r: &ReplayTraffic, world: &mut World, ledger: &Arc<Ledger>) -> Result<usize, String> {
         let records = read_capture(&r.file).map_err(|e| e.to_string())?;
         let pace = if r.recorded_pace { Pace::Recorded } else { Pace::AsFastAsPossible };
-        let host = self.node(r.host)?.slot.map_err(|_| format!("host #{} has no stacks", r.host))?;
+        let host = self.node(r.host)?.slot.host().ok_or_else(|| format!("host #{} has no stacks", r.host))?;
         let index = Replayer::attach(world, &records, host, pace).map_err(|e| e.to_string())?;
         if let Some(port) = r.echo_port {
             let listening = self.listeners(r.host, port, Workload::Echo, ledger)?;
@@ -347,7 +374,7 @@ impl Spawn {
                 continue;
             };
             for stack in 0..group.len() {
-                let api = group.api(stack, Arc::clone(&self.clock));
+                let api = Api::new(group, stack, Arc::clone(&self.clock));
                 self.spawner.spawn_daemon(node.base + stack, format!("idle@{stack}"), async move {
                     api.lend_thread().await;
                     Ok::<(), io::Error>(())

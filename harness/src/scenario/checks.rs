@@ -22,7 +22,7 @@ use serde::Serialize;
 use stack::{ForwardMode, StackGroup};
 use user_vbridge::Direction;
 
-use super::build::App;
+use super::build::{App, Slot};
 use super::plan::{HostPlan, Plan, TcpTraffic, Traffic};
 use crate::apps::{ConnRecord, Side};
 use crate::exec::Outcome;
@@ -56,8 +56,8 @@ pub(crate) struct RunView<'a> {
     pub outcome: &'a Outcome,
     /// Per traffic entry, what its tasks left.
     pub apps: &'a [App],
-    /// Where each plan host went: `Ok(i)` is `world.hosts[i]`, `Err(i)` is `world.nics[i]`.
-    pub slots: &'a [Result<usize, usize>],
+    /// Where each plan host went in the world, by plan index.
+    pub slots: &'a [Slot],
     /// Frames recorded, if the run recorded.
     pub records: &'a [Record],
 }
@@ -134,7 +134,7 @@ fn delivered(traffic: &Traffic, app: &App, ex: &RunView<'_>) -> Result<String, S
         (Traffic::Ping(p), App::Ping(done)) => count(done.load(Ordering::Relaxed), u64::from(p.count), "echo replies"),
         (Traffic::Frames(f), App::Frames(tally)) => {
             let tally = tally.lock().unwrap_or_else(PoisonError::into_inner);
-            let ports: Vec<usize> = f.hosts.iter().filter_map(|&h| ex.slots[h].err()).collect();
+            let ports: Vec<usize> = f.hosts.iter().filter_map(|&h| ex.slots[h].nic()).collect();
             let dropped = frame_drops(ex.world, &ports);
             let detail = format!(
                 "planned {}, sent {}, delivered {}, dropped on the way {dropped}, damaged {}",
@@ -226,7 +226,7 @@ fn placement(plan: &Plan, ex: &RunView<'_>) -> Vec<Check> {
     }
     for (h, host) in plan.hosts.iter().enumerate() {
         let served = server_records(plan, ex, h);
-        if let (Ok(slot), false) = (ex.slots[h], served.is_empty()) {
+        if let (Slot::Host(slot), false) = (ex.slots[h], served.is_empty()) {
             let name = format!("placement: {} stacks' accept counts match the applications", host.name);
             checks.push(check(name, accept_counts(&ex.world.hosts[slot].group, &served)));
         }
@@ -249,7 +249,7 @@ fn server_records(plan: &Plan, ex: &RunView<'_>, h: usize) -> Vec<ConnRecord> {
 }
 
 fn group<'w>(ex: &RunView<'w>, host: usize) -> Option<&'w StackGroup> {
-    ex.slots[host].ok().map(|i| &ex.world.hosts[i].group)
+    ex.slots[host].host().map(|i| &ex.world.hosts[i].group)
 }
 
 fn tcp_placement(plan: &Plan, ex: &RunView<'_>, t: &TcpTraffic, records: &[ConnRecord]) -> Result<String, String> {
@@ -297,12 +297,12 @@ fn balance(plan: &Plan, ex: &RunView<'_>, tolerance: f64) -> Vec<Check> {
     let mut checks = Vec::new();
     for (h, host) in plan.hosts.iter().enumerate() {
         let shares = match ex.slots[h] {
-            Ok(i) if spreads(host) && !server_records(plan, ex, h).is_empty() => {
+            Slot::Host(i) if spreads(host) && !server_records(plan, ex, h).is_empty() => {
                 let g = &ex.world.hosts[i].group;
                 (0..g.len()).map(|s| g.stats(s).accepted).collect()
             }
-            Err(n) => ex.world.nics[n].port.stats().q_ipackets,
-            Ok(_) => continue,
+            Slot::Nic(n) => ex.world.nics[n].port.stats().q_ipackets,
+            Slot::Host(_) => continue,
         };
         checks.push(check(
             format!("balance: {} within {tolerance} of the even share", host.name),
@@ -377,8 +377,8 @@ fn loss_as_configured(plan: &Plan, ex: &RunView<'_>) -> Result<String, String> {
     let (mut offered, mut lost, mut mean, mut variance) = (0u64, 0u64, 0.0, 0.0);
     for (h, host) in plan.hosts.iter().enumerate() {
         let port = match ex.slots[h] {
-            Ok(i) => ex.world.hosts[i].bridge_port,
-            Err(n) => ex.world.nics[n].bridge_port,
+            Slot::Host(i) => ex.world.hosts[i].bridge_port,
+            Slot::Nic(n) => ex.world.nics[n].bridge_port,
         };
         for (d, imp) in [(Direction::Ingress, &host.link.ingress), (Direction::Egress, &host.link.egress)] {
             let checked = imp.loss > 0.0 && imp.burst_loss.is_none();
