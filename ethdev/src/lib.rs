@@ -17,6 +17,7 @@ pub mod flow;
 pub mod frame;
 mod freelist;
 pub mod mbuf;
+mod mbuf_header;
 pub mod mempool;
 pub mod packet;
 pub mod ring;

@@ -33,11 +33,12 @@ use crossbeam_utils::CachePadded;
 
 use crate::error::ConfigError;
 use crate::freelist::FreeList;
-use crate::mbuf::MbufHeader;
+use crate::mbuf_header::MbufHeader;
 use crate::sync::{AtomicU32, Ordering};
 
 /// Bytes reserved for the header at the start of every slot.
 pub const HEADER_SIZE: usize = 64;
+const _: () = assert!(std::mem::size_of::<MbufHeader>() == HEADER_SIZE);
 /// Headroom a pool leaves in front of the data unless configured otherwise.
 pub const DEFAULT_HEADROOM: u16 = 128;
 /// Data room of a pool sized for standard 1500-byte MTU frames.
