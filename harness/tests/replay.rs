@@ -230,3 +230,20 @@ fn replays_that_cannot_be_made_say_why() {
     assert!(err.to_string().contains("no frame received on interface \"server\" (interfaces: client)"), "{err}");
     assert!(sim.world.replayers.is_empty());
 }
+
+/// No thread of the threads executor polls a replay port, so it refuses a
+/// world with one before starting, saying why, instead of running until
+/// its timeout while the replay never starts.
+#[test]
+fn the_threads_executor_refuses_a_world_with_a_replay() {
+    let mut sim = Sim::new(1, false);
+    let frame = Record::bare(Instant::ZERO, vec![0; 60]);
+    let index = Replayer::attach(&mut sim.world, &[frame], 0, Pace::AsFastAsPossible).unwrap();
+    sim.spawner.spawn(0, "replay", sim.world.replayers[index].waiter());
+    let refused = exec::threads::run(&mut sim.world, &sim.spawner, Duration::from_secs(60), Duration::ZERO);
+    assert_eq!(refused.as_ref().err(), Some(&exec::threads::Refusal::Replayers(1)));
+    let message = refused.err().unwrap().to_string();
+    assert!(message.contains("cannot run a world with 1 replayer(s)") && message.contains("sim executor"), "{message}");
+    assert_eq!(sim.world.replayers[index].stats().injected, 0);
+    assert_eq!(sim.world.buffers_in_use(), 0);
+}
