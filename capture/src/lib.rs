@@ -27,9 +27,9 @@ mod tcp_seq;
 mod trace;
 mod writer;
 
-pub use error::{PartialRead, ReadError, ReadErrorKind, WriteError};
+pub use error::{PartialRead, ReadError, ReadErrorKind};
 pub use reader::{read, Reader};
 pub use record::{CapturePoint, Direction, Record};
 pub use replay::{Injection, Pace, ReplayPlan};
 pub use trace::{trace_lines, trace_text, Trace};
-pub use writer::{to_bytes, Format, InterfaceId, Recorder, PCAPNG_TSRESOL, PCAP_SNAPLEN};
+pub use writer::{to_bytes, Format, InterfaceId, Recorder, WriteError, PCAPNG_TSRESOL, PCAP_SNAPLEN};

@@ -31,8 +31,42 @@ use pcap_file::pcapng::blocks::section_header::SectionHeaderBlock;
 use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::{DataLink, Endianness, TsResolution};
 
-use crate::error::WriteError;
 use crate::record::{Direction, Record};
+
+/// Why a capture could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The underlying writer failed.
+    #[error("capture write failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The interface id was not handed out by this recorder.
+    #[error("interface {0} was not added to this recorder")]
+    UnknownInterface(InterfaceId),
+    /// The frame is longer than the format can hold.
+    #[error("frame of {len} bytes is longer than the {max} bytes the capture allows")]
+    FrameTooLarge {
+        /// The frame's length.
+        len: usize,
+        /// The most the capture format (snap length) allows.
+        max: u32,
+    },
+    /// The time cannot be expressed in the format (classic pcap holds
+    /// seconds in 32 bits).
+    #[error("time {0} does not fit the capture format's timestamp")]
+    TimestampOutOfRange(ethdev::Instant),
+    /// The encoder refused the data for another reason.
+    #[error("capture encoding failed: {0}")]
+    Encode(String),
+}
+
+impl From<pcap_file::PcapError> for WriteError {
+    fn from(e: pcap_file::PcapError) -> WriteError {
+        match e {
+            pcap_file::PcapError::IoError(io) => WriteError::Io(io),
+            other => WriteError::Encode(other.to_string()),
+        }
+    }
+}
 
 /// The pcapng `if_tsresol` the recorder writes: 10^-9 s, nanoseconds.
 pub const PCAPNG_TSRESOL: u8 = 9;

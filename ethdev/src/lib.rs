@@ -7,9 +7,10 @@
 //! classification rules ([`flow`]), and the [`EthDev`] trait that every port
 //! implements.
 //!
-//! `unsafe` code lives in four modules only, which opt out of the
+//! `unsafe` code lives in five modules only, which opt out of the
 //! workspace's `unsafe_code` denial: [`ring`], [`mempool`], `region` (the
-//! memory a pool is laid out in) and `shm::map` (the domain's mapping);
+//! memory a pool is laid out in), `shm::map` (the domain's mapping) and
+//! `shm::words` (atomics at checked offsets);
 //! every `unsafe` block there states the invariant it relies on.
 
 pub mod dev;
@@ -18,7 +19,9 @@ pub mod flow;
 pub mod frame;
 mod freelist;
 pub mod mbuf;
+mod mbuf_header;
 pub mod mempool;
+pub mod owner;
 pub mod packet;
 mod region;
 pub mod ring;

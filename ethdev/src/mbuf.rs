@@ -9,7 +9,7 @@
 //! [`Mbuf::append`] eats tailroom, [`Mbuf::adj`] and [`Mbuf::trim`] give them
 //! back.
 
-use crate::mempool::{Mempool, Owner, HEADER_SIZE};
+use crate::mempool::{Mempool, Owner};
 
 pub use crate::mempool::Mbuf;
 
@@ -35,40 +35,6 @@ bitflags::bitflags! {
         const TX_L4_CKSUM = 1 << 17;
         /// Transmit: the NIC cuts this TCP segment into `tso_segsz` pieces.
         const TX_TCP_SEG = 1 << 18;
-    }
-}
-
-/// The metadata at the start of every pool slot (64 bytes, `repr(C)` so its
-/// layout is fixed for shared memory).
-#[repr(C, align(64))]
-#[derive(Debug)]
-pub(crate) struct MbufHeader {
-    data_off: u32,
-    data_len: u32,
-    rss_hash: u32,
-    mark: u32,
-    ol_flags: u64,
-    port: u16,
-    queue: u16,
-    tso_segsz: u16,
-}
-
-const _: () = assert!(std::mem::size_of::<MbufHeader>() == HEADER_SIZE);
-
-impl MbufHeader {
-    /// Puts a freshly allocated header in its initial state: empty data
-    /// starting after `headroom`, no metadata.
-    pub(crate) fn reset(&mut self, headroom: u16) {
-        *self = MbufHeader {
-            data_off: headroom as u32,
-            data_len: 0,
-            rss_hash: 0,
-            mark: 0,
-            ol_flags: 0,
-            port: 0,
-            queue: 0,
-            tso_segsz: 0,
-        };
     }
 }
 
@@ -197,7 +163,7 @@ impl Mbuf {
     /// Hands the buffer to another owner (e.g. when a port passes a frame
     /// to a stack).
     pub fn set_owner(&mut self, owner: Owner) {
-        crate::mempool::check_owner(owner);
+        crate::owner::check_owner(owner);
         self.shared().set_owner(self.index, owner);
     }
 

@@ -17,26 +17,14 @@
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::Arc;
 
 use crate::shm::map::Mapping;
+use crate::shm::words::{words_at, Word};
 use crate::shm::Zone;
 
 /// Alignment of every region and of every object laid out in one: a cache line.
 pub(crate) const ALIGN: usize = 64;
-
-/// Types a region may hand out by reference: atomics, or `repr(C)` structs
-/// of nothing but atomics.
-///
-/// # Safety
-/// Every bit pattern is a valid value, and concurrent access from any
-/// thread or process through `&Self` is sound.
-pub(crate) unsafe trait Word: Sized {}
-// SAFETY: an atomic integer accepts every bit pattern and concurrent access.
-unsafe impl Word for AtomicU32 {}
-// SAFETY: as above.
-unsafe impl Word for AtomicU64 {}
 
 /// An aligned run of bytes and what keeps it alive.
 pub(crate) struct Region {
@@ -106,24 +94,10 @@ impl Drop for Region {
     }
 }
 
-/// `count` atomics of type `A` at `offset` bytes into `len` bytes at `base`,
-/// if they lie inside and `offset` is aligned for `A`.
-pub(crate) fn words_at<'a, A: Word>(base: NonNull<u8>, len: usize, offset: usize, count: usize) -> Option<&'a [A]> {
-    let end = count.checked_mul(std::mem::size_of::<A>())?.checked_add(offset)?;
-    let addr = (base.as_ptr() as usize).checked_add(offset)?;
-    if end > len || !addr.is_multiple_of(std::mem::align_of::<A>()) {
-        return None;
-    }
-    // SAFETY: `offset..end` lies inside the `len` bytes the caller owns for
-    // `'a`, the address is aligned for `A`, and `A` is an atomic integer,
-    // valid for every bit pattern and for concurrent access from any thread
-    // or process.
-    Some(unsafe { std::slice::from_raw_parts(base.as_ptr().add(offset).cast::<A>(), count) })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU32, AtomicU64};
 
     #[test]
     fn heap_regions_are_zeroed_aligned_and_bounds_checked() {

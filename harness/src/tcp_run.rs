@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use capture::Record;
-use stack::{Api, ForwardMode, GroupConfig, SockOpt, SockType, ThreadModel};
+use stack::{ForwardMode, GroupConfig, ThreadModel};
 use user_vbridge::{BridgeConfig, Impairments, PortConfig};
 
 use crate::apps::ConnRecord;
@@ -155,16 +155,6 @@ impl TcpRun {
             world: ex.world,
         })
     }
-}
-
-/// A listener on `port` of `api`'s home stack, with `SO_REUSEADDR` so that
-/// every stack can have its own (gazelle-style RSS servers).
-pub async fn listen(api: &Api, port: u16) -> std::io::Result<stack::Fd> {
-    let fd = api.socket(SockType::Stream)?;
-    api.setsockopt(fd, SockOpt::ReuseAddr(true)).await?;
-    api.bind(fd, SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)).await?;
-    api.listen(fd, 128).await?;
-    Ok(fd)
 }
 
 /// What a [`TcpRun`] produced.

@@ -19,7 +19,7 @@ use stack::{GroupConfig, StackGroup};
 use user_vbridge::{Bridge, BridgeConfig, Impairments, PortConfig, PortId};
 use user_veth::{Veth, VethPort};
 
-use crate::replay::Replayer;
+use crate::replayer::Replayer;
 
 /// Buffers per host pool.
 pub(crate) const HOST_POOL: u32 = 8192;

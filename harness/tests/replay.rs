@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use capture::{Format, Pace, Reader, Record};
 use ethdev::Instant;
-use harness::apps::{echo, ping, Ledger};
-use harness::exec::{self, Latch, SimClock, Spawner};
+use harness::apps::{echo, listen, ping, Ledger};
+use harness::exec::{self, SimClock, Spawner};
+use harness::latch::Latch;
 use harness::record::Recording;
 use harness::replay::{read_capture, ReplayError, Replayer, MAX_FRAME};
-use harness::tcp_run::{listen, SERVER_PORT};
+use harness::tcp_run::SERVER_PORT;
 use harness::world::World;
-use stack::{GroupConfig, StackGroup};
+use stack::{Api, GroupConfig, StackGroup};
 use user_vbridge::Impairments;
 
 const SEED: u64 = 7;
@@ -61,7 +62,7 @@ impl Sim {
         let group = self.group(0);
         let listening = Latch::new(group.len());
         for home in 0..group.len() {
-            let api = group.api(home, Arc::clone(&self.clock));
+            let api = Api::new(&group, home, Arc::clone(&self.clock));
             let (spawner, listening) = (self.spawner.clone(), Arc::clone(&listening));
             self.spawner.spawn_daemon(home, format!("echo@{home}"), async move {
                 let fd = listen(&api, SERVER_PORT).await?;
@@ -102,7 +103,7 @@ fn echo_conversation() -> Vec<Record> {
     let listening = sim.echo_servers();
     let server = SocketAddr::new(IpAddr::V4(SERVER_IP), SERVER_PORT);
     for id in 0..2 {
-        let api = sim.group(1).api(id as usize % 2, Arc::clone(&sim.clock));
+        let api = Api::new(&sim.group(1), id as usize % 2, Arc::clone(&sim.clock));
         let listening = Arc::clone(&listening);
         sim.spawner.spawn(8 + id as usize, format!("client {id}"), async move {
             listening.wait().await;
@@ -144,7 +145,7 @@ fn replaying_the_servers_input_reproduces_its_output_byte_for_byte() {
 /// Five pings from the client to a one-stack server.
 fn pings() -> Vec<Record> {
     let sim = Sim::new(1, true);
-    let api = sim.group(1).api(0, Arc::clone(&sim.clock));
+    let api = Api::new(&sim.group(1), 0, Arc::clone(&sim.clock));
     sim.spawner.spawn(0, "ping", async move { ping::ping(api, IpAddr::V4(SERVER_IP), 9, 5).await.map(|_| ()) });
     sim.run()
 }
@@ -228,4 +229,21 @@ fn replays_that_cannot_be_made_say_why() {
     let err = Replayer::attach(&mut sim.world, &[named], 0, Pace::Recorded).unwrap_err();
     assert!(err.to_string().contains("no frame received on interface \"server\" (interfaces: client)"), "{err}");
     assert!(sim.world.replayers.is_empty());
+}
+
+/// No thread of the threads executor polls a replay port, so it refuses a
+/// world with one before starting, saying why, instead of running until
+/// its timeout while the replay never starts.
+#[test]
+fn the_threads_executor_refuses_a_world_with_a_replay() {
+    let mut sim = Sim::new(1, false);
+    let frame = Record::bare(Instant::ZERO, vec![0; 60]);
+    let index = Replayer::attach(&mut sim.world, &[frame], 0, Pace::AsFastAsPossible).unwrap();
+    sim.spawner.spawn(0, "replay", sim.world.replayers[index].waiter());
+    let refused = exec::threads::run(&mut sim.world, &sim.spawner, Duration::from_secs(60), Duration::ZERO);
+    assert_eq!(refused.as_ref().err(), Some(&exec::threads::Refusal::Replayers(1)));
+    let message = refused.err().unwrap().to_string();
+    assert!(message.contains("cannot run a world with 1 replayer(s)") && message.contains("sim executor"), "{message}");
+    assert_eq!(sim.world.replayers[index].stats().injected, 0);
+    assert_eq!(sim.world.buffers_in_use(), 0);
 }

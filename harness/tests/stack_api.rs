@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use ethdev::Instant;
 use harness::apps::{ping, udp};
-use harness::exec::{self, Latch, SimClock, Spawner};
+use harness::exec::{self, SimClock, Spawner};
+use harness::latch::Latch;
 use harness::world::World;
 use stack::{Api, Epoll, Fd, ForwardMode, GroupConfig, Interest, Shutdown, SockOpt, SockType};
 use user_vbridge::Impairments;
@@ -58,7 +59,7 @@ impl Net {
     }
 
     fn api(&self, host: usize, home: usize) -> Api {
-        self.world.hosts[host].group.api(home, self.clock.clone())
+        Api::new(&self.world.hosts[host].group, home, self.clock.clone())
     }
 
     fn addr(&self, host: usize, port: u16) -> SocketAddr {
@@ -296,7 +297,7 @@ fn nonblocking_recv_without_data_would_block() {
         let fd = listener(&server_api, 80).await?;
         l2.count_down();
         let (conn, _) = server_api.accept(fd).await?;
-        let got = harness::apps::bulk::read_exact(&server_api, conn, 4).await?;
+        let got = harness::apps::read_exact(&server_api, conn, 4).await?;
         ensure(got == b"ping", || format!("server got {got:?}"))?;
         server_api.send_all(conn, b"pong").await?;
         ensure(server_api.recv(conn, 10).await?.is_empty(), || "end of stream".into())?;
@@ -311,7 +312,7 @@ fn nonblocking_recv_without_data_would_block() {
         expect_kind(client.recv(fd, 10).await, ErrorKind::WouldBlock, "again")?;
         ensure(client.send(fd, b"ping").await? == 4, || "non-blocking send with room".into())?;
         client.setsockopt(fd, SockOpt::NonBlocking(false)).await?;
-        let got = harness::apps::bulk::read_exact(&client, fd, 4).await?;
+        let got = harness::apps::read_exact(&client, fd, 4).await?;
         ensure(got == b"pong", || format!("client got {got:?}"))?;
         // Data drained: non-blocking recv would block again.
         client.setsockopt(fd, SockOpt::NonBlocking(true)).await?;
@@ -509,7 +510,7 @@ fn shutdown_write_is_end_of_stream_for_the_peer() {
         client.send_all(fd, &payload).await?;
         client.shutdown(fd, Shutdown::Write).await?;
         expect_kind(client.send(fd, b"late").await, ErrorKind::BrokenPipe, "send after shutdown(Write)")?;
-        let receipt = harness::apps::bulk::read_exact(&client, fd, 8).await?;
+        let receipt = harness::apps::read_exact(&client, fd, 8).await?;
         let n = u64::from_le_bytes(receipt.try_into().unwrap());
         ensure(n == LEN as u64, || format!("server counted {n} bytes"))?;
         ensure(client.recv(fd, 10).await?.is_empty(), || "end of stream after the server closed".into())?;

@@ -15,12 +15,13 @@ use capture::{Direction, Record};
 use ethdev::rss::{toeplitz, RssKey};
 use ethdev::Instant;
 use harness::apps::{ping, udp, Side};
-use harness::exec::{self, Latch, SimClock, Spawner};
+use harness::exec::{self, SimClock, Spawner};
+use harness::latch::Latch;
 use harness::record::Recording;
 use harness::tcp_run::{Executor, TcpRun};
 use harness::world::World;
 use rstest::rstest;
-use stack::{ForwardMode, GroupConfig, StackGroup, ThreadModel};
+use stack::{Api, ForwardMode, GroupConfig, StackGroup, ThreadModel};
 use user_vbridge::Impairments;
 
 const CONNS: u64 = 32;
@@ -83,7 +84,7 @@ fn udp_and_ping6_from_every_stack() -> (World, Vec<Record>) {
     world.add_host("server", ipv6_host(1, SERVER_IP6, 1), Impairments::default()).unwrap();
     world.add_host("client", ipv6_host(2, CLIENT_IP6, 2), Impairments::default()).unwrap();
     let (clock, spawner) = (Arc::new(SimClock::default()), Spawner::new());
-    let api = |host: usize, stack: usize| world.hosts[host].group.api(stack, clock.clone());
+    let api = |host: usize, stack: usize| Api::new(&world.hosts[host].group, stack, clock.clone());
     let server = SocketAddr::new(IpAddr::V6(SERVER_IP6), UDP_PORT);
     let listening = Latch::new(1);
     let (server_api, ready) = (api(0, UDP_STACK), listening.clone());

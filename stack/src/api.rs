@@ -17,35 +17,22 @@
 //! that stack itself while it waits, so the stack advances exactly when the
 //! application is in a call.
 
-use std::collections::HashMap;
 use std::future::{poll_fn, ready, Future};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, MutexGuard, PoisonError};
 use std::task::Poll;
 
+use crate::clock::Clock;
 use crate::config::{ForwardMode, ThreadModel};
 use crate::error;
+use crate::fds::{FdEntry, FdState, FdTable, Opts};
 use crate::group::StackGroup;
-use crate::instance::{Instance, SockId};
+use crate::instance::Instance;
 use crate::ports::Proto;
-use crate::rpc::{BufSizes, Interest, Notify, Op, Readiness, Reply, ReplySlot, Rpc};
-use crate::Clock;
+use crate::rpc::{Interest, Notify, Op, Readiness, Reply, ReplySlot, Rpc, SockId};
 
-/// A socket descriptor, valid in the stack group that issued it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Fd(u32);
-
-/// The kind of socket `socket()` creates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SockType {
-    /// TCP (`SOCK_STREAM`).
-    Stream,
-    /// UDP (`SOCK_DGRAM`).
-    Dgram,
-    /// ICMP echo (`SOCK_DGRAM` with `IPPROTO_ICMP`); `bind`'s port is the echo identifier.
-    Icmp,
-}
+pub use crate::fds::{Fd, SockType};
 
 /// Socket options (`setsockopt`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,48 +58,6 @@ pub enum Shutdown {
     Read,
     /// Both.
     Both,
-}
-
-impl SockType {
-    /// The protocol whose port space `bind` claims from (ICMP identifiers are not ports).
-    fn proto(self) -> Option<Proto> {
-        match self {
-            SockType::Stream => Some(Proto::Tcp),
-            SockType::Dgram => Some(Proto::Udp),
-            SockType::Icmp => None,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Opts {
-    nodelay: bool,
-    bufs: BufSizes,
-    reuse: bool,
-    nonblocking: bool,
-}
-
-#[derive(Clone, Debug)]
-enum FdState {
-    Fresh,
-    Listening(Vec<(usize, SockId)>),
-    Connected { stack: usize, sock: SockId, peer: SocketAddr },
-    Dgram(usize, SockId),
-}
-
-#[derive(Clone, Debug)]
-struct FdEntry {
-    ty: SockType,
-    opts: Opts,
-    local: Option<SocketAddr>,
-    state: FdState,
-}
-
-/// The process-wide table from descriptors to sockets.
-#[derive(Debug, Default)]
-pub(crate) struct FdTable {
-    entries: HashMap<Fd, FdEntry>,
-    next: u32,
 }
 
 /// An epoll-like interest list (`epoll_create` / `epoll_ctl`).
@@ -158,8 +103,12 @@ pub struct Api {
 }
 
 impl Api {
-    pub(crate) fn new(group: StackGroup, home: usize, clock: Arc<dyn Clock>) -> Api {
-        Api { group, home, clock }
+    /// An application handle on `group` whose sockets live on stack `home`
+    /// (the stack gazelle binds the calling thread to; taken modulo the
+    /// number of stacks), calling the stacks as the group's thread model
+    /// says and reading time from `clock`.
+    pub fn new(group: &StackGroup, home: usize, clock: Arc<dyn Clock>) -> Api {
+        Api { group: group.clone(), home: home % group.len(), clock }
     }
 
     /// The stack this thread's new sockets live on.
@@ -168,26 +117,22 @@ impl Api {
     }
 
     fn fds(&self) -> MutexGuard<'_, FdTable> {
-        self.group.fabric.fds.lock().unwrap_or_else(PoisonError::into_inner)
+        self.group.fabric.fds()
     }
 
     fn entry(&self, fd: Fd) -> io::Result<FdEntry> {
-        self.fds().entries.get(&fd).cloned().ok_or_else(error::bad_fd)
+        self.fds().get(fd).cloned().ok_or_else(error::bad_fd)
     }
 
     fn update(&self, fd: Fd, f: impl FnOnce(&mut FdEntry)) -> io::Result<()> {
-        self.fds().entries.get_mut(&fd).map(f).ok_or_else(error::bad_fd)
+        self.fds().get_mut(fd).map(f).ok_or_else(error::bad_fd)
     }
 
     /// `socket()`: a new, unbound socket.
     pub fn socket(&self, ty: SockType) -> io::Result<Fd> {
         let bufs = self.group.config().bufs;
         let opts = Opts { nodelay: false, bufs, reuse: false, nonblocking: false };
-        let mut fds = self.fds();
-        fds.next += 1;
-        let fd = Fd(fds.next);
-        fds.entries.insert(fd, FdEntry { ty, opts, local: None, state: FdState::Fresh });
-        Ok(fd)
+        Ok(self.fds().open(FdEntry { ty, opts, local: None, state: FdState::Fresh }))
     }
 
     /// `setsockopt()`.
@@ -289,12 +234,8 @@ impl Api {
     }
 
     fn new_conn(&self, listener: &FdEntry, stack: usize, sock: SockId, peer: SocketAddr, local: SocketAddr) -> Fd {
-        let mut fds = self.fds();
-        fds.next += 1;
-        let fd = Fd(fds.next);
         let state = FdState::Connected { stack, sock, peer };
-        fds.entries.insert(fd, FdEntry { ty: SockType::Stream, opts: listener.opts, local: Some(local), state });
-        fd
+        self.fds().open(FdEntry { ty: SockType::Stream, opts: listener.opts, local: Some(local), state })
     }
 
     /// `connect()`: from the home stack; returns once established
@@ -417,7 +358,7 @@ impl Api {
     /// `close()`: releases the descriptor; TCP closes gracefully in the
     /// background. A second close of the same descriptor is `EBADF`.
     pub async fn close(&self, fd: Fd) -> io::Result<()> {
-        let entry = self.fds().entries.remove(&fd).ok_or_else(error::bad_fd)?;
+        let entry = self.fds().remove(fd).ok_or_else(error::bad_fd)?;
         // A connection's port belongs to its listener, or is ephemeral and
         // released by the stack once TCP is done with it.
         if !matches!(entry.state, FdState::Connected { .. }) {
@@ -582,17 +523,6 @@ impl Api {
             if let Ok(mut s) = self.group.stacks[stack].try_lock() {
                 s.poll(self.clock.now());
             }
-        }
-    }
-}
-
-impl FdEntry {
-    fn socks(&self) -> Vec<(usize, SockId)> {
-        match &self.state {
-            FdState::Fresh => Vec::new(),
-            FdState::Listening(m) => m.clone(),
-            FdState::Connected { stack, sock, .. } => vec![(*stack, *sock)],
-            FdState::Dgram(stack, sock) => vec![(*stack, *sock)],
         }
     }
 }

@@ -11,27 +11,28 @@
 //! thread's handle. Which stack serves a frame follows the group's
 //! [`ForwardMode`]; who polls the stacks follows its [`ThreadModel`].
 //! Everything is sans-IO: executors pass the time and own the threads.
+//!
+//! Modules depend downwards only: [`api`] on [`group`], the group on
+//! [`instance`], an instance on the `fabric` its group shares (config,
+//! port, pools, rule tables, ring ends, the fd table) and on [`rpc`], where
+//! the calls, their replies and the [`rpc::SockId`]s they name live.
 
 pub mod api;
+mod clock;
 pub mod config;
 pub mod device;
 mod dispatch;
 mod error;
+mod fabric;
+mod fds;
 pub mod group;
 pub mod instance;
 mod ports;
 pub mod rpc;
 
 pub use api::{Api, Epoll, Fd, Shutdown, SockOpt, SockType};
+pub use clock::Clock;
 pub use config::{ForwardMode, ThreadModel};
 pub use group::{GroupConfig, GroupError, StackGroup};
 pub use instance::StackStats;
 pub use rpc::{BufSizes, Interest, Readiness};
-
-/// The time source an [`Api`] reads when it polls a stack itself
-/// (run-to-completion): virtual time in a simulation, monotonic time on
-/// real threads.
-pub trait Clock: Send + Sync {
-    /// The current time.
-    fn now(&self) -> ethdev::Instant;
-}

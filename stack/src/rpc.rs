@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Waker;
 
-use crate::instance::SockId;
+/// A socket's id inside the stack that owns it, as calls name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SockId(pub(crate) u32);
 
 /// Socket buffer sizes, in bytes, for the smoltcp sockets a call creates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

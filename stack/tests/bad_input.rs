@@ -87,7 +87,7 @@ impl Bench {
         };
         // One listener per stack on port 80, as an RSS application does.
         for home in 0..2 {
-            let api = bench.group.api(home, bench.clock.clone());
+            let api = Api::new(&bench.group, home, bench.clock.clone());
             let fd = api.socket(SockType::Stream).unwrap();
             bench.block_on(api.setsockopt(fd, SockOpt::ReuseAddr(true))).unwrap();
             bench.block_on(api.setsockopt(fd, SockOpt::NonBlocking(true))).unwrap();

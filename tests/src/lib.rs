@@ -1,2 +1,5 @@
 //! End-to-end tests across dtnet's crates live in `tests/`; this library
-//! is empty so that the package can hold them.
+//! holds what they share: [`module_graph`], the checker that keeps module
+//! cycles out of every crate.
+
+pub mod module_graph;

@@ -15,7 +15,7 @@ use crate::fdb::{self, Fdb, FdbEntry, FdbStats};
 use crate::frame::mac48;
 use crate::impair::Impairments;
 use crate::link::{Copier, Link};
-use crate::port::{Direction, Port, PortId};
+use crate::port::{Direction, PortId};
 use crate::stats::{LinkStats, SwitchStats};
 use crate::tap::{Captured, TapFilter, TapId, Taps};
 
@@ -267,5 +267,41 @@ impl std::fmt::Debug for Bridge {
             .field("fdb", &self.fdb.stats())
             .field("now", &self.now)
             .finish()
+    }
+}
+
+/// A port as the bridge holds it: the wire, its state and both links.
+pub(crate) struct Port {
+    /// The network-facing end of the attached device.
+    pub wire: Box<dyn Wire>,
+    /// Frames may leave through the port they came in on.
+    pub hairpin: bool,
+    /// Set by `Bridge::set_port_up`.
+    pub admin_up: bool,
+    /// Administratively up and the wire's link is up.
+    pub up: bool,
+    /// Port-to-bridge link.
+    pub ingress: Link,
+    /// Bridge-to-port link.
+    pub egress: Link,
+    /// Frames waiting to be handed to the wire in one burst.
+    pub out: Vec<Mbuf>,
+}
+
+impl Port {
+    /// One direction's link.
+    pub fn link(&self, direction: Direction) -> &Link {
+        match direction {
+            Direction::Ingress => &self.ingress,
+            Direction::Egress => &self.egress,
+        }
+    }
+
+    /// One direction's link, mutably.
+    pub fn link_mut(&mut self, direction: Direction) -> &mut Link {
+        match direction {
+            Direction::Ingress => &mut self.ingress,
+            Direction::Egress => &mut self.egress,
+        }
     }
 }

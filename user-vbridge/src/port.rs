@@ -1,11 +1,7 @@
-//! Port identities, the two directions of a port's link, and the port
-//! record the bridge keeps.
+//! Port identities and the two directions of a port's link. (The port
+//! record the bridge keeps, with its links, lives with the bridge.)
 
 use std::fmt;
-
-use ethdev::{Mbuf, Wire};
-
-use crate::link::Link;
 
 /// A bridge port, numbered from 0 in the order ports were added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -52,41 +48,5 @@ impl fmt::Display for Direction {
             Direction::Ingress => "ingress",
             Direction::Egress => "egress",
         })
-    }
-}
-
-/// A port as the bridge holds it: the wire, its state and both links.
-pub(crate) struct Port {
-    /// The network-facing end of the attached device.
-    pub wire: Box<dyn Wire>,
-    /// Frames may leave through the port they came in on.
-    pub hairpin: bool,
-    /// Set by `Bridge::set_port_up`.
-    pub admin_up: bool,
-    /// Administratively up and the wire's link is up.
-    pub up: bool,
-    /// Port-to-bridge link.
-    pub ingress: Link,
-    /// Bridge-to-port link.
-    pub egress: Link,
-    /// Frames waiting to be handed to the wire in one burst.
-    pub out: Vec<Mbuf>,
-}
-
-impl Port {
-    /// One direction's link.
-    pub fn link(&self, direction: Direction) -> &Link {
-        match direction {
-            Direction::Ingress => &self.ingress,
-            Direction::Egress => &self.egress,
-        }
-    }
-
-    /// One direction's link, mutably.
-    pub fn link_mut(&mut self, direction: Direction) -> &mut Link {
-        match direction {
-            Direction::Ingress => &mut self.ingress,
-            Direction::Egress => &mut self.egress,
-        }
     }
 }

@@ -23,9 +23,11 @@ mod counters;
 pub mod hook;
 pub mod offload;
 mod port;
+mod veth;
 mod wire;
 
 pub use cable::Cable;
 pub use hook::{BurstHook, HookPoint};
-pub use port::{Veth, VethPort, MAX_QUEUES, MTU_RANGE};
+pub use port::{VethPort, MAX_QUEUES, MTU_RANGE};
+pub use veth::Veth;
 pub use wire::VethWire;

@@ -23,7 +23,6 @@ use ethdev::EthDev;
 
 use crate::counters::{PortCounters, QueueCounters};
 use crate::hook::{BurstHook, HookPoint};
-use crate::wire::VethWire;
 
 /// Most receive (and transmit) queues a veth port offers.
 pub const MAX_QUEUES: u16 = 64;
@@ -31,30 +30,6 @@ const MAX_RING_SIZE: u32 = 1 << 15;
 const RETA_SIZES: &[u16] = &[64, 128, 256, 512];
 /// Smallest and largest IP MTU a veth port accepts.
 pub const MTU_RANGE: (u16, u16) = (68, 9600);
-
-/// Constructor namespace for a veth port and its wire end.
-pub struct Veth;
-
-impl Veth {
-    /// A stopped port named `name` with MAC `mac`, configured with one queue
-    /// pair, and its wire end. `pool` supplies buffers for transmit offloads
-    /// that create frames (TSO segments).
-    #[allow(clippy::new_ret_no_self, reason = "a port is made together with its wire end")]
-    pub fn new(name: impl Into<String>, mac: MacAddr, pool: Mempool) -> (VethPort, VethWire) {
-        let conf = PortConf::new(1);
-        let state = State::build(&conf).expect("the default configuration is valid");
-        let shared = Arc::new(Shared {
-            name: name.into(),
-            mac,
-            pool,
-            state: RwLock::new(state),
-            link_up: AtomicBool::new(true),
-            promiscuous: AtomicBool::new(false),
-            counters: PortCounters::default(),
-        });
-        (VethPort { shared: Arc::clone(&shared) }, VethWire::new(shared))
-    }
-}
 
 /// The stack-facing side of a veth: an [`EthDev`]. Clones share the port.
 #[derive(Clone)]
@@ -98,7 +73,7 @@ pub(crate) struct TxQueue {
 }
 
 impl State {
-    fn build(conf: &PortConf) -> Result<State, ConfigError> {
+    pub(crate) fn build(conf: &PortConf) -> Result<State, ConfigError> {
         validate(conf)?;
         let reta = Reta::new(conf.reta_size as usize, conf.rx_queues)?;
         let rxq = (0..conf.rx_queues)

@@ -51,7 +51,7 @@ pub(crate) struct PoolHeader {
 // SAFETY: the header is `repr(C)` and holds only atomic integers (`Line` is
 // a `repr(C)` wrapper), so every bit pattern is valid and shared access sound.
 #[cfg(not(loom))]
-unsafe impl crate::region::Word for PoolHeader {}
+unsafe impl crate::shm::words::Word for PoolHeader {}
 
 /// Byte offsets of a pool's parts, computed from its shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -56,11 +56,13 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use crate::error::ConfigError;
-use crate::mbuf::MbufHeader;
+use crate::mbuf_header::MbufHeader;
 use crate::region::Region;
 use crate::shm::Zone;
 use crate::sync::Ordering;
 
+use crate::owner::{check_owner, OWNER_MASK};
+pub use crate::owner::{DeadOwner, Owner, FIRST_DOMAIN_OWNER};
 pub use cache::PoolCache;
 pub use table::{MbufRef, PoolTable, RefError};
 
@@ -80,20 +82,7 @@ const FREE: u32 = u32::MAX;
 const CACHED: u32 = 1 << 31;
 /// Owner-word bit of a slot travelling in a ring as an [`MbufRef`].
 const TRANSIT: u32 = 1 << 30;
-/// The bits of an owner word that name the owner.
-const OWNER_MASK: u32 = TRANSIT - 1;
-
-/// Who holds an allocated buffer: a process, stack instance or port.
-///
-/// Owners are 30-bit numbers: the top two bits of a slot's owner word are
-/// the pool's (higher bits of an owner are ignored).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Owner(pub u32);
-
-impl Owner {
-    /// Buffers allocated without naming an owner.
-    pub const NONE: Owner = Owner(0);
-}
+const _: () = assert!(OWNER_MASK == TRANSIT - 1, "owner ids fill the bits below the pool's two");
 
 /// Shape of a pool: how many buffers and how big.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -344,7 +333,7 @@ impl Mempool {
     /// for a process the control channel saw die.
     pub fn reclaim(&self, dead: &DeadOwner) -> Reclaimed {
         let shared = self.shared();
-        let (held, cached) = (dead.0 .0 & OWNER_MASK, CACHED | (dead.0 .0 & OWNER_MASK));
+        let (held, cached) = (dead.owner().0 & OWNER_MASK, CACHED | (dead.owner().0 & OWNER_MASK));
         let mut freed = Reclaimed::default();
         let mut indices = Vec::new();
         for (index, word) in (0..).zip(shared.owners()) {
@@ -371,7 +360,7 @@ impl Mempool {
     /// undefined behaviour, but not what anyone wants.
     pub fn reclaim_unsent(&self, dead: &DeadOwner) -> usize {
         let shared = self.shared();
-        let sent = TRANSIT | (dead.0 .0 & OWNER_MASK);
+        let sent = TRANSIT | (dead.owner().0 & OWNER_MASK);
         let mut indices: Vec<u32> = (0..)
             .zip(shared.owners())
             .filter(|&(i, word)| word.load(Ordering::Acquire) == sent && shared.move_slot(i, sent, FREE))
@@ -494,50 +483,6 @@ pub struct Reclaimed {
     pub held: usize,
     /// Free buffers its caches had stashed.
     pub cached: usize,
-}
-
-/// The owner id of a process the control channel saw exit: the only thing
-/// [`Mempool::reclaim`] accepts, so nothing alive can be reclaimed.
-///
-/// Made only by `shm::control` for a peer of another pid whose pidfd said
-/// it exited. Together with `check_owner` (no process allocates under a
-/// domain owner id other than its own) this makes reclamation sound: no
-/// [`Mbuf`] in this process can hold a slot whose word is a dead owner's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DeadOwner(Owner);
-
-impl DeadOwner {
-    pub(crate) fn new(owner: Owner) -> DeadOwner {
-        DeadOwner(owner)
-    }
-
-    /// The dead process's owner id.
-    pub fn owner(&self) -> Owner {
-        self.0
-    }
-}
-
-/// The first owner id of those a domain's control channel assigns
-/// (`shm::control`); lower ids are a process's own to use.
-pub const FIRST_DOMAIN_OWNER: u32 = 0x10_0000;
-
-/// This process's domain owner id, once a control channel gave it one.
-static SELF_OWNER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-/// Records the domain owner id this process was given; later ones replace it.
-pub(crate) fn set_self_owner(owner: Owner) {
-    SELF_OWNER.store(owner.0 & OWNER_MASK, std::sync::atomic::Ordering::Release);
-}
-
-/// Refuses to hand a buffer out under a domain owner id that is not this
-/// process's own: that id may be another process's, which reclamation
-/// would free under the buffer. A programming error, so it panics.
-pub(crate) fn check_owner(owner: Owner) {
-    let id = owner.0 & OWNER_MASK;
-    if id >= FIRST_DOMAIN_OWNER {
-        let mine = SELF_OWNER.load(std::sync::atomic::Ordering::Acquire);
-        assert_eq!(id, mine, "owner {id:#x} is a domain owner id, and not this process's ({mine:#x})");
-    }
 }
 
 impl std::fmt::Debug for Mempool {

@@ -31,13 +31,13 @@ use rustix::process::{pidfd_open, Pid, PidfdFlags};
 
 use super::procs::{ProcEntry, ProcState, ProcTable};
 use super::{Domain, ShmError};
-use crate::mempool::{DeadOwner, Owner};
+use crate::owner::{DeadOwner, Owner};
 
 /// Name of the control socket in a domain's directory.
 pub const SOCKET: &str = "control.sock";
 /// The first owner id the primary hands out; lower ids are left to the
 /// owners a process names for its own threads and stacks.
-pub const FIRST_OWNER: u32 = crate::mempool::FIRST_DOMAIN_OWNER;
+pub const FIRST_OWNER: u32 = crate::owner::FIRST_DOMAIN_OWNER;
 /// How long a client waits for the primary's answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -308,7 +308,7 @@ impl ControlClient {
         }
         let refused = || ShmError::Refused(answer.trim_end().trim_start_matches("REFUSED ").to_string());
         let owner = answer.strip_prefix("WELCOME ").and_then(|o| o.trim_end().parse().ok()).ok_or_else(refused)?;
-        crate::mempool::set_self_owner(Owner(owner));
+        crate::owner::set_self_owner(Owner(owner));
         Ok(ControlClient { stream, owner: Owner(owner) })
     }
 

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
 
-use crate::region::{words_at, Word};
+use super::words::{words_at, Word};
 
 /// A shared, writable mapping of a whole file.
 #[derive(Debug)]

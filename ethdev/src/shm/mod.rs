@@ -25,6 +25,7 @@ pub mod layout;
 pub mod map;
 pub mod procs;
 pub mod ring;
+pub(crate) mod words;
 
 use std::path::{Path, PathBuf};
 

@@ -10,7 +10,7 @@
 use std::sync::atomic::Ordering;
 
 use super::{Domain, ShmError, Zone};
-use crate::mempool::Owner;
+use crate::owner::Owner;
 
 /// The zone's name.
 pub const ZONE: &str = "dtnet.procs";

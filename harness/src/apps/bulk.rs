@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use stack::{Api, Fd, Shutdown, SockType};
 
-use super::{pattern, ConnRecord, Ledger, Side};
+use super::{pattern, read_exact, ConnRecord, Ledger, Side};
 use crate::apps::echo::accept_loop;
 use crate::exec::Spawner;
 
@@ -54,19 +54,6 @@ pub async fn transfer(api: &Api, fd: Fd, id: u64, len: u64) -> io::Result<()> {
         return Err(invalid(format!("stream {id}: server verified {verified} of {len} bytes")));
     }
     Ok(())
-}
-
-/// Reads exactly `n` bytes (an error at end of stream).
-pub async fn read_exact(api: &Api, fd: Fd, n: usize) -> io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        let got = api.recv(fd, n - out.len()).await?;
-        if got.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "end of stream"));
-        }
-        out.extend_from_slice(&got);
-    }
-    Ok(out)
 }
 
 /// Serves bulk clients on `listener` forever, a handler task per connection

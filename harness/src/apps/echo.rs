@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use stack::{Api, Fd, SockType};
 
-use super::bulk::read_exact;
-use super::{pattern, ConnRecord, Ledger, Side};
+use super::{pattern, read_exact, ConnRecord, Ledger, Side};
 use crate::exec::Spawner;
 
 /// Bytes per round trip.

@@ -18,10 +18,11 @@ use user_vbridge::PortConfig;
 
 use super::tcp::{reported, stream_bytes, timed_bulk, STREAM_BUF};
 use super::{measurement, Budget, Measurement};
+use crate::apps::Workload;
 use crate::apps::{Ledger, Side};
-use crate::exec::{self, Latch, RealClock, Spawner};
+use crate::exec::{self, RealClock, Spawner};
 use crate::kernel::{apps, KernelNode, KernelTasks, StopFlag};
-use crate::scenario::Workload;
+use crate::latch::Latch;
 use crate::world::World;
 
 /// The benchmark's name.
@@ -75,7 +76,7 @@ pub fn goodput(len: u64) -> Result<f64, String> {
         apps::tcp_server(listener, Workload::Bulk, server_ledger, stop)
     })?;
     let elapsed = Arc::new(Mutex::new(None));
-    let (api, timer) = (world.hosts[0].group.api(0, Arc::new(RealClock::new())), Arc::clone(&elapsed));
+    let (api, timer) = (stack::Api::new(&world.hosts[0].group, 0, Arc::new(RealClock::new())), Arc::clone(&elapsed));
     spawner.spawn(0, "timed bulk client", async move {
         listening.wait().await;
         let took = timed_bulk(api, server, len).await?;
@@ -84,7 +85,7 @@ pub fn goodput(len: u64) -> Result<f64, String> {
     });
     let outcome = exec::threads::run(&mut world, &spawner, TIMEOUT, DRAIN);
     stop.stop();
-    outcome.ok()?;
+    outcome.map_err(|e| e.to_string())?.ok()?;
     let verified: u64 = ledger.side(Side::Server).iter().map(|r| r.bytes).sum();
     if verified != len {
         return Err(format!("the kernel verified {verified} of {len} bytes"));

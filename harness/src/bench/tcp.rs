@@ -37,9 +37,9 @@ use user_vbridge::Impairments;
 
 use super::kernel::{kernel_goodput, secs_for};
 use super::{measurement, Budget, Measurement};
-use crate::apps::{bulk, echo, Ledger, Side};
-use crate::exec::{self, Latch, RealClock, Spawner};
-use crate::tcp_run::listen;
+use crate::apps::{bulk, echo, listen, Ledger, Side};
+use crate::exec::{self, RealClock, Spawner};
+use crate::latch::Latch;
 use crate::world::World;
 
 /// Name of the single-stream goodput figure.
@@ -173,7 +173,7 @@ where
     let listening = Latch::new(group.len());
     let clock: Arc<dyn stack::Clock> = Arc::new(RealClock::new());
     for home in 0..group.len() {
-        let api = group.api(home, Arc::clone(&clock));
+        let api = Api::new(group, home, Arc::clone(&clock));
         let (spawner2, ledger, latch, serve) =
             (spawner.clone(), Arc::clone(ledger), Arc::clone(&listening), serve.clone());
         spawner.spawn_daemon(home, format!("server@{home}"), async move {
@@ -188,7 +188,8 @@ where
 /// Runs the world's tasks on threads; an error if any failed or timed
 /// out, with each host's counters to show where frames stopped.
 fn execute(world: &mut World, spawner: &Spawner) -> Result<(), String> {
-    exec::threads::run(world, spawner, TIMEOUT, DRAIN).ok().map_err(|why| format!("{why}; {}", counters(world)))
+    let outcome = exec::threads::run(world, spawner, TIMEOUT, DRAIN).map_err(|e| e.to_string())?;
+    outcome.ok().map_err(|why| format!("{why}; {}", counters(world)))
 }
 
 /// Frames in and out of every host's stacks, frames lost for want of an
@@ -210,7 +211,7 @@ pub fn goodput(len: u64, model: ThreadModel, tso: bool) -> Result<f64, String> {
     let (spawner, ledger) = (Spawner::new(), Arc::new(Ledger::default()));
     let listening = spawn_servers(&world.hosts[0].group, &spawner, &ledger, bulk::server);
     let elapsed = Arc::new(Mutex::new(None));
-    let api = world.hosts[1].group.api(0, Arc::new(RealClock::new()));
+    let api = Api::new(&world.hosts[1].group, 0, Arc::new(RealClock::new()));
     let timer = Arc::clone(&elapsed);
     spawner.spawn(1, "timed bulk client", async move {
         listening.wait().await;
@@ -263,7 +264,7 @@ pub fn conn_rate(conns: u64) -> Result<f64, String> {
     let span = Arc::new(Span::default());
     for worker in 0..CONN_WORKERS.min(conns) {
         let home = worker as usize % CONN_CLIENT_STACKS;
-        let api = world.hosts[1].group.api(home, Arc::new(RealClock::new()));
+        let api = Api::new(&world.hosts[1].group, home, Arc::new(RealClock::new()));
         let ids = (worker..conns).step_by(CONN_WORKERS as usize);
         let (ledger, listening, span) = (Arc::clone(&ledger), Arc::clone(&listening), Arc::clone(&span));
         spawner.spawn(CONN_SERVER_STACKS + home, format!("echo worker {worker}"), async move {

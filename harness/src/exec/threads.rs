@@ -6,6 +6,11 @@
 //! run-to-wakeup an application thread sleeps until a stack wakes one of its
 //! tasks; under run-to-completion there are no stack threads, and
 //! application threads keep polling their tasks, whose calls poll the stacks.
+//!
+//! What no thread here would poll, it refuses before starting: a world with
+//! [`Replayer`](crate::replayer::Replayer)s (sans-IO ports the simulation
+//! polls after the bridge) is a [`Refusal`], not a run that waits for a
+//! replay that never starts.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,9 +25,24 @@ use crate::world::World;
 /// Idle polls a polling thread spins through before it yields its core.
 const SPIN: u32 = 64;
 
+/// Why the threaded executor refused a world.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The world injects captures: no thread here polls a replay port.
+    #[error(
+        "the threads executor cannot run a world with {0} replayer(s): no thread would poll a replay port \
+         (replays run under the sim executor)"
+    )]
+    Replayers(usize),
+}
+
 /// Runs `spawner`'s tasks over `world` on real threads until they finish or
-/// `timeout` passes, then keeps the stacks and bridge running for `drain`.
-pub fn run(world: &mut World, spawner: &Spawner, timeout: Duration, drain: Duration) -> Outcome {
+/// `timeout` passes, then keeps the stacks and bridge running for `drain`;
+/// refuses a world it cannot run (see [`Refusal`]) before starting.
+pub fn run(world: &mut World, spawner: &Spawner, timeout: Duration, drain: Duration) -> Result<Outcome, Refusal> {
+    if !world.replayers.is_empty() {
+        return Err(Refusal::Replayers(world.replayers.len()));
+    }
     let clock = Arc::new(RealClock::new());
     let stop = AtomicBool::new(false);
     let outcome = Mutex::new(Outcome::default());
@@ -65,7 +85,7 @@ pub fn run(world: &mut World, spawner: &Spawner, timeout: Duration, drain: Durat
     });
     let mut o = outcome.into_inner().unwrap_or_else(PoisonError::into_inner);
     o.end = clock.now();
-    o
+    Ok(o)
 }
 
 fn poll_stack(group: &StackGroup, i: usize, clock: &RealClock, stop: &AtomicBool) {

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use crate::apps::Workload;
 use crate::apps::{bulk, echo, pattern, udp, ConnRecord, Ledger, Side};
-use crate::scenario::Workload;
 
 /// How long a blocking call waits before it checks whether to stop.
 const TICK: Duration = Duration::from_millis(20);

@@ -21,15 +21,15 @@ use stack::{Api, GroupConfig, StackGroup, ThreadModel};
 use user_vbridge::BridgeConfig;
 
 use super::frames::{FrameLoad, FrameTally};
+use super::meter::Meter;
 use super::plan::{
     Executor, FramesTraffic, HostNic, PingTraffic, Plan, ReplayTraffic, TcpTraffic, Traffic, UdpTraffic, Workload,
 };
-use super::run::Meter;
-use crate::apps::{bulk, echo, ping, udp, Ledger};
-use crate::exec::{Latch, RealClock, SimClock, Spawner, TaskClock};
+use crate::apps::{bulk, echo, listen, ping, udp, Ledger};
+use crate::exec::{RealClock, SimClock, Spawner, TaskClock};
 use crate::kernel::{apps as kernel_apps, KernelNode, KernelTasks, StopFlag};
+use crate::latch::Latch;
 use crate::replay::{read_capture, Replayer};
-use crate::tcp_run::listen;
 use crate::world::World;
 
 /// Bytes of one UDP request ([`udp::client`]'s size).
@@ -245,7 +245,7 @@ impl Spawn {
     fn api(&self, host: usize, stack: usize) -> Result<(Api, usize), String> {
         let (group, base) = (self.group(host)?, self.node(host)?.base);
         let home = stack % group.len();
-        Ok((group.api(home, Arc::clone(&self.clock)), base + home))
+        Ok((Api::new(group, home, Arc::clone(&self.clock)), base + home))
     }
 
     /// `host`'s address of the asked family, with `port`.
@@ -494,7 +494,7 @@ impl Spawn {
                 continue;
             };
             for stack in 0..group.len() {
-                let api = group.api(stack, Arc::clone(&self.clock));
+                let api = Api::new(group, stack, Arc::clone(&self.clock));
                 self.spawner.spawn_daemon(node.base + stack, format!("idle@{stack}"), async move {
                     api.lend_thread().await;
                     Ok::<(), io::Error>(())

@@ -24,8 +24,8 @@ use ethdev::EthDev;
 use rand::{RngExt, SeedableRng};
 use user_veth::VethPort;
 
+use super::meter::Meter;
 use super::plan::FramesTraffic;
-use super::run::Meter;
 use crate::exec::{sleep_until, TaskClock};
 use crate::world::Nic;
 

@@ -26,6 +26,7 @@ pub mod checks;
 pub mod frames;
 pub mod limits;
 pub mod load;
+mod meter;
 pub mod plan;
 pub mod report;
 mod resolve;

@@ -3,6 +3,7 @@
 //! is what the engine runs; code can build one directly (as
 //! [`TcpRun`](crate::tcp_run::TcpRun) does) without a file.
 
+pub use crate::apps::Workload;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -21,15 +22,6 @@ pub enum Executor {
     Sim,
     /// Real threads, real time.
     Threads,
-}
-
-/// What each TCP connection does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Workload {
-    /// Client sends `bytes` pattern bytes; server verifies them.
-    Bulk,
-    /// Client sends `bytes` in chunks and checks they are echoed.
-    Echo,
 }
 
 /// One host of a scenario.

@@ -1,7 +1,6 @@
 //! Running a built scenario: the executor the plan names, a recording when
 //! one is asked for, and progress reports along the way.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,8 +9,9 @@ use ethdev::{EthDev, Instant};
 
 use super::build::{build, App, Slot, PING_BYTES, UDP_REQUEST_BYTES};
 use super::checks::RunView;
+use super::meter::Meter;
 use super::plan::{Executor, Plan, Traffic};
-use super::{Progress, RunOptions, ScenarioError};
+use super::{RunOptions, ScenarioError};
 use crate::exec::{self, Outcome};
 use crate::kernel::KernelNode;
 use crate::record::Recording;
@@ -22,37 +22,6 @@ use crate::world::World;
 const SIM_DRAIN: Duration = Duration::from_secs(5);
 /// Wall time a `threads` run keeps polling after its tasks finish.
 const THREADS_DRAIN: Duration = Duration::from_millis(200);
-
-/// Counts work done against work planned and tells a progress callback
-/// whenever another percent is done. Clones share the counts.
-#[derive(Clone)]
-pub(crate) struct Meter {
-    done: Arc<AtomicU64>,
-    total: Arc<AtomicU64>,
-    report: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
-}
-
-impl Meter {
-    fn new(total: u64, report: Option<Arc<dyn Fn(Progress) + Send + Sync>>) -> Meter {
-        Meter { done: Arc::new(AtomicU64::new(0)), total: Arc::new(AtomicU64::new(total)), report }
-    }
-
-    /// Adds `n` units to the work planned (work only known once built).
-    pub fn plan(&self, n: u64) {
-        self.total.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Counts `n` more units done.
-    pub fn add(&self, n: u64) {
-        let Some(report) = &self.report else { return };
-        let before = self.done.fetch_add(n, Ordering::Relaxed);
-        let (done, total) = (before + n, self.total.load(Ordering::Relaxed));
-        let percent = |x: u64| x.saturating_mul(100) / total.max(1);
-        if percent(done) != percent(before) || done == total {
-            report(Progress { done, total });
-        }
-    }
-}
 
 /// Payload bytes the applications of a plan move when everything goes
 /// well; frames add theirs once planned.
@@ -122,8 +91,9 @@ pub(crate) fn execute(name: &str, plan: &Plan, options: &RunOptions, record: boo
             exec::sim::run_within(&mut built.world, &built.sim_clock, &built.spawner, deadline, wall)
         }
         Executor::Threads => {
-            let mut outcome =
-                exec::threads::run(&mut built.world, &built.spawner, plan.duration.min(wall), THREADS_DRAIN);
+            let limit = plan.duration.min(wall);
+            let run = exec::threads::run(&mut built.world, &built.spawner, limit, THREADS_DRAIN);
+            let mut outcome = run.map_err(|refusal| failed(refusal.to_string()))?;
             if outcome.timed_out && wall < plan.duration {
                 (outcome.timed_out, outcome.wall_limited) = (false, true);
             }

@@ -1,45 +1,31 @@
-//! One stack instance: a smoltcp interface and socket set on one NIC queue.
+//! The socket operations of a stack instance: what application calls do.
 //!
-//! [`Instance::poll`] is the whole life of a stack, sans-IO: execute the
-//! application calls waiting in its RPC ring, take a burst from its NIC
-//! queue and its soft ring, hand frames owned by other stacks to them, run
-//! smoltcp's ingress one frame at a time (refilling listeners between
-//! frames, since a smoltcp socket accepts exactly one connection), run
-//! smoltcp's egress, reap closed sockets, and transmit. It never reads a
-//! clock; the executor passes `now`.
-//!
-//! Sockets are addressed by instance-local [`SockId`]s. A listener keeps one
-//! spare smoltcp socket in `Listen` state plus the connections that spare
-//! sockets turned into, until `accept` takes them.
+//! [`Instance::execute`] runs one [`Op`] on the instance's smoltcp sockets
+//! and answers with a [`Reply`], or fails with `WouldBlock` when the caller
+//! must wait. Sockets are addressed by [`SockId`]; each names a TCP
+//! connection (with the rule-table entry and flow rule that steer its
+//! frames here), a listener, or a UDP or ICMP socket. Connections the
+//! application closed are kept until TCP is done with them and reaped by
+//! the poll loop.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use ethdev::flow::{FlowAction, FlowAttr, FlowId, FlowItem, Ipv4Item, Ipv6Item, ItemSpec, TcpItem};
-use ethdev::packet::PacketMeta;
-use ethdev::{Instant, Mbuf, Owner};
-use smoltcp::iface::{Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet};
+use ethdev::Instant;
+use smoltcp::iface::SocketHandle;
 use smoltcp::socket::{icmp, tcp, udp};
-use smoltcp::time::Instant as SmolInstant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
-use crate::device::{DeviceStats, QueueDevice};
-use crate::dispatch::{discard, into_reply, opens_connection, src_ip, Bound, ConnKey, Discard, Route};
+use crate::config::ForwardMode;
+use crate::dispatch::{Bound, ConnKey};
 use crate::error;
-use crate::group::{Fabric, Inbox, CONN_RULE_PRIORITY};
+use crate::fabric::CONN_RULE_PRIORITY;
 use crate::ports::Proto;
-use crate::rpc::{BufSizes, Notify, Op, Readiness, Reply, Rpc};
+use crate::rpc::{BufSizes, Op, Readiness, Reply, SockId};
 
-/// A socket's id inside its stack.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SockId(u32);
+use super::Instance;
 
-/// Frames taken from the NIC queue per poll.
-const RX_BURST: usize = 64;
-/// RPCs executed per poll.
-const RPC_BURST: usize = 256;
 /// Datagrams a UDP or ICMP socket buffers.
 const DGRAM_SLOTS: usize = 64;
 /// Idle time after which a TCP socket sends a keep-alive (see `tcp_socket`).
@@ -49,346 +35,38 @@ const KEEP_ALIVE: smoltcp::time::Duration = smoltcp::time::Duration::from_millis
 /// dtnet does not hold ports for 2MSL.
 const TIME_WAIT_LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// Counters of one stack instance.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StackStats {
-    /// Frames taken from the NIC queue.
-    pub nic_rx: u64,
-    /// Frames given to the NIC queue.
-    pub nic_tx: u64,
-    /// Frames handed to another stack's soft ring.
-    pub forwarded_out: u64,
-    /// Frames received through the soft ring.
-    pub forwarded_in: u64,
-    /// Copies of neighbour replies made for the other stacks.
-    pub broadcast_copies: u64,
-    /// Frames lost because a soft ring was full or no mbuf was left to copy into.
-    pub soft_drops: u64,
-    /// Duplicate SYNs for a connection that already exists, dropped.
-    pub dup_syn_drops: u64,
-    /// SYNs dropped because the listener's accept queue was full.
-    pub backlog_drops: u64,
-    /// IP fragments discarded: the stacks do not reassemble.
-    pub fragment_drops: u64,
-    /// Echo requests to a broadcast or multicast address, ignored as Linux does.
-    pub broadcast_echo_ignored: u64,
-    /// Connections accepted by the application.
-    pub accepted: u64,
-    /// Connections the application started.
-    pub connected: u64,
-    /// Application calls executed.
-    pub rpcs: u64,
-    /// smoltcp device counters.
-    pub device: DeviceStats,
-}
-
 /// A TCP connection socket and the rules that steer to it.
 #[derive(Debug)]
-struct Conn {
-    handle: SocketHandle,
-    key: Option<ConnKey>,
-    flow: Option<FlowId>,
+pub(super) struct Conn {
+    pub(super) handle: SocketHandle,
+    pub(super) key: Option<ConnKey>,
+    pub(super) flow: Option<FlowId>,
     /// Ephemeral port to release when the connection is gone.
-    ephemeral: Option<u16>,
-    established: bool,
+    pub(super) ephemeral: Option<u16>,
+    pub(super) established: bool,
 }
 
+/// A TCP listener: its spare listening socket and the connections waiting
+/// for `accept`.
 #[derive(Debug)]
-struct Listener {
-    port: u16,
-    backlog: usize,
-    bufs: BufSizes,
-    spare: Option<SocketHandle>,
-    pending: VecDeque<Conn>,
+pub(super) struct Listener {
+    pub(super) port: u16,
+    pub(super) backlog: usize,
+    pub(super) bufs: BufSizes,
+    pub(super) spare: Option<SocketHandle>,
+    pub(super) pending: VecDeque<Conn>,
 }
 
+/// What a [`SockId`] names.
 #[derive(Debug)]
-enum Sock {
+pub(super) enum Sock {
     Conn(Conn),
     Listener(Listener),
     Udp(SocketHandle, u16),
     Icmp(SocketHandle, u16),
 }
 
-/// One stack instance. See the module documentation.
-pub struct Instance {
-    id: usize,
-    fabric: Arc<Fabric>,
-    inbox: Inbox,
-    iface: Interface,
-    sockets: SocketSet<'static>,
-    device: QueueDevice,
-    socks: HashMap<SockId, Sock>,
-    next_sock: u32,
-    listen_ports: HashMap<u16, SockId>,
-    conn_index: HashMap<ConnKey, SocketHandle>,
-    /// Connections the application closed, with when each entered TIME-WAIT.
-    closing: Vec<(Conn, Option<Instant>)>,
-    waiters: Vec<Arc<Notify>>,
-    burst: Vec<Mbuf>,
-    now: Instant,
-    changed: bool,
-    stats: StackStats,
-}
-
-fn smol(now: Instant) -> SmolInstant {
-    SmolInstant::from_micros((now.as_nanos() / 1000) as i64)
-}
-
-fn from_smol(t: SmolInstant) -> Instant {
-    Instant::from_nanos(t.total_micros().max(0) as u64 * 1000)
-}
-
 impl Instance {
-    /// Stack `id` of the group sharing `fabric`, reading its rings through
-    /// `inbox`.
-    pub(crate) fn new(id: usize, fabric: Arc<Fabric>, inbox: Inbox) -> Instance {
-        let cfg = &fabric.config;
-        let owner = Owner(cfg.owner_base + id as u32);
-        let mut device = QueueDevice::new(fabric.pool.clone(), fabric.tso_pool.clone(), owner, usize::from(cfg.mtu));
-        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(cfg.mac)));
-        config.random_seed = cfg.seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let mut iface = Interface::new(config, &mut device, SmolInstant::ZERO);
-        iface.update_ip_addrs(|addrs| {
-            let v4 = cfg.ipv4.map(|(a, len)| IpCidr::new(IpAddress::Ipv4(a), len));
-            let v6 = cfg.ipv6.map(|(a, len)| IpCidr::new(IpAddress::Ipv6(a), len));
-            addrs.extend(v4.into_iter().chain(v6));
-        });
-        if let Some(gw) = cfg.gateway {
-            // Only fails when the route table is full, which a new one is not.
-            let _ = iface.routes_mut().add_default_ipv4_route(gw);
-        }
-        Instance {
-            id,
-            fabric,
-            inbox,
-            iface,
-            sockets: SocketSet::new(Vec::new()),
-            device,
-            socks: HashMap::new(),
-            next_sock: 1,
-            listen_ports: HashMap::new(),
-            conn_index: HashMap::new(),
-            closing: Vec::new(),
-            waiters: Vec::new(),
-            burst: Vec::with_capacity(RX_BURST),
-            now: Instant::ZERO,
-            changed: false,
-            stats: StackStats::default(),
-        }
-    }
-
-    /// Counters so far.
-    pub fn stats(&self) -> StackStats {
-        StackStats { device: self.device.stats, ..self.stats }
-    }
-
-    /// Does everything due at `now`; true if anything moved or changed.
-    pub fn poll(&mut self, now: Instant) -> bool {
-        self.now = self.now.max(now);
-        let ts = smol(self.now);
-        let mut worked = self.run_rpcs();
-        worked |= self.receive();
-        self.iface.poll_maintenance(ts);
-        self.ingress(ts);
-        self.changed |=
-            self.iface.poll_egress(ts, &mut self.device, &mut self.sockets) == PollResult::SocketStateChanged;
-        self.reap_closed();
-        worked |= self.transmit();
-        let changed = std::mem::take(&mut self.changed);
-        if changed {
-            self.waiters.drain(..).for_each(|n| n.fire());
-        }
-        worked || changed
-    }
-
-    /// When the stack next has something to do: now while frames or calls
-    /// wait, else smoltcp's next timer. `None` when idle.
-    pub fn poll_at(&mut self) -> Option<Instant> {
-        let queued = !self.device.rx.is_empty()
-            || !self.device.tx.is_empty()
-            || !self.inbox.rpc.is_empty()
-            || !self.inbox.soft.is_empty();
-        if queued {
-            return Some(self.now);
-        }
-        let timers = self.iface.poll_at(smol(self.now), &self.sockets).map(from_smol);
-        timers.into_iter().chain(self.reap_at()).min()
-    }
-
-    /// Runs one application call now: a call that succeeds marks the stack
-    /// changed (waiters are woken at the end of the next poll); one that
-    /// would block leaves `notify` to be fired at the next change.
-    pub(crate) fn run_call(
-        &mut self,
-        notify: Option<Arc<Notify>>,
-        call: impl FnOnce(&mut Instance) -> io::Result<Reply>,
-    ) -> io::Result<Reply> {
-        let result = call(self);
-        match (&result, notify) {
-            (Err(e), Some(notify)) if e.kind() == io::ErrorKind::WouldBlock => self.waiters.push(notify),
-            (Ok(_), _) => self.changed = true,
-            _ => {}
-        }
-        result
-    }
-
-    fn run_rpcs(&mut self) -> bool {
-        let mut n = 0;
-        while let Some(Rpc { op, reply, notify }) = self.inbox.rpc.dequeue() {
-            reply.set(self.run_call(notify, |s| s.execute(op)));
-            n += 1;
-            if n == RPC_BURST {
-                break;
-            }
-        }
-        self.stats.rpcs += n as u64;
-        n > 0
-    }
-
-    // ---- receive side -------------------------------------------------
-
-    fn receive(&mut self) -> bool {
-        let me = self.id;
-        let fabric = Arc::clone(&self.fabric);
-        let mut burst = std::mem::take(&mut self.burst);
-        let from_nic = fabric.port.rx_burst(me as u16, &mut burst, RX_BURST);
-        self.stats.nic_rx += from_nic as u64;
-        for mbuf in burst.drain(..) {
-            self.route(mbuf);
-        }
-        let from_soft = self.inbox.soft.dequeue_burst(&mut burst, RX_BURST);
-        self.stats.forwarded_in += from_soft as u64;
-        for mbuf in burst.drain(..) {
-            let meta = PacketMeta::parse(mbuf.data()).ok();
-            self.accept_local(mbuf, meta.as_ref());
-        }
-        self.burst = burst;
-        from_nic + from_soft > 0
-    }
-
-    fn route(&mut self, mbuf: Mbuf) {
-        let Ok(meta) = PacketMeta::parse(mbuf.data()) else {
-            return self.device.rx.push_back(mbuf); // smoltcp counts and drops it
-        };
-        match discard(&meta, mbuf.data(), self.fabric.config.ipv4) {
-            Some(Discard::Fragment) => return self.stats.fragment_drops += 1,
-            Some(Discard::BroadcastEcho) => return self.stats.broadcast_echo_ignored += 1,
-            None => {}
-        }
-        match self.fabric.tables.route(self.fabric.steers_tcp(), &meta, mbuf.data()) {
-            Route::Owner(owner) if owner != self.id => self.hand_over(owner, mbuf),
-            Route::Everyone => {
-                self.copy_to_others(&mbuf, None);
-                self.accept_local(mbuf, Some(&meta));
-            }
-            Route::EveryoneAsReply => {
-                self.copy_to_others(&mbuf, Some(&meta));
-                self.accept_local(mbuf, Some(&meta));
-            }
-            _ => self.accept_local(mbuf, Some(&meta)),
-        }
-    }
-
-    fn hand_over(&mut self, owner: usize, mbuf: Mbuf) {
-        match self.fabric.soft[owner].enqueue(mbuf) {
-            Ok(()) => self.stats.forwarded_out += 1,
-            Err(_dropped) => self.stats.soft_drops += 1,
-        }
-    }
-
-    /// Copies a neighbour message to every other stack; with `as_reply`
-    /// (the message's headers), the copies of a request become replies.
-    fn copy_to_others(&mut self, mbuf: &Mbuf, as_reply: Option<&PacketMeta>) {
-        let owner = Owner(self.fabric.config.owner_base + self.id as u32);
-        let me = self.id;
-        for other in (0..self.fabric.soft.len()).filter(|&o| o != me) {
-            match mbuf.copy_to(&self.fabric.pool, owner) {
-                Some(mut copy) => {
-                    if let Some(meta) = as_reply {
-                        into_reply(copy.data_mut(), meta);
-                    }
-                    self.stats.broadcast_copies += 1;
-                    self.hand_over(other, copy);
-                }
-                None => self.stats.soft_drops += 1,
-            }
-        }
-    }
-
-    /// Queues a frame for smoltcp, unless it is a SYN that must not reach a
-    /// listener: a duplicate for a connection that exists (smoltcp would give
-    /// it to a fresh listening socket) or one beyond a full accept queue
-    /// (Linux drops those too; the peer retransmits).
-    fn accept_local(&mut self, mbuf: Mbuf, meta: Option<&PacketMeta>) {
-        if let Some(stat) = meta.and_then(|m| self.syn_filter(m)) {
-            *stat += 1;
-            return;
-        }
-        self.device.rx.push_back(mbuf);
-    }
-
-    fn syn_filter(&mut self, meta: &PacketMeta) -> Option<&mut u64> {
-        let (true, Some((sport, dport))) = (opens_connection(meta), meta.ports) else { return None };
-        let peer = SocketAddr::new(src_ip(meta)?, sport);
-        if self.conn_index.contains_key(&ConnKey { peer, local_port: dport }) {
-            return Some(&mut self.stats.dup_syn_drops);
-        }
-        let id = self.listen_ports.get(&dport)?;
-        match self.socks.get(id) {
-            Some(Sock::Listener(l)) if l.spare.is_none() => Some(&mut self.stats.backlog_drops),
-            _ => None,
-        }
-    }
-
-    fn ingress(&mut self, ts: SmolInstant) {
-        loop {
-            match self.iface.poll_ingress_single(ts, &mut self.device, &mut self.sockets) {
-                PollIngressSingleResult::None => break,
-                PollIngressSingleResult::PacketProcessed => {}
-                PollIngressSingleResult::SocketStateChanged => {
-                    self.changed = true;
-                    self.refill_listeners();
-                }
-            }
-        }
-    }
-
-    /// Moves listening sockets that took a SYN to their listener's pending
-    /// queue, registers the new connection, and opens a fresh spare.
-    fn refill_listeners(&mut self) {
-        let ids: Vec<SockId> = self.listen_ports.values().copied().collect();
-        for id in ids {
-            let Some(Sock::Listener(l)) = self.socks.get_mut(&id) else { continue };
-            let Some(spare) = l.spare else { continue };
-            if self.sockets.get::<tcp::Socket>(spare).state() == tcp::State::Listen {
-                continue;
-            }
-            l.spare = None;
-            let mut conn = Conn { handle: spare, key: None, flow: None, ephemeral: None, established: false };
-            let (port, bufs, room) = (l.port, l.bufs, l.pending.len() + 1 < l.backlog);
-            self.register_conn(&mut conn);
-            let spare = room.then(|| self.open_listening(port, bufs));
-            if let Some(Sock::Listener(l)) = self.socks.get_mut(&id) {
-                l.pending.push_back(conn);
-                l.spare = spare;
-            }
-        }
-    }
-
-    // ---- transmit side ------------------------------------------------
-
-    fn transmit(&mut self) -> bool {
-        if self.device.tx.is_empty() {
-            return false;
-        }
-        let sent = self.fabric.port.tx_burst(self.id as u16, &mut self.device.tx);
-        self.stats.nic_tx += sent as u64;
-        sent > 0
-    }
-
-    // ---- sockets ------------------------------------------------------
-
     fn new_sock(&mut self, sock: Sock) -> SockId {
         let id = SockId(self.next_sock);
         self.next_sock += 1;
@@ -414,6 +92,28 @@ impl Instance {
         self.sockets.add(socket)
     }
 
+    /// Moves listening sockets that took a SYN to their listener's pending
+    /// queue, registers the new connection, and opens a fresh spare.
+    pub(super) fn refill_listeners(&mut self) {
+        let ids: Vec<SockId> = self.listen_ports.values().copied().collect();
+        for id in ids {
+            let Some(Sock::Listener(l)) = self.socks.get_mut(&id) else { continue };
+            let Some(spare) = l.spare else { continue };
+            if self.sockets.get::<tcp::Socket>(spare).state() == tcp::State::Listen {
+                continue;
+            }
+            l.spare = None;
+            let mut conn = Conn { handle: spare, key: None, flow: None, ephemeral: None, established: false };
+            let (port, bufs, room) = (l.port, l.bufs, l.pending.len() + 1 < l.backlog);
+            self.register_conn(&mut conn);
+            let spare = room.then(|| self.open_listening(port, bufs));
+            if let Some(Sock::Listener(l)) = self.socks.get_mut(&id) {
+                l.pending.push_back(conn);
+                l.spare = spare;
+            }
+        }
+    }
+
     /// Records a connection's tuple so SYN duplicates are filtered and, in
     /// steering modes, frames reach this stack (rule table, flow rule).
     fn register_conn(&mut self, conn: &mut Conn) {
@@ -424,7 +124,7 @@ impl Instance {
         if self.fabric.steers_tcp() {
             self.fabric.tables.add_conn(key, self.id);
         }
-        if self.fabric.config.mode == crate::config::ForwardMode::FlowDirector {
+        if self.fabric.config.mode == ForwardMode::FlowDirector {
             conn.flow = self.flow_rule(key, local.into());
         }
         conn.key = Some(key);
@@ -466,7 +166,7 @@ impl Instance {
 
     /// Frees connections the application closed once TCP is done with them:
     /// closed, or in TIME-WAIT for [`TIME_WAIT_LINGER`].
-    fn reap_closed(&mut self) {
+    pub(super) fn reap_closed(&mut self) {
         let mut i = 0;
         while i < self.closing.len() {
             let (conn, since) = &mut self.closing[i];
@@ -485,7 +185,7 @@ impl Instance {
     }
 
     /// When the next lingering TIME-WAIT connection is due to be freed.
-    fn reap_at(&self) -> Option<Instant> {
+    pub(super) fn reap_at(&self) -> Option<Instant> {
         self.closing.iter().filter_map(|(_, since)| since.map(|t| t + TIME_WAIT_LINGER)).min()
     }
 

@@ -1,0 +1,211 @@
+//! One stack instance: a smoltcp interface and socket set on one NIC queue.
+//!
+//! [`Instance::poll`] is the whole life of a stack, sans-IO: execute the
+//! application calls waiting in its RPC ring, take a burst from its NIC
+//! queue and its soft ring, hand frames owned by other stacks to them, run
+//! smoltcp's ingress one frame at a time (refilling listeners between
+//! frames, since a smoltcp socket accepts exactly one connection), run
+//! smoltcp's egress, reap closed sockets, and transmit. It never reads a
+//! clock; the executor passes `now`.
+//!
+//! The instance is split the way smoltcp splits its interface: this module
+//! holds the state and the poll loop, `datapath` moves frames (NIC queue,
+//! soft ring, hand-over between stacks, SYN filtering, ingress and
+//! transmit), and `sockets` runs the socket operations that application
+//! calls ask for, addressed by instance-local [`SockId`]s. A listener keeps
+//! one spare smoltcp socket in `Listen` state plus the connections that
+//! spare sockets turned into, until `accept` takes them.
+
+mod datapath;
+mod sockets;
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+
+use ethdev::{Instant, Mbuf, Owner};
+use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
+use smoltcp::time::Instant as SmolInstant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+
+use crate::device::{DeviceStats, QueueDevice};
+use crate::dispatch::ConnKey;
+use crate::fabric::{Fabric, Inbox};
+use crate::rpc::{Notify, Reply, Rpc, SockId};
+
+use sockets::{Conn, Sock};
+
+/// Frames taken from the NIC queue per poll.
+const RX_BURST: usize = 64;
+/// RPCs executed per poll.
+const RPC_BURST: usize = 256;
+
+/// Counters of one stack instance.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StackStats {
+    /// Frames taken from the NIC queue.
+    pub nic_rx: u64,
+    /// Frames given to the NIC queue.
+    pub nic_tx: u64,
+    /// Frames handed to another stack's soft ring.
+    pub forwarded_out: u64,
+    /// Frames received through the soft ring.
+    pub forwarded_in: u64,
+    /// Copies of neighbour replies made for the other stacks.
+    pub broadcast_copies: u64,
+    /// Frames lost because a soft ring was full or no mbuf was left to copy into.
+    pub soft_drops: u64,
+    /// Duplicate SYNs for a connection that already exists, dropped.
+    pub dup_syn_drops: u64,
+    /// SYNs dropped because the listener's accept queue was full.
+    pub backlog_drops: u64,
+    /// IP fragments discarded: the stacks do not reassemble.
+    pub fragment_drops: u64,
+    /// Echo requests to a broadcast or multicast address, ignored as Linux does.
+    pub broadcast_echo_ignored: u64,
+    /// Connections accepted by the application.
+    pub accepted: u64,
+    /// Connections the application started.
+    pub connected: u64,
+    /// Application calls executed.
+    pub rpcs: u64,
+    /// smoltcp device counters.
+    pub device: DeviceStats,
+}
+
+/// One stack instance. See the module documentation.
+pub struct Instance {
+    id: usize,
+    fabric: Arc<Fabric>,
+    inbox: Inbox,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    device: QueueDevice,
+    socks: HashMap<SockId, Sock>,
+    next_sock: u32,
+    listen_ports: HashMap<u16, SockId>,
+    conn_index: HashMap<ConnKey, SocketHandle>,
+    /// Connections the application closed, with when each entered TIME-WAIT.
+    closing: Vec<(Conn, Option<Instant>)>,
+    waiters: Vec<Arc<Notify>>,
+    burst: Vec<Mbuf>,
+    now: Instant,
+    changed: bool,
+    stats: StackStats,
+}
+
+fn smol(now: Instant) -> SmolInstant {
+    SmolInstant::from_micros((now.as_nanos() / 1000) as i64)
+}
+
+fn from_smol(t: SmolInstant) -> Instant {
+    Instant::from_nanos(t.total_micros().max(0) as u64 * 1000)
+}
+
+impl Instance {
+    /// Stack `id` of the group sharing `fabric`, reading its rings through
+    /// `inbox`.
+    pub(crate) fn new(id: usize, fabric: Arc<Fabric>, inbox: Inbox) -> Instance {
+        let cfg = &fabric.config;
+        let owner = Owner(cfg.owner_base + id as u32);
+        let mut device = QueueDevice::new(fabric.pool.clone(), fabric.tso_pool.clone(), owner, usize::from(cfg.mtu));
+        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(cfg.mac)));
+        config.random_seed = cfg.seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut iface = Interface::new(config, &mut device, SmolInstant::ZERO);
+        iface.update_ip_addrs(|addrs| {
+            let v4 = cfg.ipv4.map(|(a, len)| IpCidr::new(IpAddress::Ipv4(a), len));
+            let v6 = cfg.ipv6.map(|(a, len)| IpCidr::new(IpAddress::Ipv6(a), len));
+            addrs.extend(v4.into_iter().chain(v6));
+        });
+        if let Some(gw) = cfg.gateway {
+            // Only fails when the route table is full, which a new one is not.
+            let _ = iface.routes_mut().add_default_ipv4_route(gw);
+        }
+        Instance {
+            id,
+            fabric,
+            inbox,
+            iface,
+            sockets: SocketSet::new(Vec::new()),
+            device,
+            socks: HashMap::new(),
+            next_sock: 1,
+            listen_ports: HashMap::new(),
+            conn_index: HashMap::new(),
+            closing: Vec::new(),
+            waiters: Vec::new(),
+            burst: Vec::with_capacity(RX_BURST),
+            now: Instant::ZERO,
+            changed: false,
+            stats: StackStats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> StackStats {
+        StackStats { device: self.device.stats, ..self.stats }
+    }
+
+    /// Does everything due at `now`; true if anything moved or changed.
+    pub fn poll(&mut self, now: Instant) -> bool {
+        self.now = self.now.max(now);
+        let ts = smol(self.now);
+        let mut worked = self.run_rpcs();
+        worked |= self.receive();
+        self.iface.poll_maintenance(ts);
+        self.ingress(ts);
+        self.changed |=
+            self.iface.poll_egress(ts, &mut self.device, &mut self.sockets) == PollResult::SocketStateChanged;
+        self.reap_closed();
+        worked |= self.transmit();
+        let changed = std::mem::take(&mut self.changed);
+        if changed {
+            self.waiters.drain(..).for_each(|n| n.fire());
+        }
+        worked || changed
+    }
+
+    /// When the stack next has something to do: now while frames or calls
+    /// wait, else smoltcp's next timer. `None` when idle.
+    pub fn poll_at(&mut self) -> Option<Instant> {
+        let queued = !self.device.rx.is_empty()
+            || !self.device.tx.is_empty()
+            || !self.inbox.rpc.is_empty()
+            || !self.inbox.soft.is_empty();
+        if queued {
+            return Some(self.now);
+        }
+        let timers = self.iface.poll_at(smol(self.now), &self.sockets).map(from_smol);
+        timers.into_iter().chain(self.reap_at()).min()
+    }
+
+    /// Runs one application call now: a call that succeeds marks the stack
+    /// changed (waiters are woken at the end of the next poll); one that
+    /// would block leaves `notify` to be fired at the next change.
+    pub(crate) fn run_call(
+        &mut self,
+        notify: Option<Arc<Notify>>,
+        call: impl FnOnce(&mut Instance) -> io::Result<Reply>,
+    ) -> io::Result<Reply> {
+        let result = call(self);
+        match (&result, notify) {
+            (Err(e), Some(notify)) if e.kind() == io::ErrorKind::WouldBlock => self.waiters.push(notify),
+            (Ok(_), _) => self.changed = true,
+            _ => {}
+        }
+        result
+    }
+
+    fn run_rpcs(&mut self) -> bool {
+        let mut n = 0;
+        while let Some(Rpc { op, reply, notify }) = self.inbox.rpc.dequeue() {
+            reply.set(self.run_call(notify, |s| s.execute(op)));
+            n += 1;
+            if n == RPC_BURST {
+                break;
+            }
+        }
+        self.stats.rpcs += n as u64;
+        n > 0
+    }
+}
