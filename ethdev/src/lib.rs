@@ -4,8 +4,10 @@
 //! a particular backend: packet buffers ([`mbuf`]) carved from a fixed pool
 //! ([`mempool`]), bounded lock-free [`ring`]s that move them between threads,
 //! header parsing ([`packet`]), software Toeplitz RSS ([`rss`]), rte_flow-like
-//! classification rules ([`flow`]), and the [`EthDev`] trait that every port
-//! implements.
+//! classification rules ([`flow`]), the [`EthDev`] trait that every port
+//! implements with its lock-free per-queue handles ([`queue`]), and
+//! middleware that works over any port ([`middleware`]: capture, fault
+//! injection).
 //!
 //! `unsafe` code lives in two modules only, [`ring`] and [`mempool`], which
 //! opt out of the workspace's `unsafe_code` denial; every `unsafe` block
@@ -18,7 +20,9 @@ pub mod frame;
 mod freelist;
 pub mod mbuf;
 pub mod mempool;
+pub mod middleware;
 pub mod packet;
+pub mod queue;
 pub mod ring;
 pub mod rss;
 pub mod shm;
@@ -30,5 +34,6 @@ pub mod wire;
 pub use dev::EthDev;
 pub use mbuf::{Mbuf, OlFlags};
 pub use mempool::{Mempool, MempoolConfig, Owner};
-pub use time::Instant;
+pub use queue::{RxQueue, TxQueue};
+pub use time::{Clock, Instant};
 pub use wire::Wire;

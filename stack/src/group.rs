@@ -19,7 +19,7 @@ use ethdev::error::DevError;
 use ethdev::flow::{FlowAction, FlowAttr, FlowItem, ItemSpec};
 use ethdev::ring::{mpsc, Consumer, MpProducer};
 use ethdev::rss::RssConf;
-use ethdev::{EthDev, Instant, Mbuf, Mempool, MempoolConfig};
+use ethdev::{EthDev, Instant, Mbuf, Mempool, MempoolConfig, RxQueue, TxQueue};
 
 use crate::api::{Api, FdTable};
 use crate::config::{ForwardMode, ThreadModel};
@@ -169,7 +169,9 @@ impl StackGroup {
             install_syn_catchall(port.as_ref())?;
         }
         port.start()?;
-        let rss = RssConf::from_parts(conf.rss_key, conf.rss_types, port.reta_query());
+        let rss = RssConf::from_parts(conf.rss_key, conf.rss_types, port.reta_query()?);
+        let nics = (0..queues).map(|q| Ok(NicQueue { rx: port.rx_queue(q)?, tx: port.tx_queue(q)? }));
+        let nics = nics.collect::<Result<Vec<_>, DevError>>()?;
         let (soft, soft_ends) = rings(config.stacks, config.ring_size)?;
         let (rpc, rpc_ends) = rings(config.stacks, config.ring_size)?;
         let fabric = Arc::new(Fabric {
@@ -185,8 +187,11 @@ impl StackGroup {
             fds: Mutex::default(),
         });
         let inboxes = soft_ends.into_iter().zip(rpc_ends).map(|(soft, rpc)| Inbox { soft, rpc });
-        let stacks =
-            inboxes.enumerate().map(|(i, inbox)| Mutex::new(Instance::new(i, Arc::clone(&fabric), inbox))).collect();
+        let stacks = inboxes
+            .zip(nics)
+            .enumerate()
+            .map(|(i, (inbox, nic))| Mutex::new(Instance::new(i, Arc::clone(&fabric), inbox, nic)))
+            .collect();
         Ok(StackGroup { fabric, stacks })
     }
 
@@ -255,6 +260,14 @@ pub(crate) struct Inbox {
     pub(crate) soft: Consumer<Mbuf>,
     /// Application calls to run.
     pub(crate) rpc: Consumer<Rpc>,
+}
+
+/// The fast-path handles of one stack's NIC queue, which only that stack polls.
+pub(crate) struct NicQueue {
+    /// Frames from the NIC.
+    pub(crate) rx: Box<dyn RxQueue>,
+    /// Frames to the NIC.
+    pub(crate) tx: Box<dyn TxQueue>,
 }
 
 /// A set of MPSC rings as their producing ends (for the fabric) and their

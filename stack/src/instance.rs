@@ -28,7 +28,7 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 use crate::device::{DeviceStats, QueueDevice};
 use crate::dispatch::{discard, into_reply, opens_connection, src_ip, Bound, ConnKey, Discard, Route};
 use crate::error;
-use crate::group::{Fabric, Inbox, CONN_RULE_PRIORITY};
+use crate::group::{Fabric, Inbox, NicQueue, CONN_RULE_PRIORITY};
 use crate::ports::Proto;
 use crate::rpc::{BufSizes, Notify, Op, Readiness, Reply, Rpc};
 
@@ -115,6 +115,7 @@ pub struct Instance {
     id: usize,
     fabric: Arc<Fabric>,
     inbox: Inbox,
+    nic: NicQueue,
     iface: Interface,
     sockets: SocketSet<'static>,
     device: QueueDevice,
@@ -141,8 +142,8 @@ fn from_smol(t: SmolInstant) -> Instant {
 
 impl Instance {
     /// Stack `id` of the group sharing `fabric`, reading its rings through
-    /// `inbox`.
-    pub(crate) fn new(id: usize, fabric: Arc<Fabric>, inbox: Inbox) -> Instance {
+    /// `inbox` and polling its NIC queue through `nic`.
+    pub(crate) fn new(id: usize, fabric: Arc<Fabric>, inbox: Inbox, nic: NicQueue) -> Instance {
         let cfg = &fabric.config;
         let owner = Owner(cfg.owner_base + id as u32);
         let mut device = QueueDevice::new(fabric.pool.clone(), fabric.tso_pool.clone(), owner, usize::from(cfg.mtu));
@@ -162,6 +163,7 @@ impl Instance {
             id,
             fabric,
             inbox,
+            nic,
             iface,
             sockets: SocketSet::new(Vec::new()),
             device,
@@ -249,10 +251,8 @@ impl Instance {
     // ---- receive side -------------------------------------------------
 
     fn receive(&mut self) -> bool {
-        let me = self.id;
-        let fabric = Arc::clone(&self.fabric);
         let mut burst = std::mem::take(&mut self.burst);
-        let from_nic = fabric.port.rx_burst(me as u16, &mut burst, RX_BURST);
+        let from_nic = self.nic.rx.rx_burst(&mut burst, RX_BURST);
         self.stats.nic_rx += from_nic as u64;
         for mbuf in burst.drain(..) {
             self.route(mbuf);
@@ -382,7 +382,7 @@ impl Instance {
         if self.device.tx.is_empty() {
             return false;
         }
-        let sent = self.fabric.port.tx_burst(self.id as u16, &mut self.device.tx);
+        let sent = self.nic.tx.tx_burst(&mut self.device.tx);
         self.stats.nic_tx += sent as u64;
         sent > 0
     }

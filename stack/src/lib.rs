@@ -24,14 +24,10 @@ pub mod rpc;
 
 pub use api::{Api, Epoll, Fd, Shutdown, SockOpt, SockType};
 pub use config::{ForwardMode, ThreadModel};
+/// The time source an [`Api`] reads when it polls a stack itself
+/// (run-to-completion); it lives in [`ethdev::time`], beside the instants it
+/// returns, since captures stamp records with it too.
+pub use ethdev::time::Clock;
 pub use group::{GroupConfig, GroupError, StackGroup};
 pub use instance::StackStats;
 pub use rpc::{BufSizes, Interest, Readiness};
-
-/// The time source an [`Api`] reads when it polls a stack itself
-/// (run-to-completion): virtual time in a simulation, monotonic time on
-/// real threads.
-pub trait Clock: Send + Sync {
-    /// The current time.
-    fn now(&self) -> ethdev::Instant;
-}
