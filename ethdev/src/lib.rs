@@ -22,6 +22,7 @@ pub mod mbuf;
 pub mod mempool;
 pub mod middleware;
 pub mod packet;
+pub mod proto;
 pub mod queue;
 pub mod ring;
 pub mod rss;

@@ -16,10 +16,11 @@ use std::sync::Arc;
 use ethdev::dev::{MacAddr, RxOffloads, TxOffloads};
 use ethdev::mbuf::Mbuf;
 use ethdev::packet::{Ipv4Flow, PacketMeta};
+use ethdev::proto::ETHERNET_HEADER;
 use ethdev::stats::DropReason;
 use ethdev::Wire;
 
-use crate::classify::{classify, classify_ipv4, rss_only, Placement, ETHERNET_HEADER};
+use crate::classify::{classify, classify_ipv4, rss_only, Placement};
 use crate::offload;
 use crate::port::{Shared, State, TxRing};
 
