@@ -526,3 +526,24 @@ fn burst_hook_sees_wire_and_queue_bursts_exactly() {
     assert_eq!(seen.0.lock().unwrap().len(), before, "a removed hook sees nothing");
     rig.finish();
 }
+
+#[test]
+fn a_transmit_handle_from_before_a_reconfiguration_is_inert() {
+    let mut conf = PortConf::new(1);
+    let rig = Rig::new(conf.clone());
+    let mut stale = rig.port.tx_queue(0).unwrap();
+    rig.port.stop().unwrap();
+    let stopped = rig.mbuf(&tcp_to_port(v4([10, 0, 0, 1], [10, 0, 0, 2]), 1, 80).build(b"x"));
+    assert_eq!(stale.tx_burst(&mut vec![stopped]), 0, "no transmit while stopped");
+    conf.tx_ring_size = 64;
+    rig.port.configure(&conf).unwrap();
+    rig.port.start().unwrap();
+    let frame = tcp_to_port(v4([10, 0, 0, 1], [10, 0, 0, 2]), 1, 80).build(b"x");
+    let mut burst = vec![rig.mbuf(&frame)];
+    assert_eq!(stale.free_count(), 0, "its old ring is no longer the port's");
+    assert_eq!(stale.tx_burst(&mut burst), 0, "so it takes nothing");
+    assert_eq!(rig.tx(0, &mut burst), 1, "a handle taken after configure sends");
+    assert!(rig.port.rx_queue(1).is_err(), "no such queue");
+    drop(stale);
+    rig.finish();
+}
