@@ -4,7 +4,6 @@
 use std::fmt;
 
 use ethdev::Instant;
-use user_vbridge::Captured;
 
 /// Which way a frame crossed its capture point, as seen by the interface
 /// named in the record (pcapng `epb_flags` bits 0–1).
@@ -97,20 +96,5 @@ impl Record {
     /// carries them.
     pub fn bare(time: Instant, data: Vec<u8>) -> Record {
         Record { interface: None, direction: None, time, data }
-    }
-}
-
-/// A bridge tap record becomes a record on the interface named after the
-/// port (`port0`, as [`user_vbridge::PortId`] displays). The tap's capture
-/// point is the port end of the link, so the direction is the port's view:
-/// ingress (the port transmitted it) is [`Direction::Outbound`], egress (the
-/// port receives it) is [`Direction::Inbound`].
-impl From<Captured> for Record {
-    fn from(c: Captured) -> Record {
-        let direction = match c.direction {
-            user_vbridge::Direction::Ingress => Direction::Outbound,
-            user_vbridge::Direction::Egress => Direction::Inbound,
-        };
-        Record { interface: Some(c.port.to_string()), direction: Some(direction), time: c.time, data: c.data }
     }
 }

@@ -142,23 +142,6 @@ fn capture_points_name_ports_and_queues() {
     assert_eq!(CapturePoint::TxQueue("eth1".into(), 0).to_string(), "eth1/txq0");
 }
 
-#[test]
-fn bridge_tap_records_take_the_ports_view() {
-    use user_vbridge::{Captured, PortId};
-    let ingress = Captured {
-        port: PortId(3),
-        direction: user_vbridge::Direction::Ingress,
-        time: Instant::from_nanos(42),
-        data: vec![1, 2, 3],
-    };
-    let egress = Captured { direction: user_vbridge::Direction::Egress, ..ingress.clone() };
-    assert_eq!(
-        Record::from(ingress),
-        Record::new("port3", Some(Direction::Outbound), Instant::from_nanos(42), vec![1, 2, 3])
-    );
-    assert_eq!(Record::from(egress).direction, Some(Direction::Inbound));
-}
-
 /// A pcapng written by another tool: interfaces with other resolutions.
 fn foreign_pcapng(options: Vec<InterfaceDescriptionOption<'static>>, raw: u64, endianness: Endianness) -> Vec<u8> {
     let mut w = PcapNgWriter::with_endianness(Vec::new(), endianness).expect("writer");

@@ -1,15 +1,23 @@
 //! The `EthDev` trait: what every port backend offers, `rte_ethdev` style.
 //!
-//! A port is configured (queues, ring sizes, RSS, offloads, MTU), started,
-//! then polled: each receive queue by [`EthDev::rx_burst`], each transmit
-//! queue by [`EthDev::tx_burst`], from whichever thread owns that queue.
-//! Control calls (RSS and RETA updates, flow rules, link, MTU, promiscuous
-//! mode, stats) take `&self` too, so a port can be shared as
-//! `Arc<dyn EthDev>` between the queue threads and a control thread.
+//! DPDK splits a port into its fast-path ops (`rte_eth_fp_ops`: rx/tx
+//! burst per queue) and its control ops (`eth_dev_ops`), most of which a
+//! driver may leave out. So does this trait. A port is configured (queues,
+//! ring sizes, RSS, offloads, MTU) and started through control calls that
+//! take `&self`, so it can be shared as `Arc<dyn EthDev>` between queue
+//! threads and a control thread; then each polling thread takes the
+//! [`RxQueue`]/[`TxQueue`] handles of its queues once and bursts through
+//! them with `&mut self`, taking no lock and allocating nothing per burst.
+//! Only [`EthDev::info`] and the two handle getters are required: every
+//! control operation defaults to [`DevError::Unsupported`], so a new
+//! backend (a DPDK port, a shared-memory port) implements only what it
+//! has. Behaviour that applies to any port, such as capture and fault
+//! injection, is middleware wrapping an `EthDev` ([`crate::middleware`]),
+//! not a feature of one backend.
 
 use crate::error::DevError;
 use crate::flow::{FlowAction, FlowAttr, FlowCounters, FlowId, FlowItem};
-use crate::mbuf::Mbuf;
+use crate::queue::{RxQueue, TxQueue};
 use crate::rss::{Reta, RssHashTypes, RssKey};
 
 /// A MAC address.
@@ -150,62 +158,132 @@ pub struct XStat {
     pub value: u64,
 }
 
+/// `Err(Unsupported)` naming the operation: what every control operation
+/// a backend does not implement returns.
+fn unsupported<T>(op: &str) -> Result<T, DevError> {
+    Err(DevError::Unsupported(op.to_string()))
+}
+
 /// A port backend: a software NIC, a DPDK port, or a model of either.
+///
+/// Only [`EthDev::info`] and the queue handles are required; every control
+/// operation has a body returning [`DevError::Unsupported`], so a backend
+/// implements exactly what it has (see the module docs).
 pub trait EthDev: Send + Sync {
     /// What the port supports.
     fn info(&self) -> DevInfo;
-    /// Applies a configuration; the port must be stopped.
-    fn configure(&self, conf: &PortConf) -> Result<(), DevError>;
-    /// Starts the port: queues begin to pass frames.
-    fn start(&self) -> Result<(), DevError>;
-    /// Stops the port; frames arriving meanwhile are dropped as link down.
-    fn stop(&self);
+    /// The fast-path handle of receive queue `queue`, for the thread that
+    /// polls it; take it once the port is configured.
+    fn rx_queue(&self, queue: u16) -> Result<Box<dyn RxQueue>, DevError>;
+    /// The fast-path handle of transmit queue `queue`, as [`EthDev::rx_queue`].
+    fn tx_queue(&self, queue: u16) -> Result<Box<dyn TxQueue>, DevError>;
 
-    /// Appends up to `max` received frames from `queue` to `out`; returns how many.
-    fn rx_burst(&self, queue: u16, out: &mut Vec<Mbuf>, max: usize) -> usize;
-    /// Queues frames from the front of `pkts` for transmission on `queue`,
-    /// leaving those that did not fit in `pkts`; returns how many were taken.
-    fn tx_burst(&self, queue: u16, pkts: &mut Vec<Mbuf>) -> usize;
+    /// A short name for reports and captures, e.g. `veth0`; the driver's
+    /// name unless the backend names its ports.
+    fn name(&self) -> &str {
+        self.info().driver
+    }
+    /// Applies a configuration; the port must be stopped.
+    fn configure(&self, _conf: &PortConf) -> Result<(), DevError> {
+        unsupported("configure")
+    }
+    /// Starts the port: queues begin to pass frames.
+    fn start(&self) -> Result<(), DevError> {
+        unsupported("start")
+    }
+    /// Stops the port; frames arriving meanwhile are dropped as link down.
+    fn stop(&self) -> Result<(), DevError> {
+        unsupported("stop")
+    }
 
     /// Replaces the RSS key and hash types.
-    fn rss_hash_update(&self, key: RssKey, types: RssHashTypes) -> Result<(), DevError>;
+    fn rss_hash_update(&self, _key: RssKey, _types: RssHashTypes) -> Result<(), DevError> {
+        unsupported("rss_hash_update")
+    }
     /// Replaces the redirection table.
-    fn reta_update(&self, reta: Reta) -> Result<(), DevError>;
+    fn reta_update(&self, _reta: Reta) -> Result<(), DevError> {
+        unsupported("reta_update")
+    }
     /// The current redirection table.
-    fn reta_query(&self) -> Reta;
+    fn reta_query(&self) -> Result<Reta, DevError> {
+        unsupported("reta_query")
+    }
 
     /// Checks that a flow rule could be created.
-    fn flow_validate(&self, attr: &FlowAttr, pattern: &[FlowItem], actions: &[FlowAction]) -> Result<(), DevError>;
+    fn flow_validate(&self, _attr: &FlowAttr, _pattern: &[FlowItem], _actions: &[FlowAction]) -> Result<(), DevError> {
+        unsupported("flow_validate")
+    }
     /// Creates a flow rule.
-    fn flow_create(&self, attr: &FlowAttr, pattern: &[FlowItem], actions: &[FlowAction]) -> Result<FlowId, DevError>;
+    fn flow_create(
+        &self,
+        _attr: &FlowAttr,
+        _pattern: &[FlowItem],
+        _actions: &[FlowAction],
+    ) -> Result<FlowId, DevError> {
+        unsupported("flow_create")
+    }
     /// Destroys a flow rule.
-    fn flow_destroy(&self, id: FlowId) -> Result<(), DevError>;
+    fn flow_destroy(&self, _id: FlowId) -> Result<(), DevError> {
+        unsupported("flow_destroy")
+    }
     /// Destroys every flow rule.
-    fn flow_flush(&self);
+    fn flow_flush(&self) -> Result<(), DevError> {
+        unsupported("flow_flush")
+    }
     /// Reads a rule's COUNT action.
-    fn flow_query(&self, id: FlowId) -> Result<FlowCounters, DevError>;
+    fn flow_query(&self, _id: FlowId) -> Result<FlowCounters, DevError> {
+        unsupported("flow_query")
+    }
     /// In isolate mode only traffic matched by a rule is received.
-    fn flow_isolate(&self, on: bool) -> Result<(), DevError>;
+    fn flow_isolate(&self, _on: bool) -> Result<(), DevError> {
+        unsupported("flow_isolate")
+    }
 
     /// Link state.
-    fn link(&self) -> LinkStatus;
+    fn link(&self) -> Result<LinkStatus, DevError> {
+        unsupported("link")
+    }
     /// Brings the link up or down.
-    fn set_link(&self, up: bool);
+    fn set_link(&self, _up: bool) -> Result<(), DevError> {
+        unsupported("set_link")
+    }
     /// The port's MAC address.
-    fn mac_addr(&self) -> MacAddr;
+    fn mac_addr(&self) -> Result<MacAddr, DevError> {
+        unsupported("mac_addr")
+    }
     /// The current MTU.
-    fn mtu(&self) -> u16;
+    fn mtu(&self) -> Result<u16, DevError> {
+        unsupported("mtu")
+    }
     /// Changes the MTU.
-    fn set_mtu(&self, mtu: u16) -> Result<(), DevError>;
+    fn set_mtu(&self, _mtu: u16) -> Result<(), DevError> {
+        unsupported("set_mtu")
+    }
     /// Whether the port accepts unicast frames for other MACs.
-    fn promiscuous(&self) -> bool;
+    fn promiscuous(&self) -> Result<bool, DevError> {
+        unsupported("promiscuous")
+    }
     /// Turns promiscuous mode on or off.
-    fn set_promiscuous(&self, on: bool);
+    fn set_promiscuous(&self, _on: bool) -> Result<(), DevError> {
+        unsupported("set_promiscuous")
+    }
 
     /// Basic counters.
-    fn stats(&self) -> PortStats;
+    fn stats(&self) -> Result<PortStats, DevError> {
+        unsupported("stats")
+    }
     /// Every named counter, including drops by reason.
-    fn xstats(&self) -> Vec<XStat>;
+    fn xstats(&self) -> Result<Vec<XStat>, DevError> {
+        unsupported("xstats")
+    }
     /// Zeroes every counter.
-    fn stats_reset(&self);
+    fn stats_reset(&self) -> Result<(), DevError> {
+        unsupported("stats_reset")
+    }
+    /// Checks that every frame the port was offered is accounted for
+    /// (passed on, dropped under a reason, or still queued); the error
+    /// names the first imbalance.
+    fn check_accounting(&self) -> Result<(), DevError> {
+        unsupported("check_accounting")
+    }
 }

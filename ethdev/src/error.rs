@@ -71,6 +71,10 @@ pub enum DevError {
         /// The state the operation needs.
         needed: &'static str,
     },
+    /// Frames went missing: the port's counters do not add up (see
+    /// [`crate::EthDev::check_accounting`]).
+    #[error("{0}")]
+    Accounting(String),
     /// The port does not support this operation or value.
     #[error("not supported: {0}")]
     Unsupported(String),

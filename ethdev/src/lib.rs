@@ -4,8 +4,10 @@
 //! a particular backend: packet buffers ([`mbuf`]) carved from a fixed pool
 //! ([`mempool`]), bounded lock-free [`ring`]s that move them between threads,
 //! header parsing ([`packet`]), software Toeplitz RSS ([`rss`]), rte_flow-like
-//! classification rules ([`flow`]), and the [`EthDev`] trait that every port
-//! implements.
+//! classification rules ([`flow`]), the [`EthDev`] trait that every port
+//! implements with its lock-free per-queue handles ([`queue`]), and
+//! middleware that works over any port ([`middleware`]: capture, fault
+//! injection).
 //!
 //! `unsafe` code lives in five modules only, which opt out of the
 //! workspace's `unsafe_code` denial: [`ring`], [`mempool`], `region` (the
@@ -21,8 +23,11 @@ mod freelist;
 pub mod mbuf;
 mod mbuf_header;
 pub mod mempool;
+pub mod middleware;
 pub mod owner;
 pub mod packet;
+pub mod proto;
+pub mod queue;
 mod region;
 pub mod ring;
 pub mod rss;
@@ -35,5 +40,6 @@ pub mod wire;
 pub use dev::EthDev;
 pub use mbuf::{Mbuf, OlFlags};
 pub use mempool::{Mempool, MempoolConfig, Owner};
-pub use time::Instant;
+pub use queue::{RxQueue, TxQueue};
+pub use time::{Clock, Instant};
 pub use wire::Wire;

@@ -19,6 +19,10 @@
 //! takes the full walk. Where it accepts a frame, it agrees with
 //! [`PacketMeta::parse`].
 
+use crate::proto::{
+    ETHERNET_HEADER, ETHER_TYPE_IPV4, ETHER_TYPE_IPV6, ETHER_TYPE_QINQ, ETHER_TYPE_VLAN, PROTO_TCP, PROTO_UDP, VLAN_TAG,
+};
+
 /// Layer-3 source and destination addresses of a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum IpAddrs {
@@ -90,12 +94,6 @@ pub enum ParseError {
     TruncatedL2,
 }
 
-const ETHER_TYPE_IPV4: u16 = 0x0800;
-const ETHER_TYPE_IPV6: u16 = 0x86dd;
-const ETHER_TYPE_VLAN: u16 = 0x8100;
-const ETHER_TYPE_QINQ: u16 = 0x88a8;
-const ETH_HEADER_LEN: usize = 14;
-const VLAN_TAG_LEN: usize = 4;
 const MAX_VLAN_TAGS: usize = 2;
 const IPV4_MIN_HEADER_LEN: usize = 20;
 const IPV6_HEADER_LEN: usize = 40;
@@ -104,8 +102,6 @@ const IPV6_ROUTING: u8 = 43;
 const IPV6_FRAGMENT: u8 = 44;
 const IPV6_DEST_OPTS: u8 = 60;
 const IPV6_FRAGMENT_LEN: usize = 8;
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
 const TCP_MIN_HEADER_LEN: usize = 20;
 const UDP_HEADER_LEN: usize = 8;
 
@@ -140,7 +136,7 @@ impl PacketMeta {
     #[inline(always)]
     fn parse_l2(frame: &[u8]) -> Option<PacketMeta> {
         let mut ether_type = be16(frame, 12)?;
-        let mut offset = ETH_HEADER_LEN;
+        let mut offset = ETHERNET_HEADER;
         let mut vlan = None;
         for _ in 0..MAX_VLAN_TAGS {
             if ether_type != ETHER_TYPE_VLAN && ether_type != ETHER_TYPE_QINQ {
@@ -149,7 +145,7 @@ impl PacketMeta {
             let tci = be16(frame, offset)?;
             ether_type = be16(frame, offset + 2)?;
             vlan = vlan.or(Some(tci & 0x0fff));
-            offset += VLAN_TAG_LEN;
+            offset += VLAN_TAG;
         }
         Some(PacketMeta {
             dst_mac: bytes(frame, 0)?,
@@ -256,7 +252,7 @@ impl PacketMeta {
 
 /// Bytes [`Ipv4Flow::parse`] reads at fixed offsets: Ethernet and IPv4
 /// headers and the two ports.
-const IPV4_FLOW_PREFIX: usize = ETH_HEADER_LEN + IPV4_MIN_HEADER_LEN + 4;
+const IPV4_FLOW_PREFIX: usize = ETHERNET_HEADER + IPV4_MIN_HEADER_LEN + 4;
 
 impl Ipv4Flow {
     /// The flow of `frame` if it is an untagged IPv4 TCP or UDP frame with a
@@ -268,11 +264,11 @@ impl Ipv4Flow {
     pub fn parse(frame: &[u8]) -> Option<Ipv4Flow> {
         let head: [u8; IPV4_FLOW_PREFIX] = bytes(frame, 0)?;
         let field = |at: usize| u16::from_be_bytes([head[at], head[at + 1]]);
-        let (version_ihl, fragment, proto) = (head[ETH_HEADER_LEN], field(20) & 0x3fff, head[23]);
+        let (version_ihl, fragment, proto) = (head[ETHERNET_HEADER], field(20) & 0x3fff, head[23]);
         if field(12) != ETHER_TYPE_IPV4 || version_ihl != 0x45 || fragment != 0 {
             return None;
         }
-        let ip_len = usize::from(field(16)).min(frame.len() - ETH_HEADER_LEN);
+        let ip_len = usize::from(field(16)).min(frame.len() - ETHERNET_HEADER);
         let l4_len = ip_len.checked_sub(IPV4_MIN_HEADER_LEN)?;
         let complete = match proto {
             PROTO_TCP => (TCP_MIN_HEADER_LEN..=l4_len).contains(&tcp_header_len(frame)?),
@@ -287,7 +283,7 @@ impl Ipv4Flow {
 /// The TCP header length of an [`Ipv4Flow`] frame, from its data offset.
 #[inline(always)]
 fn tcp_header_len(frame: &[u8]) -> Option<usize> {
-    let data_offset = *frame.get(ETH_HEADER_LEN + IPV4_MIN_HEADER_LEN + 12)?;
+    let data_offset = *frame.get(ETHERNET_HEADER + IPV4_MIN_HEADER_LEN + 12)?;
     Some(usize::from(data_offset >> 4) * 4)
 }
 

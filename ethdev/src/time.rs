@@ -2,10 +2,20 @@
 //!
 //! Components never read a clock themselves. A simulation passes virtual
 //! time, a threaded executor passes monotonic wall time since its start; both
-//! are an [`Instant`] in nanoseconds from an arbitrary epoch.
+//! are an [`Instant`] in nanoseconds from an arbitrary epoch. Where a reader
+//! needs "now" without being called with it (a stack's API polling in run
+//! to completion, a capture stamping records), the executor lends it a
+//! [`Clock`].
 
 use std::ops::{Add, Sub};
 use std::time::Duration;
+
+/// The time source an executor lends: virtual time in a simulation,
+/// monotonic time on real threads.
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> Instant;
+}
 
 /// A point in the caller's time, in nanoseconds since its epoch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

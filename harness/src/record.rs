@@ -1,7 +1,8 @@
 //! Recording a world's traffic: every port and queue, to pcapng.
 //!
-//! A [`Recording`] sets a [`BurstHook`] on the veth port of every host and
-//! bare port, in the spirit of DPDK's `rte_pdump`: each burst crossing the
+//! A [`Recording`] sets a [`BurstHook`] on the capture middleware every
+//! host and bare port of a world sits behind (see [`crate::world::Port`]),
+//! whatever its backend, in the spirit of DPDK's `rte_pdump`: each burst crossing the
 //! port's wire end (the host's side of its bridge link) becomes records on
 //! the interface named after the port (`server`), and each burst a stack
 //! takes from or puts on a queue becomes records on `server/rxq<n>` or
@@ -23,10 +24,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use capture::{CapturePoint, Direction, Format, Record, WriteError};
 use ethdev::mbuf::Mbuf;
-use stack::Clock;
-use user_veth::{BurstHook, HookPoint, VethPort};
+use ethdev::middleware::{BurstHook, HookPoint};
+use ethdev::time::Clock;
+use ethdev::EthDev;
 
-use crate::world::World;
+use crate::world::{Port, World};
 
 /// Records shared by every hook of a recording, in the order they were seen.
 struct Sink {
@@ -63,7 +65,7 @@ impl BurstHook for PortTap {
 
 /// A recording in progress on a world's hosts; see the module docs.
 pub struct Recording {
-    ports: Vec<VethPort>,
+    ports: Vec<Port>,
     sink: Arc<Sink>,
 }
 
@@ -74,7 +76,7 @@ impl Recording {
     pub fn attach(world: &World, clock: Arc<dyn Clock>) -> Recording {
         let sink = Arc::new(Sink { clock, records: Mutex::new(Vec::new()) });
         let hosts = world.hosts.iter().map(|h| h.port.clone());
-        let ports: Vec<VethPort> = hosts.chain(world.nics.iter().map(|n| n.port.clone())).collect();
+        let ports: Vec<Port> = hosts.chain(world.nics.iter().map(|n| n.port.clone())).collect();
         for port in &ports {
             let tap = PortTap { port: port.name().to_owned(), sink: Arc::clone(&sink) };
             port.set_burst_hook(Some(Arc::new(tap)));

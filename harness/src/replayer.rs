@@ -22,7 +22,7 @@ use capture::{Pace, ReadError, Record, ReplayPlan};
 use ethdev::dev::PortConf;
 use ethdev::mbuf::Mbuf;
 use ethdev::mempool::{Mempool, MempoolConfig, Owner};
-use ethdev::{EthDev, Instant};
+use ethdev::{EthDev, Instant, RxQueue, TxQueue};
 use serde::Serialize;
 use user_vbridge::{Bridge, PortConfig};
 use user_veth::{Veth, VethPort};
@@ -120,6 +120,8 @@ enum Phase {
 /// Injects a capture into a world's bridge; see the module docs.
 pub struct Replayer {
     port: VethPort,
+    rxq: Box<dyn RxQueue>,
+    txq: Box<dyn TxQueue>,
     pool: Mempool,
     phase: Phase,
     gate: Option<Arc<Latch>>,
@@ -150,7 +152,8 @@ impl Replayer {
         let setup = |e: ethdev::error::DevError| ReplayError::Setup(e.to_string());
         port.configure(&PortConf { mtu: MAX_MTU, ..PortConf::new(1) }).map_err(setup)?;
         port.start().map_err(setup)?;
-        port.set_promiscuous(true);
+        port.set_promiscuous(true).map_err(setup)?;
+        let (rxq, txq) = (port.rx_queue(0).map_err(setup)?, port.tx_queue(0).map_err(setup)?);
         bridge.add_port(Box::new(wire), PortConfig::default()).map_err(|e| ReplayError::Setup(e.to_string()))?;
         let span = match (pace, frames.first(), frames.last()) {
             (Pace::Recorded, Some(first), Some(last)) => last.time.since(first.time),
@@ -158,6 +161,8 @@ impl Replayer {
         };
         Ok(Replayer {
             port,
+            rxq,
+            txq,
             pool,
             stats: ReplayStats { planned: frames.len() as u64, ..ReplayStats::default() },
             phase: Phase::Waiting(frames, pace),
@@ -251,7 +256,7 @@ impl Replayer {
 
     fn take_returned(&mut self) -> usize {
         let mut total = 0;
-        while self.port.rx_burst(0, &mut self.received, BURST) > 0 {
+        while self.rxq.rx_burst(&mut self.received, BURST) > 0 {
             total += self.received.len();
             self.received.clear();
         }
@@ -270,7 +275,7 @@ impl Replayer {
                 mbuf.extend_from_slice(&injection.record.data);
                 self.pending.push(mbuf);
             }
-            let n = if self.pending.is_empty() { 0 } else { self.port.tx_burst(0, &mut self.pending) };
+            let n = if self.pending.is_empty() { 0 } else { self.txq.tx_burst(&mut self.pending) };
             sent += n;
             if n == 0 {
                 break;

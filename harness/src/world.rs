@@ -1,4 +1,4 @@
-//! A topology: hosts (a veth port and a stack group each) on one bridge.
+//! A topology: hosts (a port and a stack group each) on one bridge.
 //!
 //! A [`World`] is what executors run: it owns the bridge and the hosts, and
 //! knows how to poll all of them, when they next need polling, and whether
@@ -8,18 +8,29 @@
 //! delivered to them, and what they inject crosses it in the next round at
 //! the same instant. Bare [`Nic`]s are ports without stacks, whose queues raw-frame
 //! traffic drives itself; the world counts their buffers and accounting.
+//!
+//! A port may be any [`EthDev`] backend with its [`Wire`] end: the world
+//! holds it as a [`Port`], the backend behind a [`Capture`] (port and wire
+//! end both), so a recording can tap every port whatever drives it. The
+//! `add_*` methods build user-veth ports; [`World::add_host_port`] takes
+//! any other.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use ethdev::dev::{PortConf, RxOffloads};
+use ethdev::error::DevError;
 use ethdev::mempool::{Mempool, MempoolConfig};
-use ethdev::{EthDev, Instant};
+use ethdev::middleware::Capture;
+use ethdev::{EthDev, Instant, Wire};
 use stack::{GroupConfig, StackGroup};
 use user_vbridge::{Bridge, BridgeConfig, Impairments, PortConfig, PortId};
-use user_veth::{Veth, VethPort};
+use user_veth::Veth;
 
 use crate::replayer::Replayer;
+
+/// A port as the world holds it: any backend, behind a capture tap.
+pub type Port = Capture<Arc<dyn EthDev>>;
 
 /// Buffers per host pool.
 pub(crate) const HOST_POOL: u32 = 8192;
@@ -29,7 +40,7 @@ pub struct Host {
     /// Name, used for the port and in reports.
     pub name: String,
     /// The host's NIC.
-    pub port: VethPort,
+    pub port: Port,
     /// The host's stacks.
     pub group: StackGroup,
     /// The bridge port the NIC is plugged into.
@@ -56,7 +67,7 @@ pub struct Nic {
     /// Name, used for the port and in reports.
     pub name: String,
     /// The port, with RSS queues and receive checksum offload.
-    pub port: VethPort,
+    pub port: Port,
     /// The address frames to this port carry.
     pub ipv4: Ipv4Addr,
     /// The bridge port it is plugged into.
@@ -99,13 +110,39 @@ impl World {
     /// Adds host `name` with stacks `config` on a bridge port configured as
     /// `link`; returns its index.
     pub fn add_host_on(&mut self, name: &str, config: GroupConfig, link: PortConfig) -> Result<usize, String> {
-        let index = self.hosts.len();
-        let pool = Mempool::new(MempoolConfig::new(format!("{name}-pool"), HOST_POOL)).map_err(|e| e.to_string())?;
+        let pool = host_pool(name)?;
         let (port, wire) = Veth::new(name, config.mac, pool.clone());
-        let bridge_port = self.bridge.add_port(Box::new(wire), link).map_err(|e| e.to_string())?;
+        self.add_host_port(name, Arc::new(port), wire, pool, config, link)
+    }
+
+    /// Adds host `name` with stacks `config` on `port`, any backend, whose
+    /// wire end `wire` goes into a bridge port configured as `link`; `pool`
+    /// is the host's buffer pool. Returns the host's index.
+    pub fn add_host_port(
+        &mut self,
+        name: &str,
+        port: Arc<dyn EthDev>,
+        wire: impl Wire + 'static,
+        pool: Mempool,
+        config: GroupConfig,
+        link: PortConfig,
+    ) -> Result<usize, String> {
+        let (port, bridge_port) = self.plug(port, wire, link)?;
         let group = StackGroup::new(Arc::new(port.clone()), pool.clone(), config).map_err(|e| e.to_string())?;
         self.hosts.push(Host { name: name.to_string(), port, group, bridge_port, pool });
-        Ok(index)
+        Ok(self.hosts.len() - 1)
+    }
+
+    /// Wraps `port` and `wire` in a capture and plugs the wire into the bridge.
+    fn plug(
+        &mut self,
+        port: Arc<dyn EthDev>,
+        wire: impl Wire + 'static,
+        link: PortConfig,
+    ) -> Result<(Port, PortId), String> {
+        let port = Capture::new(port);
+        let bridge_port = self.bridge.add_port(Box::new(port.wire(wire)), link).map_err(|e| e.to_string())?;
+        Ok((port, bridge_port))
     }
 
     /// Adds bare port `name` with `queues` RSS queues and receive checksum
@@ -119,12 +156,12 @@ impl World {
         queues: u16,
         link: PortConfig,
     ) -> Result<usize, String> {
-        let pool = Mempool::new(MempoolConfig::new(format!("{name}-pool"), HOST_POOL)).map_err(|e| e.to_string())?;
+        let pool = host_pool(name)?;
         let (port, wire) = Veth::new(name, mac, pool.clone());
         let conf = PortConf { rx_offloads: RxOffloads::CHECKSUM, ..PortConf::new(queues) };
         port.configure(&conf).map_err(|e| format!("{name}: {e}"))?;
         port.start().map_err(|e| format!("{name}: {e}"))?;
-        let bridge_port = self.bridge.add_port(Box::new(wire), link).map_err(|e| e.to_string())?;
+        let (port, bridge_port) = self.plug(Arc::new(port), wire, link)?;
         self.nics.push(Nic { name: name.to_string(), port, ipv4, bridge_port, pool });
         Ok(self.nics.len() - 1)
     }
@@ -158,14 +195,23 @@ impl World {
         hosts + self.replayers.iter().map(Replayer::buffers_in_use).sum::<usize>() + self.bridge.pool().in_use()
     }
 
-    /// Checks every port's and the bridge's accounting.
+    /// Checks every port's and the bridge's accounting; a backend that
+    /// keeps no such counters has nothing to check.
     pub fn check_accounting(&self) -> Result<(), String> {
-        for host in &self.hosts {
-            host.port.check_accounting().map_err(|e| format!("{}: {e}", host.name))?;
-        }
-        for port in self.replayers.iter().map(Replayer::port).chain(self.nics.iter().map(|n| &n.port)) {
-            port.check_accounting().map_err(|e| format!("{}: {e}", port.name()))?;
+        let hosts = self.hosts.iter().map(|h| (h.name.as_str(), &h.port as &dyn EthDev));
+        let replayers = self.replayers.iter().map(|r| (r.port().name(), r.port() as &dyn EthDev));
+        let nics = self.nics.iter().map(|n| (n.port.name(), &n.port as &dyn EthDev));
+        for (name, port) in hosts.chain(replayers).chain(nics) {
+            match port.check_accounting() {
+                Ok(()) | Err(DevError::Unsupported(_)) => {}
+                Err(e) => return Err(format!("{name}: {e}")),
+            }
         }
         self.bridge.check_accounting()
     }
+}
+
+/// A host's buffer pool, named after it.
+fn host_pool(name: &str) -> Result<Mempool, String> {
+    Mempool::new(MempoolConfig::new(format!("{name}-pool"), HOST_POOL)).map_err(|e| e.to_string())
 }

@@ -47,11 +47,11 @@ fn client_queue_lengths(report: &TcpReport) -> Vec<usize> {
 /// and the port's count of extra TSO segments.
 fn client_port_counts(report: &TcpReport) -> (u64, u64, u64) {
     let port = &report.world.hosts[1].port;
-    let xstats = ethdev::EthDev::xstats(port);
+    let xstats = ethdev::EthDev::xstats(port).unwrap();
     let sum = |f: &dyn Fn(&str) -> bool| xstats.iter().filter(|x| f(&x.name)).map(|x| x.value).sum::<u64>();
     let accepted = sum(&|n| n.starts_with("tx_q") && n.ends_with("_accepted"));
     let extra = sum(&|n| n == "tx_tso_extra_segments");
-    (accepted, ethdev::EthDev::stats(port).opackets, extra)
+    (accepted, ethdev::EthDev::stats(port).unwrap().opackets, extra)
 }
 
 #[rstest]

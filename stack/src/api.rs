@@ -23,7 +23,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, MutexGuard, PoisonError};
 use std::task::Poll;
 
-use crate::clock::Clock;
 use crate::config::{ForwardMode, ThreadModel};
 use crate::error;
 use crate::fds::{FdEntry, FdState, FdTable, Opts};
@@ -31,6 +30,7 @@ use crate::group::StackGroup;
 use crate::instance::Instance;
 use crate::ports::Proto;
 use crate::rpc::{Interest, Notify, Op, Readiness, Reply, ReplySlot, Rpc, SockId};
+use ethdev::time::Clock;
 
 pub use crate::fds::{Fd, SockType};
 

@@ -23,6 +23,7 @@ use std::collections::VecDeque;
 use std::num::{NonZeroU16, NonZeroUsize};
 
 use ethdev::mbuf::OlFlags;
+use ethdev::proto::{ETHERNET_HEADER, ETHER_TYPE_IPV4, ETHER_TYPE_IPV6, PROTO_TCP};
 use ethdev::{Mbuf, Mempool, Owner};
 use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium, PacketMeta};
 use smoltcp::time::Instant as SmolInstant;
@@ -31,11 +32,6 @@ use smoltcp::time::Instant as SmolInstant;
 /// 64 KiB, as Linux's default GSO size, which keeps the IPv4 total length
 /// within its 16 bits.
 pub const TSO_FRAME: usize = 64 * 1024;
-
-const ETHERNET_HEADER: usize = 14;
-const ETHER_TYPE_IPV4: [u8; 2] = [0x08, 0x00];
-const ETHER_TYPE_IPV6: [u8; 2] = [0x86, 0xdd];
-const PROTO_TCP: u8 = 6;
 
 /// Counters of the device layer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -182,9 +178,9 @@ fn request_offloads(mbuf: &mut Mbuf, segment: Option<NonZeroU16>) -> bool {
 
 /// Whether an untagged Ethernet frame carries TCP directly over IPv4 or IPv6.
 fn is_tcp(frame: &[u8]) -> bool {
-    let proto_at = match frame.get(12..14) {
-        Some(t) if t == ETHER_TYPE_IPV4 => ETHERNET_HEADER + 9,
-        Some(t) if t == ETHER_TYPE_IPV6 => ETHERNET_HEADER + 6,
+    let proto_at = match frame.get(12..14).map(|t| u16::from_be_bytes([t[0], t[1]])) {
+        Some(ETHER_TYPE_IPV4) => ETHERNET_HEADER + 9,
+        Some(ETHER_TYPE_IPV6) => ETHERNET_HEADER + 6,
         _ => return false,
     };
     frame.get(proto_at) == Some(&PROTO_TCP)

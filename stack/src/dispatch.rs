@@ -24,14 +24,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{PoisonError, RwLock};
 
 use ethdev::packet::{IpAddrs, PacketMeta};
+use ethdev::proto::{ETHER_TYPE_ARP, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 
-const ETHER_TYPE_ARP: u16 = 0x0806;
 const ARP_REQUEST: u16 = 1;
 const ARP_REPLY: u16 = 2;
-const PROTO_ICMP: u8 = 1;
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
-const PROTO_ICMPV6: u8 = 58;
 const ICMP_ECHO_REPLY: u8 = 0;
 const ICMP_ECHO_REQUEST: u8 = 8;
 const ICMPV6_ECHO_REPLY: u8 = 129;

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use ethdev::dev::MacAddr;
 use ethdev::ring::{Consumer, MpProducer};
 use ethdev::rss::RssConf;
-use ethdev::{EthDev, Mbuf, Mempool};
+use ethdev::{EthDev, Mbuf, Mempool, RxQueue, TxQueue};
 
 use crate::config::{ForwardMode, ThreadModel};
 use crate::dispatch::Tables;
@@ -136,6 +136,14 @@ impl Fabric {
     pub(crate) fn fds(&self) -> MutexGuard<'_, FdTable> {
         self.fds.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The fast-path handles of one stack's NIC queue, which only that stack polls.
+pub(crate) struct NicQueue {
+    /// Frames from the NIC.
+    pub(crate) rx: Box<dyn RxQueue>,
+    /// Frames to the NIC.
+    pub(crate) tx: Box<dyn TxQueue>,
 }
 
 /// The consuming ends of one stack's rings, which only that stack reads.

@@ -21,7 +21,7 @@ use ethdev::{EthDev, Instant, Mempool, MempoolConfig};
 use crate::config::ForwardMode;
 use crate::device::TSO_FRAME;
 use crate::dispatch::Tables;
-use crate::fabric::{Fabric, Inbox, CATCHALL_PRIORITY};
+use crate::fabric::{Fabric, Inbox, NicQueue, CATCHALL_PRIORITY};
 use crate::instance::{Instance, StackStats};
 
 pub use crate::fabric::GroupConfig;
@@ -58,7 +58,9 @@ impl StackGroup {
             install_syn_catchall(port.as_ref())?;
         }
         port.start()?;
-        let rss = RssConf::from_parts(conf.rss_key, conf.rss_types, port.reta_query());
+        let rss = RssConf::from_parts(conf.rss_key, conf.rss_types, port.reta_query()?);
+        let nics = (0..queues).map(|q| Ok(NicQueue { rx: port.rx_queue(q)?, tx: port.tx_queue(q)? }));
+        let nics = nics.collect::<Result<Vec<_>, DevError>>()?;
         let (soft, soft_ends) = rings(config.stacks, config.ring_size)?;
         let (rpc, rpc_ends) = rings(config.stacks, config.ring_size)?;
         let fabric = Arc::new(Fabric {
@@ -74,8 +76,11 @@ impl StackGroup {
             fds: Mutex::default(),
         });
         let inboxes = soft_ends.into_iter().zip(rpc_ends).map(|(soft, rpc)| Inbox { soft, rpc });
-        let stacks =
-            inboxes.enumerate().map(|(i, inbox)| Mutex::new(Instance::new(i, Arc::clone(&fabric), inbox))).collect();
+        let stacks = inboxes
+            .zip(nics)
+            .enumerate()
+            .map(|(i, (inbox, nic))| Mutex::new(Instance::new(i, Arc::clone(&fabric), inbox, nic)))
+            .collect();
         Ok(StackGroup { fabric, stacks })
     }
 

@@ -18,7 +18,6 @@
 //! the calls, their replies and the [`rpc::SockId`]s they name live.
 
 pub mod api;
-mod clock;
 pub mod config;
 pub mod device;
 mod dispatch;
@@ -31,8 +30,11 @@ mod ports;
 pub mod rpc;
 
 pub use api::{Api, Epoll, Fd, Shutdown, SockOpt, SockType};
-pub use clock::Clock;
 pub use config::{ForwardMode, ThreadModel};
+/// The time source an [`Api`] reads when it polls a stack itself
+/// (run-to-completion); it lives in [`ethdev::time`], beside the instants it
+/// returns, since captures stamp records with it too.
+pub use ethdev::time::Clock;
 pub use group::{GroupConfig, GroupError, StackGroup};
 pub use instance::StackStats;
 pub use rpc::{BufSizes, Interest, Readiness};

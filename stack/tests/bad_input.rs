@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use ethdev::mempool::{Mempool, MempoolConfig};
-use ethdev::{Instant, Mbuf, Owner, Wire};
+use ethdev::{EthDev, Instant, Mbuf, Owner, Wire};
 use proptest::prelude::*;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpProtocol,

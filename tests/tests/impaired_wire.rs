@@ -9,7 +9,7 @@ use ethdev::frame::FrameSpec;
 use ethdev::mbuf::OlFlags;
 use ethdev::mempool::{Mempool, MempoolConfig, Owner};
 use ethdev::packet::IpAddrs;
-use ethdev::{EthDev, Instant};
+use ethdev::{EthDev, Instant, RxQueue, TxQueue};
 use user_vbridge::{Bridge, BridgeConfig, Captured, Direction, Impairments, PortConfig, PortId, Reorder, TapFilter};
 use user_veth::{Veth, VethPort};
 
@@ -42,7 +42,7 @@ fn run(seed: u64) -> Outcome {
     let pool = Mempool::new(MempoolConfig::new("e2e", 4096)).unwrap();
     let mut bridge = Bridge::new(BridgeConfig { seed, ..BridgeConfig::default() }).unwrap();
     let tap = bridge.add_tap(TapFilter { port: None, direction: None });
-    let hosts: Vec<VethPort> = (0..2u8)
+    let mut hosts: Vec<Host> = (0..2u8)
         .map(|i| {
             let (port, wire) = Veth::new(format!("h{i}"), mac(i), pool.clone());
             let mut conf = PortConf::new(2);
@@ -50,7 +50,7 @@ fn run(seed: u64) -> Outcome {
             port.configure(&conf).unwrap();
             port.start().unwrap();
             bridge.add_port(Box::new(wire), PortConfig { egress: impaired(), ..PortConfig::default() }).unwrap();
-            port
+            Host::new(port)
         })
         .collect();
     let mut now = Instant::ZERO;
@@ -61,18 +61,18 @@ fn run(seed: u64) -> Outcome {
         let spec = FrameSpec::udp(ip, 1000 + n, 53).macs(mac(from as u8), mac(1 - from as u8));
         let mut m = pool.alloc(Owner::NONE).unwrap();
         spec.write_to(format!("frame {n}").as_bytes(), &mut m);
-        hosts[from].tx_burst(0, &mut vec![m]);
+        hosts[from].tx.tx_burst(&mut vec![m]);
         now = now + Duration::from_micros(1);
         bridge.poll(now);
-        drain(&hosts, &mut received, &mut flagged_bad);
+        drain(&mut hosts, &mut received, &mut flagged_bad);
     }
     while let Some(at) = bridge.poll_at().filter(|&at| at < now + Duration::from_secs(1)) {
         now = now.max(at);
         bridge.poll(now);
-        drain(&hosts, &mut received, &mut flagged_bad);
+        drain(&mut hosts, &mut received, &mut flagged_bad);
     }
     bridge.check_accounting().unwrap();
-    hosts.iter().try_for_each(|h| h.check_accounting()).unwrap();
+    hosts.iter().try_for_each(|h| h.port.check_accounting()).unwrap();
     let corrupted = (0..2).map(|p| bridge.link_stats(PortId(p), Direction::Egress).unwrap().corrupted).sum();
     let captures =
         bridge.take_captures(tap).into_iter().map(|c: Captured| (c.port, c.direction, c.time, c.data)).collect();
@@ -81,11 +81,26 @@ fn run(seed: u64) -> Outcome {
     Outcome { captures, received, flagged_bad, corrupted }
 }
 
-fn drain(hosts: &[VethPort], received: &mut u64, flagged_bad: &mut u64) {
+/// A port with the handles of its two receive queues and transmit queue 0.
+struct Host {
+    port: VethPort,
+    rx: Vec<Box<dyn RxQueue>>,
+    tx: Box<dyn TxQueue>,
+}
+
+impl Host {
+    fn new(port: VethPort) -> Host {
+        let rx = (0..2).map(|q| port.rx_queue(q).unwrap()).collect();
+        let tx = port.tx_queue(0).unwrap();
+        Host { port, rx, tx }
+    }
+}
+
+fn drain(hosts: &mut [Host], received: &mut u64, flagged_bad: &mut u64) {
     let mut buf = Vec::new();
     for host in hosts {
-        for q in 0..2 {
-            host.rx_burst(q, &mut buf, 64);
+        for rx in &mut host.rx {
+            rx.rx_burst(&mut buf, 64);
         }
     }
     *received += buf.len() as u64;

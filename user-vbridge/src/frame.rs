@@ -5,14 +5,13 @@
 //! the first bytes of the frame. Nothing else of the packet is parsed.
 
 use ethdev::dev::MacAddr;
+use ethdev::proto::{ETHER_TYPE_QINQ, ETHER_TYPE_VLAN};
 use ethdev::stats::DropReason;
 
 /// Length of an untagged Ethernet header.
 pub(crate) const ETH_HEADER_LEN: usize = 14;
 const TAG_LEN: usize = 4;
 const MAX_TAGS: usize = 2;
-const TPID_VLAN: u16 = 0x8100;
-const TPID_QINQ: u16 = 0x88a8;
 const VID_MASK: u16 = 0x0fff;
 
 /// The group (multicast/broadcast) bit of a MAC address held in the low 48
@@ -47,7 +46,7 @@ impl L2Header {
         let mut vlan = None;
         for _ in 0..MAX_TAGS {
             let tpid = read_u16(frame, len - 2)?;
-            if tpid != TPID_VLAN && tpid != TPID_QINQ {
+            if tpid != ETHER_TYPE_VLAN && tpid != ETHER_TYPE_QINQ {
                 break;
             }
             let tci = read_u16(frame, len)?;
@@ -104,6 +103,7 @@ fn read_u16(frame: &[u8], at: usize) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ethdev::proto::ETHER_TYPE_IPV4;
 
     fn frame(tags: &[(u16, u16)], extra: usize) -> Vec<u8> {
         let mut f = vec![0xff; 6];
@@ -112,7 +112,7 @@ mod tests {
             f.extend_from_slice(&tpid.to_be_bytes());
             f.extend_from_slice(&tci.to_be_bytes());
         }
-        f.extend_from_slice(&0x0800u16.to_be_bytes());
+        f.extend_from_slice(&ETHER_TYPE_IPV4.to_be_bytes());
         f.resize(f.len() + extra, 0);
         f
     }
@@ -126,14 +126,14 @@ mod tests {
 
     #[test]
     fn outermost_tag_gives_the_vlan() {
-        let h = L2Header::parse(&frame(&[(TPID_QINQ, 0x2007), (TPID_VLAN, 9)], 0)).unwrap();
+        let h = L2Header::parse(&frame(&[(ETHER_TYPE_QINQ, 0x2007), (ETHER_TYPE_VLAN, 9)], 0)).unwrap();
         assert_eq!((h.src_key >> 48, h.dst_key >> 48, h.len), (7, 7, 22));
     }
 
     #[test]
     fn short_frames_do_not_parse() {
         assert!(L2Header::parse(&frame(&[], 0)[..13]).is_none());
-        assert!(L2Header::parse(&frame(&[(TPID_VLAN, 5)], 0)[..17]).is_none());
+        assert!(L2Header::parse(&frame(&[(ETHER_TYPE_VLAN, 5)], 0)[..17]).is_none());
         assert!(L2Header::parse(&[]).is_none());
     }
 

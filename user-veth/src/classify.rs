@@ -11,13 +11,11 @@
 use ethdev::dev::MacAddr;
 use ethdev::flow::Fate;
 use ethdev::packet::{Ipv4Flow, PacketMeta};
+use ethdev::proto::ETHERNET_HEADER;
 use ethdev::rss::RssHashTypes;
 use ethdev::stats::DropReason;
 
 use crate::port::State;
-
-/// An untagged Ethernet header: where an [`Ipv4Flow`] frame's layer 3 starts.
-pub(crate) const ETHERNET_HEADER: usize = 14;
 
 /// Where a received frame goes and what the NIC learnt about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! A [`Veth`] is a port with up to 64 receive and 64 transmit queues, each a
 //! lock-free ring of [`ethdev::Mbuf`]s, and two faces. The stack-facing
 //! [`VethPort`] implements [`ethdev::EthDev`]: queues are polled with
-//! `rx_burst` / `tx_burst` exactly as a DPDK application polls a NIC. The
+//! `rx_burst` / `tx_burst` on their handles exactly as a DPDK application polls a NIC. The
 //! network-facing [`VethWire`] implements [`ethdev::Wire`]: a bridge (or a
 //! [`Cable`] to a peer) pushes arriving frames in and pulls transmitted ones
 //! out.
@@ -13,21 +13,20 @@
 //! queue, hash, mark and checksum flags. Transmitted frames get the offloads
 //! they ask for (checksum insertion, TSO) on their way to the wire. Every
 //! refused frame is counted under a [`ethdev::stats::DropReason`], and
-//! [`VethPort::check_accounting`] proves that nothing went missing. A
-//! [`BurstHook`] sees the bursts crossing the port's wire end and queues,
-//! as DPDK's burst callbacks do for packet capture.
+//! [`ethdev::EthDev::check_accounting`] proves that nothing went missing.
+//! The stack polls each queue through a lock-free handle
+//! ([`ethdev::EthDev::rx_queue`]); capture and fault injection are
+//! middleware over any port ([`ethdev::middleware`]), not part of this one.
 
 mod cable;
 mod classify;
 mod counters;
-pub mod hook;
 pub mod offload;
 mod port;
 mod veth;
 mod wire;
 
 pub use cable::Cable;
-pub use hook::{BurstHook, HookPoint};
 pub use port::{VethPort, MAX_QUEUES, MTU_RANGE};
 pub use veth::Veth;
 pub use wire::VethWire;

@@ -11,14 +11,9 @@ use ethdev::dev::TxOffloads;
 use ethdev::mbuf::{Mbuf, OlFlags};
 use ethdev::mempool::Mempool;
 use ethdev::packet::{IpAddrs, PacketMeta};
+use ethdev::proto::{PROTO_TCP as TCP, PROTO_UDP as UDP, TCP_CWR, TCP_FIN, TCP_PSH};
 use ethdev::stats::DropReason;
 use etherparse::checksum::Sum16BitWords;
-
-const TCP: u8 = 6;
-const UDP: u8 = 17;
-const TCP_FIN: u8 = 0x01;
-const TCP_PSH: u8 = 0x08;
-const TCP_CWR: u8 = 0x80;
 
 /// The transmit offloads a frame's flags ask for.
 pub fn required(flags: OlFlags) -> TxOffloads {

@@ -1,15 +1,19 @@
 //! The stack-facing side of a veth: configuration, queues and `EthDev`.
 //!
 //! Queue rings and the classification tables live in a [`State`] behind a
-//! read-write lock: the data path (queue polling, the wire end) takes it for
-//! reading once per burst, control calls (configure, RETA, flow rules) for
-//! writing. Queue rings are multi-producer, multi-consumer [`Ring`]s: the
-//! wire end alone fills the receive rings and drains the transmit rings, but
-//! it reaches them, as the port does, through the shared `State`, so no side
-//! can hold a single-thread ring end; sharing a `VethPort` between threads is
+//! read-write lock: the wire end takes it for reading once per burst,
+//! control calls (configure, RETA, flow rules) for writing. The stack side
+//! never takes it on the fast path: [`EthDev::rx_queue`] and
+//! [`EthDev::tx_queue`] hand out handles holding their queue's ring and
+//! counters directly (each queue is an `Arc` shared with the `State`), and
+//! whether the port runs is read from atomics. `configure` builds new
+//! queues and bumps the port's generation, so a handle taken before it
+//! transmits nothing (its ring is no longer drained) and only drains what
+//! was left in its receive ring. Queue rings are multi-producer,
+//! multi-consumer [`Ring`]s, so sharing a `VethPort` between threads is
 //! safe whatever they poll.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use ethdev::dev::{DevInfo, LinkStatus, MacAddr, PortConf, PortStats, RxOffloads, TxOffloads, XStat};
@@ -17,12 +21,12 @@ use ethdev::error::{ConfigError, DevError};
 use ethdev::flow::{FlowAction, FlowAttr, FlowCounters, FlowId, FlowItem, FlowTable};
 use ethdev::mbuf::Mbuf;
 use ethdev::mempool::Mempool;
+use ethdev::queue::{RxQueue, TxQueue};
 use ethdev::ring::Ring;
 use ethdev::rss::{Reta, RssConf, RssHashTypes, RssKey};
 use ethdev::EthDev;
 
 use crate::counters::{PortCounters, QueueCounters};
-use crate::hook::{BurstHook, HookPoint};
 
 /// Most receive (and transmit) queues a veth port offers.
 pub const MAX_QUEUES: u16 = 64;
@@ -43,6 +47,10 @@ pub(crate) struct Shared {
     pub(crate) mac: MacAddr,
     pub(crate) pool: Mempool,
     pub(crate) state: RwLock<State>,
+    /// Whether the port is started.
+    pub(crate) started: AtomicBool,
+    /// Bumped by every `configure`: queue handles of an older generation are stale.
+    pub(crate) generation: AtomicU64,
     pub(crate) link_up: AtomicBool,
     pub(crate) promiscuous: AtomicBool,
     pub(crate) counters: PortCounters,
@@ -51,23 +59,20 @@ pub(crate) struct Shared {
 /// Configuration-dependent state: rings, RSS and flow tables.
 pub(crate) struct State {
     pub(crate) conf: PortConf,
-    pub(crate) started: bool,
     pub(crate) rss: RssConf,
     pub(crate) flows: FlowTable,
-    pub(crate) rxq: Vec<RxQueue>,
-    pub(crate) txq: Vec<TxQueue>,
-    /// The burst hook, if one is set (kept across reconfiguration).
-    pub(crate) hook: Option<Arc<dyn BurstHook>>,
+    pub(crate) rxq: Vec<Arc<RxRing>>,
+    pub(crate) txq: Vec<Arc<TxRing>>,
 }
 
 /// One receive queue: its ring and counters.
-pub(crate) struct RxQueue {
+pub(crate) struct RxRing {
     pub(crate) ring: Ring<Mbuf>,
     pub(crate) counters: QueueCounters,
 }
 
 /// One transmit queue: its ring and counters.
-pub(crate) struct TxQueue {
+pub(crate) struct TxRing {
     pub(crate) ring: Ring<Mbuf>,
     pub(crate) counters: QueueCounters,
 }
@@ -78,20 +83,18 @@ impl State {
         let reta = Reta::new(conf.reta_size as usize, conf.rx_queues)?;
         let rxq = (0..conf.rx_queues)
             .map(|_| ring(conf.rx_ring_size, "rx_ring_size"))
-            .map(|r| r.map(|ring| RxQueue { ring, counters: QueueCounters::default() }))
+            .map(|r| r.map(|ring| Arc::new(RxRing { ring, counters: QueueCounters::default() })))
             .collect::<Result<_, _>>()?;
         let txq = (0..conf.tx_queues)
             .map(|_| ring(conf.tx_ring_size, "tx_ring_size"))
-            .map(|r| r.map(|ring| TxQueue { ring, counters: QueueCounters::default() }))
+            .map(|r| r.map(|ring| Arc::new(TxRing { ring, counters: QueueCounters::default() })))
             .collect::<Result<_, _>>()?;
         Ok(State {
             conf: conf.clone(),
-            started: false,
             rss: RssConf::from_parts(conf.rss_key, conf.rss_types, reta),
             flows: FlowTable::new(),
             rxq,
             txq,
-            hook: None,
         })
     }
 }
@@ -132,34 +135,13 @@ impl Shared {
     }
 
     /// Whether frames flow: started and link up.
-    pub(crate) fn running(&self, state: &State) -> bool {
-        state.started && self.link_up.load(Ordering::Relaxed)
+    #[inline]
+    pub(crate) fn running(&self) -> bool {
+        self.started.load(Ordering::Relaxed) && self.link_up.load(Ordering::Relaxed)
     }
 }
 
 impl VethPort {
-    /// The port's name.
-    pub fn name(&self) -> &str {
-        &self.shared.name
-    }
-
-    /// Checks that every frame is accounted for: on receive, frames offered
-    /// by the wire = frames queued + frames dropped; on transmit, frames
-    /// accepted by `tx_burst` = frames sent + frames dropped + frames still
-    /// in a ring. Returns the first imbalance found.
-    pub fn check_accounting(&self) -> Result<(), String> {
-        let state = self.shared.read();
-        self.shared
-            .counters
-            .check(state.rxq.iter().map(|q| &q.counters), state.txq.iter().map(|q| (&q.counters, q.ring.len() as u64)))
-    }
-
-    /// Sets (or with `None` removes) the port's burst hook and returns the
-    /// one it replaces; see [`crate::hook`].
-    pub fn set_burst_hook(&self, hook: Option<Arc<dyn BurstHook>>) -> Option<Arc<dyn BurstHook>> {
-        std::mem::replace(&mut self.shared.write().hook, hook)
-    }
-
     /// Frames waiting in receive queue `queue` (a snapshot).
     pub fn rx_queue_len(&self, queue: u16) -> usize {
         self.shared.read().rxq.get(queue as usize).map_or(0, |q| q.ring.len())
@@ -175,20 +157,56 @@ impl VethPort {
     }
 }
 
-/// `tx_burst` with a hook: shows the hook the frames that fit in the ring,
-/// then enqueues them. Each stack owns its transmit queue, so no other
-/// producer takes the room in between; if one did, the frames it left out
-/// stay in `pkts` (in order) although the hook saw them.
-fn enqueue_hooked(ring: &Ring<Mbuf>, queue: u16, pkts: &mut Vec<Mbuf>, hook: &dyn BurstHook) -> usize {
-    let room = ring.free_count().min(pkts.len());
-    if room == 0 {
-        return 0;
+/// The handle of one receive queue: its ring, no lock.
+struct VethRxQueue {
+    queue: Arc<RxRing>,
+}
+
+impl RxQueue for VethRxQueue {
+    #[inline]
+    fn rx_burst(&mut self, out: &mut Vec<Mbuf>, max: usize) -> usize {
+        self.queue.ring.dequeue_burst(out, max)
     }
-    let mut rest = pkts.split_off(room);
-    hook.burst(HookPoint::TxQueue(queue), pkts);
-    let n = ring.enqueue_burst(pkts);
-    pkts.append(&mut rest);
-    n
+}
+
+/// The handle of one transmit queue: its ring and the port's run state,
+/// no lock.
+struct VethTxQueue {
+    shared: Arc<Shared>,
+    queue: Arc<TxRing>,
+    generation: u64,
+}
+
+impl VethTxQueue {
+    /// Whether the port runs and this queue is still its queue.
+    #[inline]
+    fn live(&self) -> bool {
+        self.shared.running() && self.shared.generation.load(Ordering::Acquire) == self.generation
+    }
+}
+
+impl TxQueue for VethTxQueue {
+    #[inline]
+    fn tx_burst(&mut self, pkts: &mut Vec<Mbuf>) -> usize {
+        if !self.live() {
+            return 0;
+        }
+        let n = self.queue.ring.enqueue_burst(pkts);
+        self.queue.counters.accepted.add(n as u64);
+        n
+    }
+
+    fn free_count(&self) -> usize {
+        if self.live() {
+            self.queue.ring.free_count()
+        } else {
+            0
+        }
+    }
+}
+
+fn no_queue(kind: &str, queue: u16, count: usize) -> DevError {
+    ConfigError::new(kind, format!("queue {queue} does not exist (the port has {count})")).into()
 }
 
 impl EthDev for VethPort {
@@ -209,45 +227,41 @@ impl EthDev for VethPort {
 
     fn configure(&self, conf: &PortConf) -> Result<(), DevError> {
         let mut state = self.shared.write();
-        if state.started {
+        if self.shared.started.load(Ordering::Relaxed) {
             return Err(DevError::State { actual: "started", needed: "stopped" });
         }
-        let mut built = State::build(conf)?;
-        built.hook = state.hook.take();
-        *state = built;
+        *state = State::build(conf)?;
+        self.shared.generation.fetch_add(1, Ordering::Release);
         Ok(())
     }
 
     fn start(&self) -> Result<(), DevError> {
-        self.shared.write().started = true;
+        let _state = self.shared.write();
+        self.shared.started.store(true, Ordering::Relaxed);
         Ok(())
     }
 
-    fn stop(&self) {
-        self.shared.write().started = false;
+    fn stop(&self) -> Result<(), DevError> {
+        let _state = self.shared.write();
+        self.shared.started.store(false, Ordering::Relaxed);
+        Ok(())
     }
 
-    fn rx_burst(&self, queue: u16, out: &mut Vec<Mbuf>, max: usize) -> usize {
+    fn rx_queue(&self, queue: u16) -> Result<Box<dyn RxQueue>, DevError> {
         let state = self.shared.read();
-        let Some(q) = state.rxq.get(queue as usize) else { return 0 };
-        let n = q.ring.dequeue_burst(out, max);
-        if let Some(hook) = state.hook.as_ref().filter(|_| n > 0) {
-            hook.burst(HookPoint::RxQueue(queue), &out[out.len() - n..]);
-        }
-        n
+        let found = state.rxq.get(usize::from(queue)).ok_or_else(|| no_queue("rx_queue", queue, state.rxq.len()))?;
+        Ok(Box::new(VethRxQueue { queue: Arc::clone(found) }))
     }
 
-    fn tx_burst(&self, queue: u16, pkts: &mut Vec<Mbuf>) -> usize {
+    fn tx_queue(&self, queue: u16) -> Result<Box<dyn TxQueue>, DevError> {
         let state = self.shared.read();
-        let Some(q) = state.txq.get(queue as usize).filter(|_| self.shared.running(&state)) else {
-            return 0;
-        };
-        let n = match &state.hook {
-            None => q.ring.enqueue_burst(pkts),
-            Some(hook) => enqueue_hooked(&q.ring, queue, pkts, hook.as_ref()),
-        };
-        q.counters.accepted.add(n as u64);
-        n
+        let found = state.txq.get(usize::from(queue)).ok_or_else(|| no_queue("tx_queue", queue, state.txq.len()))?;
+        let generation = self.shared.generation.load(Ordering::Acquire);
+        Ok(Box::new(VethTxQueue { shared: Arc::clone(&self.shared), queue: Arc::clone(found), generation }))
+    }
+
+    fn name(&self) -> &str {
+        &self.shared.name
     }
 
     fn rss_hash_update(&self, key: RssKey, types: RssHashTypes) -> Result<(), DevError> {
@@ -269,8 +283,8 @@ impl EthDev for VethPort {
         Ok(())
     }
 
-    fn reta_query(&self) -> Reta {
-        self.shared.read().rss.reta().clone()
+    fn reta_query(&self) -> Result<Reta, DevError> {
+        Ok(self.shared.read().rss.reta().clone())
     }
 
     fn flow_validate(&self, attr: &FlowAttr, pattern: &[FlowItem], actions: &[FlowAction]) -> Result<(), DevError> {
@@ -286,8 +300,9 @@ impl EthDev for VethPort {
         self.flow_op(|flows, _| flows.destroy(id))
     }
 
-    fn flow_flush(&self) {
+    fn flow_flush(&self) -> Result<(), DevError> {
         self.shared.write().flows.flush();
+        Ok(())
     }
 
     fn flow_query(&self, id: FlowId) -> Result<FlowCounters, DevError> {
@@ -301,20 +316,21 @@ impl EthDev for VethPort {
         })
     }
 
-    fn link(&self) -> LinkStatus {
-        LinkStatus { up: self.shared.link_up.load(Ordering::Relaxed), speed_mbps: 100_000 }
+    fn link(&self) -> Result<LinkStatus, DevError> {
+        Ok(LinkStatus { up: self.shared.link_up.load(Ordering::Relaxed), speed_mbps: 100_000 })
     }
 
-    fn set_link(&self, up: bool) {
+    fn set_link(&self, up: bool) -> Result<(), DevError> {
         self.shared.link_up.store(up, Ordering::Relaxed);
+        Ok(())
     }
 
-    fn mac_addr(&self) -> MacAddr {
-        self.shared.mac
+    fn mac_addr(&self) -> Result<MacAddr, DevError> {
+        Ok(self.shared.mac)
     }
 
-    fn mtu(&self) -> u16 {
-        self.shared.read().conf.mtu
+    fn mtu(&self) -> Result<u16, DevError> {
+        Ok(self.shared.read().conf.mtu)
     }
 
     fn set_mtu(&self, mtu: u16) -> Result<(), DevError> {
@@ -323,28 +339,40 @@ impl EthDev for VethPort {
         Ok(())
     }
 
-    fn promiscuous(&self) -> bool {
-        self.shared.promiscuous.load(Ordering::Relaxed)
+    fn promiscuous(&self) -> Result<bool, DevError> {
+        Ok(self.shared.promiscuous.load(Ordering::Relaxed))
     }
 
-    fn set_promiscuous(&self, on: bool) {
+    fn set_promiscuous(&self, on: bool) -> Result<(), DevError> {
         self.shared.promiscuous.store(on, Ordering::Relaxed);
+        Ok(())
     }
 
-    fn stats(&self) -> PortStats {
+    fn stats(&self) -> Result<PortStats, DevError> {
         let state = self.shared.read();
-        self.shared.counters.stats(state.rxq.iter().map(|q| &q.counters), state.txq.iter().map(|q| &q.counters))
+        Ok(self.shared.counters.stats(state.rxq.iter().map(|q| &q.counters), state.txq.iter().map(|q| &q.counters)))
     }
 
-    fn xstats(&self) -> Vec<XStat> {
+    fn xstats(&self) -> Result<Vec<XStat>, DevError> {
         let state = self.shared.read();
-        self.shared.counters.xstats(state.rxq.iter().map(|q| &q.counters), state.txq.iter().map(|q| &q.counters))
+        Ok(self.shared.counters.xstats(state.rxq.iter().map(|q| &q.counters), state.txq.iter().map(|q| &q.counters)))
     }
 
-    fn stats_reset(&self) {
+    fn stats_reset(&self) -> Result<(), DevError> {
         let state = self.shared.read();
         self.shared.counters.reset();
         state.rxq.iter().for_each(|q| q.counters.reset());
         state.txq.iter().for_each(|q| q.counters.reset());
+        Ok(())
+    }
+
+    /// On receive, frames offered by the wire = frames queued + frames
+    /// dropped; on transmit, frames accepted by `tx_burst` = frames sent +
+    /// frames dropped + frames still in a ring.
+    fn check_accounting(&self) -> Result<(), DevError> {
+        let state = self.shared.read();
+        let rxq = state.rxq.iter().map(|q| &q.counters);
+        let txq = state.txq.iter().map(|q| (&q.counters, q.ring.len() as u64));
+        self.shared.counters.check(rxq, txq).map_err(DevError::Accounting)
     }
 }

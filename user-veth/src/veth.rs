@@ -4,7 +4,7 @@
 //! defines it, [`wire`](crate::wire) reads it) and not on each other;
 //! [`Veth::new`] is the one place that builds the state and hands out both.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, RwLock};
 
 use ethdev::dev::{MacAddr, PortConf};
@@ -30,6 +30,8 @@ impl Veth {
             mac,
             pool,
             state: RwLock::new(state),
+            started: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
             link_up: AtomicBool::new(true),
             promiscuous: AtomicBool::new(false),
             counters: PortCounters::default(),

@@ -7,21 +7,22 @@
 //! round-robin and applies the transmit offloads each frame asks for; the
 //! queue it starts from moves on after each take that moved frames, so the
 //! order of frames sent at one instant depends on nothing but the port's
-//! own traffic (a replay into a host reproduces it). A [`crate::BurstHook`]
-//! sees each burst in and out.
+//! own traffic (a replay into a host reproduces it). Wrapping the wire end
+//! in an [`ethdev::middleware::CaptureWire`] shows each burst in and out
+//! to a capture.
 
 use std::sync::Arc;
 
 use ethdev::dev::{MacAddr, RxOffloads, TxOffloads};
 use ethdev::mbuf::Mbuf;
 use ethdev::packet::{Ipv4Flow, PacketMeta};
+use ethdev::proto::ETHERNET_HEADER;
 use ethdev::stats::DropReason;
 use ethdev::Wire;
 
-use crate::classify::{classify, classify_ipv4, rss_only, Placement, ETHERNET_HEADER};
-use crate::hook::HookPoint;
+use crate::classify::{classify, classify_ipv4, rss_only, Placement};
 use crate::offload;
-use crate::port::{Shared, State, TxQueue};
+use crate::port::{Shared, State, TxRing};
 
 /// The wire end of a veth port (see [`crate::Veth::new`]).
 pub struct VethWire {
@@ -94,10 +95,7 @@ impl Wire for VethWire {
         let shared = &*self.shared;
         shared.counters.rx_offered.add(frames.len() as u64);
         let state = shared.read();
-        if let Some(hook) = state.hook.as_ref().filter(|_| !frames.is_empty()) {
-            hook.burst(HookPoint::FromWire, frames);
-        }
-        if !shared.running(&state) {
+        if !shared.running() {
             shared.counters.rx_drops.add(DropReason::LinkDown, frames.len() as u64);
             frames.clear();
             return;
@@ -136,15 +134,12 @@ impl Wire for VethWire {
             // Rotating only when frames moved keeps the interleaving of
             // queues a function of this port's traffic alone.
             *next_txq = (*next_txq + 1) % queues.max(1);
-            if let Some(hook) = &state.hook {
-                hook.burst(HookPoint::ToWire, &out[before..]);
-            }
         }
         out.len() - before
     }
 
     fn link_up(&self) -> bool {
-        self.shared.running(&self.shared.read())
+        self.shared.running()
     }
 
     fn name(&self) -> &str {
@@ -173,9 +168,9 @@ fn enqueue_staged(shared: &Shared, state: &State, staged: &mut [Vec<Mbuf>], stag
 
 /// Applies transmit offloads to the frames just drained from `queue` and
 /// appends what reaches the wire to `out`; counters are added once per burst.
-fn transmit_drained(shared: &Shared, state: &State, queue: &TxQueue, drained: &mut Vec<Mbuf>, out: &mut Vec<Mbuf>) {
+fn transmit_drained(shared: &Shared, state: &State, queue: &TxRing, drained: &mut Vec<Mbuf>, out: &mut Vec<Mbuf>) {
     let counters = &shared.counters;
-    let running = shared.running(state);
+    let running = shared.running();
     let (start, mut done) = (out.len(), 0);
     for mbuf in drained.drain(..) {
         let result = if running { transmit_one(state, shared, mbuf, out) } else { Err(DropReason::LinkDown) };

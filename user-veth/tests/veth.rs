@@ -7,6 +7,7 @@ use ethdev::flow::{FlowAction, FlowAttr, FlowItem};
 use ethdev::frame::FrameSpec;
 use ethdev::mbuf::{Mbuf, OlFlags};
 use ethdev::mempool::{Mempool, MempoolConfig, Owner};
+use ethdev::middleware::{BurstHook, Capture, CaptureWire, HookPoint};
 use ethdev::packet::IpAddrs;
 use ethdev::rss::{Reta, RssHashTypes, RssKey};
 use ethdev::stats::DropReason;
@@ -14,14 +15,16 @@ use ethdev::{EthDev, Wire};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rstest::rstest;
-use user_veth::{BurstHook, Cable, HookPoint, Veth, VethPort, VethWire};
+use user_veth::{Cable, Veth, VethPort, VethWire};
 
 const MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 
-struct Rig {
+/// A started port and its wire end; with [`Rig::captured`], both behind
+/// the capture middleware.
+struct Rig<D = VethPort, W = VethWire> {
     pool: Mempool,
-    port: VethPort,
-    wire: VethWire,
+    port: D,
+    wire: W,
 }
 
 impl Rig {
@@ -35,6 +38,20 @@ impl Rig {
         port.configure(&conf).unwrap();
         port.start().unwrap();
         Rig { pool, port, wire }
+    }
+
+    /// The rig with its port and wire end behind a [`Capture`].
+    fn captured(self) -> Rig<Capture<VethPort>, CaptureWire<VethWire>> {
+        let port = Capture::new(self.port);
+        let wire = port.wire(self.wire);
+        Rig { pool: self.pool, port, wire }
+    }
+}
+
+impl<D: EthDev, W: Wire> Rig<D, W> {
+    /// Sends `burst` on transmit queue `queue`; returns how many frames it took.
+    fn tx(&self, queue: u16, burst: &mut Vec<Mbuf>) -> usize {
+        self.port.tx_queue(queue).unwrap().tx_burst(burst)
     }
 
     fn mbuf(&self, frame: &[u8]) -> Mbuf {
@@ -51,18 +68,19 @@ impl Rig {
 
     fn drain(&self, queue: u16) -> Vec<Mbuf> {
         let mut out = Vec::new();
-        while self.port.rx_burst(queue, &mut out, 64) > 0 {}
+        let mut rx = self.port.rx_queue(queue).unwrap();
+        while rx.rx_burst(&mut out, 64) > 0 {}
         out
     }
 
     fn drop_count(&self, name: &str) -> u64 {
-        self.port.xstats().into_iter().find(|x| x.name == name).map(|x| x.value).unwrap()
+        self.port.xstats().unwrap().into_iter().find(|x| x.name == name).map(|x| x.value).unwrap()
     }
 
     /// Drains every queue, checks accounting and that no buffer leaked.
     fn finish(self) {
         self.port.check_accounting().unwrap();
-        let queues = self.port.stats().q_ipackets.len() as u16;
+        let queues = self.port.stats().unwrap().q_ipackets.len() as u16;
         (0..queues).for_each(|q| drop(self.drain(q)));
         let mut out = Vec::new();
         let mut wire = self.wire;
@@ -106,7 +124,7 @@ fn microsoft_vectors_land_on_their_reta_entry(#[values(true, false)] with_ports:
         conf.rss_types = RssHashTypes::IPV4 | RssHashTypes::IPV6;
     }
     let mut rig = Rig::new(conf);
-    let reta = rig.port.reta_query();
+    let reta = rig.port.reta_query().unwrap();
     for (ip, sport, dport, ip_hash, port_hash) in ms_vectors() {
         let expected = if with_ports { port_hash } else { ip_hash };
         rig.inject(&[tcp_to_port(ip, sport, dport).build(b"x")]);
@@ -209,7 +227,7 @@ fn tso_segments(ip: IpAddrs, payload: &[u8], segsz: u16) -> (Rig, Vec<Mbuf>) {
     let mut big = rig.mbuf(&frame);
     big.request_tso(segsz);
     let mut burst = vec![big];
-    assert_eq!(rig.port.tx_burst(0, &mut burst), 1);
+    assert_eq!(rig.tx(0, &mut burst), 1);
     let mut out = Vec::new();
     rig.wire.take_tx(&mut out, 32);
     (rig, out)
@@ -254,7 +272,7 @@ fn tso_without_the_offload_enabled_is_a_counted_drop() {
     let mut rig = Rig::new(PortConf::new(1));
     let mut big = rig.mbuf(&FrameSpec::tcp(v4([1, 0, 0, 1], [1, 0, 0, 2]), 1, 2).build(&[0; 1000]));
     big.request_tso(500);
-    rig.port.tx_burst(0, &mut vec![big]);
+    rig.tx(0, &mut vec![big]);
     let mut out = Vec::new();
     assert_eq!(rig.wire.take_tx(&mut out, 8), 0);
     assert_eq!(rig.drop_count("tx_drop_bad_offload"), 1);
@@ -298,7 +316,7 @@ fn tx_checksum_offload_fills_checksums() {
     frame[14 + 20 + 6..14 + 20 + 8].fill(0xaa);
     let mut m = rig.mbuf(&frame);
     m.set_flags(OlFlags::TX_IP_CKSUM | OlFlags::TX_L4_CKSUM);
-    rig.port.tx_burst(0, &mut vec![m]);
+    rig.tx(0, &mut vec![m]);
     let mut out = Vec::new();
     rig.wire.take_tx(&mut out, 8);
     assert_eq!(out[0].data(), &good[..]);
@@ -316,7 +334,7 @@ fn mtu_is_enforced_both_ways() {
     assert_eq!(rig.drain(0).len(), 1);
     assert_eq!(rig.drop_count("rx_drop_oversize"), 1);
     let mut burst = vec![rig.mbuf(&fits), rig.mbuf(&too_big)];
-    rig.port.tx_burst(0, &mut burst);
+    rig.tx(0, &mut burst);
     let mut out = Vec::new();
     assert_eq!(rig.wire.take_tx(&mut out, 8), 1);
     assert_eq!(rig.drop_count("tx_drop_oversize"), 1);
@@ -334,17 +352,17 @@ fn mac_filter_promiscuous_link_and_full_rings_are_counted() {
     let broadcast = FrameSpec::tcp(ip, 1, 2).macs([2, 0, 0, 0, 0, 1], [0xff; 6]).build(b"");
     rig.inject(&[stranger.clone(), broadcast]);
     assert_eq!((rig.drain(0).len(), rig.drop_count("rx_drop_mac_filter")), (1, 1));
-    rig.port.set_promiscuous(true);
+    rig.port.set_promiscuous(true).unwrap();
     rig.inject(std::slice::from_ref(&stranger));
     assert_eq!(rig.drain(0).len(), 1);
-    rig.port.set_link(false);
+    rig.port.set_link(false).unwrap();
     rig.inject(std::slice::from_ref(&stranger));
     assert!(!rig.wire.link_up());
     assert_eq!(rig.drop_count("rx_drop_link_down"), 1);
-    assert_eq!(rig.port.tx_burst(0, &mut vec![rig.mbuf(&stranger)]), 0, "no transmit while down");
-    rig.port.set_link(true);
+    assert_eq!(rig.tx(0, &mut vec![rig.mbuf(&stranger)]), 0, "no transmit while down");
+    rig.port.set_link(true).unwrap();
     rig.inject(&vec![stranger; 100]);
-    assert_eq!(rig.port.stats().imissed, 36);
+    assert_eq!(rig.port.stats().unwrap().imissed, 36);
     assert_eq!(rig.drain(0).len(), 64);
     rig.finish();
 }
@@ -395,10 +413,10 @@ fn cable_joins_two_ports() {
     let mut cable = Cable::new(wa, wb);
     let mut m = pool.alloc(Owner::NONE).unwrap();
     tcp_to_port(v4([1, 1, 1, 1], [2, 2, 2, 2]), 1, 2).write_to(b"over the cable", &mut m);
-    a.tx_burst(0, &mut vec![m]);
+    a.tx_queue(0).unwrap().tx_burst(&mut vec![m]);
     assert_eq!(cable.pump(32), 1);
     let mut got = Vec::new();
-    b.rx_burst(0, &mut got, 8);
+    b.rx_queue(0).unwrap().rx_burst(&mut got, 8);
     assert!(got[0].data().ends_with(b"over the cable"));
     drop((got, cable));
     a.check_accounting().unwrap();
@@ -412,7 +430,7 @@ proptest! {
         let mut conf = PortConf::new(4);
         conf.rx_offloads = RxOffloads::CHECKSUM;
         let mut rig = Rig::new(conf);
-        rig.port.set_promiscuous(true);
+        rig.port.set_promiscuous(true).unwrap();
         rig.inject(&frames);
         let short = frames.iter().filter(|f| f.len() < 14).count() as u64;
         prop_assert!(rig.drop_count("rx_drop_malformed") >= short);
@@ -443,7 +461,7 @@ proptest! {
             let mut conf = PortConf::new(4);
             (conf.rx_offloads, conf.mtu) = (offloads, mtu);
             let mut rig = Rig::new(conf);
-            rig.port.set_promiscuous(promiscuous);
+            rig.port.set_promiscuous(promiscuous).unwrap();
             rig.inject(&frames);
             let queues: Vec<Vec<(u32, Vec<u8>)>> =
                 (0..4).map(|q| rig.drain(q).iter().map(|m| (m.rss_hash(), m.data().to_vec())).collect()).collect();
@@ -475,10 +493,10 @@ impl Seen {
 fn burst_hook_sees_wire_and_queue_bursts_exactly() {
     let mut conf = PortConf::new(2);
     conf.tx_ring_size = 64;
-    let mut rig = Rig::new(conf.clone());
+    let mut rig = Rig::new(conf.clone()).captured();
     let seen = std::sync::Arc::new(Seen::default());
     assert!(rig.port.set_burst_hook(Some(seen.clone())).is_none());
-    rig.port.stop();
+    rig.port.stop().unwrap();
     rig.port.configure(&conf).unwrap();
     rig.port.start().unwrap();
     let ip = v4([10, 0, 0, 1], [10, 0, 0, 2]);
@@ -494,7 +512,7 @@ fn burst_hook_sees_wire_and_queue_bursts_exactly() {
     }
     let out: Vec<Vec<u8>> = (0..100u16).map(|i| tcp_to_port(ip, i, 80).build(b"out")).collect();
     let mut burst: Vec<Mbuf> = out.iter().map(|f| rig.mbuf(f)).collect();
-    assert_eq!(rig.port.tx_burst(1, &mut burst), 64);
+    assert_eq!(rig.tx(1, &mut burst), 64);
     assert_eq!(seen.at(HookPoint::TxQueue(1)), out[..64], "only the frames the ring took");
     assert_eq!(burst.len(), 36);
     drop(burst);
@@ -506,5 +524,26 @@ fn burst_hook_sees_wire_and_queue_bursts_exactly() {
     assert!(rig.port.set_burst_hook(None).is_some());
     rig.inject(&frames);
     assert_eq!(seen.0.lock().unwrap().len(), before, "a removed hook sees nothing");
+    rig.finish();
+}
+
+#[test]
+fn a_transmit_handle_from_before_a_reconfiguration_is_inert() {
+    let mut conf = PortConf::new(1);
+    let rig = Rig::new(conf.clone());
+    let mut stale = rig.port.tx_queue(0).unwrap();
+    rig.port.stop().unwrap();
+    let stopped = rig.mbuf(&tcp_to_port(v4([10, 0, 0, 1], [10, 0, 0, 2]), 1, 80).build(b"x"));
+    assert_eq!(stale.tx_burst(&mut vec![stopped]), 0, "no transmit while stopped");
+    conf.tx_ring_size = 64;
+    rig.port.configure(&conf).unwrap();
+    rig.port.start().unwrap();
+    let frame = tcp_to_port(v4([10, 0, 0, 1], [10, 0, 0, 2]), 1, 80).build(b"x");
+    let mut burst = vec![rig.mbuf(&frame)];
+    assert_eq!(stale.free_count(), 0, "its old ring is no longer the port's");
+    assert_eq!(stale.tx_burst(&mut burst), 0, "so it takes nothing");
+    assert_eq!(rig.tx(0, &mut burst), 1, "a handle taken after configure sends");
+    assert!(rig.port.rx_queue(1).is_err(), "no such queue");
+    drop(stale);
     rig.finish();
 }

@@ -9,11 +9,7 @@
 
 use crate::error::{FlowError, FlowErrorCause};
 use crate::packet::{IpAddrs, PacketMeta};
-
-const ETHER_TYPE_IPV4: u128 = 0x0800;
-const ETHER_TYPE_IPV6: u128 = 0x86dd;
-const IP_PROTO_TCP: u8 = 6;
-const IP_PROTO_UDP: u8 = 17;
+use crate::proto::{ETHER_TYPE_IPV4, ETHER_TYPE_IPV6, PROTO_TCP, PROTO_UDP};
 
 /// The spec / last / mask triple of one pattern item, over header type `T`.
 ///
@@ -196,8 +192,8 @@ impl Protocol {
             Protocol::Vlan => meta.vlan.is_some(),
             Protocol::Ipv4 => matches!(meta.ip, Some(IpAddrs::V4 { .. })),
             Protocol::Ipv6 => matches!(meta.ip, Some(IpAddrs::V6 { .. })),
-            Protocol::Tcp => meta.ip_proto == Some(IP_PROTO_TCP) && meta.ports.is_some(),
-            Protocol::Udp => meta.ip_proto == Some(IP_PROTO_UDP) && meta.ports.is_some(),
+            Protocol::Tcp => meta.ip_proto == Some(PROTO_TCP) && meta.ports.is_some(),
+            Protocol::Udp => meta.ip_proto == Some(PROTO_UDP) && meta.ports.is_some(),
         }
     }
 
@@ -205,10 +201,10 @@ impl Protocol {
     fn implies(self) -> Option<(Field, u128)> {
         match self {
             Protocol::Eth | Protocol::Vlan => None,
-            Protocol::Ipv4 => Some((Field::EthType, ETHER_TYPE_IPV4)),
-            Protocol::Ipv6 => Some((Field::EthType, ETHER_TYPE_IPV6)),
-            Protocol::Tcp => Some((Field::IpProto, IP_PROTO_TCP.into())),
-            Protocol::Udp => Some((Field::IpProto, IP_PROTO_UDP.into())),
+            Protocol::Ipv4 => Some((Field::EthType, u128::from(ETHER_TYPE_IPV4))),
+            Protocol::Ipv6 => Some((Field::EthType, u128::from(ETHER_TYPE_IPV6))),
+            Protocol::Tcp => Some((Field::IpProto, PROTO_TCP.into())),
+            Protocol::Udp => Some((Field::IpProto, PROTO_UDP.into())),
         }
     }
 }
@@ -497,7 +493,7 @@ mod tests {
             ether_type: 0x0800,
             l3_offset: 18,
             ip: Some(IpAddrs::V4 { src: [10, 0, 0, 1], dst: [10, 0, 0, 2] }),
-            ip_proto: Some(IP_PROTO_TCP),
+            ip_proto: Some(PROTO_TCP),
             fragment: false,
             l4_offset: 38,
             ports: Some((1234, 80)),

@@ -8,9 +8,8 @@
 
 use super::RssHashTypes;
 use crate::packet::{IpAddrs, PacketMeta};
+use crate::proto::{PROTO_TCP, PROTO_UDP};
 
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
 /// The longest input: an IPv6 4-tuple.
 const MAX_LEN: usize = 36;
 

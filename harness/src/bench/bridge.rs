@@ -15,9 +15,9 @@ use ethdev::frame::FrameSpec;
 use ethdev::mbuf::Mbuf;
 use ethdev::mempool::{Mempool, MempoolConfig, Owner};
 use ethdev::packet::IpAddrs;
-use ethdev::{EthDev, Instant};
+use ethdev::{EthDev, Instant, RxQueue, TxQueue};
 use user_vbridge::{Bridge, BridgeConfig, PortConfig};
-use user_veth::{Cable, Veth, VethPort, VethWire};
+use user_veth::{Cable, Veth, VethWire};
 
 use super::{best_rate, measurement, repeat_for, Budget, Measurement};
 
@@ -44,21 +44,29 @@ fn mac(i: usize) -> [u8; 6] {
     [2, 0, 0, 0, 1, i as u8]
 }
 
-/// `count` started ports with `QUEUES` RSS queues, sharing `pool`.
-fn ports(count: usize, pool: &Mempool) -> Vec<(VethPort, VethWire)> {
+/// The queue handles of one port: every receive queue, transmit queue 0.
+struct Queues {
+    rx: Vec<Box<dyn RxQueue>>,
+    tx: Box<dyn TxQueue>,
+}
+
+/// `count` started ports with `QUEUES` RSS queues, sharing `pool`, as
+/// their queue handles and wire ends.
+fn ports(count: usize, pool: &Mempool) -> Vec<(Queues, VethWire)> {
     (0..count)
         .map(|i| {
             let (port, wire) = Veth::new(format!("veth{i}"), mac(i), pool.clone());
             port.configure(&PortConf::new(QUEUES)).expect("valid port configuration");
             port.start().expect("port starts");
-            (port, wire)
+            let rx = (0..QUEUES).map(|q| port.rx_queue(q).expect("configured queue")).collect();
+            (Queues { rx, tx: port.tx_queue(0).expect("configured queue") }, wire)
         })
         .collect()
 }
 
 /// Puts `IN_FLIGHT` frames on port `i`'s transmit queue towards its partner
 /// `i ^ 1`, spread over many flows so RSS uses every queue.
-fn prime(port: &VethPort, i: usize, pool: &Mempool) {
+fn prime(port: &mut Queues, i: usize, pool: &Mempool) {
     let mut burst: Vec<Mbuf> = (0..IN_FLIGHT)
         .map(|n| {
             let ip = IpAddrs::V4 { src: [10, 0, 0, i as u8], dst: [10, 0, 0, (i ^ 1) as u8] };
@@ -68,15 +76,15 @@ fn prime(port: &VethPort, i: usize, pool: &Mempool) {
             m
         })
         .collect();
-    port.tx_burst(0, &mut burst);
+    port.tx.tx_burst(&mut burst);
 }
 
 /// Receives on every queue of `port` and sends everything back with MACs
 /// swapped; returns how many frames were received.
-fn macswap(port: &VethPort, buf: &mut Vec<Mbuf>) -> u64 {
+fn macswap(port: &mut Queues, buf: &mut Vec<Mbuf>) -> u64 {
     let mut received = 0;
-    for q in 0..QUEUES {
-        port.rx_burst(q, buf, BURST);
+    for rx in &mut port.rx {
+        rx.rx_burst(buf, BURST);
     }
     for m in buf.iter_mut() {
         let data = m.data_mut();
@@ -84,7 +92,7 @@ fn macswap(port: &VethPort, buf: &mut Vec<Mbuf>) -> u64 {
         dst.swap_with_slice(&mut src[..6]);
         received += 1;
     }
-    port.tx_burst(0, buf);
+    port.tx.tx_burst(buf);
     buf.clear();
     received
 }
@@ -97,27 +105,27 @@ fn bridged(count: usize, length: Duration) -> u64 {
         bridge.add_port(Box::new(wire), PortConfig::default()).expect("port added");
         veths.push(port);
     }
-    veths.iter().enumerate().for_each(|(i, p)| prime(p, i, &pool));
+    veths.iter_mut().enumerate().for_each(|(i, p)| prime(p, i, &pool));
     let mut buf = Vec::with_capacity(BURST * QUEUES as usize);
     let mut now = Instant::ZERO;
     repeat_for(length, || {
         now = now + Duration::from_micros(1);
         bridge.poll(now);
-        veths.iter().map(|p| macswap(p, &mut buf)).sum()
+        veths.iter_mut().map(|p| macswap(p, &mut buf)).sum()
     })
 }
 
 fn cabled(length: Duration) -> u64 {
     let pool = Mempool::new(MempoolConfig::new("bench", (IN_FLIGHT * 4) as u32)).expect("valid pool");
     let mut pair = ports(2, &pool);
-    let (b, wire_b) = pair.pop().expect("two ports");
-    let (a, wire_a) = pair.pop().expect("two ports");
-    prime(&a, 0, &pool);
-    prime(&b, 1, &pool);
+    let (mut b, wire_b) = pair.pop().expect("two ports");
+    let (mut a, wire_a) = pair.pop().expect("two ports");
+    prime(&mut a, 0, &pool);
+    prime(&mut b, 1, &pool);
     let mut cable = Cable::new(wire_a, wire_b);
     let mut buf = Vec::with_capacity(BURST * QUEUES as usize);
     repeat_for(length, || {
         cable.pump(BURST);
-        macswap(&a, &mut buf) + macswap(&b, &mut buf)
+        macswap(&mut a, &mut buf) + macswap(&mut b, &mut buf)
     })
 }

@@ -461,7 +461,7 @@ impl Spawn {
                 node.slot.nic().and_then(|n| world.nics.get(n)).ok_or_else(|| format!("host #{h} is not bare"))?;
             nics.push((nic, node.queues));
         }
-        let load = FrameLoad::new(&nics, f, self.seed.wrapping_add(index as u64));
+        let load = FrameLoad::new(&nics, f, self.seed.wrapping_add(index as u64))?;
         self.meter.plan(load.bytes());
         let tally = Arc::new(Mutex::new(FrameTally::default()));
         let (timer, t2, meter) = (Arc::clone(&self.timer), Arc::clone(&tally), self.meter.clone());

@@ -16,18 +16,18 @@ use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use ethdev::error::DevError;
 use ethdev::frame::FrameSpec;
 use ethdev::mbuf::{Mbuf, OlFlags};
 use ethdev::mempool::{Mempool, Owner};
 use ethdev::packet::IpAddrs;
-use ethdev::EthDev;
+use ethdev::{EthDev, RxQueue, TxQueue};
 use rand::{RngExt, SeedableRng};
-use user_veth::VethPort;
 
 use super::meter::Meter;
 use super::plan::FramesTraffic;
 use crate::exec::{sleep_until, TaskClock};
-use crate::world::Nic;
+use crate::world::{Nic, Port};
 
 /// Time between receive passes while waiting for frames in flight.
 const DRAIN_STEP: Duration = Duration::from_millis(1);
@@ -62,19 +62,20 @@ pub struct FrameTally {
 
 /// The frames of one `frames` entry, ready to be sent by [`FrameLoad::run`].
 pub(crate) struct FrameLoad {
-    ports: Vec<(VethPort, Mempool, u16)>,
+    ports: Vec<Endpoint>,
     plan: Vec<Planned>,
     traffic: FramesTraffic,
 }
 
 impl FrameLoad {
     /// Plans the frames of `traffic` between `nics` (each with its number
-    /// of queues, indexed as `traffic.hosts`), drawing flows from `seed`.
-    pub fn new(nics: &[(&Nic, u16)], traffic: &FramesTraffic, seed: u64) -> FrameLoad {
-        let ports = nics.iter().map(|(n, queues)| (n.port.clone(), n.pool.clone(), *queues)).collect();
-        let macs: Vec<[u8; 6]> = nics.iter().map(|(n, _)| n.port.mac_addr()).collect();
+    /// of queues, indexed as `traffic.hosts`), drawing flows from `seed`,
+    /// and takes the ports' queue handles.
+    pub fn new(nics: &[(&Nic, u16)], traffic: &FramesTraffic, seed: u64) -> Result<FrameLoad, String> {
+        let ports = nics.iter().map(|(n, queues)| Endpoint::new(n, *queues)).collect::<Result<Vec<_>, _>>()?;
+        let macs: Vec<[u8; 6]> = ports.iter().map(|p| p.mac).collect();
         let ips: Vec<[u8; 4]> = nics.iter().map(|(n, _)| n.ipv4.octets()).collect();
-        FrameLoad { ports, plan: plan(&macs, &ips, traffic, seed), traffic: traffic.clone() }
+        Ok(FrameLoad { ports, plan: plan(&macs, &ips, traffic, seed), traffic: traffic.clone() })
     }
 
     /// Bytes of all planned frames.
@@ -84,30 +85,36 @@ impl FrameLoad {
 
     /// Sends the plan step by step, receiving after each step, then keeps
     /// receiving for the drain time; `tally` holds the result.
-    pub async fn run(self, clock: Arc<dyn TaskClock>, tally: Arc<Mutex<FrameTally>>, meter: Meter) -> io::Result<()> {
+    pub async fn run(
+        mut self,
+        clock: Arc<dyn TaskClock>,
+        tally: Arc<Mutex<FrameTally>>,
+        meter: Meter,
+    ) -> io::Result<()> {
         lock(&tally).expect(&self.plan);
         let mut next = clock.now();
-        for chunk in self.plan.chunks(self.traffic.burst) {
+        let plan = std::mem::take(&mut self.plan);
+        for chunk in plan.chunks(self.traffic.burst) {
             let sent = self.send(chunk);
             lock(&tally).sent += sent;
             meter.add(chunk.iter().map(|p| p.bytes.len() as u64).sum());
             next = next + self.traffic.pace;
             sleep_until(clock.as_ref(), next).await;
-            self.receive(&tally);
+            self.receive(&tally)?;
         }
         let end = next + self.traffic.drain;
         while next < end {
             next = (next + DRAIN_STEP).min(end);
             sleep_until(clock.as_ref(), next).await;
-            self.receive(&tally);
+            self.receive(&tally)?;
         }
         Ok(())
     }
 
     /// Sends `frames` from their ports; returns how many the ports took.
-    fn send(&self, frames: &[Planned]) -> u64 {
+    fn send(&mut self, frames: &[Planned]) -> u64 {
         let mut sent = 0;
-        for (i, (port, pool, _)) in self.ports.iter().enumerate() {
+        for (i, Endpoint { pool, tx, .. }) in self.ports.iter_mut().enumerate() {
             let mut burst: Vec<Mbuf> = frames
                 .iter()
                 .filter(|f| f.from == i)
@@ -116,18 +123,18 @@ impl FrameLoad {
                     m.extend_from_slice(&f.bytes).then_some(m)
                 })
                 .collect();
-            sent += port.tx_burst(0, &mut burst) as u64;
+            sent += tx.tx_burst(&mut burst) as u64;
         }
         sent
     }
 
-    fn receive(&self, tally: &Mutex<FrameTally>) {
+    fn receive(&mut self, tally: &Mutex<FrameTally>) -> io::Result<()> {
         let mut tally = lock(tally);
         let mut buf = Vec::new();
-        for (i, (port, _, queues)) in self.ports.iter().enumerate() {
-            let reta = port.reta_query();
-            for q in 0..*queues {
-                while port.rx_burst(q, &mut buf, RX_BURST) > 0 {
+        for (i, Endpoint { port, rx, .. }) in self.ports.iter_mut().enumerate() {
+            let reta = port.reta_query().map_err(io::Error::other)?;
+            for (q, rx) in (0..).zip(rx.iter_mut()) {
+                while rx.rx_burst(&mut buf, RX_BURST) > 0 {
                     for m in buf.drain(..) {
                         let hashed = m.flags().contains(OlFlags::RX_RSS_HASH).then(|| reta.queue(m.rss_hash()));
                         if hashed != Some(q) || !m.flags().contains(OlFlags::RX_L4_CKSUM_GOOD) {
@@ -138,6 +145,27 @@ impl FrameLoad {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+/// One bare port as the load drives it: its queue handles, taken once.
+struct Endpoint {
+    port: Port,
+    mac: [u8; 6],
+    pool: Mempool,
+    tx: Box<dyn TxQueue>,
+    rx: Vec<Box<dyn RxQueue>>,
+}
+
+impl Endpoint {
+    /// The handles of `nic`'s transmit queue 0 and of its first `queues` receive queues.
+    fn new(nic: &Nic, queues: u16) -> Result<Endpoint, String> {
+        let named = |e: DevError| format!("{}: {e}", nic.name);
+        let rx = (0..queues).map(|q| nic.port.rx_queue(q)).collect::<Result<_, _>>().map_err(named)?;
+        let tx = nic.port.tx_queue(0).map_err(named)?;
+        let mac = nic.port.mac_addr().map_err(named)?;
+        Ok(Endpoint { port: nic.port.clone(), mac, pool: nic.pool.clone(), tx, rx })
     }
 }
 

@@ -12,7 +12,6 @@ use capture::Record;
 use ethdev::EthDev;
 use serde::Serialize;
 use user_vbridge::{Direction, LinkStats, PortId};
-use user_veth::VethPort;
 
 use super::build::{App, PING_BYTES, UDP_REQUEST_BYTES};
 use super::checks::{port_drops, Check};
@@ -195,19 +194,19 @@ fn by_name(counts: impl IntoIterator<Item = (ethdev::stats::DropReason, u64)>) -
 }
 
 fn port_rows(world: &World) -> Vec<PortRow> {
-    let hosts = world.hosts.iter().map(|h| (&h.port, h.bridge_port));
-    let nics = world.nics.iter().map(|n| (&n.port, n.bridge_port));
+    let hosts = world.hosts.iter().map(|h| (&h.port as &dyn EthDev, h.bridge_port));
+    let nics = world.nics.iter().map(|n| (&n.port as &dyn EthDev, n.bridge_port));
     // Replayers are attached after every host and bare port, so their
     // bridge ports come after those.
     let replay_ports = (0..world.replayers.len()).map(|i| {
         let offset = world.hosts.len() + world.nics.len() + i;
-        (world.replayers[i].port(), PortId(offset as u16))
+        (world.replayers[i].port() as &dyn EthDev, PortId(offset as u16))
     });
     hosts.chain(nics).chain(replay_ports).map(|(port, bridge_port)| port_row(world, port, bridge_port)).collect()
 }
 
-fn port_row(world: &World, port: &VethPort, bridge_port: PortId) -> PortRow {
-    let stats = port.stats();
+fn port_row(world: &World, port: &dyn EthDev, bridge_port: PortId) -> PortRow {
+    let stats = port.stats().unwrap_or_default();
     let link = |d| world.bridge.link_stats(bridge_port, d);
     let link_drops = |l: Option<&LinkStats>| l.map(|l| by_name(l.drops.nonzero())).unwrap_or_default();
     let (ingress, egress) = (link(Direction::Ingress), link(Direction::Egress));

@@ -120,6 +120,7 @@ fn log_drops(world: &World) {
         let drops: Vec<String> = host
             .port
             .xstats()
+            .unwrap_or_default()
             .into_iter()
             .filter(|x| x.name.contains("drop") && x.value > 0)
             .map(|x| format!("{}={}", x.name, x.value))

@@ -8,7 +8,6 @@
 //! queue) are counted and dropped here, before smoltcp sees them.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use ethdev::packet::PacketMeta;
 use ethdev::{Mbuf, Owner};
@@ -22,10 +21,8 @@ use super::{Instance, RX_BURST};
 
 impl Instance {
     pub(super) fn receive(&mut self) -> bool {
-        let me = self.id;
-        let fabric = Arc::clone(&self.fabric);
         let mut burst = std::mem::take(&mut self.burst);
-        let from_nic = fabric.port.rx_burst(me as u16, &mut burst, RX_BURST);
+        let from_nic = self.nic.rx.rx_burst(&mut burst, RX_BURST);
         self.stats.nic_rx += from_nic as u64;
         for mbuf in burst.drain(..) {
             self.route(mbuf);
@@ -131,7 +128,7 @@ impl Instance {
         if self.device.tx.is_empty() {
             return false;
         }
-        let sent = self.fabric.port.tx_burst(self.id as u16, &mut self.device.tx);
+        let sent = self.nic.tx.tx_burst(&mut self.device.tx);
         self.stats.nic_tx += sent as u64;
         sent > 0
     }

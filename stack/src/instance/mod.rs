@@ -30,7 +30,7 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
 use crate::device::{DeviceStats, QueueDevice};
 use crate::dispatch::ConnKey;
-use crate::fabric::{Fabric, Inbox};
+use crate::fabric::{Fabric, Inbox, NicQueue};
 use crate::rpc::{Notify, Reply, Rpc, SockId};
 
 use sockets::{Conn, Sock};
@@ -78,6 +78,7 @@ pub struct Instance {
     id: usize,
     fabric: Arc<Fabric>,
     inbox: Inbox,
+    nic: NicQueue,
     iface: Interface,
     sockets: SocketSet<'static>,
     device: QueueDevice,
@@ -104,8 +105,8 @@ fn from_smol(t: SmolInstant) -> Instant {
 
 impl Instance {
     /// Stack `id` of the group sharing `fabric`, reading its rings through
-    /// `inbox`.
-    pub(crate) fn new(id: usize, fabric: Arc<Fabric>, inbox: Inbox) -> Instance {
+    /// `inbox` and polling its NIC queue through `nic`.
+    pub(crate) fn new(id: usize, fabric: Arc<Fabric>, inbox: Inbox, nic: NicQueue) -> Instance {
         let cfg = &fabric.config;
         let owner = Owner(cfg.owner_base + id as u32);
         let mut device = QueueDevice::new(fabric.pool.clone(), fabric.tso_pool.clone(), owner, usize::from(cfg.mtu));
@@ -125,6 +126,7 @@ impl Instance {
             id,
             fabric,
             inbox,
+            nic,
             iface,
             sockets: SocketSet::new(Vec::new()),
             device,
