@@ -321,7 +321,7 @@ fn verdict(passed: bool) -> Verdict {
 /// file that does not load is reported.
 fn load_scenarios(paths: &[PathBuf], seed: Option<u64>) -> Result<Vec<Scenario>, String> {
     let loaded: Vec<Result<Scenario, String>> = if paths.is_empty() {
-        vec![Ok(Scenario::builtin_default())]
+        Scenario::builtin_tour().into_iter().map(Ok).collect()
     } else {
         paths.iter().map(|p| Scenario::load(p).map_err(|e| e.to_string())).collect()
     };
@@ -379,7 +379,7 @@ fn run(args: RunArgs) -> Outcome {
     if let Some(dir) = &args.record {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    let (mut passed, mut errors) = (true, Vec::new());
+    let (mut passed, mut errors, mut summary) = (true, Vec::new(), Vec::new());
     for scenario in &scenarios {
         if let Some(why) = scenario.unavailable() {
             eprintln!("dtnet: {}: skipped: {why}", scenario.name);
@@ -402,12 +402,47 @@ fn run(args: RunArgs) -> Outcome {
             write_capture(&path, &report.records, Format::PcapNg).map_err(|e| e.to_string())?;
         }
         passed &= report.passed();
+        summary.push(summary_row(scenario, &report));
+    }
+    if summary.len() > 1 && !args.json {
+        say(summary_table(&summary));
     }
     if errors.is_empty() {
         Ok(verdict(passed))
     } else {
         Err(errors.join("\ndtnet: "))
     }
+}
+
+/// One line of the summary `run` prints after several scenarios.
+fn summary_row(scenario: &Scenario, report: &ScenarioReport) -> [String; 6] {
+    let held = report.expectations.iter().filter(|c| c.passed).count();
+    let verified: u64 = report.traffic.iter().map(|t| t.bytes).sum();
+    [
+        scenario.name.clone(),
+        scenario.stack_mode(),
+        report.stacks.len().to_string(),
+        format!("{:.1} MB", verified as f64 / 1e6),
+        format!("{held}/{}", report.expectations.len()),
+        if report.passed() { "pass".into() } else { "FAIL".into() },
+    ]
+}
+
+/// The summary of several runs, one line per scenario.
+fn summary_table(rows: &[[String; 6]]) -> String {
+    let head = ["scenario", "forwarding mode / thread model", "stacks", "verified", "checks", "result"];
+    let widths: Vec<usize> =
+        (0..6).map(|i| rows.iter().map(|r| r[i].len()).chain([head[i].len()]).max().unwrap_or(0)).collect();
+    let line = |cells: &[&str]| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        padded.join("  ").trim_end().to_owned()
+    };
+    let mut out = format!("summary\n{}\n", line(&head));
+    for row in rows {
+        out += &line(&row.iter().map(String::as_str).collect::<Vec<_>>());
+        out.push('\n');
+    }
+    out
 }
 
 /// How many distinct interfaces `records` name.

@@ -111,13 +111,20 @@ fn bad_input_is_a_clear_error_not_a_panic() {
 }
 
 #[test]
-fn run_passes_its_default_scenario() {
+fn run_passes_its_default_scenario_and_a_stack_run_per_forwarding_mode() {
     let out = dtnet().arg("run").output().unwrap();
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("scenario default"), "{text}");
     assert!(text.contains("result: PASS"));
     assert!(!text.contains("[FAIL]"));
+    let summary = text.split("summary\n").nth(1).expect("a summary table after the runs");
+    let rows: Vec<&str> = summary.lines().skip(1).filter(|l| !l.is_empty()).collect();
+    let modes = ["bare ports", "rss /", "listen_shadow /", "soft_forward /", "flow_director /"];
+    assert_eq!(rows.len(), modes.len(), "{summary}");
+    for (row, mode) in rows.iter().zip(modes) {
+        assert!(row.contains(mode) && row.ends_with("pass"), "{row:?} should be a passing {mode} run");
+    }
 }
 
 #[test]

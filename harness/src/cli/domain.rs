@@ -170,6 +170,14 @@ impl Supervisor {
                 ControlEvent::Died(p, dead) => {
                     for pool in &self.pools {
                         let r = pool.reclaim(&dead);
+                        tracing::warn!(
+                            pid = p.pid,
+                            owner = p.owner.0,
+                            pool = pool.name(),
+                            held = r.held,
+                            cached = r.cached,
+                            "process died; reclaimed"
+                        );
                         println!(
                             "died {} {} owner {}: pool {} reclaimed {} held {} cached, in use {}",
                             p.pid,

@@ -210,6 +210,7 @@ pub fn primary(opts: &Options, mut say: impl FnMut(String)) -> Result<Report, St
         for event in control.poll() {
             match event {
                 ControlEvent::Registered(p) => {
+                    tracing::info!(pid = p.pid, name = %p.name, owner = p.owner.0, "secondary registered");
                     say(format!("registered {} {}", p.pid, p.name));
                     registered = true;
                 }
@@ -226,6 +227,15 @@ pub fn primary(opts: &Options, mut say: impl FnMut(String)) -> Result<Report, St
                     let lost = me.pool.reclaim_unsent(&dead) + me.pool.sweep_lost();
                     let (held, cached) = (freed.held, freed.cached);
                     me.report.reclaimed = Some(Reclaim { pid: p.pid, held, cached, drained, lost });
+                    tracing::warn!(
+                        pid = p.pid,
+                        owner = p.owner.0,
+                        held,
+                        cached,
+                        drained,
+                        lost,
+                        "secondary died; reclaimed"
+                    );
                     peer_gone = true;
                 }
                 ControlEvent::Refused { .. } => {}

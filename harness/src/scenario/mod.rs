@@ -51,6 +51,25 @@ use run::trial_build;
 const BUILTIN_ORIGIN: &str = "scenarios/default.toml";
 /// The default scenario's text.
 const BUILTIN_TEXT: &str = include_str!("../../../scenarios/default.toml");
+/// `RunToCompletion` as the scenario files spell it: `run_to_completion`.
+fn snake(camel: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// The forwarding-mode scenarios of [`Scenario::builtin_tour`].
+const TOUR: [(&str, &str); 4] = [
+    ("scenarios/rss-rtc.toml", include_str!("../../../scenarios/rss-rtc.toml")),
+    ("scenarios/listen-shadow-rtc.toml", include_str!("../../../scenarios/listen-shadow-rtc.toml")),
+    ("scenarios/soft-forward-rtc.toml", include_str!("../../../scenarios/soft-forward-rtc.toml")),
+    ("scenarios/flow-director-rtw.toml", include_str!("../../../scenarios/flow-director-rtw.toml")),
+];
 
 /// A loaded scenario, ready to run.
 #[derive(Clone, Debug)]
@@ -105,6 +124,33 @@ impl Scenario {
         // so this parse cannot fail in a released binary.
         Scenario::parse(BUILTIN_TEXT, BUILTIN_ORIGIN, Path::new("scenarios"))
             .unwrap_or_else(|e| panic!("the built-in default scenario does not load: {e}"))
+    }
+
+    /// What `dtnet run` runs without a file: the default scenario (the
+    /// virtual wire under load), then one short run of real stacks per
+    /// forwarding mode (`scenarios/*-rtc.toml`, `flow-director-rtw.toml`),
+    /// so a newcomer sees every mode at work and one summary table.
+    pub fn builtin_tour() -> Vec<Scenario> {
+        let parse = |(origin, text): &(&str, &str)| {
+            Scenario::parse(text, origin, Path::new("scenarios"))
+                .unwrap_or_else(|e| panic!("the built-in scenario {origin} does not load: {e}"))
+        };
+        std::iter::once(Scenario::builtin_default()).chain(TOUR.iter().map(parse)).collect()
+    }
+
+    /// The first stack host's forwarding mode and thread model, as the
+    /// scenario files spell them; `bare ports` if no host has stacks.
+    pub fn stack_mode(&self) -> String {
+        self.plan
+            .hosts
+            .iter()
+            .find_map(|h| match &h.nic {
+                HostNic::Stacks(g) => {
+                    Some(format!("{} / {}", snake(&format!("{:?}", g.mode)), snake(&format!("{:?}", g.model))))
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| "bare ports".into())
     }
 
     /// The same scenario with another seed.
