@@ -325,6 +325,8 @@ fn logs_follow_verbosity_and_name_retired_config_keys() {
     let env = dtnet().args(["-q", "run"]).arg(dir.join("tiny.toml")).env("RUST_LOG", "debug").output().unwrap();
     let log = String::from_utf8_lossy(&env.stderr);
     assert!(log.contains("tcp connect") && log.contains("tcp accept") && log.contains("tcp close"), "{log}");
+    // Debug logs also follow the run's progress, a line per tenth.
+    assert!(log.lines().filter(|l| l.contains("progress")).count() >= 2, "{log}");
     // A retired gazelle key is a warning naming file, line and key; -q hides it.
     let conf = std::fs::read_to_string(workspace().join("scenarios/configs/server.lstack.conf")).unwrap();
     std::fs::create_dir_all(dir.join("configs")).unwrap();

@@ -31,13 +31,23 @@ impl Meter {
     }
 
     /// Counts `n` more units done.
+    /// With `-vv` (debug logs) every further tenth is logged as well.
     pub fn add(&self, n: u64) {
-        let Some(report) = &self.report else { return };
+        let logging = tracing::enabled!(tracing::Level::DEBUG);
+        if self.report.is_none() && !logging {
+            return;
+        }
         let before = self.done.fetch_add(n, Ordering::Relaxed);
         let (done, total) = (before + n, self.total.load(Ordering::Relaxed));
         let percent = |x: u64| x.saturating_mul(100) / total.max(1);
-        if percent(done) != percent(before) || done == total {
+        if percent(done) == percent(before) && done != total {
+            return;
+        }
+        if let Some(report) = &self.report {
             report(Progress { done, total });
+        }
+        if logging && percent(done) / 10 != percent(before) / 10 {
+            tracing::debug!(done, total, percent = percent(done), "progress");
         }
     }
 }
