@@ -19,6 +19,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use ethdev::mac::MacAddr;
 use ethdev::Instant;
 use etherparse::err::packet::SliceError;
 use etherparse::{
@@ -69,7 +70,7 @@ impl Trace {
             }
         };
         if let Some(LinkSlice::Ethernet2(eth)) = &packet.link {
-            let _ = write!(out, " eth {}>{}", Mac(eth.source()), Mac(eth.destination()));
+            let _ = write!(out, " eth {}>{}", MacAddr(eth.source()), MacAddr(eth.destination()));
         }
         for ext in &packet.link_exts {
             match ext {
@@ -200,7 +201,7 @@ fn arp_line(out: &mut String, arp: &etherparse::ArpPacketSlice<'_>) {
         Err(_) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
     };
     let hw = |bytes: &[u8]| match <[u8; 6]>::try_from(bytes) {
-        Ok(b) => Mac(b).to_string(),
+        Ok(b) => MacAddr(b).to_string(),
         Err(_) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
     };
     let op = arp.operation();
@@ -244,16 +245,6 @@ fn icmpv6_line(out: &mut String, icmp: &Icmpv6Slice<'_>) {
         }
     };
     let _ = write!(out, " icmp6 {name} len={payload}");
-}
-
-/// A MAC address as `02:00:00:00:00:01`.
-struct Mac([u8; 6]);
-
-impl std::fmt::Display for Mac {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let [a, b, c, d, e, g] = self.0;
-        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
-    }
 }
 
 /// The trace lines of `records`, in order.

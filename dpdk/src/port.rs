@@ -18,6 +18,7 @@ use std::cell::Cell;
 use std::ffi::CStr;
 
 use dpdk_sys as sys;
+use ethdev::mac::MacAddr;
 use ethdev::rss::{RssHashTypes, RssKey};
 
 use crate::eal::{Eal, PortId};
@@ -189,12 +190,12 @@ impl<'a> Port<'a> {
     }
 
     /// The port's MAC address.
-    pub fn mac(&self) -> Result<[u8; 6]> {
+    pub fn mac(&self) -> Result<MacAddr> {
         let mut addr = sys::rte_ether_addr::default();
         // SAFETY: addr is a valid out-pointer for the call.
         let ret = unsafe { sys::rte_eth_macaddr_get(self.id.0, &mut addr) };
         ffi::check(ret, || format!("rte_eth_macaddr_get(port {})", self.id.0))?;
-        Ok(addr.addr_bytes)
+        Ok(MacAddr(addr.addr_bytes))
     }
 
     /// The RSS key and `RTE_ETH_RSS_*` hash types the device uses now.

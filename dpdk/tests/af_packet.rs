@@ -123,7 +123,7 @@ fn af_packet_port_exchanges_icmp_echoes_with_the_kernel_in_a_namespace() {
     let frames: Vec<Vec<u8>> = payloads
         .iter()
         .enumerate()
-        .map(|(seq, p)| echo_request(port.mac().unwrap(), kernel_mac, seq as u16, p))
+        .map(|(seq, p)| echo_request(port.mac().unwrap().octets(), kernel_mac, seq as u16, p))
         .collect();
     let mut replies = vec![None; usize::from(ECHOES)];
     let mut sent = 0;

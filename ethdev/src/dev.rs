@@ -17,11 +17,9 @@
 
 use crate::error::DevError;
 use crate::flow::{FlowAction, FlowAttr, FlowCounters, FlowId, FlowItem};
+use crate::mac::MacAddr;
 use crate::queue::{RxQueue, TxQueue};
 use crate::rss::{Reta, RssHashTypes, RssKey};
-
-/// A MAC address.
-pub type MacAddr = [u8; 6];
 
 bitflags::bitflags! {
     /// Receive offloads a port can perform (`RTE_ETH_RX_OFFLOAD_*`).

@@ -7,7 +7,7 @@
 
 use etherparse::{PacketBuilder, PacketBuilderStep, VlanId};
 
-use crate::dev::MacAddr;
+use crate::mac::MacAddr;
 use crate::mbuf::Mbuf;
 use crate::packet::IpAddrs;
 
@@ -48,8 +48,8 @@ impl FrameSpec {
     /// A TCP (ACK) frame between locally administered MACs 02::01 → 02::02.
     pub fn tcp(ip: IpAddrs, sport: u16, dport: u16) -> FrameSpec {
         FrameSpec {
-            src_mac: [2, 0, 0, 0, 0, 1],
-            dst_mac: [2, 0, 0, 0, 0, 2],
+            src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            dst_mac: MacAddr([2, 0, 0, 0, 0, 2]),
             vlan: None,
             ip,
             sport,
@@ -64,8 +64,8 @@ impl FrameSpec {
     }
 
     /// With these source and destination MACs.
-    pub fn macs(self, src_mac: MacAddr, dst_mac: MacAddr) -> FrameSpec {
-        FrameSpec { src_mac, dst_mac, ..self }
+    pub fn macs(self, src_mac: impl Into<MacAddr>, dst_mac: impl Into<MacAddr>) -> FrameSpec {
+        FrameSpec { src_mac: src_mac.into(), dst_mac: dst_mac.into(), ..self }
     }
 
     /// Tagged with VLAN `vid` (low 12 bits).
@@ -103,7 +103,7 @@ impl FrameSpec {
     }
 
     fn ip_step(&self) -> PacketBuilderStep<etherparse::IpHeaders> {
-        let eth = PacketBuilder::ethernet2(self.src_mac, self.dst_mac);
+        let eth = PacketBuilder::ethernet2(self.src_mac.0, self.dst_mac.0);
         let vid = self.vlan.and_then(|v| VlanId::try_new(v).ok());
         match (vid, self.ip) {
             (None, IpAddrs::V4 { src, dst }) => eth.ipv4(src, dst, 64),

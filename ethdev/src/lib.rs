@@ -3,7 +3,8 @@
 //! Everything a port backend and a switch need, and nothing that knows about
 //! a particular backend: packet buffers ([`mbuf`]) carved from a fixed pool
 //! ([`mempool`]), bounded lock-free [`ring`]s that move them between threads,
-//! header parsing ([`packet`]), software Toeplitz RSS ([`rss`]), rte_flow-like
+//! header parsing ([`packet`]), the workspace's one MAC address type
+//! ([`mac`]), software Toeplitz RSS ([`rss`]), rte_flow-like
 //! classification rules ([`flow`]), the [`EthDev`] trait that every port
 //! implements with its lock-free per-queue handles ([`queue`]), and
 //! middleware that works over any port ([`middleware`]: capture, fault
@@ -20,6 +21,7 @@ pub mod error;
 pub mod flow;
 pub mod frame;
 mod freelist;
+pub mod mac;
 pub mod mbuf;
 mod mbuf_header;
 pub mod mempool;
@@ -38,6 +40,7 @@ pub mod time;
 pub mod wire;
 
 pub use dev::EthDev;
+pub use mac::MacAddr;
 pub use mbuf::{Mbuf, OlFlags};
 pub use mempool::{Mempool, MempoolConfig, Owner};
 pub use queue::{RxQueue, TxQueue};

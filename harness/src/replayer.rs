@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use capture::{Pace, ReadError, Record, ReplayPlan};
 use ethdev::dev::PortConf;
+use ethdev::mac::MacAddr;
 use ethdev::mbuf::Mbuf;
 use ethdev::mempool::{Mempool, MempoolConfig, Owner};
 use ethdev::{EthDev, Instant, RxQueue, TxQueue};
@@ -40,7 +41,7 @@ const MAX_MTU: u16 = 9600;
 pub const MAX_FRAME: usize = MAX_MTU as usize + 18;
 /// MAC of a replay port; it never appears in a frame (replayed frames keep
 /// their recorded addresses).
-const REPLAY_MAC: [u8; 6] = [0x02, 0xff, 0, 0, 0, 0];
+const REPLAY_MAC: MacAddr = MacAddr([0x02, 0xff, 0, 0, 0, 0]);
 
 /// Why a replay could not run.
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use capture::Record;
+use ethdev::mac::MacAddr;
 use stack::{ForwardMode, GroupConfig, ThreadModel};
 use user_vbridge::{BridgeConfig, Impairments, PortConfig};
 
@@ -28,8 +29,8 @@ pub use crate::scenario::{Executor, Workload};
 
 /// Port the server listens on.
 pub const SERVER_PORT: u16 = 5201;
-const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
-const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+const SERVER_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
+const CLIENT_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x02]);
 const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const SERVER_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1);
@@ -96,7 +97,7 @@ impl TcpRun {
         SocketAddr::new(ip, SERVER_PORT)
     }
 
-    fn host(&self, name: &str, stacks: usize, mac: [u8; 6], ip: Ipv4Addr, ip6: Ipv6Addr) -> HostPlan {
+    fn host(&self, name: &str, stacks: usize, mac: MacAddr, ip: Ipv4Addr, ip6: Ipv6Addr) -> HostPlan {
         let group = GroupConfig {
             mode: self.mode,
             model: self.model,

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use ethdev::dev::{PortConf, RxOffloads};
 use ethdev::error::DevError;
+use ethdev::mac::MacAddr;
 use ethdev::mempool::{Mempool, MempoolConfig};
 use ethdev::middleware::Capture;
 use ethdev::{EthDev, Instant, Wire};
@@ -151,7 +152,7 @@ impl World {
     pub fn add_nic(
         &mut self,
         name: &str,
-        mac: [u8; 6],
+        mac: MacAddr,
         ipv4: Ipv4Addr,
         queues: u16,
         link: PortConfig,

@@ -18,6 +18,7 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
+use ethdev::mac::MacAddr;
 use ethdev::{Mempool, MempoolConfig};
 
 use crate::netns::{self, unavailable, unique_name, Netns, Unavailable};
@@ -38,7 +39,7 @@ pub struct KernelHostConfig {
     /// The host's name (reports, the pool).
     pub name: String,
     /// The TAP device's MAC address.
-    pub mac: [u8; 6],
+    pub mac: MacAddr,
     /// IPv4 address and prefix length.
     pub ipv4: Option<(Ipv4Addr, u8)>,
     /// IPv6 address and prefix length.
@@ -103,7 +104,7 @@ impl KernelHost {
     /// Addresses, MAC, MTU, sysctls, link up, default route.
     fn configure(&self) -> Result<(), String> {
         let (ns, dev, c) = (&self.netns, self.tap.as_str(), &self.config);
-        let mac = c.mac.map(|b| format!("{b:02x}")).join(":");
+        let mac = c.mac.to_string();
         ns.ip(&["link", "set", "dev", dev, "address", &mac, "mtu", &c.mtu.to_string()])?;
         let v6 = c.ipv6.is_some();
         self.sysctl(&format!("net.ipv6.conf.{dev}.disable_ipv6"), if v6 { "0" } else { "1" })?;

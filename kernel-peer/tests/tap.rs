@@ -18,7 +18,7 @@ const OUR_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
 fn config() -> KernelHostConfig {
     KernelHostConfig {
         name: "kernel".into(),
-        mac: KERNEL_MAC,
+        mac: KERNEL_MAC.into(),
         ipv4: Some((KERNEL_IP, 24)),
         ipv6: None,
         gateway: None,

@@ -14,7 +14,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use ethdev::dev::MacAddr;
+use ethdev::mac::MacAddr;
 use ethdev::ring::{Consumer, MpProducer};
 use ethdev::rss::RssConf;
 use ethdev::{EthDev, Mbuf, Mempool, RxQueue, TxQueue};
@@ -65,12 +65,12 @@ pub struct GroupConfig {
 impl GroupConfig {
     /// `stacks` RSS stacks, run-to-wakeup, at `ipv4`/24 with MAC `mac`,
     /// 64 KiB socket buffers.
-    pub fn new(stacks: usize, mac: MacAddr, ipv4: Ipv4Addr) -> Self {
+    pub fn new(stacks: usize, mac: impl Into<MacAddr>, ipv4: Ipv4Addr) -> Self {
         Self {
             stacks,
             mode: ForwardMode::Rss,
             model: ThreadModel::RunToWakeup,
-            mac,
+            mac: mac.into(),
             ipv4: Some((ipv4, 24)),
             gateway: None,
             ipv6: None,

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use ethdev::dev::MacAddr;
 use ethdev::error::ConfigError;
+use ethdev::mac::MacAddr;
 use ethdev::{Instant, Mbuf, Mempool, MempoolConfig, Wire};
 
 use crate::config::{BridgeConfig, PortConfig};
@@ -138,24 +138,25 @@ impl Bridge {
 
     /// Adds a static FDB entry: never aged, never moved by learning, kept
     /// when the port goes down. Replaces any entry for the address.
-    pub fn add_static(&mut self, mac: MacAddr, vlan: u16, port: PortId) -> Result<(), ConfigError> {
+    pub fn add_static(&mut self, mac: impl Into<MacAddr>, vlan: u16, port: PortId) -> Result<(), ConfigError> {
         if vlan > MAX_VLAN {
             return Err(ConfigError::new("fdb.vlan", "must be 0..=4095"));
         }
         self.port_mut(port)?;
-        self.fdb.add_static(fdb::key(mac48(&mac), vlan), port);
+        self.fdb.add_static(fdb::key(mac48(&mac.into().0), vlan), port);
         Ok(())
     }
 
     /// Removes the FDB entry for (`mac`, `vlan`), static or learned;
     /// whether there was one.
-    pub fn remove_fdb_entry(&mut self, mac: MacAddr, vlan: u16) -> bool {
-        vlan <= MAX_VLAN && self.fdb.remove(fdb::key(mac48(&mac), vlan))
+    pub fn remove_fdb_entry(&mut self, mac: impl Into<MacAddr>, vlan: u16) -> bool {
+        vlan <= MAX_VLAN && self.fdb.remove(fdb::key(mac48(&mac.into().0), vlan))
     }
 
     /// The FDB entry for (`mac`, `vlan`).
-    pub fn fdb_entry(&self, mac: MacAddr, vlan: u16) -> Option<FdbEntry> {
-        (vlan <= MAX_VLAN).then(|| self.fdb.get(fdb::key(mac48(&mac), vlan))).flatten()
+    pub fn fdb_entry(&self, mac: impl Into<MacAddr>, vlan: u16) -> Option<FdbEntry> {
+        let key = fdb::key(mac48(&mac.into().0), vlan);
+        (vlan <= MAX_VLAN).then(|| self.fdb.get(key)).flatten()
     }
 
     /// Every FDB entry as (MAC, VLAN, entry), sorted by VLAN then MAC.

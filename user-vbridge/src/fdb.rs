@@ -19,7 +19,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::time::Duration;
 
-use ethdev::dev::MacAddr;
+use ethdev::mac::MacAddr;
 use ethdev::Instant;
 
 use crate::config::LimitPolicy;
@@ -66,7 +66,7 @@ pub(crate) fn key(mac: u64, vlan: u16) -> u64 {
     mac | u64::from(vlan) << 48
 }
 
-fn unpack(key: u64) -> (MacAddr, u16) {
+fn unpack(key: u64) -> ([u8; 6], u16) {
     (mac_bytes(key), (key >> 48) as u16)
 }
 
@@ -241,7 +241,7 @@ impl Fdb {
         keys.into_iter()
             .filter_map(|k| {
                 let (mac, vlan) = unpack(k);
-                self.get(k).map(|e| (mac, vlan, e))
+                self.get(k).map(|e| (MacAddr(mac), vlan, e))
             })
             .collect()
     }

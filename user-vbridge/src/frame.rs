@@ -4,7 +4,6 @@
 //! 802.1Q / 802.1ad tag and where the layer-3 payload starts, straight from
 //! the first bytes of the frame. Nothing else of the packet is parsed.
 
-use ethdev::dev::MacAddr;
 use ethdev::proto::{ETHER_TYPE_QINQ, ETHER_TYPE_VLAN};
 use ethdev::stats::DropReason;
 
@@ -84,13 +83,13 @@ impl L2Header {
 }
 
 /// A MAC address as a 48-bit integer, first byte most significant.
-pub(crate) fn mac48(mac: &MacAddr) -> u64 {
+pub(crate) fn mac48(mac: &[u8; 6]) -> u64 {
     let [a, b, c, d, e, f] = *mac;
     u64::from_be_bytes([0, 0, a, b, c, d, e, f])
 }
 
 /// The MAC address held in the low 48 bits of `value`.
-pub(crate) fn mac_bytes(value: u64) -> MacAddr {
+pub(crate) fn mac_bytes(value: u64) -> [u8; 6] {
     let [_, _, a, b, c, d, e, f] = (value & MAC_MASK).to_be_bytes();
     [a, b, c, d, e, f]
 }

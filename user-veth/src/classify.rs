@@ -8,8 +8,8 @@
 //! checksum offload wants the full header walk either) takes the
 //! fixed-offset parser, [`Ipv4Flow::parse`], straight into the Toeplitz hash.
 
-use ethdev::dev::MacAddr;
 use ethdev::flow::Fate;
+use ethdev::mac::MacAddr;
 use ethdev::packet::{Ipv4Flow, PacketMeta};
 use ethdev::proto::ETHERNET_HEADER;
 use ethdev::rss::RssHashTypes;
@@ -33,7 +33,7 @@ pub(crate) fn classify(
     frame_len: usize,
     meta: &PacketMeta,
 ) -> Result<Placement, DropReason> {
-    admit(state, mac, promiscuous, frame_len - meta.l3_offset as usize, &meta.dst_mac)?;
+    admit(state, *mac, promiscuous, frame_len - meta.l3_offset as usize, MacAddr(meta.dst_mac))?;
     if rss_only(state) {
         return Ok(default_rss(state, meta, None));
     }
@@ -64,8 +64,8 @@ pub(crate) fn classify_ipv4(
     frame: &[u8],
     flow: &Ipv4Flow,
 ) -> Result<Placement, DropReason> {
-    let dst_mac = frame.first_chunk().ok_or(DropReason::Malformed)?;
-    admit(state, mac, promiscuous, frame.len() - ETHERNET_HEADER, dst_mac)?;
+    let dst_mac = MacAddr(*frame.first_chunk().ok_or(DropReason::Malformed)?);
+    admit(state, *mac, promiscuous, frame.len() - ETHERNET_HEADER, dst_mac)?;
     Ok(match state.rss.queue_for_ipv4(flow) {
         Some((hash, queue)) => Placement { queue, hash: Some(hash), mark: None },
         None => Placement { queue: 0, hash: None, mark: None },
@@ -74,18 +74,14 @@ pub(crate) fn classify_ipv4(
 
 /// The MTU check on the `l3_len` bytes from layer 3 on, and the MAC filter.
 #[inline(always)]
-fn admit(state: &State, mac: &MacAddr, promiscuous: bool, l3_len: usize, dst_mac: &MacAddr) -> Result<(), DropReason> {
+fn admit(state: &State, mac: MacAddr, promiscuous: bool, l3_len: usize, dst_mac: MacAddr) -> Result<(), DropReason> {
     if l3_len > state.conf.mtu as usize {
         return Err(DropReason::Oversize);
     }
-    if is_unicast(dst_mac) && dst_mac != mac && !promiscuous {
+    if !dst_mac.is_multicast() && dst_mac != mac && !promiscuous {
         return Err(DropReason::MacFilter);
     }
     Ok(())
-}
-
-fn is_unicast(mac: &MacAddr) -> bool {
-    mac[0] & 1 == 0
 }
 
 /// The port's own RSS: `reta[hash & (size - 1)]`, or queue 0 for frames of

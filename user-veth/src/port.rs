@@ -16,9 +16,10 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use ethdev::dev::{DevInfo, LinkStatus, MacAddr, PortConf, PortStats, RxOffloads, TxOffloads, XStat};
+use ethdev::dev::{DevInfo, LinkStatus, PortConf, PortStats, RxOffloads, TxOffloads, XStat};
 use ethdev::error::{ConfigError, DevError};
 use ethdev::flow::{FlowAction, FlowAttr, FlowCounters, FlowId, FlowItem, FlowTable};
+use ethdev::mac::MacAddr;
 use ethdev::mbuf::Mbuf;
 use ethdev::mempool::Mempool;
 use ethdev::queue::{RxQueue, TxQueue};

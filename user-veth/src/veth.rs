@@ -7,7 +7,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, RwLock};
 
-use ethdev::dev::{MacAddr, PortConf};
+use ethdev::dev::PortConf;
+use ethdev::mac::MacAddr;
 use ethdev::mempool::Mempool;
 
 use crate::counters::PortCounters;
@@ -22,12 +23,12 @@ impl Veth {
     /// pair, and its wire end. `pool` supplies buffers for transmit offloads
     /// that create frames (TSO segments).
     #[allow(clippy::new_ret_no_self, reason = "a port is made together with its wire end")]
-    pub fn new(name: impl Into<String>, mac: MacAddr, pool: Mempool) -> (VethPort, VethWire) {
+    pub fn new(name: impl Into<String>, mac: impl Into<MacAddr>, pool: Mempool) -> (VethPort, VethWire) {
         let conf = PortConf::new(1);
         let state = State::build(&conf).expect("the default configuration is valid");
         let shared = Arc::new(Shared {
             name: name.into(),
-            mac,
+            mac: mac.into(),
             pool,
             state: RwLock::new(state),
             started: AtomicBool::new(false),

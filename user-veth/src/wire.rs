@@ -13,7 +13,8 @@
 
 use std::sync::Arc;
 
-use ethdev::dev::{MacAddr, RxOffloads, TxOffloads};
+use ethdev::dev::{RxOffloads, TxOffloads};
+use ethdev::mac::MacAddr;
 use ethdev::mbuf::Mbuf;
 use ethdev::packet::{Ipv4Flow, PacketMeta};
 use ethdev::proto::ETHERNET_HEADER;

@@ -87,7 +87,7 @@ macro_rules! forward_control {
         fn set_link(&self, up: bool) -> Result<(), $crate::error::DevError> {
             self.$inner().set_link(up)
         }
-        fn mac_addr(&self) -> Result<$crate::dev::MacAddr, $crate::error::DevError> {
+        fn mac_addr(&self) -> Result<$crate::mac::MacAddr, $crate::error::DevError> {
             self.$inner().mac_addr()
         }
         fn mtu(&self) -> Result<u16, $crate::error::DevError> {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use ethdev::dev::PortConf;
 use ethdev::frame::FrameSpec;
+use ethdev::mac::MacAddr;
 use ethdev::mbuf::Mbuf;
 use ethdev::mempool::{Mempool, MempoolConfig, Owner};
 use ethdev::packet::IpAddrs;
@@ -40,8 +41,8 @@ pub(super) fn run(budget: Budget) -> Vec<Measurement> {
     ]
 }
 
-fn mac(i: usize) -> [u8; 6] {
-    [2, 0, 0, 0, 1, i as u8]
+fn mac(i: usize) -> MacAddr {
+    MacAddr([2, 0, 0, 0, 1, i as u8])
 }
 
 /// The queue handles of one port: every receive queue, transmit queue 0.

@@ -12,6 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use ethdev::mac::MacAddr;
 use kernel_peer::KernelHostConfig;
 use stack::{BufSizes, GroupConfig, ThreadModel};
 use user_vbridge::PortConfig;
@@ -29,8 +30,8 @@ use crate::world::World;
 pub const NAME: &str = "kernel.peer.goodput";
 
 const PORT: u16 = 5201;
-const KERNEL_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x21];
-const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x22];
+const KERNEL_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x21]);
+const CLIENT_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x22]);
 const KERNEL_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 1);
 const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
 /// Give up on a run after this long, and let the stacks finish closing for this long.

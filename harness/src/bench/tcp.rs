@@ -32,6 +32,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use ethdev::mac::MacAddr;
 use stack::{Api, BufSizes, Fd, GroupConfig, SockType, StackGroup, ThreadModel};
 use user_vbridge::Impairments;
 
@@ -56,8 +57,8 @@ pub const RATIO: &str = "tcp.goodput.ratio";
 pub const CONN_RATE: &str = "tcp.conn_rate";
 
 const PORT: u16 = 5201;
-const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x11];
-const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x12];
+const SERVER_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x11]);
+const CLIENT_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x12]);
 const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 1);
 const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
 /// Socket buffers of the goodput stream (both directions, both ends).

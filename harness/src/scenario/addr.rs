@@ -8,18 +8,22 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use ethdev::mac::MacAddr;
 use stack::GroupConfig;
 
 /// Why `mac` cannot be a host's.
-pub fn check_mac(mac: [u8; 6]) -> Result<(), String> {
-    let shown = mac.map(|b| format!("{b:02x}")).join(":");
-    let what = match mac {
-        [0, 0, 0, 0, 0, 0] => "the all-zero MAC",
-        [0xff, 0xff, 0xff, 0xff, 0xff, 0xff] => "the broadcast MAC",
-        [first, ..] if first & 1 == 1 => "a multicast MAC (the low bit of its first octet is set)",
-        _ => return Ok(()),
+pub fn check_mac(mac: impl Into<MacAddr>) -> Result<(), String> {
+    let mac = mac.into();
+    let what = if mac.is_zero() {
+        "the all-zero MAC"
+    } else if mac.is_broadcast() {
+        "the broadcast MAC"
+    } else if mac.is_multicast() {
+        "a multicast MAC (the low bit of its first octet is set)"
+    } else {
+        return Ok(());
     };
-    Err(format!("{shown} is {what}, which no host can own"))
+    Err(format!("{mac} is {what}, which no host can own"))
 }
 
 /// Why `addr` cannot be an IPv4 host or gateway address, whatever its prefix.

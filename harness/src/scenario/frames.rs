@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use ethdev::error::DevError;
 use ethdev::frame::FrameSpec;
+use ethdev::mac::MacAddr;
 use ethdev::mbuf::{Mbuf, OlFlags};
 use ethdev::mempool::{Mempool, Owner};
 use ethdev::packet::IpAddrs;
@@ -73,7 +74,7 @@ impl FrameLoad {
     /// and takes the ports' queue handles.
     pub fn new(nics: &[(&Nic, u16)], traffic: &FramesTraffic, seed: u64) -> Result<FrameLoad, String> {
         let ports = nics.iter().map(|(n, queues)| Endpoint::new(n, *queues)).collect::<Result<Vec<_>, _>>()?;
-        let macs: Vec<[u8; 6]> = ports.iter().map(|p| p.mac).collect();
+        let macs: Vec<MacAddr> = ports.iter().map(|p| p.mac).collect();
         let ips: Vec<[u8; 4]> = nics.iter().map(|(n, _)| n.ipv4.octets()).collect();
         Ok(FrameLoad { ports, plan: plan(&macs, &ips, traffic, seed), traffic: traffic.clone() })
     }
@@ -152,7 +153,7 @@ impl FrameLoad {
 /// One bare port as the load drives it: its queue handles, taken once.
 struct Endpoint {
     port: Port,
-    mac: [u8; 6],
+    mac: MacAddr,
     pool: Mempool,
     tx: Box<dyn TxQueue>,
     rx: Vec<Box<dyn RxQueue>>,
@@ -196,7 +197,7 @@ fn lock(tally: &Mutex<FrameTally>) -> std::sync::MutexGuard<'_, FrameTally> {
 }
 
 /// Every frame of every flow, interleaved in sending order.
-fn plan(macs: &[[u8; 6]], ips: &[[u8; 4]], traffic: &FramesTraffic, seed: u64) -> Vec<Planned> {
+fn plan(macs: &[MacAddr], ips: &[[u8; 4]], traffic: &FramesTraffic, seed: u64) -> Vec<Planned> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let hosts = macs.len();
     let flows: Vec<(usize, usize, FrameSpec)> = (0..traffic.flows)

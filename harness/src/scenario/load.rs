@@ -10,7 +10,7 @@
 use std::ops::Range;
 use std::path::PathBuf;
 
-use stack::config::{ConfigError, KeyPrefix, LineSuffix};
+use stack::config::{ConfigFileError, KeyPrefix, LineSuffix};
 
 use super::spec::ScenarioSpec;
 
@@ -185,9 +185,9 @@ pub(crate) fn decode<'a>(bytes: &'a [u8], origin: &str) -> Result<&'a str, Scena
 }
 
 /// A text error of the shared decoder as a scenario error.
-fn from_config_syntax(e: ConfigError) -> ScenarioError {
+fn from_config_syntax(e: ConfigFileError) -> ScenarioError {
     match e {
-        ConfigError::Syntax { origin, line, column, message, .. } => {
+        ConfigFileError::Syntax { origin, line, column, message, .. } => {
             ScenarioError::Syntax { origin, line, column, message }
         }
         other => ScenarioError::Invalid { origin: String::new(), line: None, key: None, message: other.to_string() },

@@ -9,6 +9,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ethdev::mac::MacAddr;
 use ethdev::stats::DropReason;
 use kernel_peer::KernelHostConfig;
 use stack::{ForwardMode, GroupConfig};
@@ -44,7 +45,7 @@ pub enum HostNic {
     /// A bare port with RSS queues, driven by `frames` traffic.
     Bare {
         /// The port's MAC address.
-        mac: [u8; 6],
+        mac: MacAddr,
         /// The address frames to this host carry.
         ipv4: Ipv4Addr,
         /// Receive (and transmit) queues.

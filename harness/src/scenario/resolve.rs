@@ -188,7 +188,7 @@ impl Resolver<'_> {
         if stacks.get_ref().get() == 0 {
             return Err(self.src.error(stacks.span(), format!("host[{i}].stacks"), "at least one stack is needed"));
         }
-        let mut group = GroupConfig::new(stacks.get_ref().get(), mac.get_ref().0, Ipv4Addr::UNSPECIFIED);
+        let mut group = GroupConfig::new(stacks.get_ref().get(), *mac.get_ref(), Ipv4Addr::UNSPECIFIED);
         group.ipv4 = spec.ipv4.as_ref().map(|c| (c.get_ref().0, c.get_ref().1));
         group.ipv6 = spec.ipv6.as_ref().map(|c| (c.get_ref().0, c.get_ref().1));
         group.gateway = spec.gateway.as_ref().map(|g| *g.get_ref());
@@ -260,14 +260,14 @@ impl Resolver<'_> {
         let bad = |what: &str| self.src.error(queues.span(), &key, format!("a bare host needs `{what}`"));
         let mac = spec.mac.as_ref().ok_or_else(|| bad("mac"))?;
         let ipv4 = spec.ipv4.as_ref().ok_or_else(|| bad("ipv4"))?;
-        addr::check_mac(mac.get_ref().0).map_err(|m| self.src.error(mac.span(), format!("host[{i}].mac"), m))?;
+        addr::check_mac(*mac.get_ref()).map_err(|m| self.src.error(mac.span(), format!("host[{i}].mac"), m))?;
         let (addr, prefix) = (ipv4.get_ref().0, ipv4.get_ref().1);
         addr::check_v4(addr, prefix).map_err(|m| self.src.error(ipv4.span(), format!("host[{i}].ipv4"), m))?;
         let queues_n = queues.get_ref().get();
         if queues_n == 0 {
             return Err(self.src.error(queues.span(), format!("host[{i}].queues"), "at least one queue is needed"));
         }
-        Ok(HostNic::Bare { mac: mac.get_ref().0, ipv4: addr, queues: queues_n })
+        Ok(HostNic::Bare { mac: *mac.get_ref(), ipv4: addr, queues: queues_n })
     }
 
     /// A kernel host: its MAC, addresses, gateway and MTU; nothing of stacks.
@@ -627,7 +627,7 @@ pub fn group_from_stack_config(c: &StackConfig) -> std::result::Result<GroupConf
         }
         mode => mode,
     };
-    let mut group = GroupConfig::new(c.stack_count(), c.host_mac.0, Ipv4Addr::UNSPECIFIED);
+    let mut group = GroupConfig::new(c.stack_count(), c.host_mac, Ipv4Addr::UNSPECIFIED);
     group.mode = mode;
     group.model = c.thread_model();
     group.ipv4 = c.host_addr.map(|a| (a, c.mask_addr.map_or(24, |m| m.to_bits().count_ones() as u8)));

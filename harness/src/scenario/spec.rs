@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use ethdev::mac::MacAddr;
 use ethdev::stats::DropReason;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
-use stack::config::MacAddr;
 use toml::Spanned;
 
 use super::limits::{

@@ -12,7 +12,7 @@ use serde::de::value::{MapDeserializer, SeqDeserializer, StrDeserializer};
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::{keys, ConfigError, ConfigWarning, StackConfig, WarningKind};
+use super::{keys, ConfigFileError, ConfigWarning, StackConfig, WarningKind};
 
 /// A 1-based position in a source text; columns count characters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -46,11 +46,11 @@ pub(crate) struct Entry {
 /// Refuses text no configuration file holds: control characters other than tab, newline and
 /// carriage return, and U+FFFD (what a lossy decoder makes of binary data). Reported with the
 /// line and column of the first one, before any parsing.
-pub(crate) fn reject_binary(text: &str, origin: &str) -> Result<(), ConfigError> {
+pub(crate) fn reject_binary(text: &str, origin: &str) -> Result<(), ConfigFileError> {
     let junk = |c: char| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{fffd}';
     let Some((offset, c)) = text.char_indices().find(|(_, c)| junk(*c)) else { return Ok(()) };
     let pos = Pos::at(text, offset);
-    Err(ConfigError::Syntax {
+    Err(ConfigFileError::Syntax {
         origin: origin.to_owned(),
         line: pos.line,
         column: pos.column,
@@ -63,7 +63,7 @@ pub(crate) fn reject_binary(text: &str, origin: &str) -> Result<(), ConfigError>
 /// warnings. Keys of earlier gazelle releases and keys gazelle never reads are set aside with
 /// a warning before deserialisation; current keys dtnet does not act on are deserialised and
 /// checked like the others, and then reported as ignored.
-pub(crate) fn build(entries: &[Entry], origin: &str) -> Result<StackConfig, ConfigError> {
+pub(crate) fn build(entries: &[Entry], origin: &str) -> Result<StackConfig, ConfigFileError> {
     reject_duplicates(entries, origin)?;
     let mut warnings = Vec::new();
     let mut current_entries = Vec::with_capacity(entries.len());
@@ -87,7 +87,7 @@ pub(crate) fn build(entries: &[Entry], origin: &str) -> Result<StackConfig, Conf
     let current = Cell::new(None);
     let mut config = StackConfig::deserialize(DocDe { entries, current: &current })
         .map_err(|e| locate(e, current.get().and_then(|i| entries.get(i)), origin))?;
-    config.validate().map_err(|e| ConfigError::Invalid {
+    config.validate().map_err(|e| ConfigFileError::Invalid {
         origin: origin.to_owned(),
         line: line_of(entries, e.key).or_else(|| e.required_by.and_then(|by| line_of(entries, by))),
         key: e.key.to_owned(),
@@ -121,11 +121,11 @@ fn line_of(entries: &[Entry], key: &str) -> Option<usize> {
     entries.iter().find(|e| e.key == key || Some(e.key.as_str()) == alias).map(|e| e.pos.line)
 }
 
-fn reject_duplicates(entries: &[Entry], origin: &str) -> Result<(), ConfigError> {
+fn reject_duplicates(entries: &[Entry], origin: &str) -> Result<(), ConfigFileError> {
     let mut seen: HashMap<&str, Pos> = HashMap::new();
     for entry in entries {
         if let Some(first) = seen.insert(&entry.key, entry.pos) {
-            return Err(ConfigError::DuplicateKey {
+            return Err(ConfigFileError::DuplicateKey {
                 origin: origin.to_owned(),
                 line: entry.pos.line,
                 column: entry.pos.column,
@@ -138,27 +138,27 @@ fn reject_duplicates(entries: &[Entry], origin: &str) -> Result<(), ConfigError>
 }
 
 /// Attaches the entry being read when serde failed.
-fn locate(error: DeError, entry: Option<&Entry>, origin: &str) -> ConfigError {
+fn locate(error: DeError, entry: Option<&Entry>, origin: &str) -> ConfigFileError {
     let origin = origin.to_owned();
     let (entry, error) = match (error, entry) {
-        (DeError::Missing(key), _) => return ConfigError::MissingKey { origin, key: key.to_owned() },
+        (DeError::Missing(key), _) => return ConfigFileError::MissingKey { origin, key: key.to_owned() },
         (error, Some(entry)) => (entry, error),
         // Unreachable in practice: every other error is raised while reading an entry.
         (error, None) => {
-            return ConfigError::Syntax { origin, line: 1, column: 1, key: None, message: error.to_string() }
+            return ConfigFileError::Syntax { origin, line: 1, column: 1, key: None, message: error.to_string() }
         }
     };
     let (line, column, key) = (entry.pos.line, entry.pos.column, entry.key.clone());
     match error {
-        DeError::UnknownKey(_) => ConfigError::UnknownKey { origin, line, column, key },
-        DeError::Duplicate(_) => ConfigError::BadValue {
+        DeError::UnknownKey(_) => ConfigFileError::UnknownKey { origin, line, column, key },
+        DeError::Duplicate(_) => ConfigFileError::BadValue {
             origin,
             line,
             column,
             key,
             message: "set more than once (through an alias)".to_owned(),
         },
-        other => ConfigError::BadValue { origin, line, column, key, message: other.to_string() },
+        other => ConfigFileError::BadValue { origin, line, column, key, message: other.to_string() },
     }
 }
 
@@ -451,7 +451,6 @@ pub(crate) fn opt_dev_list<'de, D: de::Deserializer<'de>>(d: D) -> Result<Option
     d.deserialize_any(DevListVisitor).map(Some)
 }
 
-const MAC_HINT: &str = "a MAC address like \"aa:bb:cc:dd:ee:ff\"";
 const DEV_HINT: &str = "a MAC address like \"aa:bb:cc:dd:ee:ff\" or a PCI address like \"0000:03:00.0\"";
 
 /// Length of a PCI address in gazelle's `bond_slave_mac` (`DEV_PCI_ADDR_LEN`).
@@ -486,12 +485,6 @@ impl<'de> Visitor<'de> for DevListVisitor {
             devs.push(dev_addr(&s)?);
         }
         Ok(devs)
-    }
-}
-
-impl<'de> Deserialize<'de> for super::MacAddr {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parsed(d, MAC_HINT)
     }
 }
 

@@ -1,4 +1,12 @@
 //! Error types of the configuration loader.
+//!
+//! dtnet has one field-level refusal type, [`ethdev::error::ConfigError`] (a field and a
+//! reason), used by every data-path constructor. The loader's error is a different thing and
+//! is named for it: [`ConfigFileError`] is a diagnostic about a configuration *file*, carrying
+//! its origin, line and key so it can be printed like a compiler message. The semantic checks
+//! of [`StackConfig::validate`](super::StackConfig::validate) report a [`ValidationError`],
+//! which names a gazelle key (and the key that requires a missing one) so the loader can turn
+//! it into a [`ConfigFileError::Invalid`] pointing at the right line.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -11,7 +19,7 @@ use std::path::PathBuf;
 /// `lstack.conf:7: key "num_cpus": expected a CPU list like "2,3" or "2-5", got "two"`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum ConfigFileError {
     /// The file could not be read.
     #[error("{}: {source}", .path.display())]
     Io {
@@ -100,7 +108,7 @@ pub enum ConfigError {
     },
 }
 
-impl ConfigError {
+impl ConfigFileError {
     /// The key the error is about, if it is about one.
     pub fn key(&self) -> Option<&str> {
         match self {

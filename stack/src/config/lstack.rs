@@ -11,15 +11,15 @@
 //! the TOML and lstack.conf front ends share one deserialisation and validation path.
 
 use super::de::{Entry, Pos};
-use super::ConfigError;
+use super::ConfigFileError;
 
 /// Deepest nesting of arrays, lists and groups accepted (guards the recursion).
 const MAX_DEPTH: usize = 32;
 
 /// Parses lstack.conf text into located top-level entries.
-pub(crate) fn parse(text: &str, origin: &str) -> Result<Vec<Entry>, ConfigError> {
+pub(crate) fn parse(text: &str, origin: &str) -> Result<Vec<Entry>, ConfigFileError> {
     let mut parser = Parser { lexer: Lexer::new(text), peeked: None, key: None };
-    parser.document().map_err(|e| ConfigError::Syntax {
+    parser.document().map_err(|e| ConfigFileError::Syntax {
         origin: origin.to_owned(),
         line: e.pos.line,
         column: e.pos.column,
@@ -399,7 +399,7 @@ mod tests {
         }
     }
 
-    fn error(text: &str) -> ConfigError {
+    fn error(text: &str) -> ConfigFileError {
         match parse(text, "t.conf") {
             Ok(entries) => panic!("expected an error, got {entries:?}"),
             Err(e) => e,
@@ -426,7 +426,7 @@ mod tests {
         ];
         assert_eq!(vals, want);
         // Hex literals carry no sign in libconfig.
-        assert!(matches!(error("c: -0x10;"), ConfigError::Syntax { line: 1, .. }));
+        assert!(matches!(error("c: -0x10;"), ConfigFileError::Syntax { line: 1, .. }));
     }
 
     #[test]
@@ -468,7 +468,7 @@ mod tests {
         ];
         for (text, line, key) in cases {
             let e = error(text);
-            assert!(matches!(e, ConfigError::Syntax { .. }), "{text:?}: {e}");
+            assert!(matches!(e, ConfigFileError::Syntax { .. }), "{text:?}: {e}");
             assert_eq!(e.line(), Some(line), "{text:?}: {e}");
             assert_eq!(e.key(), key, "{text:?}: {e}");
         }

@@ -30,9 +30,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::str::FromStr;
 
+use ethdev::mac::MacAddr;
 use serde::Deserialize;
 
-pub use error::{ConfigError, KeyPrefix, LineSuffix, ValidationError};
+pub use error::{ConfigFileError, KeyPrefix, LineSuffix, ValidationError};
 pub use warning::{ConfigWarning, WarningKind};
 
 /// How a protocol stack thread runs (gazelle's `stack_thread_mode`).
@@ -63,40 +64,6 @@ pub enum ForwardMode {
     FlowDirector,
     /// `use_ltran = 1`: a separate ltran process switches packets to lstack instances.
     Ltran,
-}
-
-/// An Ethernet MAC address, written `aa:bb:cc:dd:ee:ff` (one or two hex digits per byte).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MacAddr(pub [u8; 6]);
-
-/// Why a string is not a [`MacAddr`].
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a MAC address like \"aa:bb:cc:dd:ee:ff\"")]
-pub struct ParseMacError(pub String);
-
-impl FromStr for MacAddr {
-    type Err = ParseMacError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || ParseMacError(s.to_owned());
-        let mut bytes = [0u8; 6];
-        let mut parts = s.split(':');
-        for byte in &mut bytes {
-            let part = parts.next().filter(|p| (1..=2).contains(&p.len())).ok_or_else(bad)?;
-            *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
-        }
-        match parts.next() {
-            Some(_) => Err(bad()),
-            None => Ok(Self(bytes)),
-        }
-    }
-}
-
-impl fmt::Display for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [a, b, c, d, e, g] = self.0;
-        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
-    }
 }
 
 /// A PCI address in DPDK's full form `DDDD:BB:DD.F` (domain, bus, device, function in hex).
@@ -410,11 +377,11 @@ impl StackConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Syntax`] for malformed TOML or binary data (control characters);
-    /// [`ConfigError::UnknownKey`],
-    /// [`ConfigError::BadValue`] or [`ConfigError::MissingKey`] when the keys do not fit
-    /// [`StackConfig`]; [`ConfigError::Invalid`] when [`validate`](Self::validate) fails.
-    pub fn from_toml_str(text: &str, origin: &str) -> Result<StackConfig, ConfigError> {
+    /// [`ConfigFileError::Syntax`] for malformed TOML or binary data (control characters);
+    /// [`ConfigFileError::UnknownKey`],
+    /// [`ConfigFileError::BadValue`] or [`ConfigFileError::MissingKey`] when the keys do not fit
+    /// [`StackConfig`]; [`ConfigFileError::Invalid`] when [`validate`](Self::validate) fails.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<StackConfig, ConfigFileError> {
         de::reject_binary(text, origin)?;
         de::build(&toml_doc::parse(text, origin)?, origin)
     }
@@ -424,9 +391,9 @@ impl StackConfig {
     ///
     /// # Errors
     ///
-    /// As [`from_toml_str`](Self::from_toml_str), plus [`ConfigError::DuplicateKey`] for a key
+    /// As [`from_toml_str`](Self::from_toml_str), plus [`ConfigFileError::DuplicateKey`] for a key
     /// set twice (TOML reports that as a syntax error).
-    pub fn from_lstack_conf(text: &str, origin: &str) -> Result<StackConfig, ConfigError> {
+    pub fn from_lstack_conf(text: &str, origin: &str) -> Result<StackConfig, ConfigFileError> {
         de::reject_binary(text, origin)?;
         de::build(&lstack::parse(text, origin)?, origin)
     }
@@ -436,10 +403,10 @@ impl StackConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Io`] if the file cannot be read, [`ConfigError::Syntax`] (with line and
+    /// [`ConfigFileError::Io`] if the file cannot be read, [`ConfigFileError::Syntax`] (with line and
     /// column) if it is not UTF-8 or holds binary data, otherwise as the parser for its format.
-    pub fn load(path: &Path) -> Result<StackConfig, ConfigError> {
-        let bytes = std::fs::read(path).map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
+    pub fn load(path: &Path) -> Result<StackConfig, ConfigFileError> {
+        let bytes = std::fs::read(path).map_err(|source| ConfigFileError::Io { path: path.to_owned(), source })?;
         let origin = path.display().to_string();
         let text = utf8(&bytes, &origin)?;
         if path.extension().is_some_and(|ext| ext == "toml") {
@@ -530,8 +497,8 @@ impl StackConfig {
 ///
 /// # Errors
 ///
-/// [`ConfigError::Syntax`] with the line and column of the first invalid byte or character.
-pub fn decode_text<'a>(bytes: &'a [u8], origin: &str) -> Result<&'a str, ConfigError> {
+/// [`ConfigFileError::Syntax`] with the line and column of the first invalid byte or character.
+pub fn decode_text<'a>(bytes: &'a [u8], origin: &str) -> Result<&'a str, ConfigFileError> {
     let text = utf8(bytes, origin)?;
     de::reject_binary(text, origin)?;
     Ok(text)
@@ -542,14 +509,14 @@ pub fn decode_text<'a>(bytes: &'a [u8], origin: &str) -> Result<&'a str, ConfigE
 ///
 /// # Errors
 ///
-/// [`ConfigError::Syntax`] with the line and column of the first such character.
-pub fn reject_binary(text: &str, origin: &str) -> Result<(), ConfigError> {
+/// [`ConfigFileError::Syntax`] with the line and column of the first such character.
+pub fn reject_binary(text: &str, origin: &str) -> Result<(), ConfigFileError> {
     de::reject_binary(text, origin)
 }
 
 /// Decodes a file's bytes, reporting the line and column (in characters) of the first invalid
 /// UTF-8 sequence.
-fn utf8<'a>(bytes: &'a [u8], origin: &str) -> Result<&'a str, ConfigError> {
+fn utf8<'a>(bytes: &'a [u8], origin: &str) -> Result<&'a str, ConfigFileError> {
     std::str::from_utf8(bytes).map_err(|e| {
         let valid = &bytes[..e.valid_up_to()];
         let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
@@ -557,7 +524,7 @@ fn utf8<'a>(bytes: &'a [u8], origin: &str) -> Result<&'a str, ConfigError> {
         // The prefix is valid UTF-8, so this counts characters, not bytes.
         let column = String::from_utf8_lossy(&valid[line_start..]).chars().count() + 1;
         let byte = bytes.get(e.valid_up_to()).copied().unwrap_or_default();
-        ConfigError::Syntax {
+        ConfigFileError::Syntax {
             origin: origin.to_owned(),
             line,
             column,

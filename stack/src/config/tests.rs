@@ -76,7 +76,7 @@ fn conf_text(changes: Changes) -> (String, Vec<(String, usize)>) {
     (text, lines)
 }
 
-fn conf(changes: Changes) -> Result<StackConfig, ConfigError> {
+fn conf(changes: Changes) -> Result<StackConfig, ConfigFileError> {
     StackConfig::from_lstack_conf(&conf_text(changes).0, "t.conf")
 }
 
@@ -84,7 +84,7 @@ fn ok(changes: Changes) -> StackConfig {
     conf(changes).unwrap_or_else(|e| panic!("{changes:?}: {e}"))
 }
 
-fn err(changes: Changes) -> ConfigError {
+fn err(changes: Changes) -> ConfigFileError {
     match conf(changes) {
         Ok(c) => panic!("{changes:?}: expected an error, got {c:?}"),
         Err(e) => e,
@@ -199,7 +199,7 @@ fn validation_errors_name_key_and_line() {
     for (changes, key) in cases {
         let (text, lines) = conf_text(changes);
         let e = err(changes);
-        assert!(matches!(e, ConfigError::Invalid { .. }), "{changes:?}: {e}");
+        assert!(matches!(e, ConfigFileError::Invalid { .. }), "{changes:?}: {e}");
         assert_eq!(e.key(), Some(*key), "{changes:?}: {e}");
         let line = lines.iter().find(|(k, _)| k == key).map(|(_, l)| *l);
         assert_eq!(e.line(), line, "{changes:?}: {e}\n{text}");
@@ -260,7 +260,7 @@ fn bad_values_name_key_and_line() {
         let (_, lines) = conf_text(&changes);
         let line = lines.iter().find(|(k, _)| k == key).map(|(_, l)| *l);
         let e = err(&changes);
-        assert!(matches!(e, ConfigError::BadValue { .. }), "{key}={value}: {e}");
+        assert!(matches!(e, ConfigFileError::BadValue { .. }), "{key}={value}: {e}");
         assert_eq!((e.key(), e.line()), (Some(*key), line), "{key}={value}: {e}");
         let text = e.to_string();
         assert!(text.starts_with(&format!("t.conf:{}: key \"{key}\": ", line.unwrap_or(0))), "{text}");
@@ -280,20 +280,23 @@ fn error_display_matches_the_documented_form() {
 #[test]
 fn unknown_keys_are_rejected_with_line() {
     let e = err(&[("listen_shadown", Some("1"))]);
-    assert!(matches!(&e, ConfigError::UnknownKey { line: 7, column: 1, key, .. } if key == "listen_shadown"), "{e}");
+    assert!(
+        matches!(&e, ConfigFileError::UnknownKey { line: 7, column: 1, key, .. } if key == "listen_shadown"),
+        "{e}"
+    );
     assert_eq!(e.to_string(), "t.conf:7: key \"listen_shadown\": unknown key");
     let e = StackConfig::from_toml_str("num_cpus = \"2\"\n\n  bogus = 1\n", "x.toml").err();
-    assert!(matches!(&e, Some(ConfigError::UnknownKey { line: 3, column: 3, .. })), "{e:?}");
+    assert!(matches!(&e, Some(ConfigFileError::UnknownKey { line: 3, column: 3, .. })), "{e:?}");
 }
 
 #[test]
 fn missing_and_duplicate_keys() {
     let e = err(&[("devices", None)]);
-    assert!(matches!(&e, ConfigError::MissingKey { key, .. } if key == "devices"), "{e}");
+    assert!(matches!(&e, ConfigFileError::MissingKey { key, .. } if key == "devices"), "{e}");
     assert_eq!(e.to_string(), "t.conf: key \"devices\": required but missing");
     let text = format!("{}num_cpus=\"3\"\n", conf_text(&[]).0);
     let e = StackConfig::from_lstack_conf(&text, "t.conf").err();
-    assert!(matches!(e, Some(ConfigError::DuplicateKey { line: 7, first_line: 2, .. })), "{e:?}");
+    assert!(matches!(e, Some(ConfigFileError::DuplicateKey { line: 7, first_line: 2, .. })), "{e:?}");
 }
 
 #[test]
@@ -302,7 +305,7 @@ fn host_mac_is_an_alias_of_devices() {
     assert_eq!(c.host_mac, MacAddr([2, 0, 0, 0, 0, 0xab]));
     assert_eq!(c.host_mac.to_string(), "02:00:00:00:00:ab");
     let e = err(&[("host_mac", Some("\"02:00:00:00:00:02\""))]);
-    assert!(matches!(e, ConfigError::BadValue { line: 7, .. }), "{e}");
+    assert!(matches!(e, ConfigFileError::BadValue { line: 7, .. }), "{e}");
 }
 
 #[test]
@@ -311,13 +314,13 @@ fn toml_errors_carry_line_and_key() {
                 gateway_addr = \"10.0.0.1\"\ndevices = \"02:00:00:00:00:01\"\nlisten_shadow = 1\nsoft_forward = 1\n";
     assert!(StackConfig::from_toml_str(&text.replace("soft_forward = 1\n", ""), "c.toml").is_ok());
     let e = StackConfig::from_toml_str(text, "c.toml").err();
-    assert!(matches!(&e, Some(ConfigError::Invalid { line: Some(8), .. })), "{e:?}");
+    assert!(matches!(&e, Some(ConfigFileError::Invalid { line: Some(8), .. })), "{e:?}");
     let e = StackConfig::from_toml_str(&text.replace("\"2\"", "\"x\""), "c.toml").err();
-    assert!(matches!(&e, Some(ConfigError::BadValue { line: 2, key, .. }) if key == "num_cpus"), "{e:?}");
+    assert!(matches!(&e, Some(ConfigFileError::BadValue { line: 2, key, .. }) if key == "num_cpus"), "{e:?}");
     let e = StackConfig::from_toml_str("num_cpus = \"2\"\n[dpdk]\nx = 1\n", "c.toml").err();
-    assert!(matches!(&e, Some(ConfigError::UnknownKey { line: 2, .. })), "{e:?}");
+    assert!(matches!(&e, Some(ConfigFileError::UnknownKey { line: 2, .. })), "{e:?}");
     let e = StackConfig::from_toml_str("a = 1\nb = [\n", "c.toml").err();
-    assert!(matches!(&e, Some(ConfigError::Syntax { .. })), "{e:?}");
+    assert!(matches!(&e, Some(ConfigFileError::Syntax { .. })), "{e:?}");
     assert!(e.is_some_and(|e| e.to_string().starts_with("c.toml:")));
 }
 
@@ -340,9 +343,9 @@ fn load_picks_the_format_by_extension() {
     assert!(e.is_some_and(|e| e.to_string().starts_with(&swapped.display().to_string())));
     let binary = write("binary.conf", b"use_ltran=0\nnum_cpus=\"\xff\"\n");
     let e = StackConfig::load(&binary).err();
-    assert!(matches!(e, Some(ConfigError::Syntax { line: 2, column: 11, .. })), "{e:?}");
+    assert!(matches!(e, Some(ConfigFileError::Syntax { line: 2, column: 11, .. })), "{e:?}");
     let e = StackConfig::load(&dir.join("absent.conf")).err();
-    assert!(matches!(e, Some(ConfigError::Io { .. })), "{e:?}");
+    assert!(matches!(e, Some(ConfigFileError::Io { .. })), "{e:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -577,14 +580,14 @@ fn every_retired_key_is_accepted_with_a_warning_in_both_formats() {
     }
     // A mistyped key is still unknown, not mistaken for a retired one.
     let e = err(&[("rpc_msg_maxx", Some("4096"))]);
-    assert!(matches!(&e, ConfigError::UnknownKey { key, line: 7, .. } if key == "rpc_msg_maxx"), "{e}");
+    assert!(matches!(&e, ConfigFileError::UnknownKey { key, line: 7, .. } if key == "rpc_msg_maxx"), "{e}");
 }
 
 #[test]
 fn a_retired_key_set_twice_is_still_a_duplicate() {
     let text = format!("{}rpc_msg_max=1\nrpc_msg_max=2\n", conf_text(&[]).0);
     let e = StackConfig::from_lstack_conf(&text, "t.conf").err();
-    assert!(matches!(&e, Some(ConfigError::DuplicateKey { line: 8, first_line: 7, .. })), "{e:?}");
+    assert!(matches!(&e, Some(ConfigFileError::DuplicateKey { line: 8, first_line: 7, .. })), "{e:?}");
 }
 
 #[test]
@@ -763,7 +766,7 @@ fn cross_key_rules_are_refused_with_file_line_and_key() {
     for (changes, key, needle) in cases {
         let (text, lines) = conf_text(changes);
         let e = err(changes);
-        assert!(matches!(e, ConfigError::Invalid { .. }), "{changes:?}: {e}");
+        assert!(matches!(e, ConfigFileError::Invalid { .. }), "{changes:?}: {e}");
         assert_eq!(e.key(), Some(*key), "{changes:?}: {e}");
         // A missing key points at the key that needs it.
         let required_by = [("process_idx", "num_process"), ("bond_slave_mac", "bond_mode"), ("mask_addr", "host_addr")];
@@ -815,7 +818,7 @@ fn out_of_range_values_are_refused_naming_the_range() {
     // Switches take 0 or 1 only.
     for key in ["use_sockmap", "send_cache_mode", "stack_interrupt", "flow_bifurcation", "udp_enable"] {
         let e = err(&[(key, Some("2"))]);
-        assert!(matches!(&e, ConfigError::BadValue { line: 7, .. }), "{key}: {e}");
+        assert!(matches!(&e, ConfigFileError::BadValue { line: 7, .. }), "{key}: {e}");
         assert!(e.to_string().contains("expected 0 or 1"), "{e}");
     }
     // The edges themselves are accepted.
@@ -847,12 +850,12 @@ fn pci_addresses_parse_strictly() {
         assert!(bad.parse::<PciAddr>().is_err(), "{bad}");
     }
     let e = err(&[("bond_mode", Some("4")), ("bond_slave_mac", Some("\"0000:03:0x.0\""))]);
-    assert!(matches!(e, ConfigError::BadValue { line: 8, .. }), "{e}");
+    assert!(matches!(e, ConfigFileError::BadValue { line: 8, .. }), "{e}");
     assert!(e.to_string().contains("PCI address"), "{e}");
 }
 
 /// Writes `bytes` to a fresh file named `name` and loads it.
-fn load_bytes(name: &str, bytes: &[u8]) -> (std::path::PathBuf, Result<StackConfig, ConfigError>) {
+fn load_bytes(name: &str, bytes: &[u8]) -> (std::path::PathBuf, Result<StackConfig, ConfigFileError>) {
     let dir = std::env::temp_dir().join(format!("dtnet-config-binary-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let path = dir.join(name);
@@ -863,12 +866,12 @@ fn load_bytes(name: &str, bytes: &[u8]) -> (std::path::PathBuf, Result<StackConf
 }
 
 /// Asserts `result` is a syntax error at `line`:`column` whose text names the file there.
-fn assert_at(path: &std::path::Path, result: Result<StackConfig, ConfigError>, line: usize, column: usize) {
+fn assert_at(path: &std::path::Path, result: Result<StackConfig, ConfigFileError>, line: usize, column: usize) {
     let e = match result {
         Ok(c) => panic!("{}: expected an error, got {c:?}", path.display()),
         Err(e) => e,
     };
-    assert!(matches!(e, ConfigError::Syntax { line: l, column: c, .. } if (l, c) == (line, column)), "{e:?}");
+    assert!(matches!(e, ConfigFileError::Syntax { line: l, column: c, .. } if (l, c) == (line, column)), "{e:?}");
     assert!(e.to_string().starts_with(&format!("{}:{line}:{column}: ", path.display())), "{e}");
 }
 
@@ -902,7 +905,7 @@ fn binary_junk_and_invalid_utf8_name_file_line_and_column() {
     }
     // What a lossy decoder makes of binary data is refused too.
     let e = StackConfig::from_lstack_conf("use_ltran=0\nx\u{fffd}=1\n", "lossy.conf").err();
-    assert!(matches!(e, Some(ConfigError::Syntax { line: 2, column: 2, .. })), "{e:?}");
+    assert!(matches!(e, Some(ConfigFileError::Syntax { line: 2, column: 2, .. })), "{e:?}");
 }
 
 #[test]
@@ -917,7 +920,7 @@ fn random_binary_files_are_refused_with_a_position() {
         let name = if round % 2 == 0 { "junk.conf" } else { "junk.toml" };
         let (path, r) = load_bytes(name, &bytes);
         match r {
-            Err(ConfigError::Syntax { line, column, .. }) => {
+            Err(ConfigFileError::Syntax { line, column, .. }) => {
                 assert!(line >= 1 && column >= 1, "{bytes:?}");
                 let _ = path;
             }

@@ -1,10 +1,10 @@
 //! TOML front end: turns a TOML document into located top-level entries.
 
 use super::de::{Entry, Pos};
-use super::ConfigError;
+use super::ConfigFileError;
 
 /// Parses TOML text into top-level entries in document order, each with its key's position.
-pub(crate) fn parse(text: &str, origin: &str) -> Result<Vec<Entry>, ConfigError> {
+pub(crate) fn parse(text: &str, origin: &str) -> Result<Vec<Entry>, ConfigFileError> {
     // The spanned parse gives key positions; the plain one gives owned values.
     let spanned = toml::de::DeTable::parse(text).map_err(|e| syntax(text, origin, &e))?;
     let table: toml::Table = toml::from_str(text).map_err(|e| syntax(text, origin, &e))?;
@@ -21,9 +21,9 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Vec<Entry>, ConfigError>
     Ok(entries)
 }
 
-fn syntax(text: &str, origin: &str, error: &toml::de::Error) -> ConfigError {
+fn syntax(text: &str, origin: &str, error: &toml::de::Error) -> ConfigFileError {
     let pos = Pos::at(text, error.span().map_or(0, |s| s.start));
-    ConfigError::Syntax {
+    ConfigFileError::Syntax {
         origin: origin.to_owned(),
         line: pos.line,
         column: pos.column,
@@ -48,8 +48,8 @@ mod tests {
     #[test]
     fn syntax_errors_have_line_and_column() {
         let err = parse("a = 1\nb = = 2\n", "t.toml").err();
-        assert!(matches!(err, Some(ConfigError::Syntax { line: 2, .. })), "{err:?}");
+        assert!(matches!(err, Some(ConfigFileError::Syntax { line: 2, .. })), "{err:?}");
         let err = parse("a = 1\na = 2\n", "t.toml").err();
-        assert!(matches!(err, Some(ConfigError::Syntax { line: 2, .. })), "{err:?}");
+        assert!(matches!(err, Some(ConfigFileError::Syntax { line: 2, .. })), "{err:?}");
     }
 }

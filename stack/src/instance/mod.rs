@@ -110,7 +110,7 @@ impl Instance {
         let cfg = &fabric.config;
         let owner = Owner(cfg.owner_base + id as u32);
         let mut device = QueueDevice::new(fabric.pool.clone(), fabric.tso_pool.clone(), owner, usize::from(cfg.mtu));
-        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(cfg.mac)));
+        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(cfg.mac.0)));
         config.random_seed = cfg.seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let mut iface = Interface::new(config, &mut device, SmolInstant::ZERO);
         iface.update_ip_addrs(|addrs| {
