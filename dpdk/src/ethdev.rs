@@ -123,9 +123,15 @@ impl DpdkEthDev {
         self.inner.lock().ctl.id
     }
 
-    /// Runs `op` on the port's control handle.
+    /// Runs `op` on the port's DPDK control handle, for what the `EthDev`
+    /// trait does not cover (e.g. [`PortCtl::rss_conf`]).
+    pub fn ctl<T>(&self, op: impl FnOnce(&PortCtl) -> crate::Result<T>) -> crate::Result<T> {
+        op(&self.inner.lock().ctl)
+    }
+
+    /// [`DpdkEthDev::ctl`] with the error as the `EthDev` trait reports it.
     fn with_ctl<T>(&self, op: impl FnOnce(&PortCtl) -> crate::Result<T>) -> Result<T, DevError> {
-        op(&self.inner.lock().ctl).map_err(dev_error)
+        self.ctl(op).map_err(dev_error)
     }
 
     /// The state, if no queue handle is alive (which start, stop and

@@ -10,10 +10,11 @@ mod common;
 
 use std::sync::Arc;
 
-use dpdk::{DpdkEthDev, PktPool, PoolConf};
+use dpdk::port::rss_hf;
+use dpdk::{DpdkEthDev, PktPool, PoolConf, PortCtl};
 use ethdev::dev::{EthDev, PortConf, RxOffloads};
 use ethdev::error::DevError;
-use ethdev::rss::{Reta, RssHashTypes};
+use ethdev::rss::{Reta, RssHashTypes, RssKey};
 use ethdev::{Mbuf, Mempool, MempoolConfig, Owner, RxQueue, TxQueue};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -155,4 +156,44 @@ fn frames_that_cannot_cross_are_counted_drops() {
     drop((held, tx, rx));
     assert_eq!(mbufs.in_use(), 0);
     assert_eq!(dpdk_pool.in_use(), 0, "the dropped frame's DPDK mbuf went back too");
+}
+
+#[test]
+fn rss_and_reta_are_programmed_through_the_ethdev_trait() {
+    let eal = common::eal("ethdev-rss", &["--vdev=net_null0,size=128"]);
+    let dpdk_pool = PktPool::new(&eal, "ethdev_rss_pool", PoolConf::default()).expect("pool");
+    let mbufs = Mempool::new(MempoolConfig::new("ethdev_rss_dtnet", 256)).expect("dtnet pool");
+    let id = eal.port_by_name("net_null0").expect("net_null0");
+    let port = DpdkEthDev::new(&eal, id, &dpdk_pool, mbufs.clone()).expect("adapter");
+    let info = port.info();
+    assert_eq!((info.driver, info.reta_sizes), ("net_null", &[128u16][..]), "{info:?}");
+    let types = RssHashTypes::IPV4 | RssHashTypes::IPV4_TCP | RssHashTypes::IPV6_UDP;
+    assert!(info.rss_types.contains(types), "{info:?}");
+    let short = PortConf { reta_size: 64, rss_types: types, ..PortConf::new(4) };
+    assert!(matches!(port.configure(&short), Err(DevError::Config(e)) if e.field == "reta_size"));
+    port.configure(&PortConf { rss_types: types, ..PortConf::new(4) }).expect("configure with RSS");
+
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let key_bytes: Vec<u8> = (0..40).map(|_| rng.random()).collect();
+    port.rss_hash_update(RssKey::new(&key_bytes).expect("key"), types).expect("rss_hash_update");
+    let (got_key, got_hf) = port.ctl(PortCtl::rss_conf).expect("rss_conf");
+    assert_eq!((got_key, got_hf), (key_bytes, rss_hf(types)), "the device holds the key and types it was given");
+    let entries: Vec<u16> = (0..128).map(|_| rng.random_range(0..4)).collect();
+    port.reta_update(Reta::from_entries(entries.clone(), 4).expect("reta")).expect("reta_update");
+    assert_eq!(port.reta_query().expect("reta_query").entries(), &entries[..]);
+    let wrong = Reta::from_entries(entries[..64].to_vec(), 4).expect("64-entry reta");
+    assert!(matches!(port.reta_update(wrong), Err(DevError::Config(e)) if e.field == "reta"));
+    assert_eq!(port.reta_query().expect("reta_query").entries(), &entries[..], "a refused update changed nothing");
+
+    // net_null makes up 128-byte frames: they arrive in dtnet mbufs.
+    port.start().expect("start");
+    let mut rx = port.rx_queue(3).expect("rx queue 3");
+    let mut out = Vec::new();
+    assert_eq!(rx.rx_burst(&mut out, 32), 32);
+    assert!(out.iter().all(|m| m.len() == 128 && m.queue() == 3), "{out:?}");
+    assert_eq!(mbufs.in_use(), 32);
+    drop((out, rx));
+    assert!(port.stats().expect("stats").ipackets >= 32);
+    port.stop().expect("stop");
+    assert_eq!((mbufs.in_use(), dpdk_pool.in_use()), (0, 0), "both pools are back to baseline");
 }
