@@ -17,7 +17,9 @@
 //! shared memory between processes), so each frame is copied once per
 //! crossing: on receive into a fresh dtnet mbuf ([`DpdkRxQueue`]), on
 //! transmit into a fresh DPDK mbuf (in [`crate::queue`], which this
-//! adapter wraps). A frame that cannot be carried (no dtnet mbuf free, or
+//! adapter wraps). [`DpdkEthDev::wire`] turns a started port into a
+//! [`Wire`], so the bridge takes a DPDK port beside software ports. A frame
+//! that cannot be carried (no dtnet mbuf free, or
 //! longer than a DPDK mbuf) is a counted drop, reported in `xstats`.
 //!
 //! Soundness: a DPDK queue must have one poller and must not be polled
@@ -37,6 +39,7 @@ use ethdev::mempool::Mempool;
 use ethdev::mempool::Owner;
 use ethdev::queue::{RxQueue as EthRxQueue, TxQueue as EthTxQueue};
 use ethdev::rss::{Reta, RssHashTypes, RssKey};
+use ethdev::wire::Wire;
 
 use crate::eal::{Eal, EalUse, PortId};
 use crate::error::Error;
@@ -85,6 +88,7 @@ struct Drops {
     rx_nombuf: AtomicU64,
     rx_too_long: AtomicU64,
     tx_too_long: AtomicU64,
+    tx_full: AtomicU64,
 }
 
 impl DpdkEthDev {
@@ -146,6 +150,36 @@ impl DpdkEthDev {
             });
         }
         Ok(state)
+    }
+}
+
+impl DpdkEthDev {
+    /// The receive handle of `queue`, concretely typed.
+    fn take_rx(&self, queue: u16) -> Result<DpdkRxQueue, DevError> {
+        let mut state = self.inner.lock();
+        let id = state.ctl.id;
+        take(&mut state, queue, |s| &mut s.rx_taken)?;
+        Ok(DpdkRxQueue { inner: Arc::clone(&self.inner), q: RxQueue::new(id, queue), port: id.0 })
+    }
+
+    /// The transmit handle of `queue`, concretely typed.
+    fn take_tx(&self, queue: u16) -> Result<DpdkTxQueue, DevError> {
+        let mut state = self.inner.lock();
+        let id = state.ctl.id;
+        take(&mut state, queue, |s| &mut s.tx_taken)?;
+        Ok(DpdkTxQueue { inner: Arc::clone(&self.inner), q: TxQueue::new(id, queue, self.inner.pool.raw()) })
+    }
+
+    /// The started port as a switch port: a [`Wire`] that takes every rx
+    /// queue and tx queue 0, so the bridge (or any wire driver) can plug a
+    /// DPDK port in beside software ports. What the device receives is what
+    /// the wire hands the switch ([`Wire::take_tx`]); what the switch puts
+    /// on the wire the device transmits, and frames the tx ring has no room
+    /// for are counted drops (`dtnet_tx_full`).
+    pub fn wire(&self) -> Result<DpdkWire, DevError> {
+        let queues = self.inner.lock().ctl.rx_queues;
+        let rx = (0..queues).map(|q| self.take_rx(q)).collect::<Result<Vec<_>, _>>()?;
+        Ok(DpdkWire { rx, tx: self.take_tx(0)?, next_rx: 0 })
     }
 }
 
@@ -219,19 +253,11 @@ impl EthDev for DpdkEthDev {
     }
 
     fn rx_queue(&self, queue: u16) -> Result<Box<dyn EthRxQueue>, DevError> {
-        let mut state = self.inner.lock();
-        let id = state.ctl.id;
-        take(&mut state, queue, |s| &mut s.rx_taken)?;
-        let q = RxQueue::new(id, queue);
-        Ok(Box::new(DpdkRxQueue { inner: Arc::clone(&self.inner), q, port: id.0 }))
+        Ok(Box::new(self.take_rx(queue)?))
     }
 
     fn tx_queue(&self, queue: u16) -> Result<Box<dyn EthTxQueue>, DevError> {
-        let mut state = self.inner.lock();
-        let id = state.ctl.id;
-        take(&mut state, queue, |s| &mut s.tx_taken)?;
-        let q = TxQueue::new(id, queue, self.inner.pool.raw());
-        Ok(Box::new(DpdkTxQueue { inner: Arc::clone(&self.inner), q }))
+        Ok(Box::new(self.take_tx(queue)?))
     }
 
     fn configure(&self, conf: &PortConf) -> Result<(), DevError> {
@@ -329,14 +355,15 @@ impl EthDev for DpdkEthDev {
             obytes: stats.obytes,
             imissed: stats.imissed,
             ierrors: stats.ierrors + rx_drops,
-            oerrors: stats.oerrors + drops.tx_too_long.load(Ordering::Relaxed),
+            oerrors: stats.oerrors + drops.tx_too_long.load(Ordering::Relaxed) + drops.tx_full.load(Ordering::Relaxed),
             q_ipackets: Vec::new(),
             q_opackets: Vec::new(),
         })
     }
 
     /// The driver's extended counters, then the adapter's drops by reason
-    /// (`dtnet_rx_nombuf`, `dtnet_rx_too_long`, `dtnet_tx_too_long`).
+    /// (`dtnet_rx_nombuf`, `dtnet_rx_too_long`, `dtnet_tx_too_long`, and
+    /// `dtnet_tx_full` for frames a [`DpdkWire`] could not queue).
     fn xstats(&self) -> Result<Vec<XStat>, DevError> {
         let mut xstats: Vec<XStat> =
             self.with_ctl(PortCtl::xstats)?.into_iter().map(|(name, value)| XStat { name, value }).collect();
@@ -345,6 +372,7 @@ impl EthDev for DpdkEthDev {
             ("dtnet_rx_nombuf", &drops.rx_nombuf),
             ("dtnet_rx_too_long", &drops.rx_too_long),
             ("dtnet_tx_too_long", &drops.tx_too_long),
+            ("dtnet_tx_full", &drops.tx_full),
         ] {
             xstats.push(XStat { name: name.into(), value: counter.load(Ordering::Relaxed) });
         }
@@ -459,5 +487,42 @@ impl Drop for DpdkTxQueue {
         if let Some(slot) = self.inner.lock().tx_taken.get_mut(usize::from(self.q.queue())) {
             *slot = false;
         }
+    }
+}
+
+/// A started [`DpdkEthDev`] as a switch port (see [`DpdkEthDev::wire`]).
+#[derive(Debug)]
+pub struct DpdkWire {
+    rx: Vec<DpdkRxQueue>,
+    tx: DpdkTxQueue,
+    next_rx: usize,
+}
+
+impl Wire for DpdkWire {
+    fn take_tx(&mut self, out: &mut Vec<Mbuf>, max: usize) -> usize {
+        let queues = self.rx.len();
+        let mut taken = 0;
+        for i in 0..queues {
+            if taken >= max {
+                break;
+            }
+            taken += self.rx[(self.next_rx + i) % queues].rx_burst(out, max - taken);
+        }
+        self.next_rx = (self.next_rx + 1) % queues.max(1);
+        taken
+    }
+
+    fn put_rx(&mut self, frames: &mut Vec<Mbuf>) {
+        self.tx.tx_burst(frames);
+        self.tx.inner.drops.tx_full.fetch_add(frames.len() as u64, Ordering::Relaxed);
+        frames.clear();
+    }
+
+    fn link_up(&self) -> bool {
+        self.tx.inner.lock().ctl.link().is_ok_and(|link| link.up)
+    }
+
+    fn name(&self) -> &str {
+        &self.tx.inner.name
     }
 }

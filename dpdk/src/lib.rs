@@ -27,7 +27,7 @@ pub mod port;
 pub mod queue;
 pub mod thash;
 
-pub use crate::ethdev::{DpdkEthDev, DpdkRxQueue, DpdkTxQueue};
+pub use crate::ethdev::{DpdkEthDev, DpdkRxQueue, DpdkTxQueue, DpdkWire};
 pub use eal::{Eal, PortId};
 pub use error::{Error, Result};
 pub use mempool::{PktPool, PoolConf};
