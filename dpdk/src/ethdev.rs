@@ -47,6 +47,9 @@ use crate::mempool::{PktPool, PoolRef};
 use crate::port::{self, PortCtl, RssSetup};
 use crate::queue::{RxQueue, TxQueue, MAX_BURST};
 
+/// DPDK's default MTU, the only one the adapter runs a port at so far.
+const DEFAULT_MTU: u16 = 1500;
+
 /// `errno` of `ENOTSUP`, which DPDK returns for an operation a driver lacks.
 const ENOTSUP: i32 = 95;
 
@@ -238,13 +241,16 @@ impl EthDev for DpdkEthDev {
             driver: self.inner.driver,
             max_rx_queues: info.max_rx_queues,
             max_tx_queues: info.max_tx_queues,
+            // DPDK counts descriptors in a u16; a driver's own limit is checked
+            // at queue setup, whose error names it.
             max_ring_size: 1 << 15,
             reta_sizes: one_of(info.reta_size, &[64, 128, 256, 512]),
             rss_key_sizes: one_of(usize::from(info.hash_key_size), &[40, 52]),
             rss_types: rss_types(info.rss_offloads),
             rx_offloads: RxOffloads::empty(),
             tx_offloads: TxOffloads::empty(),
-            mtu_range: (68, 1500),
+            // MTU changes are not translated yet: the port keeps DPDK's default.
+            mtu_range: (DEFAULT_MTU, DEFAULT_MTU),
         }
     }
 
@@ -263,6 +269,9 @@ impl EthDev for DpdkEthDev {
     fn configure(&self, conf: &PortConf) -> Result<(), DevError> {
         if !conf.rx_offloads.is_empty() || !conf.tx_offloads.is_empty() {
             return Err(DevError::Unsupported("checksum and TSO offloads on a DPDK port (not translated yet)".into()));
+        }
+        if conf.mtu != DEFAULT_MTU {
+            return Err(DevError::Unsupported(format!("MTU {} on a DPDK port (it runs at {DEFAULT_MTU})", conf.mtu)));
         }
         let mut state = self.lock_quiet()?;
         if state.started {

@@ -75,6 +75,8 @@ fn ring_ports_exchange_frames_through_the_ethdev_trait() {
     let offloads = PortConf { rx_offloads: RxOffloads::CHECKSUM, ..conf() };
     assert!(matches!(port_a.configure(&offloads), Err(DevError::Unsupported(_))), "offloads are refused by name");
     assert!(matches!(port_a.flow_flush(), Err(DevError::Unsupported(_))), "flow rules are not translated yet");
+    let jumbo = PortConf { mtu: 9000, ..conf() };
+    assert!(matches!(port_a.configure(&jumbo), Err(DevError::Unsupported(_))), "MTU changes are refused by name");
     for port in [&port_a, &port_b] {
         port.configure(&conf()).expect("configure");
         port.start().expect("start");
