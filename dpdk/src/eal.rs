@@ -9,17 +9,22 @@
 //! dropping it runs `rte_eal_cleanup`; a primary process then removes its
 //! runtime directory (`/var/run/dpdk/<file-prefix>`, or the per-user one), so
 //! tests with unique prefixes leave nothing behind. The `Eal` also records
-//! which ports a [`crate::Port`] holds, so one port never has two owners.
+//! which ports a [`crate::Port`] (or an `EthDev` adapter) holds, so one port
+//! never has two owners. The `EthDev` adapter ([`crate::ethdev`]) cannot
+//! borrow the `Eal` (its handles are `'static` and `Send`), so it holds an
+//! [`EalUse`] instead: while any is alive, dropping the `Eal` skips
+//! `rte_eal_cleanup` (the EAL then lives until the process exits) rather
+//! than pull DPDK from under a port still in use.
 
 #![allow(unsafe_code)]
 
-use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::ffi::{c_char, CStr, CString};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use dpdk_sys as sys;
 
@@ -28,6 +33,32 @@ use crate::ffi;
 
 /// Set by the first [`Eal::init`] of the process, never cleared.
 static EAL_TRIED: AtomicBool = AtomicBool::new(false);
+
+/// Ports held by a `Port` or an `EthDev` adapter (one EAL per process, so
+/// the set is the process's).
+static CLAIMED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// Live [`EalUse`] guards.
+static USERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Keeps the EAL from being cleaned up while alive (see the module docs);
+/// made from an [`Eal`], so only once the EAL is initialised.
+#[derive(Debug)]
+pub(crate) struct EalUse(());
+
+impl EalUse {
+    /// A guard for the initialised `eal`.
+    pub(crate) fn new(_eal: &Eal) -> EalUse {
+        USERS.fetch_add(1, Ordering::SeqCst);
+        EalUse(())
+    }
+}
+
+impl Drop for EalUse {
+    fn drop(&mut self) {
+        USERS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// Descriptors of each ring of a ring cable (see [`Eal::ring_cable`]).
 const CABLE_RING_SIZE: u32 = 1024;
@@ -41,7 +72,6 @@ pub struct PortId(pub u16);
 #[derive(Debug)]
 pub struct Eal {
     runtime_dir: Option<PathBuf>,
-    claimed: RefCell<BTreeSet<u16>>,
     _main_lcore: PhantomData<*const ()>,
 }
 
@@ -72,7 +102,7 @@ impl Eal {
         }
         // SAFETY: EAL is initialised; the call has no arguments.
         let primary = unsafe { sys::rte_eal_process_type() } == sys::RTE_PROC_PRIMARY;
-        Ok(Eal { runtime_dir: primary.then(runtime_dir), claimed: RefCell::default(), _main_lcore: PhantomData })
+        Ok(Eal { runtime_dir: primary.then(runtime_dir), _main_lcore: PhantomData })
     }
 
     /// The runtime directory this primary process removes on drop (`None`
@@ -162,20 +192,27 @@ impl Eal {
         ffi::check(ret, || format!("rte_eth_from_rings({name})")).map(|id| PortId(id as u16))
     }
 
-    /// Records that a [`crate::Port`] holds `port`; `false` if one already does.
+    /// Records that a [`crate::Port`] or adapter holds `port`; `false` if
+    /// one already does.
     pub(crate) fn claim(&self, port: PortId) -> bool {
-        self.claimed.borrow_mut().insert(port.0)
+        CLAIMED.lock().unwrap_or_else(|e| e.into_inner()).insert(port.0)
     }
 
-    /// Releases a claim of [`Eal::claim`].
-    pub(crate) fn release(&self, port: PortId) {
-        self.claimed.borrow_mut().remove(&port.0);
+    /// Releases a claim of [`Eal::claim`] (callable without the `Eal`, by
+    /// an adapter on any thread).
+    pub(crate) fn release(port: PortId) {
+        CLAIMED.lock().unwrap_or_else(|e| e.into_inner()).remove(&port.0);
     }
 }
 
 impl Drop for Eal {
     fn drop(&mut self) {
-        // SAFETY: every pool and port borrowed self and is gone; EAL was
+        if USERS.load(Ordering::SeqCst) > 0 {
+            // An adapter still uses DPDK: leave the EAL to the process's exit.
+            return;
+        }
+        // SAFETY: every pool and port borrowed self and is gone, and no
+        // EalUse is alive (none can be made without self); EAL was
         // initialised once by this value.
         unsafe { sys::rte_eal_cleanup() };
         if let Some(dir) = &self.runtime_dir {

@@ -13,21 +13,23 @@
 //! `unsafe` lives in the FFI modules only ([`eal`], [`mempool`], [`port`],
 //! [`queue`], [`thash`] and the private `ffi`), each block with its
 //! `// SAFETY:` note; no safe function here can cause undefined behaviour.
-//! dtnet's `EthDev` trait is not implemented here yet: an adapter wraps the
-//! queue handles once that trait's per-queue shape settles.
+//! [`crate::ethdev`] puts a port behind dtnet's `EthDev` trait ([`DpdkEthDev`]),
+//! copying frames between DPDK mbufs and dtnet's.
 
 #![cfg(feature = "dpdk")]
 
 pub mod eal;
 pub mod error;
+pub mod ethdev;
 mod ffi;
 pub mod mempool;
 pub mod port;
 pub mod queue;
 pub mod thash;
 
+pub use crate::ethdev::{DpdkEthDev, DpdkRxQueue, DpdkTxQueue, DpdkWire};
 pub use eal::{Eal, PortId};
 pub use error::{Error, Result};
 pub use mempool::{PktPool, PoolConf};
-pub use port::{DevInfo, Link, Port, PortConf, PortStats, Queues, RssSetup};
+pub use port::{DevInfo, Link, Port, PortConf, PortCtl, PortStats, Queues, RssSetup};
 pub use queue::{RxInfo, RxQueue, TxQueue};

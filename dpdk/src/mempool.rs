@@ -89,4 +89,29 @@ impl<'eal> PktPool<'eal> {
     pub(crate) fn raw(&self) -> NonNull<sys::rte_mempool> {
         self.raw
     }
+
+    /// The pool without its EAL lifetime, for the `EthDev` adapter, whose
+    /// [`crate::eal::EalUse`] keeps the EAL (and so every pool) alive.
+    pub(crate) fn unbound(&self) -> PoolRef {
+        PoolRef(self.raw)
+    }
+}
+
+/// A pool kept alive by an [`crate::eal::EalUse`] rather than a borrow:
+/// pools are never freed before `rte_eal_cleanup`, which waits for every
+/// `EalUse` (see [`crate::eal`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PoolRef(NonNull<sys::rte_mempool>);
+
+// SAFETY: as for PktPool: DPDK mempools are multi-thread safe, and this one
+// lives until the EAL is cleaned up, which no holder of a PoolRef outlives.
+unsafe impl Send for PoolRef {}
+// SAFETY: as above.
+unsafe impl Sync for PoolRef {}
+
+impl PoolRef {
+    /// The raw pool.
+    pub(crate) fn raw(self) -> NonNull<sys::rte_mempool> {
+        self.0
+    }
 }

@@ -6,16 +6,18 @@
 //! take is a named error rather than a failure deep inside a driver.
 //! [`Port::start`] hands out one [`RxQueue`] and one [`TxQueue`] handle per
 //! queue, once: a DPDK queue must be polled by one thread at a time, and a
-//! unique handle per queue makes that a property of the types (the future
-//! `EthDev` adapter wraps these handles). Control operations take `&Port`
-//! and a `Port` is not `Sync`, so they run on one thread while the queue
-//! handles may move to others. Dropping a `Port` stops and closes the
+//! unique handle per queue makes that a property of the types. Control
+//! operations take `&Port` and a `Port` is not `Sync`, so they run on one
+//! thread while the queue handles may move to others; they live in
+//! [`PortCtl`] (a `Port` derefs to it), which the `EthDev` adapter
+//! ([`crate::ethdev`]) shares. Dropping a `Port` stops and closes the
 //! device (a vdev then disappears).
 
 #![allow(unsafe_code)]
 
 use std::cell::Cell;
 use std::ffi::CStr;
+use std::ptr::NonNull;
 
 use dpdk_sys as sys;
 use ethdev::mac::MacAddr;
@@ -124,11 +126,9 @@ pub struct Queues<'p> {
 /// A configured port, owned by this handle until dropped.
 #[derive(Debug)]
 pub struct Port<'a> {
-    id: PortId,
-    eal: &'a Eal,
+    ctl: PortCtl,
+    _eal: &'a Eal,
     pool: &'a PktPool<'a>,
-    info: DevInfo,
-    rx_queues: u16,
     tx_queues: u16,
     /// The configured RSS key: drivers may read it as late as start, so it
     /// stays where `rte_eth_dev_configure` was told it is.
@@ -149,16 +149,14 @@ impl<'a> Port<'a> {
         let (rss_hf, mut rss_key) = rss.map_or((None, None), |(hf, key)| (Some(hf), key));
         // The port is not closed on failure: a device that failed to
         // configure stays usable for another try.
-        if let Err(err) = setup(id, pool, conf, rss_hf, rss_key.as_deref_mut()) {
-            eal.release(id);
+        if let Err(err) = setup(id, pool.raw(), conf, rss_hf, rss_key.as_deref_mut()) {
+            Eal::release(id);
             return Err(err);
         }
         Ok(Port {
-            id,
-            eal,
+            ctl: PortCtl { id, info, rx_queues: conf.rx_queues },
+            _eal: eal,
             pool,
-            info,
-            rx_queues: conf.rx_queues,
             tx_queues: conf.tx_queues,
             _rss_key: rss_key,
             started: Cell::new(false),
@@ -180,13 +178,52 @@ impl<'a> Port<'a> {
         if self.started.replace(true) {
             return Err(Error::AlreadyStarted(self.id.0));
         }
-        // SAFETY: the port is configured and owned by self.
-        let ret = unsafe { sys::rte_eth_dev_start(self.id.0) };
-        ffi::check(ret, || format!("rte_eth_dev_start(port {})", self.id.0))?;
+        self.ctl.start_device()?;
         Ok(Queues {
             rx: (0..self.rx_queues).map(|q| RxQueue::new(self.id, q)).collect(),
-            tx: (0..self.tx_queues).map(|q| TxQueue::new(self.id, q, self.pool)).collect(),
+            tx: (0..self.tx_queues).map(|q| TxQueue::new(self.id, q, self.pool.raw())).collect(),
         })
+    }
+}
+
+impl std::ops::Deref for Port<'_> {
+    type Target = PortCtl;
+
+    /// A port's control operations are those of its [`PortCtl`].
+    fn deref(&self) -> &PortCtl {
+        &self.ctl
+    }
+}
+
+/// The control operations of a configured port, addressed by its id: what
+/// [`Port`] and the `EthDev` adapter ([`crate::ethdev`]) share.
+#[derive(Debug)]
+pub struct PortCtl {
+    pub(crate) id: PortId,
+    pub(crate) info: DevInfo,
+    pub(crate) rx_queues: u16,
+}
+
+impl PortCtl {
+    /// `rte_eth_dev_start`: the port is configured, its queues set up.
+    pub(crate) fn start_device(&self) -> Result<()> {
+        // SAFETY: the port is configured and owned by the caller.
+        let ret = unsafe { sys::rte_eth_dev_start(self.id.0) };
+        ffi::check(ret, || format!("rte_eth_dev_start(port {})", self.id.0)).map(drop)
+    }
+
+    /// `rte_eth_dev_stop`; the caller holds no queue handles of the port.
+    pub(crate) fn stop_device(&self) -> Result<()> {
+        // SAFETY: the port is ours and no queue of it is being polled.
+        let ret = unsafe { sys::rte_eth_dev_stop(self.id.0) };
+        ffi::check(ret, || format!("rte_eth_dev_stop(port {})", self.id.0)).map(drop)
+    }
+
+    /// `rte_eth_dev_close`, ignoring errors (a closed port is the goal);
+    /// the caller holds no queue handles and never uses the id again.
+    pub(crate) fn close_device(&self) {
+        // SAFETY: as stop_device; nothing refers to the port afterwards.
+        unsafe { sys::rte_eth_dev_close(self.id.0) };
     }
 
     /// The port's MAC address.
@@ -318,20 +355,24 @@ impl<'a> Port<'a> {
 
 impl Drop for Port<'_> {
     fn drop(&mut self) {
-        // SAFETY: the queue handles borrowed self and are gone; the port is
-        // ours. Errors are ignored: a stopped or closed port is the goal.
-        unsafe {
-            if self.started.get() {
-                sys::rte_eth_dev_stop(self.id.0);
-            }
-            sys::rte_eth_dev_close(self.id.0);
+        // The queue handles borrowed self and are gone. Errors are ignored:
+        // a stopped or closed port is the goal.
+        if self.started.get() {
+            let _ = self.ctl.stop_device();
         }
-        self.eal.release(self.id);
+        self.ctl.close_device();
+        Eal::release(self.id);
     }
 }
 
 /// `rte_eth_dev_configure`, the queues, and promiscuous mode.
-fn setup(id: PortId, pool: &PktPool<'_>, conf: &PortConf, rss_hf: Option<u64>, key: Option<&mut [u8]>) -> Result<()> {
+pub(crate) fn setup(
+    id: PortId,
+    pool: NonNull<sys::rte_mempool>,
+    conf: &PortConf,
+    rss_hf: Option<u64>,
+    key: Option<&mut [u8]>,
+) -> Result<()> {
     let id = id.0;
     let mut eth_conf = sys::rte_eth_conf::default();
     if let Some(hf) = rss_hf {
@@ -351,8 +392,7 @@ fn setup(id: PortId, pool: &PktPool<'_>, conf: &PortConf, rss_hf: Option<u64>, k
     for q in 0..conf.rx_queues {
         // SAFETY: the port is configured with this queue; NULL takes the
         // driver's default rxconf; the pool outlives the port.
-        let ret =
-            unsafe { sys::rte_eth_rx_queue_setup(id, q, conf.rx_descs, socket, std::ptr::null(), pool.raw().as_ptr()) };
+        let ret = unsafe { sys::rte_eth_rx_queue_setup(id, q, conf.rx_descs, socket, std::ptr::null(), pool.as_ptr()) };
         ffi::check(ret, || format!("rte_eth_rx_queue_setup(port {id}, queue {q})"))?;
     }
     for q in 0..conf.tx_queues {
@@ -369,7 +409,7 @@ fn setup(id: PortId, pool: &PktPool<'_>, conf: &PortConf, rss_hf: Option<u64>, k
 }
 
 /// `rte_eth_dev_info_get`, or [`Error::NoSuchPort`].
-fn dev_info(id: PortId) -> Result<DevInfo> {
+pub(crate) fn dev_info(id: PortId) -> Result<DevInfo> {
     let mut info = sys::rte_eth_dev_info::default();
     // SAFETY: info is a valid out-pointer; an invalid port id is an error.
     let ret = unsafe { sys::rte_eth_dev_info_get(id.0, &mut info) };
@@ -393,7 +433,7 @@ fn dev_info(id: PortId) -> Result<DevInfo> {
     })
 }
 
-fn check_queues(id: PortId, info: &DevInfo, kind: &'static str, requested: u16, max: u16) -> Result<()> {
+pub(crate) fn check_queues(id: PortId, info: &DevInfo, kind: &'static str, requested: u16, max: u16) -> Result<()> {
     if requested == 0 || requested > max {
         return Err(Error::TooManyQueues { port: id.0, driver: info.driver.clone(), kind, requested, max });
     }
@@ -402,7 +442,7 @@ fn check_queues(id: PortId, info: &DevInfo, kind: &'static str, requested: u16, 
 
 /// The `RTE_ETH_RSS_*` bits of `rss` and its key bytes, if the device
 /// takes both.
-fn check_rss(id: PortId, info: &DevInfo, rss: &RssSetup) -> Result<(u64, Option<Box<[u8]>>)> {
+pub(crate) fn check_rss(id: PortId, info: &DevInfo, rss: &RssSetup) -> Result<(u64, Option<Box<[u8]>>)> {
     let hf = rss_hf(rss.types);
     if hf & !info.rss_offloads != 0 || (hf == 0 && !rss.types.is_empty()) {
         return Err(Error::RssUnsupported {

@@ -21,7 +21,6 @@ use dpdk_sys as sys;
 
 use crate::eal::PortId;
 use crate::error::{Error, Result};
-use crate::mempool::PktPool;
 
 /// The most frames one DPDK burst call moves.
 pub const MAX_BURST: usize = 64;
@@ -112,13 +111,21 @@ pub struct TxQueue<'p> {
 unsafe impl Send for TxQueue<'_> {}
 
 impl<'p> TxQueue<'p> {
-    pub(crate) fn new(port: PortId, queue: u16, pool: &'p PktPool<'_>) -> Self {
-        TxQueue { port, queue, pool: pool.raw(), room: pool.data_room(), _port: PhantomData }
+    /// A handle of `queue` allocating from `pool`, which outlives it.
+    pub(crate) fn new(port: PortId, queue: u16, pool: NonNull<sys::rte_mempool>) -> Self {
+        // SAFETY: the caller passes a live pktmbuf pool.
+        let room = unsafe { sys::dtnet_rte_pktmbuf_data_room(pool.as_ptr()) };
+        TxQueue { port, queue, pool, room, _port: PhantomData }
     }
 
     /// The queue index.
     pub fn queue(&self) -> u16 {
         self.queue
+    }
+
+    /// The longest frame one burst entry may be.
+    pub fn data_room(&self) -> u16 {
+        self.room
     }
 
     /// Sends `frames` (at most [`MAX_BURST`] are taken) and returns how
