@@ -32,7 +32,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ethdev::dev::{DevInfo, EthDev, LinkStatus, MacAddr, PortConf, PortStats, RxOffloads, TxOffloads, XStat};
+use ethdev::dev::{DevInfo, EthDev, LinkStatus, PortConf, PortStats, RxOffloads, TxOffloads, XStat};
 use ethdev::error::{ConfigError, DevError};
 use ethdev::mbuf::Mbuf;
 use ethdev::mempool::Mempool;
@@ -40,6 +40,7 @@ use ethdev::mempool::Owner;
 use ethdev::queue::{RxQueue as EthRxQueue, TxQueue as EthTxQueue};
 use ethdev::rss::{Reta, RssHashTypes, RssKey};
 use ethdev::wire::Wire;
+use ethdev::MacAddr;
 
 use crate::eal::{Eal, EalUse, PortId};
 use crate::error::Error;
