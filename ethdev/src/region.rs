@@ -69,6 +69,7 @@ impl Region {
     }
 
     /// `count` atomics at byte `offset`, or `None` if out of bounds or misaligned.
+    #[cfg_attr(loom, allow(dead_code, reason = "loom keeps a pool's words apart"))]
     pub(crate) fn words<A: Word>(&self, offset: usize, count: usize) -> Option<&[A]> {
         words_at(self.base, self.len, offset, count)
     }

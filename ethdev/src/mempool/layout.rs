@@ -93,6 +93,7 @@ impl PoolLayout {
     /// Reads a header another process wrote and checks that it describes a
     /// pool of this layout version that fits in `len` bytes; returns the
     /// layout, headroom and data room.
+    #[cfg_attr(loom, allow(dead_code, reason = "shared-memory pools are not built under loom"))]
     pub(crate) fn check(header: &PoolHeader, len: usize) -> Result<(PoolLayout, u16, u32), String> {
         if header.magic.load(Ordering::Acquire) != MAGIC {
             return Err("not a pool (bad magic)".into());

@@ -15,6 +15,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::freelist::FreeList;
 use crate::region::Region;
+#[cfg(not(loom))]
 use crate::shm::Zone;
 use crate::sync::{AtomicU32, Ordering};
 
