@@ -3,13 +3,13 @@
 //! the trait's defaults, and capture and fault injection work over it
 //! exactly as over a full NIC, which proves the middleware generic.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ethdev::dev::{DevInfo, PortConf, RxOffloads, TxOffloads};
 use ethdev::error::DevError;
 use ethdev::mbuf::Mbuf;
 use ethdev::mempool::{Mempool, MempoolConfig, Owner};
-use ethdev::middleware::{BurstHook, Capture, FaultConfig, FaultInjector, FaultStats, Faults, HookPoint};
+use ethdev::middleware::{BurstLog, Capture, FaultConfig, FaultInjector, FaultStats, Faults, HookPoint};
 use ethdev::ring::Ring;
 use ethdev::rss::RssHashTypes;
 use ethdev::{EthDev, RxQueue, TxQueue};
@@ -137,28 +137,13 @@ fn the_fast_path_of_the_minimal_backend_moves_frames_in_order() {
 }
 
 /// A hook keeping a copy of every frame with where it was seen.
-#[derive(Default)]
-struct Seen(Mutex<Vec<(HookPoint, Vec<u8>)>>);
-
-impl BurstHook for Seen {
-    fn burst(&self, point: HookPoint, frames: &[Mbuf]) {
-        self.0.lock().unwrap().extend(frames.iter().map(|m| (point, m.data().to_vec())));
-    }
-}
-
-impl Seen {
-    fn at(&self, point: HookPoint) -> Vec<Vec<u8>> {
-        self.0.lock().unwrap().iter().filter(|(p, _)| *p == point).map(|(_, d)| d.clone()).collect()
-    }
-}
-
 #[test]
 fn capture_over_any_port_sees_exactly_the_frames_each_queue_moves() {
     let pool = pool();
     let port = Capture::new(Loopback::new(2, 16));
     // Handles taken before the hook is set still report to it.
     let (mut tx, mut rx) = (port.tx_queue(1).unwrap(), port.rx_queue(1).unwrap());
-    let seen = Arc::new(Seen::default());
+    let seen = Arc::new(BurstLog::default());
     assert!(port.set_burst_hook(Some(seen.clone())).is_none());
     let mut burst = frames(&pool, 20);
     let offered = bytes(&burst);
@@ -170,10 +155,10 @@ fn capture_over_any_port_sees_exactly_the_frames_each_queue_moves() {
     assert_eq!(seen.at(HookPoint::RxQueue(1)), bytes(&got));
     assert!(seen.at(HookPoint::TxQueue(0)).is_empty() && seen.at(HookPoint::FromWire).is_empty());
     assert!(port.set_burst_hook(None).is_some());
-    let before = seen.0.lock().unwrap().len();
+    let before = seen.len();
     while rx.rx_burst(&mut got, 10) > 0 {}
     assert_eq!(tx.tx_burst(&mut burst), 4);
-    assert_eq!(seen.0.lock().unwrap().len(), before, "a removed hook sees nothing");
+    assert_eq!(seen.len(), before, "a removed hook sees nothing");
     drop((got, burst, tx, rx, port));
     assert_eq!(pool.in_use(), 0);
 }
@@ -248,7 +233,7 @@ fn middleware_nests_and_shares_a_port_behind_an_arc() {
         FaultInjector::new(Loopback::new(1, 64), faults(3, Faults { drop: 0.5, corrupt: 0.0 }, Faults::default()));
     let shared: Arc<dyn EthDev> = Arc::new(lossy.unwrap());
     let port = Capture::new(Arc::clone(&shared));
-    let seen = Arc::new(Seen::default());
+    let seen = Arc::new(BurstLog::default());
     port.set_burst_hook(Some(seen.clone()));
     let mut burst = frames(&pool, 60);
     let offered = bytes(&burst);

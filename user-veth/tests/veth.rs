@@ -7,7 +7,7 @@ use ethdev::flow::{FlowAction, FlowAttr, FlowItem};
 use ethdev::frame::FrameSpec;
 use ethdev::mbuf::{Mbuf, OlFlags};
 use ethdev::mempool::{Mempool, MempoolConfig, Owner};
-use ethdev::middleware::{BurstHook, Capture, CaptureWire, HookPoint};
+use ethdev::middleware::{BurstLog, Capture, CaptureWire, HookPoint};
 use ethdev::packet::IpAddrs;
 use ethdev::rss::{Reta, RssHashTypes, RssKey};
 use ethdev::stats::DropReason;
@@ -474,27 +474,12 @@ proptest! {
 }
 
 /// A burst hook that keeps a copy of every frame with where it was seen.
-#[derive(Default)]
-struct Seen(std::sync::Mutex<Vec<(HookPoint, Vec<u8>)>>);
-
-impl BurstHook for Seen {
-    fn burst(&self, point: HookPoint, frames: &[Mbuf]) {
-        self.0.lock().unwrap().extend(frames.iter().map(|m| (point, m.data().to_vec())));
-    }
-}
-
-impl Seen {
-    fn at(&self, point: HookPoint) -> Vec<Vec<u8>> {
-        self.0.lock().unwrap().iter().filter(|(p, _)| *p == point).map(|(_, d)| d.clone()).collect()
-    }
-}
-
 #[test]
 fn burst_hook_sees_wire_and_queue_bursts_exactly() {
     let mut conf = PortConf::new(2);
     conf.tx_ring_size = 64;
     let mut rig = Rig::new(conf.clone()).captured();
-    let seen = std::sync::Arc::new(Seen::default());
+    let seen = std::sync::Arc::new(BurstLog::default());
     assert!(rig.port.set_burst_hook(Some(seen.clone())).is_none());
     rig.port.stop().unwrap();
     rig.port.configure(&conf).unwrap();
@@ -520,10 +505,10 @@ fn burst_hook_sees_wire_and_queue_bursts_exactly() {
     while rig.wire.take_tx(&mut sent, 16) > 0 {}
     assert_eq!(seen.at(HookPoint::ToWire), out[..64]);
     drop(sent);
-    let before = seen.0.lock().unwrap().len();
+    let before = seen.len();
     assert!(rig.port.set_burst_hook(None).is_some());
     rig.inject(&frames);
-    assert_eq!(seen.0.lock().unwrap().len(), before, "a removed hook sees nothing");
+    assert_eq!(seen.len(), before, "a removed hook sees nothing");
     rig.finish();
 }
 

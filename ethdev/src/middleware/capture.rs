@@ -47,6 +47,36 @@ pub trait BurstHook: Send + Sync {
     fn burst(&self, point: HookPoint, frames: &[Mbuf]);
 }
 
+/// A hook that keeps a copy of every frame it sees, by point: what a test
+/// asserts a capture against, and a quick way to look at a port's bursts.
+#[derive(Debug, Default)]
+pub struct BurstLog(std::sync::Mutex<Vec<(HookPoint, Vec<u8>)>>);
+
+impl BurstHook for BurstLog {
+    fn burst(&self, point: HookPoint, frames: &[Mbuf]) {
+        let mut log = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        log.extend(frames.iter().map(|m| (point, m.data().to_vec())));
+    }
+}
+
+impl BurstLog {
+    /// The frames seen at `point`, in order.
+    pub fn at(&self, point: HookPoint) -> Vec<Vec<u8>> {
+        let log = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        log.iter().filter(|(p, _)| *p == point).map(|(_, d)| d.clone()).collect()
+    }
+
+    /// Frames seen at every point together.
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+
+    /// Whether no frame was seen yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The hook a port's handles and wire end share.
 #[derive(Default)]
 struct HookSlot {

@@ -18,7 +18,7 @@ use crate::queue::{RxQueue, TxQueue};
 mod capture;
 mod fault;
 
-pub use capture::{BurstHook, Capture, CaptureWire, HookPoint};
+pub use capture::{BurstHook, BurstLog, Capture, CaptureWire, HookPoint};
 pub use fault::{FaultConfig, FaultInjector, FaultStats, Faults};
 
 /// The body of an `EthDev` impl that forwards every control operation
