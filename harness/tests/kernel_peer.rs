@@ -8,6 +8,7 @@
 #[path = "../../capture/tests/common/tshark.rs"]
 mod tshark_support;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -60,23 +61,34 @@ impl Drop for TempCapture {
 }
 
 /// Runs `name` recording, checks it passed, and returns tshark's list of
-/// broken frames in its capture and how many frames it holds.
+/// broken frames in its capture and how many frames it holds. Each vantage
+/// point (port or queue) is decoded on its own: one file holding every
+/// point a segment crossed would show the copies to TCP reassembly as
+/// overlapping retransmissions.
 fn recorded_broken_frames(name: &str) -> (Vec<String>, usize) {
     let report = scenario::run(&load(name), &RunOptions { record: true, ..RunOptions::default() }).unwrap();
     assert!(report.passed(), "{report}");
     assert!(our_namespaces().is_empty(), "namespaces left after {name}: {:?}", our_namespaces());
-    let path = std::env::temp_dir().join(format!("dtnet-kernel-{}-{name}.pcapng", std::process::id()));
-    std::fs::write(&path, capture::to_bytes(&report.records, Format::PcapNg).unwrap()).unwrap();
-    let file = TempCapture(path);
-    let out = Command::new("tshark")
-        .args(["-n", "-r"])
-        .arg(&file.0)
-        .args(["-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE"])
-        .args(["-Y", BROKEN, "-T", "fields", "-e", "frame.number", "-e", "_ws.expert.message"])
-        .output()
-        .expect("run tshark");
-    assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
-    let broken = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    let mut points: BTreeMap<Option<String>, Vec<capture::Record>> = BTreeMap::new();
+    for record in &report.records {
+        points.entry(record.interface.clone()).or_default().push(record.clone());
+    }
+    let mut broken = Vec::new();
+    for (n, (point, records)) in points.iter().enumerate() {
+        let path = std::env::temp_dir().join(format!("dtnet-kernel-{}-{name}-{n}.pcapng", std::process::id()));
+        std::fs::write(&path, capture::to_bytes(records, Format::PcapNg).unwrap()).unwrap();
+        let file = TempCapture(path);
+        let out = Command::new("tshark")
+            .args(["-n", "-r"])
+            .arg(&file.0)
+            .args(["-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE"])
+            .args(["-Y", BROKEN, "-T", "fields", "-e", "frame.number", "-e", "_ws.expert.message"])
+            .output()
+            .expect("run tshark");
+        assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
+        let at = point.as_deref().unwrap_or("?");
+        broken.extend(String::from_utf8_lossy(&out.stdout).lines().map(|l| format!("{at}: {l}")));
+    }
     (broken, report.records.len())
 }
 
