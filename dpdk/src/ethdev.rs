@@ -355,20 +355,11 @@ impl EthDev for DpdkEthDev {
     /// DPDK's basic counters, plus the adapter's own drops in `ierrors`
     /// and `oerrors`; per-queue counts are in [`EthDev::xstats`].
     fn stats(&self) -> Result<PortStats, DevError> {
-        let stats = self.with_ctl(PortCtl::stats)?;
+        let mut stats = self.with_ctl(PortCtl::stats)?;
         let drops = &self.inner.drops;
-        let rx_drops = drops.rx_nombuf.load(Ordering::Relaxed) + drops.rx_too_long.load(Ordering::Relaxed);
-        Ok(PortStats {
-            ipackets: stats.ipackets,
-            opackets: stats.opackets,
-            ibytes: stats.ibytes,
-            obytes: stats.obytes,
-            imissed: stats.imissed,
-            ierrors: stats.ierrors + rx_drops,
-            oerrors: stats.oerrors + drops.tx_too_long.load(Ordering::Relaxed) + drops.tx_full.load(Ordering::Relaxed),
-            q_ipackets: Vec::new(),
-            q_opackets: Vec::new(),
-        })
+        stats.ierrors += drops.rx_nombuf.load(Ordering::Relaxed) + drops.rx_too_long.load(Ordering::Relaxed);
+        stats.oerrors += drops.tx_too_long.load(Ordering::Relaxed) + drops.tx_full.load(Ordering::Relaxed);
+        Ok(stats)
     }
 
     /// The driver's extended counters, then the adapter's drops by reason

@@ -31,5 +31,5 @@ pub use crate::ethdev::{DpdkEthDev, DpdkRxQueue, DpdkTxQueue, DpdkWire};
 pub use eal::{Eal, PortId};
 pub use error::{Error, Result};
 pub use mempool::{PktPool, PoolConf};
-pub use port::{DevInfo, Link, Port, PortConf, PortCtl, PortStats, Queues, RssSetup};
+pub use port::{DevInfo, Link, Port, PortConf, PortCtl, Queues, RssSetup};
 pub use queue::{RxInfo, RxQueue, TxQueue};

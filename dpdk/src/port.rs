@@ -20,6 +20,7 @@ use std::ffi::CStr;
 use std::ptr::NonNull;
 
 use dpdk_sys as sys;
+use ethdev::dev::PortStats;
 use ethdev::mac::MacAddr;
 use ethdev::rss::{RssHashTypes, RssKey};
 
@@ -80,27 +81,6 @@ pub struct DevInfo {
     pub hash_key_size: u8,
     /// `RTE_ETH_RSS_*` bits the device hashes on.
     pub rss_offloads: u64,
-}
-
-/// Port counters (`rte_eth_stats_get`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PortStats {
-    /// Frames received.
-    pub ipackets: u64,
-    /// Frames sent.
-    pub opackets: u64,
-    /// Bytes received.
-    pub ibytes: u64,
-    /// Bytes sent.
-    pub obytes: u64,
-    /// Frames the device dropped for want of descriptors.
-    pub imissed: u64,
-    /// Receive errors.
-    pub ierrors: u64,
-    /// Transmit errors.
-    pub oerrors: u64,
-    /// Receive mbuf allocation failures.
-    pub rx_nombuf: u64,
 }
 
 /// Link state (`rte_eth_link_get_nowait`).
@@ -289,7 +269,8 @@ impl PortCtl {
         Ok((0..size).map(|i| groups[i / RETA_GROUP].reta[i % RETA_GROUP]).collect())
     }
 
-    /// The basic counters.
+    /// The basic counters (`rte_eth_stats_get`), as dtnet's `PortStats`;
+    /// per-queue counts are in [`PortCtl::xstats`].
     pub fn stats(&self) -> Result<PortStats> {
         let mut stats = sys::rte_eth_stats::default();
         // SAFETY: stats is a valid out-pointer for the call.
@@ -303,7 +284,7 @@ impl PortCtl {
             imissed: stats.imissed,
             ierrors: stats.ierrors,
             oerrors: stats.oerrors,
-            rx_nombuf: stats.rx_nombuf,
+            ..PortStats::default()
         })
     }
 
