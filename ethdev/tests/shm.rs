@@ -224,10 +224,12 @@ fn rings_in_a_domain_carry_words_between_mappings_in_order() {
     }
     let expected: Vec<u64> = (0..10u64).flat_map(|r| (0..5).map(move |i| r * 100 + i)).collect();
     assert_eq!(got, expected);
+    assert_eq!(tx.free_count(), 8);
     assert_eq!(tx.enqueue_burst(&[1; 12]), 8, "only what fits");
-    assert_eq!(tx.enqueue_burst(&[2]), 0);
+    assert_eq!((tx.enqueue_burst(&[2]), tx.free_count()), (0, 0));
     got.clear();
     rx.dequeue_burst(&mut got, 3);
+    assert_eq!(tx.free_count(), 3, "room comes back as the consumer publishes");
     drop(rx);
     let heir = ShmConsumer::attach(&zone).unwrap();
     assert_eq!(heir.len(), 5, "the heir resumes where the dead consumer published");
@@ -250,7 +252,7 @@ fn a_ring_refuses_positions_and_headers_it_cannot_trust() {
     assert_eq!((rx.dequeue_burst(&mut out, 8), rx.refused(), rx.len()), (0, 1, 0));
     zone.u64s()[8].store(0, Ordering::Release);
     zone.u64s()[16].store(77, Ordering::Release); // a tail the producer never reached
-    assert_eq!((tx.enqueue_burst(&[1]), tx.refused()), (0, 1));
+    assert_eq!((tx.enqueue_burst(&[1]), tx.refused(), tx.free_count()), (0, 1, 0));
     zone.u64s()[2].store(1 << 40, Ordering::Release);
     assert!(ShmProducer::attach(&zone).unwrap_err().to_string().contains("does not fit"));
 }
