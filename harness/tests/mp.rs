@@ -152,3 +152,66 @@ fn stats_show_processes_rings_and_pool_owners_of_a_live_domain() {
     let (report, status) = finish(p, out);
     assert!(status.status.success(), "{report}");
 }
+
+fn symmetric(base: &Path, procs: u16, id: u16, frames: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dtnet"));
+    cmd.args(["mp", "symmetric", "--num-procs", &procs.to_string(), "--proc-id", &id.to_string()])
+        .args(["--frames", frames, "--runtime-dir"])
+        .arg(base)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// symmetric_mp with four processes: every frame through both ports
+/// arrives intact and in flow order, and each process received on each
+/// port exactly what the primary's own Toeplitz hash predicted for its queue.
+#[test]
+fn symmetric_mp_processes_forward_exactly_their_rss_share() {
+    let base = tempfile::tempdir().unwrap();
+    let mut p = symmetric(base.path(), 4, 0, "20000").spawn().unwrap();
+    let mut out = BufReader::new(p.stdout.take().unwrap());
+    line(&mut out, "ready");
+    let others: Vec<Child> = (1..4).map(|n| symmetric(base.path(), 4, n, "20000").spawn().unwrap()).collect();
+    let others: Vec<Output> = others.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let report = line(&mut out, "symmetric_mp primary:");
+    let status = p.wait_with_output().unwrap();
+    assert!(status.status.success(), "{report}{}", text(&status.stderr));
+    assert!(report.contains("sent 40000 received 40000 intact, bad 0;"), "{report}");
+    assert!(report.ends_with("MProc_pktmbuf_pool in use 0\n"), "{report}");
+    for (n, other) in (1..).zip(&others) {
+        assert!(other.status.success(), "proc {n}: {}{}", text(&other.stdout), text(&other.stderr));
+        let said = text(&other.stdout);
+        let counts = said.trim().strip_prefix(&format!("symmetric_mp proc {n}: ")).unwrap().to_owned();
+        let rx = counts.split(" forwarded").next().unwrap();
+        assert!(report.contains(&format!("predicted proc {n}: {rx};")), "proc {n} said {said:?}; {report}");
+        assert!(!rx.contains(" rx 0 "), "RSS gave every process a share: {said}");
+    }
+    assert!(!base.path().join("symmetric_mp").exists(), "the last process out removed the domain");
+}
+
+/// A process that cannot be right is refused with the reason: a secondary
+/// before its primary, and a proc id beyond the process count.
+#[test]
+fn symmetric_mp_refuses_a_lone_secondary_and_a_bad_proc_id() {
+    let base = tempfile::tempdir().unwrap();
+    let lone = symmetric(base.path(), 2, 1, "10").args(["--wait", "0"]).output().unwrap();
+    assert_eq!(lone.status.code(), Some(2));
+    assert!(text(&lone.stderr).contains("start process 0 first"), "{}", text(&lone.stderr));
+
+    let mut p = symmetric(base.path(), 2, 0, "1000").spawn().unwrap();
+    let mut out = BufReader::new(p.stdout.take().unwrap());
+    line(&mut out, "ready");
+    let stray = symmetric(base.path(), 2, 5, "1000").output().unwrap();
+    assert_eq!(stray.status.code(), Some(2));
+    assert!(
+        text(&stray.stderr).contains("--proc-id 5 of a secondary must be between 1 and 1"),
+        "{}",
+        text(&stray.stderr)
+    );
+    let good = symmetric(base.path(), 2, 1, "1000").output().unwrap();
+    assert!(good.status.success(), "{}", text(&good.stderr));
+    let report = line(&mut out, "symmetric_mp primary:");
+    assert!(p.wait().unwrap().success(), "{report}");
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ethdev::shm::dir;
 
-use harness::mp::{ring_peer, simple};
+use harness::mp::{ring_peer, simple, symmetric};
 
 /// The `mp` subcommands.
 #[derive(clap::Subcommand)]
@@ -17,6 +17,9 @@ pub enum MpCommand {
     /// simple_mp: a primary and a secondary exchange messages through
     /// rings PRI_2_SEC and SEC_2_PRI from pool MSG_POOL.
     Simple(SimpleArgs),
+    /// symmetric_mp: N processes (--proc-type auto) share ports port0 and
+    /// port1; process n forwards queue n of each port to the other.
+    Symmetric(SymmetricArgs),
     /// The far end of the `ring.xproc.spsc.burst32` benchmark: drain a
     /// domain ring, checking the sequence, and print how many words came.
     #[command(hide = true)]
@@ -59,6 +62,29 @@ pub struct SimpleArgs {
     runtime_dir: Option<PathBuf>,
 }
 
+/// Arguments of `dtnet mp symmetric`.
+#[derive(clap::Args)]
+pub struct SymmetricArgs {
+    /// The domain's prefix (DPDK's --file-prefix).
+    #[arg(long, default_value = "symmetric_mp")]
+    prefix: String,
+    /// Processes sharing the ports (DPDK's --num-procs).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    num_procs: u16,
+    /// This process's number (DPDK's --proc-id); process 0 is the primary.
+    #[arg(long)]
+    proc_id: u16,
+    /// Frames the primary sends into each port.
+    #[arg(long, default_value_t = 10_000)]
+    frames: u32,
+    /// Seconds a secondary waits for its primary.
+    #[arg(long, default_value_t = 5.0)]
+    wait: f64,
+    /// Runtime directory holding the domains.
+    #[arg(long)]
+    runtime_dir: Option<PathBuf>,
+}
+
 /// DPDK's process types.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum ProcType {
@@ -72,6 +98,7 @@ pub enum ProcType {
 pub fn run(command: MpCommand) -> Result<bool, String> {
     let args = match command {
         MpCommand::Simple(args) => args,
+        MpCommand::Symmetric(args) => return run_symmetric(args),
         MpCommand::RingPeer { prefix, ring, runtime_dir } => {
             let count = ring_peer::drain(&prefix, &runtime_dir, &ring, || println!("attached"))?;
             println!("drained {count}");
@@ -82,7 +109,7 @@ pub fn run(command: MpCommand) -> Result<bool, String> {
         prefix: args.prefix,
         base: args.runtime_dir.unwrap_or_else(dir::base_dir),
         messages: args.messages,
-        wait: Duration::try_from_secs_f64(args.wait).map_err(|e| format!("--wait: {e}"))?,
+        wait: wait(args.wait)?,
         hostile: args.hostile,
     };
     match args.proc_type {
@@ -97,6 +124,33 @@ pub fn run(command: MpCommand) -> Result<bool, String> {
             let report = simple::secondary(&opts, &args.name)?;
             println!("simple_mp secondary: {report}");
             Ok(report.received == opts.messages && report.bad_messages == 0 && report.bad_refs == 0)
+        }
+    }
+}
+
+fn wait(seconds: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("--wait: {e}"))
+}
+
+/// Runs one process of `symmetric_mp`: `Ok(true)` if its checks held.
+fn run_symmetric(args: SymmetricArgs) -> Result<bool, String> {
+    let opts = symmetric::Options {
+        prefix: args.prefix,
+        base: args.runtime_dir.unwrap_or_else(dir::base_dir),
+        procs: args.num_procs,
+        proc_id: args.proc_id,
+        frames: args.frames,
+        wait: wait(args.wait)?,
+    };
+    match symmetric::run(&opts, |line| println!("{line}"))? {
+        symmetric::Outcome::Primary(report) => {
+            println!("symmetric_mp primary: {report}");
+            let all = report.received == [u64::from(opts.frames); 2] && report.bad == 0;
+            Ok(all && report.own.rx == report.predicted[0] && report.in_use == 0)
+        }
+        symmetric::Outcome::Secondary(counts) => {
+            println!("symmetric_mp proc {}: {counts}", opts.proc_id);
+            Ok(counts.rx[0] + counts.rx[1] == counts.tx[0] + counts.tx[1])
         }
     }
 }

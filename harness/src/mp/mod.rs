@@ -8,6 +8,9 @@
 //! - [`simple`]: `simple_mp`, a primary and a secondary exchanging messages
 //!   both ways through rings `PRI_2_SEC` and `SEC_2_PRI`, from pool
 //!   `MSG_POOL`.
+//! - [`symmetric`]: `symmetric_mp`, N processes sharing two ports of the
+//!   domain, each forwarding its own RSS queue of one port to the other,
+//!   from pool `MProc_pktmbuf_pool`.
 //!
 //! A sample is a loop of non-blocking steps over shared-memory rings; the
 //! process itself (the `dtnet mp` command) is its executor.
@@ -15,3 +18,4 @@
 pub mod message;
 pub mod ring_peer;
 pub mod simple;
+pub mod symmetric;
