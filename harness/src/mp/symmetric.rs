@@ -14,6 +14,13 @@
 //! predicts, with its own Toeplitz hash, how many frames each queue gets;
 //! each process reports what it received, and they must agree. Traffic is
 //! paced so that no ring can overflow: every frame must arrive.
+//!
+//! A process killed mid-run loses exactly the frames it held: the primary
+//! reclaims its queues and buffers (counting those frames as lost), keeps
+//! the frames waiting in its rx rings for whoever takes the queue next, and
+//! the sink must then see one gap in flow order per lost frame and no
+//! other. A process restarted with the same `--proc-id` takes its queues
+//! again and the run completes.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -87,8 +94,12 @@ pub struct Report {
     pub sent: [u64; 2],
     /// Frames that came out of the other port intact and in flow order.
     pub received: [u64; 2],
-    /// Frames that came out damaged, unknown or out of order.
+    /// Frames that came out damaged, unknown, repeated or out of order.
     pub bad: u64,
+    /// Frames missing from flow order at the sink (each lost frame leaves one).
+    pub gaps: u64,
+    /// Frames dead processes held, by the reclaim's count.
+    pub lost: u64,
     /// Per process, frames RSS sends to its queue of each port.
     pub predicted: Vec<[u64; 2]>,
     /// What the primary forwarded as process 0.
@@ -102,7 +113,11 @@ pub struct Report {
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (sent, received) = (self.sent[0] + self.sent[1], self.received[0] + self.received[1]);
-        write!(f, "sent {sent} received {received} intact, bad {}; ", self.bad)?;
+        write!(
+            f,
+            "sent {sent} received {received} intact, bad {}, gaps {}, lost {}; ",
+            self.bad, self.gaps, self.lost
+        )?;
         for (n, p) in self.predicted.iter().enumerate() {
             write!(f, "predicted proc {n}: port0 rx {} port1 rx {}; ", p[0], p[1])?;
         }
@@ -181,6 +196,9 @@ struct Hosts {
     next: [Vec<u32>; 2],
     received: [u64; 2],
     bad: u64,
+    gaps: u64,
+    /// Frames dead processes held, which will never arrive.
+    lost: u64,
 }
 
 impl Hosts {
@@ -188,7 +206,8 @@ impl Hosts {
     fn send(&mut self, wires: &mut [SharedWire]) -> bool {
         let mut moved = false;
         for (port, wire) in wires.iter_mut().enumerate() {
-            let room = (WINDOW - (self.sent[port] - self.received[port])).min(self.frames - self.sent[port]);
+            let in_flight = (self.sent[port] - self.received[port]).saturating_sub(self.lost);
+            let room = WINDOW.saturating_sub(in_flight).min(self.frames - self.sent[port]);
             let mut burst = Vec::new();
             for i in self.sent[port]..self.sent[port] + room.min(BURST as u64) {
                 let Some(mut m) = self.pool.alloc(Owner::NONE) else { break };
@@ -226,16 +245,21 @@ impl Hosts {
         let seq = u32::from_be_bytes([p[3], p[4], p[5], p[6]]);
         let i = u64::from(seq) * u64::from(FLOWS) + u64::from(flow);
         let next = &mut self.next[from];
-        if usize::from(flow) < next.len() && next[usize::from(flow)] == seq && frame(from, i) == bytes {
-            next[usize::from(flow)] += 1;
-            self.received[from] += 1;
-        } else {
-            self.bad += 1;
+        let expected = next.get(usize::from(flow)).copied();
+        match expected.filter(|&n| n <= seq && i < self.frames && frame(from, i) == bytes) {
+            Some(n) => {
+                self.gaps += u64::from(seq - n);
+                next[usize::from(flow)] = seq + 1;
+                self.received[from] += 1;
+            }
+            None => self.bad += 1,
         }
     }
 
+    /// Every frame sent, and each arrived or held by a dead process.
     fn done(&self) -> bool {
-        self.received == [self.frames; 2]
+        let received = self.received[0] + self.received[1];
+        self.sent == [self.frames; 2] && received + self.lost + self.bad >= 2 * self.frames
     }
 }
 
@@ -305,26 +329,32 @@ fn primary(opts: &Options, domain: &Domain, mut say: impl FnMut(String)) -> Resu
     let frames = u64::from(opts.frames);
     let pool = Mempool::new(MempoolConfig::new("hosts", 2048)).map_err(|e| err(&e))?;
     let next = [vec![0; FLOWS as usize], vec![0; FLOWS as usize]];
-    let mut hosts = Hosts { pool, frames, sent: [0; 2], next, received: [0; 2], bad: 0 };
+    let mut hosts = Hosts { pool, frames, sent: [0; 2], next, received: [0; 2], bad: 0, gaps: 0, lost: 0 };
     let mut report = Report { predicted: predict(opts.procs, frames), ..Report::default() };
-    let (started, mut joined, mut left) = (Instant::now(), 0u16, 0u16);
-    while left + 1 < opts.procs || !hosts.done() {
+    let (started, mut joined, mut live) = (Instant::now(), 0u16, 0u16);
+    while live > 0 || joined + 1 < opts.procs || !hosts.done() {
         for event in control.poll() {
             match event {
-                ControlEvent::Registered(_) => joined += 1,
-                ControlEvent::LoggedOut(_) => left += 1,
+                ControlEvent::Registered(peer) => {
+                    (joined, live) = (joined + 1, live + 1);
+                    say(format!("joined {}", peer.pid));
+                }
+                ControlEvent::LoggedOut(_) => live -= 1,
                 ControlEvent::Died(peer, dead) => {
                     let reclaimed = (wires[0].reclaim(&dead), wires[1].reclaim(&dead));
                     tracing::warn!(pid = peer.pid, ?reclaimed, "a process died; its queues were reclaimed");
+                    hosts.lost +=
+                        [reclaimed.0, reclaimed.1].iter().map(|r| r.held + r.unsent + r.dropped).sum::<usize>() as u64;
                     report.deaths.push((peer.pid, reclaimed.0, reclaimed.1));
-                    left += 1;
+                    live -= 1;
+                    say(format!("died {}", peer.pid));
                 }
                 ControlEvent::Refused { .. } => {}
             }
         }
         if started.elapsed() > LINGER {
             return Err(format!(
-                "after {LINGER:?}: {joined} of {} processes joined, {left} left, {:?} of {frames} frames per port arrived",
+                "after {LINGER:?}: {joined} of {} processes joined, {live} still attached, {:?} of {frames} frames per port arrived",
                 opts.procs - 1,
                 hosts.received
             ));
@@ -339,6 +369,7 @@ fn primary(opts: &Options, domain: &Domain, mut say: impl FnMut(String)) -> Resu
         }
     }
     (report.sent, report.received, report.bad) = (hosts.sent, hosts.received, hosts.bad);
+    (report.gaps, report.lost) = (hosts.gaps, hosts.lost);
     report.own = own.counts.clone();
     drop((own, wires, hosts));
     report.in_use = ports[0].pool().in_use();

@@ -50,8 +50,15 @@ pub struct PortReclaim {
     pub queues: usize,
     /// Frames it had published on its tx rings, sent on.
     pub sent_on: usize,
-    /// Frames left in its rx rings, drained and freed.
-    pub drained: usize,
+    /// Frames it had published on its tx rings that the veth had no room
+    /// for, freed.
+    pub dropped: usize,
+    /// Frames waiting in its rx rings, kept there in order for the queue's
+    /// next holder.
+    pub kept: usize,
+    /// Words of its rx rings naming buffers it had claimed but not yet
+    /// released from the ring, removed (the buffers are among `held`).
+    pub stale: usize,
     /// Buffers of the port's pool it held.
     pub held: usize,
     /// Buffers its pool caches had stashed.
@@ -195,24 +202,28 @@ impl SharedWire {
     ///
     /// The order matters. Its tx rings are read to the end first, so every
     /// buffer it published is sent on and only unpublished ones are left in
-    /// transit by it; its rx rings are drained next (buffers in transit by
-    /// this wire end; those it had claimed but not yet released from the
-    /// ring are refused by the drain and freed as held); then the pool's
-    /// walk frees what it held and stashed, and what it was sending.
-    /// If the dead process also sent buffers of this pool on rings other
-    /// than the port's, drain those before calling this.
+    /// transit by it. Its rx rings are rewritten next: frames still in
+    /// transit are claimed and put back in order for the next holder, and
+    /// words naming buffers it had claimed but not yet released from the
+    /// ring are removed, before the pool's walk frees those buffers (a
+    /// freed buffer's word left in the ring could later name a new buffer).
+    /// Then the walk frees what it held and stashed, and what it was
+    /// sending. If the dead process also sent buffers of this pool on rings
+    /// other than the port's, drain those before calling this.
     pub fn reclaim(&mut self, dead: &DeadOwner) -> PortReclaim {
         let mut out = PortReclaim::default();
         let header = self.attached.header.clone();
         for queue in 0..header.queues(Side::Tx) {
             if header.holder(Side::Tx, queue) == Some(dead.owner()) {
-                out.sent_on += self.flush_tx(queue);
+                let (sent_on, dropped) = self.flush_tx(queue);
+                (out.sent_on, out.dropped) = (out.sent_on + sent_on, out.dropped + dropped);
                 out.queues += usize::from(header.release(Side::Tx, queue, dead.owner()));
             }
         }
         for queue in 0..header.queues(Side::Rx) {
             if header.holder(Side::Rx, queue) == Some(dead.owner()) {
-                out.drained += self.drain_rx(queue);
+                let (kept, stale) = self.rewrite_rx(queue);
+                (out.kept, out.stale) = (out.kept + kept, out.stale + stale);
                 out.queues += usize::from(header.release(Side::Rx, queue, dead.owner()));
             }
         }
@@ -224,8 +235,8 @@ impl SharedWire {
     }
 
     /// Reads tx ring `queue` to the end: into the veth as far as it has
-    /// room, and the rest freed and counted as dropped.
-    fn flush_tx(&mut self, queue: u16) -> usize {
+    /// room, the rest freed; returns (sent on, freed).
+    fn flush_tx(&mut self, queue: u16) -> (usize, usize) {
         let mut moved = 0;
         loop {
             let n = self.pump_tx_queue(queue, usize::MAX);
@@ -236,22 +247,50 @@ impl SharedWire {
         }
         let (attached, ring) = (&*self.attached, &mut self.tx_rings[usize::from(queue)]);
         let mut freed = 0;
-        ring.consume(usize::MAX, |word| freed += u64::from(attached.claim(Side::Tx, queue, word).is_some()));
-        attached.header.count(Side::Tx, queue, QueueCounter::Dropped, freed);
-        moved
+        ring.consume(usize::MAX, |word| freed += usize::from(attached.claim(Side::Tx, queue, word).is_some()));
+        attached.header.count(Side::Tx, queue, QueueCounter::Dropped, freed as u64);
+        (moved, freed)
     }
 
-    /// Takes the consuming side of rx ring `queue` over from its dead
-    /// holder and frees what it left there; returns how many.
-    fn drain_rx(&mut self, queue: u16) -> usize {
+    /// Takes every word out of rx ring `queue` (its holder is gone) and
+    /// puts back, in order, those naming a buffer still in transit;
+    /// returns (kept, removed).
+    fn rewrite_rx(&mut self, queue: u16) -> (usize, usize) {
+        let frames = self.take_rx_ring(queue);
+        let (taken, kept) = (frames.0, frames.1.len());
+        let words: Vec<u64> = frames.1.into_iter().map(|m| m.into_ref(0).to_word()).collect();
+        let sent = self.rx_rings[usize::from(queue)].enqueue_burst(&words);
+        for &word in &words[sent..] {
+            // The ring just gave up every word, so only a consumer writing
+            // a tail it never reached leaves too little room.
+            self.attached.claim(Side::Rx, queue, word);
+        }
+        (sent, taken - kept)
+    }
+
+    /// Consumes rx ring `queue` as its new reader: how many words it held,
+    /// and the buffers still in transit among them.
+    fn take_rx_ring(&self, queue: u16) -> (usize, Vec<Mbuf>) {
         let attached = &*self.attached;
-        let Ok(mut ring) = ShmConsumer::attach(&attached.rx_rings[usize::from(queue)]) else { return 0 };
-        let mut drained = 0;
-        // A word naming a buffer the dead had claimed is refused here (it
-        // is held, and the pool's walk frees it), so it is not counted.
-        let claim = |word| attached.table.claim(MbufRef::from_word(word), attached.owner).is_ok();
-        ring.consume(usize::MAX, |word| drained += usize::from(claim(word)));
-        drained
+        let Ok(mut ring) = ShmConsumer::attach(&attached.rx_rings[usize::from(queue)]) else { return (0, Vec::new()) };
+        let mut frames = Vec::new();
+        // A word naming a buffer the holder had claimed is refused here (it
+        // is held, and the pool's walk frees it).
+        let claim = |word| attached.table.claim(MbufRef::from_word(word), attached.owner).ok();
+        let taken = ring.consume(usize::MAX, |word| frames.extend(claim(word)));
+        (taken, frames)
+    }
+}
+
+impl Drop for SharedWire {
+    /// Frees what waits in the rx rings of queues nobody holds: the port
+    /// goes with its wire end, and its pool returns to its baseline once
+    /// the holders have let go.
+    fn drop(&mut self) {
+        let header = self.attached.header.clone();
+        for queue in (0..header.queues(Side::Rx)).filter(|&q| header.holder(Side::Rx, q).is_none()) {
+            drop(self.take_rx_ring(queue));
+        }
     }
 }
 
