@@ -256,3 +256,46 @@ fn a_ring_refuses_positions_and_headers_it_cannot_trust() {
     zone.u64s()[2].store(1 << 40, Ordering::Release);
     assert!(ShmProducer::attach(&zone).unwrap_err().to_string().contains("does not fit"));
 }
+
+/// Taking over a dead consumer's ring: buffers still in transit are put
+/// back in order (or freed), words naming buffers it had claimed are
+/// removed before anybody could free and reuse those slots.
+#[test]
+fn a_dead_consumers_ring_is_taken_over_without_its_claimed_words() {
+    use ethdev::mempool::{MbufRef, Owner, PoolTable};
+    use ethdev::shm::handover;
+    use ethdev::shm::ring::{self, ShmConsumer, ShmProducer};
+    use ethdev::{Mempool, MempoolConfig};
+    let base = tempfile::tempdir().unwrap();
+    let primary = Domain::open("h0", Role::Primary, &options(&base)).unwrap();
+    let config = MempoolConfig::new("P", 16).data_room(64);
+    let pool = Mempool::create_in(&primary.reserve("P", config.region_size().unwrap()).unwrap(), config).unwrap();
+    let mut table = PoolTable::new();
+    table.add(pool.clone());
+    let zone = primary.reserve("R", ring::ring_bytes(8)).unwrap();
+    ring::create(&zone, 8).unwrap();
+    let mut tx = ShmProducer::attach(&zone).unwrap();
+    let words: Vec<u64> = (0..3u8)
+        .map(|i| {
+            let mut m = pool.alloc(Owner(1)).unwrap();
+            m.extend_from_slice(&[i]);
+            m.into_ref(0).to_word()
+        })
+        .collect();
+    tx.enqueue_burst(&words);
+    tx.enqueue_burst(&[u64::MAX]);
+    // The consumer claimed the second buffer, then died before its tail moved.
+    let claimed = table.claim(MbufRef::from_word(words[1]), Owner(2)).unwrap();
+    let found = handover::requeue(&zone, &mut tx, &table, Owner(1), 0).unwrap();
+    assert_eq!((found.in_transit, found.stale), (2, 2));
+    let mut heir = ShmConsumer::attach(&zone).unwrap();
+    let mut got = Vec::new();
+    heir.consume(8, |w| got.push(table.claim(MbufRef::from_word(w), Owner(3)).unwrap().data()[0]));
+    assert_eq!(got, [0, 2], "in order, without the dead's claimed buffer");
+    drop(claimed);
+    let mut again = Mempool::alloc(&pool, Owner(1)).unwrap();
+    again.extend_from_slice(b"x");
+    tx.enqueue_burst(&[again.into_ref(0).to_word(), 12345]);
+    assert_eq!(handover::drain(&zone, &table, Owner(1)).unwrap(), handover::Takeover { in_transit: 1, stale: 1 });
+    assert_eq!(pool.in_use(), 0);
+}

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use ethdev::mempool::{MbufRef, Owner, PoolTable};
 use ethdev::shm::control::{ControlClient, ControlEvent, ControlServer};
+use ethdev::shm::handover;
 use ethdev::shm::ring::{self, ShmConsumer, ShmProducer};
 use ethdev::shm::{Domain, DomainOptions, Role, Zone};
 use ethdev::{Mempool, MempoolConfig};
@@ -257,12 +258,9 @@ pub fn primary(opts: &Options, mut say: impl FnMut(String)) -> Result<Report, St
 }
 
 /// Takes over the reading side of a dead process's ring and frees what it
-/// left there: it was the consumer, so those buffers were its.
+/// left there in transit ([`handover::drain`]).
 fn drain(zone: &Zone, table: &PoolTable) -> Result<usize, String> {
-    let mut rx = ShmConsumer::attach(zone).map_err(|e| e.to_string())?;
-    let mut words = Vec::new();
-    while rx.dequeue_burst(&mut words, BURST) > 0 {}
-    Ok(words.into_iter().filter(|&w| table.claim(MbufRef::from_word(w), PRIMARY_OWNER).is_ok()).count())
+    handover::drain(zone, table, PRIMARY_OWNER).map(|found| found.in_transit).map_err(|e| e.to_string())
 }
 
 /// Runs the secondary: registers, exchanges messages, logs out.

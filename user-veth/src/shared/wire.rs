@@ -12,8 +12,9 @@
 use std::sync::Arc;
 
 use ethdev::mbuf::Mbuf;
-use ethdev::mempool::{DeadOwner, MbufRef};
+use ethdev::mempool::DeadOwner;
 use ethdev::queue::{RxQueue, TxQueue};
+use ethdev::shm::handover;
 use ethdev::shm::ring::{ShmConsumer, ShmProducer};
 use ethdev::{EthDev, Wire};
 
@@ -252,33 +253,14 @@ impl SharedWire {
         (moved, freed)
     }
 
-    /// Takes every word out of rx ring `queue` (its holder is gone) and
-    /// puts back, in order, those naming a buffer still in transit;
-    /// returns (kept, removed).
+    /// Takes rx ring `queue` over from its dead holder: what is still in
+    /// transit goes back in order for the next holder, the dead's claimed
+    /// words are removed; returns (kept, removed).
     fn rewrite_rx(&mut self, queue: u16) -> (usize, usize) {
-        let frames = self.take_rx_ring(queue);
-        let (taken, kept) = (frames.0, frames.1.len());
-        let words: Vec<u64> = frames.1.into_iter().map(|m| m.into_ref(0).to_word()).collect();
-        let sent = self.rx_rings[usize::from(queue)].enqueue_burst(&words);
-        for &word in &words[sent..] {
-            // The ring just gave up every word, so only a consumer writing
-            // a tail it never reached leaves too little room.
-            self.attached.claim(Side::Rx, queue, word);
-        }
-        (sent, taken - kept)
-    }
-
-    /// Consumes rx ring `queue` as its new reader: how many words it held,
-    /// and the buffers still in transit among them.
-    fn take_rx_ring(&self, queue: u16) -> (usize, Vec<Mbuf>) {
-        let attached = &*self.attached;
-        let Ok(mut ring) = ShmConsumer::attach(&attached.rx_rings[usize::from(queue)]) else { return (0, Vec::new()) };
-        let mut frames = Vec::new();
-        // A word naming a buffer the holder had claimed is refused here (it
-        // is held, and the pool's walk frees it).
-        let claim = |word| attached.table.claim(MbufRef::from_word(word), attached.owner).ok();
-        let taken = ring.consume(usize::MAX, |word| frames.extend(claim(word)));
-        (taken, frames)
+        let (attached, index) = (&*self.attached, usize::from(queue));
+        let (zone, producer) = (&attached.rx_rings[index], &mut self.rx_rings[index]);
+        let found = handover::requeue(zone, producer, &attached.table, attached.owner, 0).unwrap_or_default();
+        (found.in_transit, found.stale)
     }
 }
 
@@ -287,9 +269,9 @@ impl Drop for SharedWire {
     /// goes with its wire end, and its pool returns to its baseline once
     /// the holders have let go.
     fn drop(&mut self) {
-        let header = self.attached.header.clone();
+        let (attached, header) = (&*self.attached, &self.attached.header);
         for queue in (0..header.queues(Side::Rx)).filter(|&q| header.holder(Side::Rx, q).is_none()) {
-            drop(self.take_rx_ring(queue));
+            drop(handover::drain(&attached.rx_rings[usize::from(queue)], &attached.table, attached.owner));
         }
     }
 }
