@@ -257,3 +257,140 @@ fn a_symmetric_mp_process_killed_and_restarted_loses_only_what_it_held() {
         assert!(!base.path().join("symmetric_mp").exists(), "{context}: the domain was removed");
     }
 }
+
+fn client_server(base: &Path, prefix: &str, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dtnet"));
+    cmd.args(["mp", "client-server", "--clients", "2", "--prefix", prefix, "--runtime-dir"])
+        .arg(base)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Starts a client_server_mp server and its two clients; returns the
+/// server, its output, and the clients.
+fn server_and_clients(base: &Path, prefix: &str, server: &[&str]) -> (Child, BufReader<ChildStdout>, Vec<Child>) {
+    let mut p = client_server(base, prefix, server).spawn().unwrap();
+    let mut out = BufReader::new(p.stdout.take().unwrap());
+    line(&mut out, "ready");
+    let clients =
+        (0..2).map(|n| client_server(base, prefix, &["--client-id", &n.to_string()]).spawn().unwrap()).collect();
+    line(&mut out, "joined");
+    line(&mut out, "joined");
+    (p, out, clients)
+}
+
+/// The number after `key ` in `text`.
+fn number(text: &str, key: &str) -> u64 {
+    let at = text.find(&format!("{key} ")).unwrap_or_else(|| panic!("no {key:?} in {text}")) + key.len() + 1;
+    text[at..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+/// Round-robin: the server hands the clients alternate frames, so each
+/// gets half; every frame comes back intact and nothing is dropped.
+#[test]
+fn client_server_mp_round_robin_splits_evenly_and_delivers_everything() {
+    let base = tempfile::tempdir().unwrap();
+    let (p, mut out, clients) = server_and_clients(base.path(), "csrr", &["--frames", "20000"]);
+    let report = line(&mut out, "client_server_mp server:");
+    assert!(p.wait_with_output().unwrap().status.success(), "{report}");
+    assert!(report.contains("sent 40000 received 40000 intact, bad 0, lost 0;"), "{report}");
+    assert!(report.contains("ring full [0, 0] no client 0;"), "{report}");
+    let delivered: Vec<u64> = report
+        .split("delivered [")
+        .nth(1)
+        .unwrap()
+        .split(']')
+        .next()
+        .unwrap()
+        .split(", ")
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(delivered[0].abs_diff(delivered[1]) <= 1, "{report}");
+    for (n, c) in clients.into_iter().enumerate() {
+        let said = text(&c.wait_with_output().unwrap().stdout);
+        assert_eq!(number(&said, "received"), delivered[n], "client {n}: {said}");
+    }
+    assert!(report.ends_with("MProc_pktmbuf_pool in use 0\n"), "{report}");
+}
+
+/// Flow hash: every flow crosses one client (the sink checks each flow's
+/// order and which client marked it), and both clients carry flows.
+#[test]
+fn client_server_mp_flow_hash_keeps_every_flow_on_one_client() {
+    let base = tempfile::tempdir().unwrap();
+    let (p, mut out, clients) =
+        server_and_clients(base.path(), "csfh", &["--frames", "20000", "--distribution", "flow-hash"]);
+    let report = line(&mut out, "client_server_mp server:");
+    assert!(p.wait_with_output().unwrap().status.success(), "{report}");
+    assert!(report.contains("sent 40000 received 40000 intact, bad 0, lost 0;"), "{report}");
+    assert!(report.contains("split flows 0;"), "{report}");
+    for c in clients {
+        let said = text(&c.wait_with_output().unwrap().stdout);
+        assert!(number(&said, "received") > 0, "both clients carry flows: {said}");
+    }
+}
+
+/// A client killed mid-run: the server stops handing it frames at once,
+/// reclaims what it held, and a client started again with its number
+/// rejoins and receives again; every frame is accounted for.
+#[test]
+fn a_killed_client_is_dropped_from_distribution_and_its_heir_rejoins() {
+    let base = tempfile::tempdir().unwrap();
+    let (p, mut out, mut clients) = server_and_clients(base.path(), "cskill", &["--frames", "200000"]);
+    std::thread::sleep(Duration::from_millis(20));
+    clients[1].kill().unwrap();
+    clients[1].wait().unwrap();
+    line(&mut out, &format!("died {}", clients[1].id()));
+    let heir = client_server(base.path(), "cskill", &["--client-id", "1"]).output().unwrap();
+    let report = line(&mut out, "client_server_mp server:");
+    let status = p.wait_with_output().unwrap();
+    assert!(status.status.success(), "{report}{}", text(&status.stderr));
+    assert!(report.contains("bad 0,") && report.contains("deaths 1;"), "{report}");
+    let said = text(&heir.stdout);
+    assert!(
+        heir.status.success() && number(&said, "received") > 0,
+        "the heir receives again: {said}{}",
+        text(&heir.stderr)
+    );
+    assert!(report.ends_with("MProc_pktmbuf_pool in use 0\n"), "{report}");
+}
+
+/// A client that stops (SIGSTOP) stops beating: its small ring fills and
+/// the server counts what it cannot hand over, then skips it; once it
+/// continues it beats again and gets frames again.
+#[test]
+fn a_stalled_client_costs_counted_drops_then_is_skipped_until_it_beats_again() {
+    use rustix::process::{kill_process, Pid, Signal};
+    let base = tempfile::tempdir().unwrap();
+    let (p, mut out, clients) =
+        server_and_clients(base.path(), "csstall", &["--frames", "200000", "--ring-size", "32"]);
+    let pid = Pid::from_raw(clients[1].id() as i32).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    kill_process(pid, Signal::STOP).unwrap();
+    line(&mut out, "stalled 1");
+    std::thread::sleep(Duration::from_millis(50));
+    kill_process(pid, Signal::CONT).unwrap();
+    let report = line(&mut out, "client_server_mp server:");
+    let status = p.wait_with_output().unwrap();
+    assert!(status.status.success(), "{report}{}", text(&status.stderr));
+    assert!(number(&report, "stalls") >= 1 && number(&report, "resumed") >= 1, "{report}");
+    let full: u64 = report
+        .split("ring full [")
+        .nth(1)
+        .unwrap()
+        .split(']')
+        .next()
+        .unwrap()
+        .split(", ")
+        .map(|n| n.parse::<u64>().unwrap())
+        .sum();
+    assert!(full > 0, "the stalled client's full ring cost counted drops: {report}");
+    assert_eq!(number(&report, "lost"), full, "and only those were lost: {report}");
+    for c in clients {
+        assert!(c.wait_with_output().unwrap().status.success());
+    }
+    assert!(report.ends_with("MProc_pktmbuf_pool in use 0\n"), "{report}");
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ethdev::shm::dir;
 
-use harness::mp::{ring_peer, simple, symmetric};
+use harness::mp::{client_server, ring_peer, simple, symmetric};
 
 /// The `mp` subcommands.
 #[derive(clap::Subcommand)]
@@ -20,6 +20,10 @@ pub enum MpCommand {
     /// symmetric_mp: N processes (--proc-type auto) share ports port0 and
     /// port1; process n forwards queue n of each port to the other.
     Symmetric(SymmetricArgs),
+    /// client_server_mp: a server (no --client-id) distributes what ports
+    /// port0 and port1 receive to rings MProc_Client_<n>_RX; client n
+    /// forwards out of the other port.
+    ClientServer(ClientServerArgs),
     /// The far end of the `ring.xproc.spsc.burst32` benchmark: drain a
     /// domain ring, checking the sequence, and print how many words came.
     #[command(hide = true)]
@@ -85,6 +89,45 @@ pub struct SymmetricArgs {
     runtime_dir: Option<PathBuf>,
 }
 
+/// Arguments of `dtnet mp client-server`.
+#[derive(clap::Args)]
+pub struct ClientServerArgs {
+    /// The domain's prefix (DPDK's --file-prefix).
+    #[arg(long, default_value = "client_server_mp")]
+    prefix: String,
+    /// Clients the server distributes to.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    clients: u16,
+    /// Run client n instead of the server.
+    #[arg(long)]
+    client_id: Option<u16>,
+    /// Server: frames sent into each port.
+    #[arg(long, default_value_t = 10_000)]
+    frames: u32,
+    /// Server: how frames are spread over the clients.
+    #[arg(long, value_enum, default_value_t = DistributionArg::RoundRobin)]
+    distribution: DistributionArg,
+    /// Server: words in each client's ring (a power of two; below 256 a
+    /// client that stalls fills it, and the server counts drops).
+    #[arg(long, default_value_t = 512)]
+    ring_size: u32,
+    /// Seconds a client waits for its server.
+    #[arg(long, default_value_t = 5.0)]
+    wait: f64,
+    /// Runtime directory holding the domains.
+    #[arg(long)]
+    runtime_dir: Option<PathBuf>,
+}
+
+/// How the server spreads frames.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum DistributionArg {
+    /// Each frame to the next client that is up.
+    RoundRobin,
+    /// Each flow to one client, by the frame's RSS hash.
+    FlowHash,
+}
+
 /// DPDK's process types.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum ProcType {
@@ -99,6 +142,7 @@ pub fn run(command: MpCommand) -> Result<bool, String> {
     let args = match command {
         MpCommand::Simple(args) => args,
         MpCommand::Symmetric(args) => return run_symmetric(args),
+        MpCommand::ClientServer(args) => return run_client_server(args),
         MpCommand::RingPeer { prefix, ring, runtime_dir } => {
             let count = ring_peer::drain(&prefix, &runtime_dir, &ring, || println!("attached"))?;
             println!("drained {count}");
@@ -153,6 +197,41 @@ fn run_symmetric(args: SymmetricArgs) -> Result<bool, String> {
         symmetric::Outcome::Secondary(counts) => {
             println!("symmetric_mp proc {}: {counts}", opts.proc_id);
             Ok(counts.rx[0] + counts.rx[1] == counts.tx[0] + counts.tx[1])
+        }
+    }
+}
+
+/// Runs the server or one client of `client_server_mp`: `Ok(true)` if its
+/// checks held.
+fn run_client_server(args: ClientServerArgs) -> Result<bool, String> {
+    let opts = client_server::Options {
+        prefix: args.prefix,
+        base: args.runtime_dir.unwrap_or_else(dir::base_dir),
+        clients: args.clients,
+        client_id: args.client_id,
+        frames: args.frames,
+        distribution: match args.distribution {
+            DistributionArg::RoundRobin => client_server::Distribution::RoundRobin,
+            DistributionArg::FlowHash => client_server::Distribution::FlowHash,
+        },
+        ring_words: args.ring_size,
+        wait: wait(args.wait)?,
+    };
+    match client_server::run(&opts, |line| println!("{line}"))? {
+        client_server::Outcome::Server(report) => {
+            println!("client_server_mp server: {report}");
+            // Every frame arrived intact, or was dropped and counted, or a
+            // dead client held it; under flow hash no flow was split.
+            let flows = opts.distribution == client_server::Distribution::RoundRobin || report.split_flows == 0;
+            Ok(report.received + report.lost == report.sent && report.bad == 0 && flows && report.in_use == 0)
+        }
+        client_server::Outcome::Client(counts) => {
+            let n = opts.client_id.unwrap_or_default();
+            println!(
+                "client_server_mp client {n}: received {} sent {} bad refs {}",
+                counts.received, counts.sent, counts.bad_refs
+            );
+            Ok(counts.received == counts.sent && counts.bad_refs == 0)
         }
     }
 }

@@ -11,10 +11,16 @@
 //! - [`symmetric`]: `symmetric_mp`, N processes sharing two ports of the
 //!   domain, each forwarding its own RSS queue of one port to the other,
 //!   from pool `MProc_pktmbuf_pool`.
+//! - [`client_server`]: `client_server_mp`, a server distributing what two
+//!   ports receive to clients' rings `MProc_Client_<n>_RX`, round-robin or
+//!   by flow hash, with heartbeats, counted drops, and clients that die
+//!   and rejoin.
 //!
 //! A sample is a loop of non-blocking steps over shared-memory rings; the
 //! process itself (the `dtnet mp` command) is its executor.
 
+pub mod client_server;
+pub mod hosts;
 pub mod message;
 pub mod ring_peer;
 pub mod simple;

@@ -27,31 +27,22 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use ethdev::dev::PortConf;
-use ethdev::frame::FrameSpec;
 use ethdev::mbuf::Mbuf;
-use ethdev::mempool::{Mempool, MempoolConfig, Owner};
-use ethdev::packet::{IpAddrs, PacketMeta};
+use ethdev::packet::PacketMeta;
 use ethdev::queue::{RxQueue, TxQueue};
 use ethdev::rss::{Reta, RssConf};
 use ethdev::shm::control::{ControlClient, ControlEvent, ControlServer};
 use ethdev::shm::{Domain, DomainOptions, Role, Zone};
-use ethdev::{EthDev, Wire};
-use user_veth::shared::{PortReclaim, PortSpec, SharedPort, SharedVeth, SharedWire};
+use ethdev::EthDev;
+use user_veth::shared::{PortReclaim, SharedPort};
 
-/// DPDK's name for the sample's pool.
-pub const POOL: &str = "MProc_pktmbuf_pool";
-/// The ports' names.
-pub const PORTS: [&str; 2] = ["port0", "port1"];
+use super::hosts::{self, frame, Hosts, BURST, POOL, PORTS};
+
 /// The word the primary sets once all traffic has arrived.
 const DONE: &str = "symmetric_mp.done";
-const POOL_BUFFERS: u32 = 4096;
-const RING_WORDS: u32 = 256;
 /// Frames in flight per direction at most: fewer than one queue's rings
 /// hold, so nothing can be dropped however RSS spreads them.
 const WINDOW: u64 = 256;
-const BURST: usize = 32;
-const FLOWS: u32 = 64;
-const PRIMARY_OWNER: Owner = Owner(1);
 /// How long the primary waits for the others to arrive, and then to finish.
 const LINGER: Duration = Duration::from_secs(30);
 
@@ -171,98 +162,6 @@ fn port_conf(procs: u16) -> PortConf {
     PortConf { rx_ring_size: 1024, tx_ring_size: 1024, ..PortConf::new(procs) }
 }
 
-fn mac(port: usize) -> [u8; 6] {
-    [2, 0, 0, 0, 0, 0x10 + port as u8]
-}
-
-/// Frame `i` of those sent into `port`: flow `i % FLOWS`, sequence `i / FLOWS`.
-fn frame(port: usize, i: u64) -> Vec<u8> {
-    let (flow, seq) = ((i % u64::from(FLOWS)) as u16, (i / u64::from(FLOWS)) as u32);
-    let ip = IpAddrs::V4 { src: [10, 0, port as u8, 1], dst: [10, 0, port as u8, 2] };
-    let spec = FrameSpec::udp(ip, 1000 + flow, 2000 + port as u16).macs([2, 0, 0, 0, 1, port as u8], mac(port));
-    let mut payload = vec![port as u8];
-    payload.extend_from_slice(&flow.to_be_bytes());
-    payload.extend_from_slice(&seq.to_be_bytes());
-    payload.resize(18, 0xa5);
-    spec.build(&payload)
-}
-
-/// The primary's two hosts: what they sent and what they expect next.
-struct Hosts {
-    pool: Mempool,
-    frames: u64,
-    sent: [u64; 2],
-    /// Per port the frames were sent into, the next sequence of each flow.
-    next: [Vec<u32>; 2],
-    received: [u64; 2],
-    bad: u64,
-    gaps: u64,
-    /// Frames dead processes held, which will never arrive.
-    lost: u64,
-}
-
-impl Hosts {
-    /// Sends a burst into each port whose window has room.
-    fn send(&mut self, wires: &mut [SharedWire]) -> bool {
-        let mut moved = false;
-        for (port, wire) in wires.iter_mut().enumerate() {
-            let in_flight = (self.sent[port] - self.received[port]).saturating_sub(self.lost);
-            let room = WINDOW.saturating_sub(in_flight).min(self.frames - self.sent[port]);
-            let mut burst = Vec::new();
-            for i in self.sent[port]..self.sent[port] + room.min(BURST as u64) {
-                let Some(mut m) = self.pool.alloc(Owner::NONE) else { break };
-                m.extend_from_slice(&frame(port, i));
-                burst.push(m);
-            }
-            self.sent[port] += burst.len() as u64;
-            moved |= !burst.is_empty();
-            wire.put_rx(&mut burst);
-        }
-        moved
-    }
-
-    /// Takes what each port transmitted and checks it against what went
-    /// into the other.
-    fn receive(&mut self, wires: &mut [SharedWire]) -> bool {
-        let mut moved = false;
-        for (port, wire) in wires.iter_mut().enumerate() {
-            let mut out = Vec::new();
-            moved |= wire.take_tx(&mut out, BURST * 4) > 0;
-            for m in out {
-                self.check(port ^ 1, m.data());
-            }
-        }
-        moved
-    }
-
-    fn check(&mut self, from: usize, bytes: &[u8]) {
-        let payload = bytes.len().checked_sub(18).map(|at| &bytes[at..]);
-        let Some(p) = payload.filter(|p| p[0] as usize == from) else {
-            self.bad += 1;
-            return;
-        };
-        let flow = u16::from_be_bytes([p[1], p[2]]);
-        let seq = u32::from_be_bytes([p[3], p[4], p[5], p[6]]);
-        let i = u64::from(seq) * u64::from(FLOWS) + u64::from(flow);
-        let next = &mut self.next[from];
-        let expected = next.get(usize::from(flow)).copied();
-        match expected.filter(|&n| n <= seq && i < self.frames && frame(from, i) == bytes) {
-            Some(n) => {
-                self.gaps += u64::from(seq - n);
-                next[usize::from(flow)] = seq + 1;
-                self.received[from] += 1;
-            }
-            None => self.bad += 1,
-        }
-    }
-
-    /// Every frame sent, and each arrived or held by a dead process.
-    fn done(&self) -> bool {
-        let received = self.received[0] + self.received[1];
-        self.sent == [self.frames; 2] && received + self.lost + self.bad >= 2 * self.frames
-    }
-}
-
 /// Per process, frames RSS sends to its queue of each port.
 fn predict(procs: u16, frames: u64) -> Vec<[u64; 2]> {
     let conf = port_conf(procs);
@@ -305,31 +204,14 @@ fn primary(opts: &Options, domain: &Domain, mut say: impl FnMut(String)) -> Resu
         return Err(format!("process {} became the primary: start process 0 first", opts.proc_id));
     }
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    let mut ports = Vec::new();
-    let mut wires = Vec::new();
-    for (i, name) in PORTS.iter().enumerate() {
-        let spec = PortSpec {
-            name: (*name).into(),
-            mac: mac(i).into(),
-            conf: port_conf(opts.procs),
-            ring_words: RING_WORDS,
-            pool: MempoolConfig::new(POOL, POOL_BUFFERS),
-            owner: PRIMARY_OWNER,
-        };
-        let (port, wire) = SharedVeth::create(domain, &spec).map_err(|e| err(&e))?;
-        port.start().map_err(|e| err(&e))?;
-        ports.push(port);
-        wires.push(wire);
-    }
+    let (ports, mut wires) = hosts::make_ports(domain, &port_conf(opts.procs))?;
     let done = domain.reserve(DONE, 8).map_err(|e| err(&e))?;
     let mut control = ControlServer::bind(domain).map_err(|e| err(&e))?;
     let mut own = Forwarder::new(&ports, 0)?;
     say(format!("ready {}", std::process::id()));
 
     let frames = u64::from(opts.frames);
-    let pool = Mempool::new(MempoolConfig::new("hosts", 2048)).map_err(|e| err(&e))?;
-    let next = [vec![0; FLOWS as usize], vec![0; FLOWS as usize]];
-    let mut hosts = Hosts { pool, frames, sent: [0; 2], next, received: [0; 2], bad: 0, gaps: 0, lost: 0 };
+    let mut hosts = Hosts::new(frames, WINDOW, true)?;
     let mut report = Report { predicted: predict(opts.procs, frames), ..Report::default() };
     let (started, mut joined, mut live) = (Instant::now(), 0u16, 0u16);
     while live > 0 || joined + 1 < opts.procs || !hosts.done() {
