@@ -394,3 +394,45 @@ fn a_stalled_client_costs_counted_drops_then_is_skipped_until_it_beats_again() {
     }
     assert!(report.ends_with("MProc_pktmbuf_pool in use 0\n"), "{report}");
 }
+
+/// `dtnet stats` on a live symmetric_mp domain: both shared ports with
+/// their MACs, pool and counters, and each queue's holder (the primary's
+/// owner id on queue 0, the secondary's on queue 1).
+#[test]
+fn stats_show_shared_ports_with_their_queue_holders() {
+    let base = tempfile::tempdir().unwrap();
+    let mut p = symmetric(base.path(), 2, 0, "300000").spawn().unwrap();
+    let mut out = BufReader::new(p.stdout.take().unwrap());
+    line(&mut out, "ready");
+    let other = symmetric(base.path(), 2, 1, "300000").spawn().unwrap();
+    line(&mut out, "joined");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dtnet"));
+    cmd.args(["stats", "--prefix", "symmetric_mp", "--json", "--runtime-dir"]).arg(base.path());
+    let snapshot = cmd.output().unwrap();
+    assert!(snapshot.status.success(), "{}", text(&snapshot.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&snapshot.stdout).unwrap();
+    let ports = json["ports"].as_array().unwrap();
+    assert_eq!(ports.len(), 2, "{json}");
+    for (i, port) in ports.iter().enumerate() {
+        assert_eq!(port["name"], format!("port{i}"));
+        assert_eq!(port["mac"], format!("02:00:00:00:00:1{i}"));
+        assert_eq!(
+            (port["pool"].as_str(), port["primary_pid"].as_u64()),
+            (Some("MProc_pktmbuf_pool"), Some(p.id().into()))
+        );
+        let holders: Vec<(&str, Option<u64>)> = port["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| (q["side"].as_str().unwrap(), q["holder"].as_u64()))
+            .collect();
+        assert_eq!(
+            holders,
+            [("rx", Some(1)), ("rx", Some(1_048_576)), ("tx", Some(1)), ("tx", Some(1_048_576))],
+            "{port}"
+        );
+    }
+    let report = line(&mut out, "symmetric_mp primary:");
+    assert!(p.wait().unwrap().success(), "{report}");
+    assert!(other.wait_with_output().unwrap().status.success());
+}

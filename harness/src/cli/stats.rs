@@ -2,8 +2,10 @@
 //!
 //! Attaches to the domain as a secondary (without registering: it takes
 //! nothing) and reads: the process table the primary keeps (pid, role,
-//! owner, state), every ring's depth and capacity, and every pool's slots
-//! by owner (held, cached, sent). Objects are recognised by their headers;
+//! owner, state), every ring's depth and capacity, every pool's slots by
+//! owner (held, cached, sent), and every shared port's counters (as its
+//! primary last published them) with each queue's holder and ring counts.
+//! Objects are recognised by their headers;
 //! anything else is listed with its size. `--json` prints one object per
 //! snapshot; `--watch` prints a snapshot every second until interrupted.
 
@@ -13,10 +15,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use ethdev::mempool::Owner;
 use ethdev::shm::procs::{ProcState, ProcTable};
 use ethdev::shm::ring;
 use ethdev::shm::{dir, Domain, DomainOptions, Role};
 use ethdev::Mempool;
+use user_veth::shared::{SharedPort, Side};
 
 /// Arguments of `dtnet stats`.
 #[derive(clap::Args)]
@@ -42,7 +46,34 @@ struct Snapshot {
     processes: Vec<Process>,
     rings: Vec<RingStats>,
     pools: Vec<PoolStats>,
+    ports: Vec<PortStats>,
     other: Vec<Object>,
+}
+
+#[derive(Serialize)]
+struct PortStats {
+    name: String,
+    mac: String,
+    primary_pid: u32,
+    pool: String,
+    ipackets: u64,
+    opackets: u64,
+    imissed: u64,
+    ierrors: u64,
+    oerrors: u64,
+    drops: BTreeMap<&'static str, u64>,
+    queues: Vec<QueueStats>,
+}
+
+#[derive(Serialize)]
+struct QueueStats {
+    side: &'static str,
+    queue: u16,
+    holder: Option<u32>,
+    packets: u64,
+    bytes: u64,
+    copied: u64,
+    dropped: u64,
 }
 
 #[derive(Serialize)]
@@ -111,6 +142,7 @@ fn snapshot(domain: &Domain) -> Result<Snapshot, String> {
         processes: processes.iter().map(process).collect(),
         rings: Vec::new(),
         pools: Vec::new(),
+        ports: Vec::new(),
         other: Vec::new(),
     };
     for entry in domain.objects().map_err(|e| e.to_string())? {
@@ -119,6 +151,8 @@ fn snapshot(domain: &Domain) -> Result<Snapshot, String> {
             snapshot.rings.push(RingStats { name: entry.name, depth: info.depth(), capacity: info.size });
         } else if let Ok(pool) = Mempool::attach(&zone) {
             snapshot.pools.push(pool_stats(entry.name, &pool));
+        } else if let Ok(port) = SharedPort::attach(domain, &entry.name, Owner::NONE) {
+            snapshot.ports.push(port_stats(entry.name, &port));
         } else if entry.name != ethdev::shm::procs::ZONE {
             snapshot.other.push(Object { name: entry.name, bytes: entry.len });
         }
@@ -160,6 +194,31 @@ fn pool_stats(name: String, pool: &Mempool) -> PoolStats {
     }
 }
 
+fn port_stats(name: String, port: &SharedPort) -> PortStats {
+    let (shape, totals) = (port.shape(), port.totals());
+    let mut queues = Vec::new();
+    for (side, count) in [(Side::Rx, shape.rx_queues), (Side::Tx, shape.tx_queues)] {
+        for queue in 0..count {
+            let [packets, bytes, copied, dropped] = port.queue_counters(side, queue).unwrap_or_default();
+            let holder = port.holder(side, queue).map(|o| o.0);
+            queues.push(QueueStats { side: side.name(), queue, holder, packets, bytes, copied, dropped });
+        }
+    }
+    PortStats {
+        name,
+        mac: shape.mac.to_string(),
+        primary_pid: shape.primary_pid,
+        pool: shape.pool.clone(),
+        ipackets: totals.ipackets,
+        opackets: totals.opackets,
+        imissed: totals.imissed,
+        ierrors: totals.ierrors,
+        oerrors: totals.oerrors,
+        drops: totals.drops.iter().filter(|(_, n)| *n > 0).map(|(r, n)| (r.name(), *n)).collect(),
+        queues,
+    }
+}
+
 fn print_text(s: &Snapshot) {
     println!("domain {}", s.prefix);
     println!("processes");
@@ -179,6 +238,20 @@ fn print_text(s: &Snapshot) {
         );
         for (owner, slots) in &p.by_owner {
             println!("    owner {owner:<8} held {:<6} cached {:<6} sent {}", slots.held, slots.cached, slots.sent);
+        }
+    }
+    println!("ports");
+    for p in &s.ports {
+        println!(
+            "  {:<24} {} primary {} pool {}: rx {} tx {} missed {} errors {}/{} drops {:?}",
+            p.name, p.mac, p.primary_pid, p.pool, p.ipackets, p.opackets, p.imissed, p.ierrors, p.oerrors, p.drops
+        );
+        for q in &p.queues {
+            let holder = q.holder.map_or("-".to_owned(), |h| h.to_string());
+            println!(
+                "    {}{:<3} holder {holder:<8} packets {:<10} bytes {:<12} copied {:<8} dropped {}",
+                q.side, q.queue, q.packets, q.bytes, q.copied, q.dropped
+            );
         }
     }
     for o in &s.other {
