@@ -299,3 +299,19 @@ fn a_dead_consumers_ring_is_taken_over_without_its_claimed_words() {
     assert_eq!(handover::drain(&zone, &table, Owner(1)).unwrap(), handover::Takeover { in_transit: 1, stale: 1 });
     assert_eq!(pool.in_use(), 0);
 }
+
+/// Objects belong to their domain: a name made under one prefix is not
+/// found under another, and the error names the domain looked in.
+#[test]
+fn a_name_made_in_one_domain_is_not_found_in_another() {
+    let base = tempfile::tempdir().unwrap();
+    let left = Domain::open("left", Role::Primary, &options(&base)).unwrap();
+    let right = Domain::open("right", Role::Primary, &options(&base)).unwrap();
+    left.reserve("MProc_pktmbuf_pool", 64).unwrap();
+    right.reserve("MProc_pktmbuf_pool", 128).unwrap();
+    assert_eq!(left.lookup("MProc_pktmbuf_pool").unwrap().len(), 64);
+    assert_eq!(right.lookup("MProc_pktmbuf_pool").unwrap().len(), 128);
+    left.reserve("only_left", 8).unwrap();
+    let err = right.lookup("only_left").unwrap_err();
+    assert!(matches!(&err, ShmError::NotFound { prefix, name } if prefix == "right" && name == "only_left"), "{err}");
+}

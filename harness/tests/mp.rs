@@ -436,3 +436,37 @@ fn stats_show_shared_ports_with_their_queue_holders() {
     assert!(p.wait().unwrap().success(), "{report}");
     assert!(other.wait_with_output().unwrap().status.success());
 }
+
+/// Two domains on one host at once, as two `--file-prefix` runs of
+/// symmetric_mp: each with its own ports, pool and traffic, both intact,
+/// and neither sees the other's objects.
+#[test]
+fn independent_domains_run_side_by_side_without_seeing_each_other() {
+    let base = tempfile::tempdir().unwrap();
+    let start =
+        |prefix: &str, id: u16| symmetric(base.path(), 2, id, "100000").args(["--prefix", prefix]).spawn().unwrap();
+    let mut primaries = Vec::new();
+    for prefix in ["left", "right"] {
+        let mut p = start(prefix, 0);
+        let mut out = BufReader::new(p.stdout.take().unwrap());
+        line(&mut out, "ready");
+        primaries.push((p, out, start(prefix, 1)));
+    }
+    let mut names = Vec::new();
+    for prefix in ["left", "right"] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dtnet"));
+        let json =
+            cmd.args(["stats", "--prefix", prefix, "--json", "--runtime-dir"]).arg(base.path()).output().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        let pids: Vec<u64> = json["processes"].as_array().unwrap().iter().map(|p| p["pid"].as_u64().unwrap()).collect();
+        names.push((json["ports"].as_array().unwrap().len(), pids));
+    }
+    for (i, (p, mut out, other)) in primaries.into_iter().enumerate() {
+        assert_eq!(names[i].0, 2, "each domain has its own two ports");
+        assert_eq!(names[i].1.first(), Some(&u64::from(p.id())), "and its own primary");
+        let report = line(&mut out, "symmetric_mp primary:");
+        assert!(report.contains("sent 200000 received 200000 intact, bad 0, gaps 0, lost 0;"), "{report}");
+        assert!(p.wait_with_output().unwrap().status.success(), "{report}");
+        assert!(other.wait_with_output().unwrap().status.success());
+    }
+}
