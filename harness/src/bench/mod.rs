@@ -10,6 +10,7 @@
 mod bridge;
 pub mod kernel;
 pub mod kernel_peer;
+mod mp;
 mod ring;
 mod softrss;
 mod tcp;
@@ -54,6 +55,7 @@ struct Family {
 const FAMILIES: &[Family] = &[
     Family { names: &["softrss.fast", "softrss.reference", "softrss.speedup"], run: softrss::run },
     Family { names: &["ring.spsc.burst32", "ring.mpmc.burst32", ring::XPROC], run: ring::run },
+    Family { names: &[mp::NAME], run: mp::run },
     Family {
         names: &["bridge.fwd.64b.2port", "bridge.fwd.64b.8port", "bridge.fwd.64b.ratio_to_cable"],
         run: bridge::run,

@@ -106,6 +106,15 @@ pub struct Report {
     pub split_flows: usize,
     /// Pool buffers in use at the end.
     pub in_use: usize,
+    /// From the first frame sent to the last one accounted for.
+    pub elapsed: Duration,
+}
+
+impl Report {
+    /// Frames forwarded per second through server and clients, in millions.
+    pub fn mpps(&self) -> f64 {
+        self.received as f64 / self.elapsed.as_secs_f64().max(1e-9) / 1e6
+    }
 }
 
 impl std::fmt::Display for Report {
@@ -117,7 +126,7 @@ impl std::fmt::Display for Report {
             "stalls {} resumed {} deaths {}; split flows {}; ",
             self.stalls.0, self.stalls.1, self.deaths, self.split_flows
         )?;
-        write!(f, "{} in use {}", hosts::POOL, self.in_use)
+        write!(f, "rate {:.3} Mpps; {} in use {}", self.mpps(), hosts::POOL, self.in_use)
     }
 }
 
@@ -300,7 +309,7 @@ fn server(opts: &Options, mut say: impl FnMut(String)) -> Result<Report, String>
     let mut hosts = Hosts::new(u64::from(opts.frames), WINDOW, ordered)?;
     say(format!("ready {}", std::process::id()));
 
-    let (started, mut live) = (Instant::now(), 0u16);
+    let (started, mut live, mut first, mut last) = (Instant::now(), 0u16, None, None);
     while live > 0 || server.clients.iter().any(|c| c.beat == 0) || !hosts.done() {
         for event in control.poll() {
             match event {
@@ -330,7 +339,9 @@ fn server(opts: &Options, mut say: impl FnMut(String)) -> Result<Report, String>
         let moved = (everyone && hosts.send(&mut wires))
             | server.distribute(opts.distribution, &mut hosts)
             | hosts.receive(&mut wires);
-        if hosts.done() {
+        first = first.or(everyone.then(Instant::now));
+        if hosts.done() && last.is_none() {
+            last = Some(Instant::now());
             done.u64s()[0].store(1, Ordering::Release);
         }
         if !moved {
@@ -341,6 +352,7 @@ fn server(opts: &Options, mut say: impl FnMut(String)) -> Result<Report, String>
     let mut report = std::mem::take(&mut server.report);
     (report.sent, report.received, report.bad) = (hosts.total_sent(), hosts.total_received(), hosts.bad);
     (report.lost, report.split_flows) = (hosts.lost, hosts.split_flows());
+    report.elapsed = last.zip(first).map_or(Duration::ZERO, |(last, first)| last - first);
     drop((server, wires, hosts));
     report.in_use = ports[0].pool().in_use();
     Ok(report)

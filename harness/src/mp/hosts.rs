@@ -3,8 +3,9 @@
 //! frame that comes out of the other port checked.
 //!
 //! Frame `i` sent into port `p` belongs to flow `i % FLOWS` with sequence
-//! `i / FLOWS`, and its payload says so, so the sink can rebuild the exact
-//! bytes it expects. In ordered mode (each flow crosses one process, as with
+//! `i / FLOWS`, and its payload says so: it is the flow's template
+//! ([`Templates`], built once) with the sequence written in, so the sink
+//! checks every byte against the template without building anything. In ordered mode (each flow crosses one process, as with
 //! RSS or flow-hash distribution) the sink also checks flow order and counts
 //! each missing sequence number as a gap; in unordered mode (round-robin
 //! distribution reorders a flow) it checks that no frame arrives twice.
@@ -61,21 +62,71 @@ pub fn mac(port: usize) -> [u8; 6] {
     [2, 0, 0, 0, 0, 0x10 + port as u8]
 }
 
-/// Frame `i` of those sent into `port`.
-pub fn frame(port: usize, i: u64) -> Vec<u8> {
-    let (flow, seq) = ((i % u64::from(FLOWS)) as u16, (i / u64::from(FLOWS)) as u32);
+/// The frame of `flow` sent into `port`, with sequence 0 and no UDP
+/// checksum (zero: none, which IPv4 allows), so that a sequence number can
+/// be written into a copy without touching anything else.
+pub fn template(port: usize, flow: u16) -> Vec<u8> {
     let ip = IpAddrs::V4 { src: [10, 0, port as u8, 1], dst: [10, 0, port as u8, 2] };
     let spec = FrameSpec::udp(ip, 1000 + flow, 2000 + port as u16).macs([2, 0, 0, 0, 1, port as u8], mac(port));
     let mut payload = vec![port as u8];
     payload.extend_from_slice(&flow.to_be_bytes());
-    payload.extend_from_slice(&seq.to_be_bytes());
     payload.resize(PAYLOAD, 0xa5);
-    spec.build(&payload)
+    let mut frame = spec.build(&payload);
+    let udp_checksum = frame.len() - PAYLOAD - 2;
+    frame[udp_checksum..udp_checksum + 2].fill(0);
+    frame
+}
+
+/// Where the sequence number sits in a frame (after the port and flow bytes).
+fn seq_at(frame_len: usize) -> std::ops::Range<usize> {
+    let at = frame_len - PAYLOAD + 3;
+    at..at + 4
+}
+
+/// Every flow's template, per port: frame `i` sent into port `p` is
+/// `templates[p][i % FLOWS]` with sequence `i / FLOWS` written in.
+pub struct Templates(Vec<Vec<Vec<u8>>>);
+
+impl Templates {
+    /// The templates of both ports.
+    pub fn new() -> Templates {
+        Templates(PORTS.iter().enumerate().map(|(p, _)| (0..FLOWS as u16).map(|f| template(p, f)).collect()).collect())
+    }
+
+    /// Writes frame `i` of `port` into `m`; `false` if it does not fit.
+    fn write(&self, port: usize, i: u64, m: &mut Mbuf) -> bool {
+        let bytes = &self.0[port][(i % u64::from(FLOWS)) as usize];
+        if !m.extend_from_slice(bytes) {
+            return false;
+        }
+        m.data_mut()[seq_at(bytes.len())].copy_from_slice(&((i / u64::from(FLOWS)) as u32).to_be_bytes());
+        true
+    }
+
+    /// The flow and sequence of `bytes` if they are exactly a frame sent
+    /// into `port`.
+    fn read(&self, port: usize, bytes: &[u8]) -> Option<(usize, u32)> {
+        let payload = &bytes[bytes.len().checked_sub(PAYLOAD)?..];
+        let flow = usize::from(u16::from_be_bytes([payload[1], payload[2]]));
+        let template = self.0.get(port)?.get(flow)?;
+        let at = seq_at(bytes.len());
+        let same = template.len() == bytes.len()
+            && template[..at.start] == bytes[..at.start]
+            && template[at.end..] == bytes[at.end..];
+        same.then(|| (flow, u32::from_be_bytes(bytes[at].try_into().expect("four bytes"))))
+    }
+}
+
+impl Default for Templates {
+    fn default() -> Templates {
+        Templates::new()
+    }
 }
 
 /// The primary's two hosts.
 pub struct Hosts {
     pool: Mempool,
+    templates: Templates,
     frames: u64,
     window: u64,
     ordered: bool,
@@ -107,6 +158,7 @@ impl Hosts {
         let seen = if ordered { Vec::new() } else { vec![false; frames as usize] };
         Ok(Hosts {
             pool,
+            templates: Templates::new(),
             frames,
             window,
             ordered,
@@ -130,8 +182,9 @@ impl Hosts {
             let mut burst = Vec::new();
             for i in self.sent[port]..self.sent[port] + room.min(BURST as u64) {
                 let Some(mut m) = self.pool.alloc(Owner::NONE) else { break };
-                m.extend_from_slice(&frame(port, i));
-                burst.push(m);
+                if self.templates.write(port, i, &mut m) {
+                    burst.push(m);
+                }
             }
             self.sent[port] += burst.len() as u64;
             moved |= !burst.is_empty();
@@ -154,19 +207,14 @@ impl Hosts {
     }
 
     fn check(&mut self, from: usize, m: &Mbuf) {
-        let bytes = m.data();
-        let payload = bytes.len().checked_sub(PAYLOAD).map(|at| &bytes[at..]);
-        let Some(p) = payload.filter(|p| p[0] as usize == from) else {
+        let known = self.templates.read(from, m.data());
+        let fresh = known.filter(|&(flow, seq)| {
+            u64::from(seq) * u64::from(FLOWS) + (flow as u64) < self.frames && self.in_order(from, flow, seq)
+        });
+        let Some((flow, _)) = fresh else {
             self.bad += 1;
             return;
         };
-        let flow = usize::from(u16::from_be_bytes([p[1], p[2]]));
-        let seq = u32::from_be_bytes([p[3], p[4], p[5], p[6]]);
-        let i = u64::from(seq) * u64::from(FLOWS) + flow as u64;
-        if flow >= FLOWS as usize || i >= self.frames || frame(from, i) != bytes || !self.in_order(from, flow, seq) {
-            self.bad += 1;
-            return;
-        }
         self.marks[from][flow] |= 1 << (m.mark() % 64);
         self.received[from] += 1;
     }

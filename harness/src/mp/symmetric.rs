@@ -36,7 +36,7 @@ use ethdev::shm::{Domain, DomainOptions, Role, Zone};
 use ethdev::EthDev;
 use user_veth::shared::{PortReclaim, SharedPort};
 
-use super::hosts::{self, frame, Hosts, BURST, POOL, PORTS};
+use super::hosts::{self, Hosts, BURST, FLOWS, POOL, PORTS};
 
 /// The word the primary sets once all traffic has arrived.
 const DONE: &str = "symmetric_mp.done";
@@ -169,10 +169,12 @@ fn predict(procs: u16, frames: u64) -> Vec<[u64; 2]> {
     let rss = RssConf::from_parts(conf.rss_key, conf.rss_types, reta);
     let mut predicted = vec![[0; 2]; usize::from(procs)];
     for (port, _) in PORTS.iter().enumerate() {
-        for i in 0..frames {
-            let bytes = frame(port, i);
+        for flow in 0..FLOWS {
+            let bytes = hosts::template(port, flow as u16);
             let queue = PacketMeta::parse(&bytes).ok().and_then(|meta| rss.queue_for(&meta)).map_or(0, |q| q.1);
-            predicted[usize::from(queue)][port] += 1;
+            // Frames i < frames with i % FLOWS == flow.
+            let count = frames / u64::from(FLOWS) + u64::from(u64::from(flow) < frames % u64::from(FLOWS));
+            predicted[usize::from(queue)][port] += count;
         }
     }
     predicted
