@@ -218,8 +218,9 @@ fn symmetric_mp_refuses_a_lone_secondary_and_a_bad_proc_id() {
 
 /// Seeded trials of symmetric_mp with three processes: process 2 is killed
 /// at a random moment of the traffic and started again. Each time the
-/// primary reclaims its queues and buffers; the sink sees exactly one gap
-/// in flow order per frame the dead process held and nothing else wrong;
+/// primary reclaims its queues and buffers; every frame arrives intact or
+/// leaves a gap in flow order, and no more gaps than the buffers reclaimed
+/// from the dead process (the primary's exit status checks both);
 /// process 1, untouched, still receives exactly its predicted share; and
 /// the pool ends at its baseline.
 #[test]
@@ -406,11 +407,21 @@ fn stats_show_shared_ports_with_their_queue_holders() {
     line(&mut out, "ready");
     let other = symmetric(base.path(), 2, 1, "300000").spawn().unwrap();
     line(&mut out, "joined");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dtnet"));
-    cmd.args(["stats", "--prefix", "symmetric_mp", "--json", "--runtime-dir"]).arg(base.path());
-    let snapshot = cmd.output().unwrap();
-    assert!(snapshot.status.success(), "{}", text(&snapshot.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&snapshot.stdout).unwrap();
+    // "joined" comes with the registration; the secondary takes its queues
+    // just after, so look until its holder shows (or the wait runs out).
+    let holder_of = |json: &serde_json::Value| json["ports"][0]["queues"][1]["holder"].as_u64();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let json = loop {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dtnet"));
+        cmd.args(["stats", "--prefix", "symmetric_mp", "--json", "--runtime-dir"]).arg(base.path());
+        let snapshot = cmd.output().unwrap();
+        assert!(snapshot.status.success(), "{}", text(&snapshot.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&snapshot.stdout).unwrap();
+        if holder_of(&json).is_some() || std::time::Instant::now() > deadline {
+            break json;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     let ports = json["ports"].as_array().unwrap();
     assert_eq!(ports.len(), 2, "{json}");
     for (i, port) in ports.iter().enumerate() {

@@ -274,8 +274,8 @@ impl Server {
             }
             c.up = false;
         }
-        let reclaimed = [wires[0].reclaim(dead), wires[1].reclaim(dead)];
-        reclaimed.iter().map(|r| (r.held + r.unsent + r.dropped) as u64).sum()
+        let reclaimed = SharedWire::reclaim(wires, dead);
+        (reclaimed.held + reclaimed.unsent + reclaimed.dropped) as u64
     }
 }
 

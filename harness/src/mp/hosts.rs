@@ -241,6 +241,16 @@ impl Hosts {
         self.sent == [self.frames; 2] && accounted >= 2 * self.frames
     }
 
+    /// Ordered mode: frames missing after the last arrival of their flow
+    /// (a loss the sink cannot see as a gap).
+    pub fn missing_at_end(&self) -> u64 {
+        let per_flow = |flow: usize| {
+            self.frames / u64::from(FLOWS) + u64::from((flow as u64) < self.frames % u64::from(FLOWS))
+        };
+        let tail = |next: &Vec<u32>| next.iter().enumerate().map(|(f, &n)| per_flow(f) - u64::from(n)).sum::<u64>();
+        self.next.iter().map(tail).sum()
+    }
+
     /// Flows (of either port) whose frames more than one forwarder marked.
     pub fn split_flows(&self) -> usize {
         self.marks.iter().flatten().filter(|m| m.count_ones() > 1).count()

@@ -34,7 +34,7 @@ use ethdev::rss::{Reta, RssConf};
 use ethdev::shm::control::{ControlClient, ControlEvent, ControlServer};
 use ethdev::shm::{Domain, DomainOptions, Role, Zone};
 use ethdev::EthDev;
-use user_veth::shared::{PortReclaim, SharedPort};
+use user_veth::shared::{PortReclaim, SharedPort, SharedWire};
 
 use super::hosts::{self, Hosts, BURST, FLOWS, POOL, PORTS};
 
@@ -96,7 +96,7 @@ pub struct Report {
     /// What the primary forwarded as process 0.
     pub own: Forwarded,
     /// Processes that died, and what was reclaimed from each.
-    pub deaths: Vec<(u32, PortReclaim, PortReclaim)>,
+    pub deaths: Vec<(u32, PortReclaim)>,
     /// Pool buffers in use at the end.
     pub in_use: usize,
 }
@@ -225,11 +225,10 @@ fn primary(opts: &Options, domain: &Domain, mut say: impl FnMut(String)) -> Resu
                 }
                 ControlEvent::LoggedOut(_) => live -= 1,
                 ControlEvent::Died(peer, dead) => {
-                    let reclaimed = (wires[0].reclaim(&dead), wires[1].reclaim(&dead));
+                    let reclaimed = SharedWire::reclaim(&mut wires, &dead);
                     tracing::warn!(pid = peer.pid, ?reclaimed, "a process died; its queues were reclaimed");
-                    hosts.lost +=
-                        [reclaimed.0, reclaimed.1].iter().map(|r| r.held + r.unsent + r.dropped).sum::<usize>() as u64;
-                    report.deaths.push((peer.pid, reclaimed.0, reclaimed.1));
+                    hosts.lost += (reclaimed.held + reclaimed.unsent + reclaimed.dropped) as u64;
+                    report.deaths.push((peer.pid, reclaimed));
                     live -= 1;
                     say(format!("died {}", peer.pid));
                 }
@@ -253,7 +252,7 @@ fn primary(opts: &Options, domain: &Domain, mut say: impl FnMut(String)) -> Resu
         }
     }
     (report.sent, report.received, report.bad) = (hosts.sent, hosts.received, hosts.bad);
-    (report.gaps, report.lost) = (hosts.gaps, hosts.lost);
+    (report.gaps, report.lost) = (hosts.gaps + hosts.missing_at_end(), hosts.lost);
     report.own = own.counts.clone();
     drop((own, wires, hosts));
     report.in_use = ports[0].pool().in_use();

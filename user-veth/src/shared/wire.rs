@@ -44,7 +44,7 @@ pub struct SharedWire {
     polls: u64,
 }
 
-/// What [`SharedWire::reclaim`] took back from a dead process.
+/// What [`SharedWire::reclaim`] took back from a dead process, over all the ports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PortReclaim {
     /// Queues it held, now free for another taker.
@@ -196,23 +196,41 @@ impl SharedWire {
         }
     }
 
-    /// Takes back everything of the port a dead process held: its queues,
-    /// the frames it left in its rings, and the port pool's buffers it held,
+    /// Takes back everything a dead process held of these ports (the
+    /// wire ends of one primary, sharing pools or not): their queues, the
+    /// frames it left in their rings, and the pools' buffers it held,
     /// stashed or was sending. Call it when the domain's control channel
-    /// reports the death; the pool's other users keep running.
+    /// reports the death; the pools' other users keep running.
     ///
-    /// The order matters. Its tx rings are read to the end first, so every
-    /// buffer it published is sent on and only unpublished ones are left in
-    /// transit by it. Its rx rings are rewritten next: frames still in
-    /// transit are claimed and put back in order for the next holder, and
-    /// words naming buffers it had claimed but not yet released from the
-    /// ring are removed, before the pool's walk frees those buffers (a
-    /// freed buffer's word left in the ring could later name a new buffer).
-    /// Then the walk frees what it held and stashed, and what it was
-    /// sending. If the dead process also sent buffers of this pool on rings
-    /// other than the port's, drain those before calling this.
-    pub fn reclaim(&mut self, dead: &DeadOwner) -> PortReclaim {
+    /// The order matters, and spans all the ports. Every tx ring it held
+    /// is read to the end first, so every buffer it published is sent on
+    /// and only unpublished ones are left in transit by it. Every rx ring it
+    /// held is rewritten next: frames still in transit are put back in
+    /// order for the next holder, and words naming buffers it had claimed
+    /// but not yet released from the ring are removed, before any pool
+    /// frees those buffers (a freed buffer's word left in a ring could
+    /// later name a new buffer). Only then do the pools' walks free what it
+    /// held and stashed, and what it was sending. If the dead process also
+    /// sent buffers of these pools on rings other than the ports', drain
+    /// those before calling this.
+    pub fn reclaim(wires: &mut [SharedWire], dead: &DeadOwner) -> PortReclaim {
         let mut out = PortReclaim::default();
+        for wire in wires.iter_mut() {
+            wire.release_queues(dead, &mut out);
+        }
+        for wire in wires.iter() {
+            // Ports sharing a pool: the first walk frees, the others find nothing.
+            let freed = wire.attached.pool.reclaim(dead);
+            (out.held, out.cached) = (out.held + freed.held, out.cached + freed.cached);
+            out.unsent += wire.attached.pool.reclaim_unsent(dead);
+            wire.publish_stats();
+        }
+        out
+    }
+
+    /// Sends on what `dead` published on its tx rings, rewrites its rx
+    /// rings, and lets go of its queues.
+    fn release_queues(&mut self, dead: &DeadOwner, out: &mut PortReclaim) {
         let header = self.attached.header.clone();
         for queue in 0..header.queues(Side::Tx) {
             if header.holder(Side::Tx, queue) == Some(dead.owner()) {
@@ -228,11 +246,6 @@ impl SharedWire {
                 out.queues += usize::from(header.release(Side::Rx, queue, dead.owner()));
             }
         }
-        let freed = self.attached.pool.reclaim(dead);
-        (out.held, out.cached) = (freed.held, freed.cached);
-        out.unsent = self.attached.pool.reclaim_unsent(dead);
-        self.publish_stats();
-        out
     }
 
     /// Reads tx ring `queue` to the end: into the veth as far as it has
