@@ -1,7 +1,7 @@
 //! Shared-memory domains within one process: roles, the object registry,
 //! refusals, and cleanup. (flock locks belong to open files, so a second
 //! open in the same process contends exactly as another process would;
-//! `harness/tests/domain.rs` repeats the essentials across real processes.)
+//! `harness/cli/tests/domain.rs` repeats the essentials across real processes.)
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

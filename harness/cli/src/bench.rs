@@ -4,7 +4,7 @@ use ::bench::Budget;
 
 use crate::output::{say, Outcome, Verdict};
 
-/// `dtnet bench`'s arguments.
+/// Arguments of `dtnet bench`.
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Print one JSON object per line instead of a table.
@@ -17,9 +17,7 @@ pub struct BenchArgs {
 /// Runs the benchmarks `args` select and prints their measurements.
 pub fn bench(args: BenchArgs) -> Outcome {
     if cfg!(debug_assertions) {
-        eprintln!(
-            "dtnet: warning: a debug build measures nothing useful; use `cargo run --release -p harness -- bench`"
-        );
+        eprintln!("dtnet: warning: a debug build measures nothing useful; use `cargo run --release -p dtnet -- bench`");
     }
     let results = ::bench::run(&args.prefixes, Budget::FULL);
     for m in results {

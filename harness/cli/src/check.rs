@@ -6,7 +6,7 @@ use scenario::Scenario;
 
 use crate::output::{say, Outcome, Verdict};
 
-/// `dtnet check`'s arguments.
+/// Arguments of `dtnet check`.
 #[derive(clap::Args)]
 pub struct CheckArgs {
     /// Scenario files.

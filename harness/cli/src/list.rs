@@ -6,7 +6,7 @@ use scenario::Scenario;
 
 use crate::output::{say, Outcome, Verdict};
 
-/// `dtnet list`'s arguments.
+/// Arguments of `dtnet list`.
 #[derive(clap::Args)]
 pub struct ListArgs {
     /// Directory of scenario files.

@@ -35,7 +35,7 @@ impl CaptureFormat {
     }
 }
 
-/// `dtnet record`'s arguments.
+/// Arguments of `dtnet record`.
 #[derive(clap::Args)]
 pub struct RecordArgs {
     /// The scenario file.

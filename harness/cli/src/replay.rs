@@ -40,7 +40,7 @@ pub enum PaceArg {
     Recorded,
 }
 
-/// `dtnet replay`'s arguments.
+/// Arguments of `dtnet replay`.
 #[derive(clap::Args)]
 pub struct ReplayArgs {
     /// The pcap or pcapng file.

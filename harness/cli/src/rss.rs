@@ -69,7 +69,7 @@ pub fn parse_types(text: &str) -> Result<RssHashTypes, ConfigError> {
     })
 }
 
-/// `dtnet rss`'s arguments.
+/// Arguments of `dtnet rss`.
 #[derive(clap::Args)]
 pub struct RssArgs {
     /// Source IP address.

@@ -11,10 +11,11 @@ use sim::record::write_capture;
 use crate::output::{say, verdict, Outcome};
 use crate::runner::{load_scenarios, run_one, DEFAULT_TIMEOUT};
 
+/// Arguments of `dtnet run`.
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// Scenario files; none runs the built-in default.
-    pub scenarios: Vec<PathBuf>,
+    scenarios: Vec<PathBuf>,
     /// Print one JSON object per scenario per line instead of a table.
     #[arg(long)]
     json: bool,
