@@ -5,7 +5,7 @@
 //! host, each a stack group on a veth port, on one bridge (optionally
 //! impaired), and one bulk or echo traffic entry between them. It builds a
 //! [`Plan`] and runs it through the scenario engine
-//! ([`scenario`]), which listens the way each mode expects
+//! ([`scenario`](crate)), which listens the way each mode expects
 //! applications to and spreads client tasks over the client's stacks;
 //! [`TcpReport::check`] then applies the engine's delivery, placement and
 //! leak checks, and keeps the world for further inspection.
