@@ -1,7 +1,7 @@
 //! Shared-memory domains within one process: roles, the object registry,
 //! refusals, and cleanup. (flock locks belong to open files, so a second
 //! open in the same process contends exactly as another process would;
-//! `harness/tests/domain.rs` repeats the essentials across real processes.)
+//! `harness/cli/tests/domain.rs` repeats the essentials across real processes.)
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -262,8 +262,8 @@ fn a_ring_refuses_positions_and_headers_it_cannot_trust() {
 /// removed before anybody could free and reuse those slots.
 #[test]
 fn a_dead_consumers_ring_is_taken_over_without_its_claimed_words() {
+    use ethdev::handover;
     use ethdev::mempool::{MbufRef, Owner, PoolTable};
-    use ethdev::shm::handover;
     use ethdev::shm::ring::{self, ShmConsumer, ShmProducer};
     use ethdev::{Mempool, MempoolConfig};
     let base = tempfile::tempdir().unwrap();

@@ -21,7 +21,6 @@
 pub mod control;
 pub mod dir;
 pub mod domain;
-pub mod handover;
 pub mod layout;
 pub mod map;
 pub mod procs;

@@ -11,10 +11,10 @@
 
 use std::sync::Arc;
 
+use ethdev::handover;
 use ethdev::mbuf::Mbuf;
 use ethdev::mempool::DeadOwner;
 use ethdev::queue::{RxQueue, TxQueue};
-use ethdev::shm::handover;
 use ethdev::shm::ring::{ShmConsumer, ShmProducer};
 use ethdev::{EthDev, Wire};
 
