@@ -327,6 +327,16 @@ impl Mempool {
         }
     }
 
+    /// How many buffers still carry `owner`'s mark: held, stashed in its
+    /// caches, or sent by it and not yet claimed. After [`Mempool::reclaim`]
+    /// and [`Mempool::reclaim_unsent`] of a dead owner, whose rings were
+    /// drained, this is 0: the check that nothing still belongs to the dead.
+    pub fn owned_by(&self, owner: Owner) -> usize {
+        let mine = owner.0 & OWNER_MASK;
+        let words = self.shared().owners().iter().map(|w| w.load(Ordering::Acquire));
+        words.filter(|&w| w != FREE && w & OWNER_MASK == mine).count()
+    }
+
     /// Frees every buffer `dead` held and every buffer its caches stashed
     /// (not those it sent into rings: their consumers own them); returns
     /// how many of each. This is gazelle's "memp_free" and "mbuf reclaim"
@@ -652,13 +662,17 @@ mod tests {
         pool.walk_cached(|_, _| stashed += 1);
         std::mem::forget(cache);
 
+        assert_eq!(pool.owned_by(Owner(4)), 3 + stashed + 1, "held, stashed and sent");
         let freed = pool.reclaim(&DeadOwner::new(Owner(4)));
         assert_eq!(freed, Reclaimed { held: 3, cached: stashed });
+        assert_eq!(pool.owned_by(Owner(4)), 1, "only what it sent is still marked its");
         assert!(stashed > 0);
         assert_eq!(pool.shared().free().len(), 16 - 2, "all but the survivor's and the one in transit");
         let mut transit = Vec::new();
         pool.walk_in_transit(|i, o| transit.push((i, o)));
         assert_eq!(transit, [(sent.index, Owner(4))], "a sent buffer is its consumer's, not reclaimed");
+        assert_eq!(pool.reclaim_unsent(&DeadOwner::new(Owner(4))), 1, "unless no consumer takes it");
+        assert_eq!((pool.owned_by(Owner(4)), pool.owned_by(Owner(5))), (0, 1));
         assert_eq!(survivor.owner(), Owner(5));
         assert_eq!(pool.reclaim(&DeadOwner::new(Owner(4))), Reclaimed::default(), "nothing twice");
     }

@@ -195,7 +195,8 @@ fn run_symmetric(args: SymmetricArgs) -> Result<bool, String> {
             // to take back one buffer more than the frames missing (in about
             // one kill in ten, pool back at baseline either way), hence `<=`.
             let all = received + report.gaps == sent && report.gaps <= report.lost && report.bad == 0;
-            Ok(all && report.own.rx == report.predicted[0] && report.in_use == 0)
+            let dead_own: usize = report.deaths.iter().map(|(_, r)| r.left).sum();
+            Ok(all && report.own.rx == report.predicted[0] && report.in_use == 0 && dead_own == 0)
         }
         symmetric::Outcome::Secondary(counts) => {
             println!("symmetric_mp proc {}: {counts}", opts.proc_id);
@@ -226,7 +227,8 @@ fn run_client_server(args: ClientServerArgs) -> Result<bool, String> {
             // Every frame arrived intact, or was dropped and counted, or a
             // dead client held it; under flow hash no flow was split.
             let flows = opts.distribution == client_server::Distribution::RoundRobin || report.split_flows == 0;
-            Ok(report.received + report.lost == report.sent && report.bad == 0 && flows && report.in_use == 0)
+            let intact = report.received + report.lost == report.sent && report.bad == 0;
+            Ok(intact && flows && report.in_use == 0 && report.dead_own == 0)
         }
         client_server::Outcome::Client(counts) => {
             let n = opts.client_id.unwrap_or_default();

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use capture::{Format, Record};
 use clap::ValueEnum;
+use scenario::Executor;
 use sim::record::write_capture;
 
 use crate::output::{say, verdict, Outcome};
-use crate::runner::{default_timeout, load_scenarios, run_one};
+use crate::runner::{default_timeout, load_scenarios, run_one, PROCS_UNRECORDED};
 
 /// The capture formats `--format` offers.
 #[derive(Clone, Copy, ValueEnum)]
@@ -62,6 +63,9 @@ fn interfaces(records: &[Record]) -> usize {
 /// Runs the scenario of `args` and writes its capture.
 pub fn record(args: RecordArgs) -> Outcome {
     let scenario = load_scenarios(std::slice::from_ref(&args.scenario), args.seed)?.remove(0);
+    if scenario.plan.executor == Executor::Procs {
+        return Err(format!("{}: cannot be recorded: {PROCS_UNRECORDED}", scenario.name));
+    }
     let report = run_one(&scenario, true, true, default_timeout())?;
     say(&report);
     let path = args.output.unwrap_or_else(|| PathBuf::from(format!("{}.{}", scenario.name, args.format.extension())));

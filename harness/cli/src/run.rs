@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use capture::Format;
 use scenario::units::Dur;
-use scenario::{Scenario, ScenarioReport};
+use scenario::{Executor, Scenario, ScenarioReport};
 use sim::record::write_capture;
 
 use crate::output::{say, verdict, Outcome};
-use crate::runner::{load_scenarios, run_one, DEFAULT_TIMEOUT};
+use crate::runner::{load_scenarios, run_one, DEFAULT_TIMEOUT, PROCS_UNRECORDED};
 
 /// Arguments of `dtnet run`.
 #[derive(clap::Args)]
@@ -55,7 +55,9 @@ pub fn run(args: RunArgs) -> Outcome {
         } else {
             say(&report);
         }
-        if let Some(dir) = &args.record {
+        if let (Some(_), Executor::Procs) = (&args.record, scenario.plan.executor) {
+            eprintln!("dtnet: {}: not recorded: {PROCS_UNRECORDED}", scenario.name);
+        } else if let Some(dir) = &args.record {
             let path = dir.join(format!("{}.pcapng", scenario.name));
             write_capture(&path, &report.records, Format::PcapNg).map_err(|e| e.to_string())?;
         }

@@ -15,6 +15,9 @@ use scenario::{Progress, RunOptions, Scenario, ScenarioReport};
 /// `replay`): far beyond any shipped scenario, short of a forgotten job.
 pub const DEFAULT_TIMEOUT: &str = "10m";
 
+/// Why a procs scenario has no capture.
+pub const PROCS_UNRECORDED: &str = "a procs run's frames stay in its processes' shared memory";
+
 /// Loads scenario files, or the built-in default when there are none; every
 /// file that does not load is reported.
 pub fn load_scenarios(paths: &[PathBuf], seed: Option<u64>) -> Result<Vec<Scenario>, String> {
@@ -64,7 +67,8 @@ pub fn run_one(
             bar.set_position(p.done);
         }) as Arc<dyn Fn(Progress) + Send + Sync>
     });
-    let options = RunOptions { record, progress, wall_limit: Some(timeout) };
+    let dtnet = std::env::current_exe().ok();
+    let options = RunOptions { record, progress, wall_limit: Some(timeout), dtnet };
     let report = scenario::run(scenario, &options).map_err(|e| e.to_string());
     if let Some(bar) = bar {
         bar.finish_and_clear();

@@ -60,6 +60,16 @@ pub enum Distribution {
     FlowHash,
 }
 
+impl Distribution {
+    /// The name `dtnet mp client-server --distribution` and scenarios use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Distribution::RoundRobin => "round-robin",
+            Distribution::FlowHash => "flow-hash",
+        }
+    }
+}
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -103,6 +113,9 @@ pub struct Report {
     pub stalls: (u64, u64),
     /// Deaths reclaimed.
     pub deaths: u64,
+    /// Pool buffers and queues still marked as a dead client's after its
+    /// reclamation (0 unless reclamation missed something).
+    pub dead_own: usize,
     /// Flows more than one client forwarded.
     pub split_flows: usize,
     /// Pool buffers in use at the end.
@@ -124,8 +137,8 @@ impl std::fmt::Display for Report {
         write!(f, "delivered {:?} ring full {:?} no client {}; ", self.delivered, self.ring_full, self.no_client)?;
         write!(
             f,
-            "stalls {} resumed {} deaths {}; split flows {}; ",
-            self.stalls.0, self.stalls.1, self.deaths, self.split_flows
+            "stalls {} resumed {} deaths {}; dead own {}; split flows {}; ",
+            self.stalls.0, self.stalls.1, self.deaths, self.dead_own, self.split_flows
         )?;
         write!(f, "rate {:.3} Mpps; {} in use {}", self.mpps(), hosts::POOL, self.in_use)
     }
@@ -276,6 +289,7 @@ impl Server {
             c.up = false;
         }
         let reclaimed = SharedWire::reclaim(wires, dead);
+        self.report.dead_own += reclaimed.left;
         (reclaimed.held + reclaimed.unsent + reclaimed.dropped) as u64
     }
 }

@@ -17,7 +17,9 @@
 //!   and rejoin.
 //!
 //! A sample is a loop of non-blocking steps over shared-memory rings; the
-//! process itself (the `dtnet mp` command) is its executor.
+//! process itself (the `dtnet mp` command) is its executor. The [`procs`]
+//! executor runs a whole sample as real processes, with crash faults, for
+//! scenarios with `executor = "procs"`.
 //!
 //! This crate is the multi-process room of the `harness/` directory: it
 //! depends only on `ethdev` (shared-memory domains) and `user-veth` (shared ports); the `dtnet mp`
@@ -27,6 +29,7 @@
 pub mod client_server;
 pub mod hosts;
 pub mod message;
+pub mod procs;
 pub mod ring_peer;
 pub mod simple;
 pub mod symmetric;

@@ -112,7 +112,8 @@ impl std::fmt::Display for Report {
         for (n, p) in self.predicted.iter().enumerate() {
             write!(f, "predicted proc {n}: port0 rx {} port1 rx {}; ", p[0], p[1])?;
         }
-        write!(f, "own {}; deaths {}; {POOL} in use {}", self.own, self.deaths.len(), self.in_use)
+        let left: usize = self.deaths.iter().map(|(_, r)| r.left).sum();
+        write!(f, "own {}; deaths {}; dead own {left}; {POOL} in use {}", self.own, self.deaths.len(), self.in_use)
     }
 }
 

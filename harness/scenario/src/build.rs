@@ -128,7 +128,8 @@ pub(crate) fn build(plan: &Plan, meter: &Meter) -> Result<Built, String> {
     let sim_clock = Arc::new(SimClock::default());
     let (timer, clock): (Arc<dyn TaskClock>, Arc<dyn stack::Clock>) = match plan.executor {
         Executor::Sim => (sim_clock.clone(), sim_clock.clone()),
-        Executor::Threads => {
+        // A procs plan has no hosts: its world stays empty.
+        Executor::Threads | Executor::Procs => {
             let real = Arc::new(RealClock::new());
             (real.clone(), real)
         }

@@ -40,7 +40,7 @@ pub mod spec;
 pub mod tcp_run;
 pub mod units;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -189,6 +189,9 @@ pub struct RunOptions {
     /// Wall-clock limit of the run (`None`: only the scenario's `duration`
     /// bounds it). A run stopped by it fails, reporting what was unfinished.
     pub wall_limit: Option<Duration>,
+    /// The `dtnet` binary an `executor = "procs"` run starts its processes
+    /// from (`None`: this process's own executable, if it is `dtnet`).
+    pub dtnet: Option<PathBuf>,
 }
 
 /// Work done so far: payload bytes verified (TCP, UDP, ping) and frame
@@ -213,6 +216,10 @@ pub struct Progress {
 ///
 /// [`ScenarioError::Run`] if the world cannot be built.
 pub fn check(scenario: &Scenario) -> Result<(), ScenarioError> {
+    if scenario.plan.procs.is_some() {
+        // No world to build: loading checked the processes and the faults.
+        return Ok(());
+    }
     if let Some(why) = scenario.unavailable() {
         // Loading checked every key; what is left is this machine.
         tracing::warn!("{}: not built: {why}", scenario.name);
@@ -229,8 +236,32 @@ pub fn check(scenario: &Scenario) -> Result<(), ScenarioError> {
 /// expectation is not an error: see [`ScenarioReport::passed`]).
 pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<ScenarioReport, ScenarioError> {
     let plan = &scenario.plan;
+    if let Some(procs) = &plan.procs {
+        return run_procs(scenario, procs, options);
+    }
     let record = options.record || plan.expect.golden_trace.is_some();
     let executed = execute(&scenario.name, plan, options, record)?;
     let checks = checks::evaluate(plan, &executed.view());
     Ok(ScenarioReport::new(&scenario.name, &scenario.origin, plan, executed, checks))
+}
+
+/// Runs an `executor = "procs"` scenario with real processes.
+fn run_procs(
+    scenario: &Scenario,
+    procs: &mp::procs::ProcsPlan,
+    options: &RunOptions,
+) -> Result<ScenarioReport, ScenarioError> {
+    let failed = |message: String| ScenarioError::Run { name: scenario.name.clone(), message };
+    let dtnet = options.dtnet.clone().or_else(|| {
+        let exe = std::env::current_exe().ok()?;
+        exe.file_name().is_some_and(|n| n == "dtnet").then_some(exe)
+    });
+    let dtnet =
+        dtnet.ok_or_else(|| failed("the procs executor starts the dtnet binary: run it with dtnet run".into()))?;
+    let mut procs = procs.clone();
+    if let Some(limit) = options.wall_limit {
+        procs.deadline = procs.deadline.min(limit);
+    }
+    let outcome = mp::procs::run(&procs, &dtnet).map_err(failed)?;
+    Ok(ScenarioReport::of_procs(&scenario.name, &scenario.origin, &scenario.plan, outcome))
 }

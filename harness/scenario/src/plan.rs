@@ -23,6 +23,8 @@ pub enum Executor {
     Sim,
     /// Real threads, real time.
     Threads,
+    /// Real processes sharing a domain, real time ([`mp::procs`]).
+    Procs,
 }
 
 /// One host of a scenario.
@@ -304,4 +306,7 @@ pub struct Plan {
     pub traffic: Vec<Traffic>,
     /// The expectations.
     pub expect: Expect,
+    /// Under [`Executor::Procs`], the processes (hosts and traffic are
+    /// empty: the sample's primary plays the hosts).
+    pub procs: Option<mp::procs::ProcsPlan>,
 }

@@ -105,7 +105,7 @@ pub struct StackRow {
 }
 
 /// The bridge's counters.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct BridgeRow {
     /// Frames switched.
     pub switched: u64,
@@ -178,6 +178,44 @@ impl ScenarioReport {
             traffic: plan.traffic.iter().zip(&ex.apps).map(|(t, app)| traffic_row(plan, t, app, &ex.world)).collect(),
             expectations: checks,
             records: ex.records,
+        }
+    }
+}
+
+impl ScenarioReport {
+    /// The report of an `executor = "procs"` run: no ports, stacks or
+    /// bridge of its own (the processes report theirs in their lines), the
+    /// primary's frames as the one traffic row, and the executor's verdicts.
+    pub(crate) fn of_procs(name: &str, origin: &str, plan: &Plan, outcome: mp::procs::ProcsOutcome) -> ScenarioReport {
+        let figure = |key: &str| {
+            let at = outcome.report.find(key).map(|i| i + key.len());
+            at.and_then(|i| outcome.report[i..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        };
+        let traffic = TrafficRow {
+            name: "frames through the processes".into(),
+            done: figure("received ").unwrap_or(0),
+            planned: figure("sent ").unwrap_or(0),
+            unit: "frames",
+            bytes: 0,
+        };
+        ScenarioReport {
+            name: name.to_owned(),
+            origin: origin.to_owned(),
+            seed: plan.seed,
+            executor: plan.executor,
+            end_s: outcome.wall.as_secs_f64(),
+            wall_s: outcome.wall.as_secs_f64(),
+            peak_memory_kib: peak_memory_kib(),
+            ports: Vec::new(),
+            stacks: Vec::new(),
+            bridge: BridgeRow::default(),
+            traffic: vec![traffic],
+            expectations: outcome
+                .verdicts
+                .into_iter()
+                .map(|v| Check { name: v.name, passed: v.passed, detail: v.detail })
+                .collect(),
+            records: Vec::new(),
         }
     }
 }
@@ -307,17 +345,25 @@ impl fmt::Display for ScenarioReport {
         let executor = match self.executor {
             Executor::Sim => "sim, virtual",
             Executor::Threads => "threads, real",
+            Executor::Procs => "procs, real",
         };
         writeln!(
             f,
             "seed {}, {executor} time {:.6} s, wall {:.3} s, peak memory {memory}",
             self.seed, self.end_s, self.wall_s
         )?;
-        self.fmt_ports(f)?;
-        self.fmt_stacks(f)?;
-        let b = &self.bridge;
-        let drops = drops_text(&[("", &b.drops)]);
-        writeln!(f, "bridge: switched {} forwarded {} flooded {} drops {drops}", b.switched, b.forwarded, b.flooded)?;
+        // A procs run's ports live in its processes, which report them.
+        if self.executor != Executor::Procs {
+            self.fmt_ports(f)?;
+            self.fmt_stacks(f)?;
+            let b = &self.bridge;
+            let drops = drops_text(&[("", &b.drops)]);
+            writeln!(
+                f,
+                "bridge: switched {} forwarded {} flooded {} drops {drops}",
+                b.switched, b.forwarded, b.flooded
+            )?;
+        }
         writeln!(f)?;
         for t in &self.traffic {
             writeln!(f, "{:<52} {}/{} {}, {} bytes", t.name, t.done, t.planned, t.unit, t.bytes)?;

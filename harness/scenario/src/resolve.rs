@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kernel_peer::KernelHostConfig;
+use mp::client_server::Distribution;
+use mp::procs::{Kill, KillAt, ProcsPlan, Sample, Target};
+use rustix::process::Signal;
 use stack::config::StackConfig;
 use stack::rpc::BufSizes;
 use stack::{ForwardMode, GroupConfig, ThreadModel};
@@ -26,9 +29,9 @@ use crate::plan::{
     UdpTraffic, Workload,
 };
 use crate::spec::{
-    BridgeSpec, DirectionSpec, ExecutorSpec, ExpectSpec, FramesSpec, HostKindSpec, HostSpec, ImpairmentsSpec,
-    LimitPolicySpec, ModeSpec, PaceSpec, PingSpec, ReplaySpec, ScenarioSpec, ShortSpec, TcpSpec, ThreadModelSpec,
-    TrafficSpec, UdpSpec,
+    BridgeSpec, DirectionSpec, DistributionSpec, ExecutorSpec, ExpectSpec, FramesSpec, HostKindSpec, HostSpec,
+    ImpairmentsSpec, KillSpec, LimitPolicySpec, ModeSpec, PaceSpec, PingSpec, ProcsSpec, ReplaySpec, SampleSpec,
+    ScenarioSpec, ShortSpec, SignalSpec, TcpSpec, ThreadModelSpec, TrafficSpec, UdpSpec,
 };
 use crate::units::Bounded;
 use sim::replay::read_capture;
@@ -64,12 +67,18 @@ enum Needs {
 impl Resolver<'_> {
     /// The plan of `spec`.
     pub fn plan(&self, spec: ScenarioSpec) -> Result<Plan> {
-        let hosts = self.hosts(&spec.hosts)?;
-        let (keys, traffic): (Vec<String>, Vec<Traffic>) = self.traffic(&spec.traffic, &hosts)?.into_iter().unzip();
         let executor = match spec.executor.as_ref().map(|e| *e.get_ref()) {
             None | Some(ExecutorSpec::Sim) => Executor::Sim,
             Some(ExecutorSpec::Threads) => Executor::Threads,
+            Some(ExecutorSpec::Procs) => Executor::Procs,
         };
+        let procs = self.procs(&spec, executor)?;
+        let hosts = if procs.is_some() { Vec::new() } else { self.hosts(&spec.hosts)? };
+        let (keys, traffic): (Vec<String>, Vec<Traffic>) = self.traffic(&spec.traffic, &hosts)?.into_iter().unzip();
+        if let (Some(_), false) = (&procs, traffic.is_empty()) {
+            let message = "a procs scenario has no [traffic]: procs.frames sets the sample's load";
+            return Err(self.src.error_in_file("traffic", message));
+        }
         let kinds = spec.hosts.iter().enumerate().filter_map(|(i, h)| Some((i, h.get_ref().kind.as_ref()?)));
         if let (Executor::Sim, Some((i, kind))) =
             (executor, kinds.into_iter().find(|(_, k)| k.get_ref() == &HostKindSpec::Kernel))
@@ -92,9 +101,104 @@ impl Resolver<'_> {
             hosts,
             traffic,
             expect: spec.expect.map_or(Ok(Expect::default()), |e| self.expect(e))?,
+            procs,
         };
         self.fits_in_memory(&plan, &keys, limits::machine_memory())?;
         Ok(plan)
+    }
+
+    /// The processes of an `executor = "procs"` scenario; refuses a
+    /// `[procs]` table or crash faults under another executor, and hosts
+    /// or traffic under this one.
+    fn procs(&self, spec: &ScenarioSpec, executor: Executor) -> Result<Option<ProcsPlan>> {
+        let kills = &spec.fault.kill;
+        let Some(table) = spec.procs.as_ref().filter(|_| executor == Executor::Procs) else {
+            let needs = "needs executor = \"procs\"";
+            if let Some(t) = &spec.procs {
+                return Err(self.src.error(t.span(), "procs", format!("a [procs] table {needs}")));
+            }
+            if let Some(k) = kills.first() {
+                return Err(self.src.error(k.span(), "fault.kill[0]", format!("a crash fault {needs}")));
+            }
+            if let (Executor::Procs, Some(e)) = (executor, &spec.executor) {
+                let message = "executor = \"procs\" needs a [procs] table naming the sample";
+                return Err(self.src.error(e.span(), "executor", message));
+            }
+            return Ok(None);
+        };
+        if let Some(h) = spec.hosts.first() {
+            let message = "a procs scenario has no hosts: the sample's primary plays the hosts on its ports";
+            return Err(self.src.error(h.span(), "host[0]", message));
+        }
+        let sample = self.sample(table.get_ref())?;
+        let processes = match (sample, &table.get_ref().processes) {
+            (Sample::Simple, Some(p)) if p.get_ref().get() != 2 => {
+                return Err(self.src.error(p.span(), "procs.processes", "simple_mp runs exactly 2 processes"))
+            }
+            (_, Some(p)) => p.get_ref().get(),
+            (Sample::Simple, None) => 2,
+            (_, None) => 3,
+        };
+        let kills = kills.iter().enumerate().map(|(i, k)| self.kill(i, k, sample, processes)).collect::<Result<_>>()?;
+        let deadline = spec.duration.0;
+        let frames = table.get_ref().frames.get();
+        Ok(Some(ProcsPlan { sample, processes, frames, kills, seed: spec.seed, deadline }))
+    }
+
+    /// `procs.sample`, with `procs.distribution` where it applies.
+    fn sample(&self, table: &ProcsSpec) -> Result<Sample> {
+        match (table.sample, &table.distribution) {
+            (SampleSpec::ClientServerMp, d) => Ok(Sample::ClientServer(match d.as_ref().map(|d| *d.get_ref()) {
+                None | Some(DistributionSpec::RoundRobin) => Distribution::RoundRobin,
+                Some(DistributionSpec::FlowHash) => Distribution::FlowHash,
+            })),
+            (_, Some(d)) => {
+                Err(self.src.error(d.span(), "procs.distribution", "only client_server_mp distributes frames"))
+            }
+            (SampleSpec::SimpleMp, None) => Ok(Sample::Simple),
+            (SampleSpec::SymmetricMp, None) => Ok(Sample::Symmetric),
+        }
+    }
+
+    /// `fault.kill[i]`: its target must be a non-primary process of the run.
+    fn kill(&self, i: usize, spec: &Spanned<KillSpec>, sample: Sample, processes: u16) -> Result<Kill> {
+        let k = spec.get_ref();
+        let key = format!("fault.kill[{i}].target");
+        if sample == Sample::Simple {
+            let message = "simple_mp takes no crash faults (its primary waits for the one secondary it has)";
+            return Err(self.src.error(spec.span(), format!("fault.kill[{i}]"), message));
+        }
+        let names = sample.process_names(processes);
+        let target = match names.iter().position(|n| n == k.target.get_ref()) {
+            None if k.target.get_ref() == "random" => Target::Random,
+            Some(0) => {
+                let message =
+                    format!("{} is the primary: its death ends the domain, so it is no crash fault's target", names[0]);
+                return Err(self.src.error(k.target.span(), key, message));
+            }
+            Some(t) => Target::Process(t),
+            None => {
+                let message = format!(
+                    "no process {:?} in {} with {processes} processes (targets: {}, or random)",
+                    k.target.get_ref(),
+                    sample.name(),
+                    names[1..].join(", ")
+                );
+                return Err(self.src.error(k.target.span(), key, message));
+            }
+        };
+        let at = match k.at {
+            crate::units::KillAt::Random => KillAt::Random,
+            crate::units::KillAt::After(d) => KillAt::After(d.0),
+        };
+        let signal = match k.signal {
+            SignalSpec::Kill => Signal::KILL,
+            SignalSpec::Term => Signal::TERM,
+            SignalSpec::Int => Signal::INT,
+            SignalSpec::Segv => Signal::SEGV,
+            SignalSpec::Abrt => Signal::ABORT,
+        };
+        Ok(Kill { target, at, signal, restart: k.restart })
     }
 
     /// Refuses `plan` if its estimated memory exceeds `machine` bytes,

@@ -99,6 +99,7 @@ pub(crate) fn execute(name: &str, plan: &Plan, options: &RunOptions, record: boo
             }
             outcome
         }
+        Executor::Procs => return Err(failed("a procs plan runs through mp::procs, not in a world".into())),
     };
     built.kernel_stop.stop();
     let records = recording.map(Recording::finish).unwrap_or_default();

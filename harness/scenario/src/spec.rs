@@ -18,7 +18,7 @@ use crate::limits::{
     MAX_CONNS, MAX_CONN_BYTES, MAX_FRAMES, MAX_MTU, MAX_QUEUES, MAX_REQUESTS, MAX_SOCKET_BUFFER, MAX_STACKS, MIN_MTU,
     MIN_SOCKET_BUFFER,
 };
-use crate::units::{Bounded, Bytes, Dur, Probability, V4Cidr, V6Cidr};
+use crate::units::{Bounded, Bytes, Dur, KillAt, Probability, V4Cidr, V6Cidr};
 
 /// Connections or client sockets of a traffic entry, at most [`MAX_CONNS`].
 pub type Conns = Bounded<u64, 0, MAX_CONNS>;
@@ -49,9 +49,14 @@ pub struct ScenarioSpec {
     /// The bridge.
     #[serde(default)]
     pub bridge: BridgeSpec,
-    /// The hosts, in order.
-    #[serde(rename = "host")]
+    /// The hosts, in order (none under `executor = "procs"`).
+    #[serde(rename = "host", default)]
     pub hosts: Vec<Spanned<HostSpec>>,
+    /// The processes of an `executor = "procs"` run.
+    pub procs: Option<Spanned<ProcsSpec>>,
+    /// Faults injected into the run.
+    #[serde(default)]
+    pub fault: FaultSpec,
     /// The traffic, by kind.
     #[serde(default)]
     pub traffic: TrafficSpec,
@@ -83,6 +88,92 @@ pub enum ExecutorSpec {
     Sim,
     /// Real threads, wall time.
     Threads,
+    /// Real processes sharing a domain, wall time.
+    Procs,
+}
+
+/// `[procs]`: which of DPDK's multi-process samples runs, and how big.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcsSpec {
+    /// `simple_mp`, `symmetric_mp` or `client_server_mp`.
+    pub sample: SampleSpec,
+    /// Processes, the primary included (simple_mp: 2).
+    pub processes: Option<Spanned<Bounded<u16, 2, 64>>>,
+    /// Frames into each port (messages each way, for simple_mp).
+    #[serde(default = "procs_frames")]
+    pub frames: Frames,
+    /// client_server_mp: `round_robin` (default) or `flow_hash`.
+    pub distribution: Option<Spanned<DistributionSpec>>,
+}
+
+fn procs_frames() -> Frames {
+    Bounded(10_000)
+}
+
+/// `procs.sample`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SampleSpec {
+    /// simple_mp.
+    SimpleMp,
+    /// symmetric_mp.
+    SymmetricMp,
+    /// client_server_mp.
+    ClientServerMp,
+}
+
+/// `procs.distribution`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DistributionSpec {
+    /// The next client that is up, in turn.
+    RoundRobin,
+    /// The client the frame's RSS hash names.
+    FlowHash,
+}
+
+/// `[fault]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// `[[fault.kill]]`: processes to kill (`executor = "procs"` only).
+    #[serde(default)]
+    pub kill: Vec<Spanned<KillSpec>>,
+}
+
+/// One `[[fault.kill]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillSpec {
+    /// The victim's name (`proc-2`, `client-1`, ...), or `random`: a
+    /// non-primary process drawn from the seed.
+    pub target: Spanned<String>,
+    /// When: `"random"` or a duration after every process joined.
+    pub at: KillAt,
+    /// Which signal (default `KILL`).
+    #[serde(default)]
+    pub signal: SignalSpec,
+    /// Whether an heir takes the victim's place (default true).
+    #[serde(default = "yes")]
+    pub restart: bool,
+}
+
+/// `fault.kill[].signal`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SignalSpec {
+    /// SIGKILL: no chance to clean up.
+    #[default]
+    Kill,
+    /// SIGTERM.
+    Term,
+    /// SIGINT.
+    Int,
+    /// SIGSEGV, as a crash would raise it.
+    Segv,
+    /// SIGABRT, as a failed assertion would raise it.
+    Abrt,
 }
 
 /// `[bridge]`.

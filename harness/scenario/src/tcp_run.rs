@@ -133,6 +133,7 @@ impl TcpRun {
             ],
             traffic: vec![Traffic::Tcp(traffic)],
             expect: Expect::default(),
+            procs: None,
         }
     }
 

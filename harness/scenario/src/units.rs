@@ -65,6 +65,33 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
+/// When a crash fault strikes: `"random"` (a moment drawn from the
+/// scenario's seed) or a duration after every process joined (`"40ms"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KillAt {
+    /// A moment drawn from the seed.
+    Random,
+    /// This long after every process joined.
+    After(Dur),
+}
+
+impl FromStr for KillAt {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<KillAt, String> {
+        if s.trim() == "random" {
+            return Ok(KillAt::Random);
+        }
+        s.parse().map(KillAt::After).map_err(|_| format!("expected \"random\" or a duration like \"40ms\", got {s:?}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for KillAt {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<KillAt, D::Error> {
+        d.deserialize_any(ParseVisitor::<KillAt>::new("\"random\" or a duration like \"40ms\""))
+    }
+}
+
 /// A number of bytes: an integer, or a string with a unit (`"256KiB"`,
 /// `"1MiB"`, `"64kB"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use ethdev::handover;
 use ethdev::mbuf::Mbuf;
-use ethdev::mempool::DeadOwner;
+use ethdev::mempool::{DeadOwner, Owner};
 use ethdev::queue::{RxQueue, TxQueue};
 use ethdev::shm::ring::{ShmConsumer, ShmProducer};
 use ethdev::{EthDev, Wire};
@@ -66,6 +66,9 @@ pub struct PortReclaim {
     pub cached: usize,
     /// Buffers it marked for sending but never published.
     pub unsent: usize,
+    /// What still belonged to it afterwards: pool buffers with its mark
+    /// and queues it held. 0 unless reclamation missed something.
+    pub left: usize,
 }
 
 impl SharedWire {
@@ -225,7 +228,25 @@ impl SharedWire {
             out.unsent += wire.attached.pool.reclaim_unsent(dead);
             wire.publish_stats();
         }
+        out.left = Self::still_owned(wires, dead.owner());
         out
+    }
+
+    /// Buffers of the wires' pools (each pool once) marked with `owner`,
+    /// and queues of their ports it holds.
+    fn still_owned(wires: &[SharedWire], owner: Owner) -> usize {
+        let mut pools = std::collections::BTreeSet::new();
+        let mut left = 0;
+        for wire in wires {
+            let header = &wire.attached.header;
+            if pools.insert(wire.attached.pool.name().to_owned()) {
+                left += wire.attached.pool.owned_by(owner);
+            }
+            for side in [Side::Rx, Side::Tx] {
+                left += (0..header.queues(side)).filter(|&q| header.holder(side, q) == Some(owner)).count();
+            }
+        }
+        left
     }
 
     /// Sends on what `dead` published on its tx rings, rewrites its rx
