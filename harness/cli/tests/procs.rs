@@ -128,3 +128,19 @@ fn impossible_faults_are_refused_at_load() {
         "simple_mp runs exactly 2 processes",
     );
 }
+
+/// The procs executor needs no privilege: as root the gate also runs a
+/// crash scenario as an ordinary user (uid 65534), whose domain lives in
+/// that user's own runtime directory.
+#[test]
+fn procs_scenarios_run_as_an_ordinary_user_too() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dtnet"));
+    cmd.args(["run", "--json", "-q"]).arg(scenarios().join("mp-symmetric-kill.toml"));
+    if rustix::process::geteuid().is_root() {
+        cmd.uid(65534).gid(65534).env("TMPDIR", "/tmp").env_remove("XDG_RUNTIME_DIR");
+    }
+    let out = cmd.output().unwrap();
+    let report = reports(&out).pop().unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(report["passed"], true, "{:?}", failures(&report));
+}
