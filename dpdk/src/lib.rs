@@ -10,7 +10,7 @@
 //! DPDK mbufs and the caller's bytes in [`queue`], nowhere else. [`thash`]
 //! exposes DPDK's software Toeplitz hashes for cross-checks and benchmarks.
 //!
-//! `unsafe` lives in the FFI modules only ([`eal`], [`mempool`], [`port`],
+//! `unsafe` lives in the FFI modules only ([`eal`], [`mempool`], [`port`], the private `flow`,
 //! [`queue`], [`thash`] and the private `ffi`), each block with its
 //! `// SAFETY:` note; no safe function here can cause undefined behaviour.
 //! [`crate::ethdev`] puts a port behind dtnet's `EthDev` trait ([`DpdkEthDev`]),
@@ -22,6 +22,7 @@ pub mod eal;
 pub mod error;
 pub mod ethdev;
 mod ffi;
+mod flow;
 pub mod mempool;
 pub mod port;
 pub mod queue;
@@ -31,5 +32,5 @@ pub use crate::ethdev::{DpdkEthDev, DpdkRxQueue, DpdkTxQueue, DpdkWire};
 pub use eal::{Eal, PortId};
 pub use error::{Error, Result};
 pub use mempool::{PktPool, PoolConf};
-pub use port::{DevInfo, Link, Port, PortConf, PortCtl, Queues, RssSetup};
-pub use queue::{RxInfo, RxQueue, TxQueue};
+pub use port::{DevInfo, Link, Offloads, Port, PortConf, PortCtl, Queues, RssSetup};
+pub use queue::{RxInfo, RxQueue, TxOffload, TxQueue};
