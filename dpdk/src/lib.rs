@@ -26,6 +26,7 @@ mod flow;
 pub mod mempool;
 pub mod port;
 pub mod queue;
+pub mod realnic;
 pub mod thash;
 
 pub use crate::ethdev::{DpdkEthDev, DpdkRxQueue, DpdkTxQueue, DpdkWire};
