@@ -390,25 +390,7 @@ impl Bench {
             Ok(got) => got,
             Err(e) => return Outcome::Failed(e.to_string()),
         };
-        let mut wrong = Vec::new();
-        for r in &got {
-            let Ok(meta) = PacketMeta::parse(&r.frame) else { continue };
-            let Some((hash, queue)) = rss.queue_for(&meta) else { continue };
-            if r.queue != queue || r.rss_hash.is_some_and(|h| h != hash) {
-                wrong.push(format!(
-                    "{:?}: queue {} (predicted {queue}), hash {:?} (softrss {hash:#x})",
-                    meta.ip, r.queue, r.rss_hash
-                ));
-            }
-        }
-        match (got.len(), wrong.first()) {
-            (0, _) => Outcome::Failed(format!("none of {expected} test flows arrived")),
-            (n, None) if n == expected => Outcome::Passed(format!("{n} flows on their predicted queues")),
-            (n, None) => Outcome::Failed(format!("{n} of {expected} flows arrived, each on its predicted queue")),
-            (_, Some(first)) => {
-                Outcome::Failed(format!("{} of {} flows mispredicted, e.g. {first}", wrong.len(), got.len()))
-            }
-        }
+        rss_verdict(&rss, &got, expected)
     }
 
     /// `options.flows` TCP and UDP frames over IPv4 and IPv6, random tuples.
@@ -678,6 +660,30 @@ impl Bench {
     }
 }
 
+/// Whether each of `got` (of `expected` flows) arrived on the queue, and
+/// with the hash, that `rss` predicts.
+fn rss_verdict(rss: &RssConf, got: &[Received], expected: usize) -> Outcome {
+    let mut wrong = Vec::new();
+    for r in got {
+        let Ok(meta) = PacketMeta::parse(&r.frame) else { continue };
+        let Some((hash, queue)) = rss.queue_for(&meta) else { continue };
+        if r.queue != queue || r.rss_hash.is_some_and(|h| h != hash) {
+            wrong.push(format!(
+                "{:?}: queue {} (predicted {queue}), hash {:?} (softrss {hash:#x})",
+                meta.ip, r.queue, r.rss_hash
+            ));
+        }
+    }
+    match (got.len(), wrong.first()) {
+        (0, _) => Outcome::Failed(format!("none of {expected} test flows arrived")),
+        (n, None) if n == expected => Outcome::Passed(format!("{n} flows on their predicted queues")),
+        (n, None) => Outcome::Failed(format!("{n} of {expected} flows arrived, each on its predicted queue")),
+        (_, Some(first)) => {
+            Outcome::Failed(format!("{} of {} flows mispredicted, e.g. {first}", wrong.len(), got.len()))
+        }
+    }
+}
+
 /// The payload of test frame `index`: the tag, the index, padding.
 fn payload(index: usize) -> Vec<u8> {
     let mut bytes = TAG.to_vec();
@@ -749,5 +755,58 @@ impl Lcg {
 
     fn bytes<const N: usize>(&mut self) -> [u8; N] {
         std::array::from_fn(|_| self.next() as u8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames of `flows` random flows, each as a device following `rss`
+    /// would deliver it (its queue, its hash), then `tamper`ed with.
+    fn delivered(rss: &RssConf, flows: usize, tamper: impl Fn(usize, &mut Received)) -> Vec<Received> {
+        let mut rng = Lcg(9);
+        (0..flows)
+            .map(|i| {
+                let ip = IpAddrs::V4 { src: rng.bytes(), dst: rng.bytes() };
+                let frame = FrameSpec::tcp(ip, rng.next() as u16, rng.next() as u16).build(&payload(i));
+                let (hash, queue) = rss.queue_for(&PacketMeta::parse(&frame).unwrap()).unwrap();
+                let mut r = Received { queue, frame, flags: OlFlags::RX_RSS_HASH, rss_hash: Some(hash) };
+                tamper(i, &mut r);
+                r
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_rss_check_passes_only_when_every_flow_lands_where_softrss_says() {
+        let rss = RssConf::from_parts(random_key(3, 40), RssHashTypes::all(), Reta::new(128, 4).unwrap());
+        let right = delivered(&rss, 64, |_, _| {});
+        assert!(matches!(rss_verdict(&rss, &right, 64), Outcome::Passed(_)));
+        let queue = delivered(&rss, 64, |i, r| {
+            if i == 5 {
+                r.queue = (r.queue + 1) % 4
+            }
+        });
+        assert!(matches!(rss_verdict(&rss, &queue, 64), Outcome::Failed(m) if m.contains("1 of 64")));
+        let hash = delivered(&rss, 64, |i, r| {
+            if i == 7 {
+                r.rss_hash = r.rss_hash.map(|h| h ^ 1)
+            }
+        });
+        assert!(matches!(rss_verdict(&rss, &hash, 64), Outcome::Failed(_)));
+        assert!(matches!(rss_verdict(&rss, &right[..10], 64), Outcome::Failed(m) if m.contains("10 of 64")));
+        assert!(matches!(rss_verdict(&rss, &[], 64), Outcome::Failed(_)));
+    }
+
+    #[test]
+    fn payload_tags_are_found_in_tcp_and_udp_frames() {
+        let ip = IpAddrs::V6 { src: [1; 16], dst: [2; 16] };
+        for frame in [FrameSpec::tcp(ip, 1, 2).build(&payload(42)), FrameSpec::udp(ip, 1, 2).build(&payload(42))] {
+            assert!(tagged(&frame));
+            assert_eq!(tag_index(&frame), Some(42));
+        }
+        assert!(!tagged(&FrameSpec::udp(ip, 1, 2).build(b"other")));
+        assert!(!tagged(&[0u8; 10]), "a runt is no test frame");
     }
 }
