@@ -100,8 +100,8 @@ struct State {
     tx_taken: Vec<bool>,
     /// The configured RSS key: drivers may read it as late as start.
     _rss_key: Option<Box<[u8]>>,
-    /// The RETA size of a one-queue port configured without RSS in the
-    /// device: every hash goes to queue 0.
+    /// The RETA size of a one-queue port: every hash goes to queue 0,
+    /// whatever the device has (or lacks: net_tap hashes but has no RETA).
     single_queue_reta: Option<u16>,
     /// The rules created, in dtnet's model (which checks them and numbers
     /// them as dtnet's classifier would) ...
@@ -252,6 +252,9 @@ fn dev_error(err: Error) -> DevError {
         Error::RssUnsupported { .. } => ConfigError::new("rss_types", err.to_string()).into(),
         Error::RssKeyLength { .. } => ConfigError::new("rss_key", err.to_string()).into(),
         Error::OffloadUnsupported { .. } | Error::FlowUnsupported { .. } => DevError::Unsupported(err.to_string()),
+        Error::RetaSize { port, driver, device: 0, .. } => {
+            DevError::Unsupported(format!("port {port} ({driver}): a RETA (unsupported by device)"))
+        }
         Error::RetaSize { .. } | Error::RetaQueue { .. } => ConfigError::new("reta", err.to_string()).into(),
         other => ConfigError::new("dpdk", other.to_string()).into(),
     }
@@ -349,8 +352,8 @@ impl EthDev for DpdkEthDev {
         port::check_queues(id, info, "rx", conf.rx_queues, info.max_rx_queues).map_err(dev_error)?;
         port::check_queues(id, info, "tx", conf.tx_queues, info.max_tx_queues).map_err(dev_error)?;
         // With one rx queue RSS chooses nothing: a device without RSS (net_ring,
-        // net_af_packet) takes the port as it is, and the RETA it reports
-        // sends every hash to queue 0, which is what the device does.
+        // net_af_packet) takes the port as it is, and a one-queue port's RETA
+        // (reta_query) sends every hash to queue 0, which is what it does.
         let spread = !conf.rss_types.is_empty() && (conf.rx_queues > 1 || info.rss_offloads != 0);
         let rss = spread.then_some(RssSetup { types: conf.rss_types, key: Some(conf.rss_key) });
         if rss.is_some() && info.reta_size != 0 && info.reta_size != conf.reta_size {
@@ -373,7 +376,7 @@ impl EthDev for DpdkEthDev {
         state.configured = false;
         port::setup(id, self.inner.pool.raw(), &dpdk_conf, hf, key.as_deref_mut()).map_err(dev_error)?;
         state._rss_key = key;
-        state.single_queue_reta = (!spread && conf.rx_queues == 1).then_some(conf.reta_size);
+        state.single_queue_reta = (conf.rx_queues == 1).then_some(conf.reta_size);
         state.ctl.rx_queues = conf.rx_queues;
         state.tx_queues = conf.tx_queues;
         state.tx_offloads = conf.tx_offloads;

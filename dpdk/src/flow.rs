@@ -140,7 +140,7 @@ fn triple<T: Copy>(
     let none = sys::dtnet_flow_fields::default();
     let spec = item.spec.as_ref().map_or(none, &fields);
     let last = item.last.as_ref().map_or(none, &fields);
-    let mask = item.spec.is_some().then(|| fields(&item.mask.unwrap_or(default_mask))).unwrap_or(none);
+    let mask = if item.spec.is_some() { fields(&item.mask.unwrap_or(default_mask)) } else { none };
     (item.spec.is_some(), item.last.is_some(), item.spec.is_some(), [spec, last, mask])
 }
 

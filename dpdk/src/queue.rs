@@ -104,8 +104,8 @@ unsafe fn rx_info(mbuf: *const sys::rte_mbuf) -> RxInfo {
         |good: u32, bad: u32| (bits & good != 0).then_some(true).or_else(|| (bits & bad != 0).then_some(false));
     RxInfo {
         rss_hash,
-        ip_cksum_good: verdict(sys::DTNET_RX_IP_CKSUM_GOOD as u32, sys::DTNET_RX_IP_CKSUM_BAD as u32),
-        l4_cksum_good: verdict(sys::DTNET_RX_L4_CKSUM_GOOD as u32, sys::DTNET_RX_L4_CKSUM_BAD as u32),
+        ip_cksum_good: verdict(sys::DTNET_RX_IP_CKSUM_GOOD, sys::DTNET_RX_IP_CKSUM_BAD),
+        l4_cksum_good: verdict(sys::DTNET_RX_L4_CKSUM_GOOD, sys::DTNET_RX_L4_CKSUM_BAD),
     }
 }
 
@@ -262,11 +262,11 @@ impl TxOffload {
             (self.tso_segsz != 0, sys::DTNET_TX_TCP_SEG),
         ] {
             if on {
-                bits |= bit as u32;
+                bits |= bit;
             }
         }
         if bits != 0 {
-            bits |= if self.ipv4 { sys::DTNET_TX_IPV4 } else { sys::DTNET_TX_IPV6 } as u32;
+            bits |= if self.ipv4 { sys::DTNET_TX_IPV4 } else { sys::DTNET_TX_IPV6 };
         }
         bits
     }

@@ -738,7 +738,7 @@ fn checksums_valid(frame: &[u8]) -> bool {
 
 /// A key of `len` bytes from `seed`.
 fn random_key(seed: u64, len: usize) -> RssKey {
-    let mut rng = Lcg(seed ^ 0x6b65_79);
+    let mut rng = Lcg(seed ^ 0x006b_6579);
     let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
     RssKey::new(&bytes).unwrap_or(RssKey::DEFAULT)
 }

@@ -4,9 +4,13 @@
 //! - a stack group on `net_af_packet` over a veth pair into a network
 //!   namespace this test creates talks TCP to the Linux kernel's own stack,
 //!   once as the client of a kernel echo server and once as the echo server
-//!   of a kernel client, so bytes are checked in both directions each time.
+//!   of a kernel client, so bytes are checked in both directions each time;
+//! - the same over `net_tap` (its kernel interface moved into the
+//!   namespace) with the group's TSO on: the port fills in checksums for
+//!   the stack (net_tap's transmit offloads), and the stack's 64 KiB TSO
+//!   super-frames, longer than a DPDK mbuf, are segmented in software.
 //!
-//! The af_packet test needs root; without it it says so and passes without
+//! The af_packet and tap tests need root; without it it says so and passes without
 //! running. Both end with every dtnet and DPDK buffer back in its pool.
 #![cfg(feature = "dpdk")]
 
@@ -210,6 +214,53 @@ fn stacks_on_af_packet_talk_tcp_with_the_kernel_in_a_namespace() {
     assert!(echoed.expect("dtnet client") == to_kernel, "the DPDK stack read the kernel's echo intact");
     assert!(served.expect("dtnet server") == from_kernel, "the DPDK stack read exactly what the kernel sent");
     assert!(kernel_back == from_kernel, "the kernel read the DPDK stack's echo intact");
+
+    settle(&[&group], &clock, Duration::from_millis(300));
+    drop((api, group));
+    assert_eq!(mbufs.in_use(), 0, "dtnet pool back to baseline");
+    assert_eq!(dpdk_pool.in_use(), 0, "DPDK pool back to baseline");
+}
+
+#[test]
+fn stacks_on_net_tap_with_tso_and_checksum_offloads_talk_tcp_with_the_kernel() {
+    if let Some(why) = netns::unavailable() {
+        eprintln!("skipped: net_tap into a namespace needs one: {why}");
+        return;
+    }
+    let ns = Netns::create(&netns::unique_name("dq")).expect("namespace");
+    let iface = netns::unique_name("dr");
+    let vdev = format!("--vdev=net_tap0,iface={iface},mac=02:d7:00:00:00:0a");
+    let eal = common::eal("stacks-tap", &[&vdev]);
+    let dpdk_pool = PktPool::new(&eal, "stacks_tap_pool", PoolConf::default()).expect("pool");
+    let id = eal.port_by_name("net_tap0").expect("tap port");
+    let mbufs = Mempool::new(MempoolConfig::new("stacks_tap", 4096)).expect("dtnet pool");
+    let config = GroupConfig { tso: true, ..GroupConfig::new(1, MAC_A, NS_DPDK_IP) };
+    let group = group_on(&eal, id, &dpdk_pool, &mbufs, config);
+    // The started port's kernel interface moves into the namespace and
+    // becomes the kernel's end of the link (net_tap keeps its descriptors).
+    ns.root_ip(&["link", "set", &iface, "netns", ns.name()]).expect("move the tap");
+    ns.ip(&["addr", "add", &format!("{NS_KERNEL_IP}/24"), "dev", &iface]).expect("address");
+    ns.ip(&["link", "set", &iface, "up"]).expect("up");
+    let clock = Arc::new(WallClock::new());
+    let api = Api::new(&group, 0, clock.clone());
+    let (to_kernel, from_kernel) = (random_bytes(31, BYTES), random_bytes(32, BYTES));
+
+    let server = kernel_echo_server(ns.name().to_owned());
+    let client =
+        kernel_echo_client(ns.name().to_owned(), SocketAddr::new(NS_DPDK_IP.into(), ECHO_PORT), from_kernel.clone());
+    let tasks: Vec<Task<'_>> = vec![
+        Box::pin(echo_client(&api, SocketAddr::new(NS_KERNEL_IP.into(), KERNEL_PORT), &to_kernel)),
+        Box::pin(echo_server(&api, ECHO_PORT)),
+    ];
+    let results = drive(&[&group], &clock, tasks);
+    let [echoed, served] = <[_; 2]>::try_from(results).expect("two results");
+    let kernel_read = server.join().expect("kernel server thread").expect("kernel echo server");
+    let kernel_back = client.join().expect("kernel client thread").expect("kernel echo client");
+    assert!(kernel_read == to_kernel, "the kernel read exactly what the DPDK stack sent");
+    assert!(echoed.expect("dtnet client") == to_kernel, "the DPDK stack read the kernel's echo intact");
+    assert!(served.expect("dtnet server") == from_kernel, "the DPDK stack read exactly what the kernel sent");
+    assert!(kernel_back == from_kernel, "the kernel read the DPDK stack's echo intact");
+    assert!(group.stats(0).device.tso_frames > 0, "the stack handed the port TSO super-frames");
 
     settle(&[&group], &clock, Duration::from_millis(300));
     drop((api, group));
