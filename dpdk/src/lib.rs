@@ -10,11 +10,15 @@
 //! DPDK mbufs and the caller's bytes in [`queue`], nowhere else. [`thash`]
 //! exposes DPDK's software Toeplitz hashes for cross-checks and benchmarks.
 //!
-//! `unsafe` lives in the FFI modules only ([`eal`], [`mempool`], [`port`], the private `flow`,
-//! [`queue`], [`thash`] and the private `ffi`), each block with its
-//! `// SAFETY:` note; no safe function here can cause undefined behaviour.
-//! [`crate::ethdev`] puts a port behind dtnet's `EthDev` trait ([`DpdkEthDev`]),
-//! copying frames between DPDK mbufs and dtnet's.
+//! `unsafe` lives in the FFI modules only ([`eal`], [`mempool`], [`port`],
+//! [`queue`], [`thash`], and the private `flow` and `ffi`), each block with
+//! its `// SAFETY:` note; no safe function here can cause undefined
+//! behaviour. [`crate::ethdev`] puts a port behind dtnet's `EthDev` trait
+//! ([`DpdkEthDev`]), copying frames between DPDK mbufs and dtnet's, with
+//! checksum offloads and TSO (done in software where the device cannot) and
+//! flow rules translated to rte_flow (the private `flow` module).
+//! [`realnic`] is the real-NIC suite as a library, which `dtnet real-nic`
+//! runs (see the crate's README.md for the hardware set-up).
 
 #![cfg(feature = "dpdk")]
 

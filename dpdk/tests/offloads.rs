@@ -2,7 +2,9 @@
 //! - on net_ring, which has no offloads, what an mbuf asks for is done in
 //!   software: frames leave with the IPv4 and TCP/UDP checksums filled in,
 //!   and a large TCP frame asking for TSO arrives as MSS-sized segments,
-//!   each with valid checksums, carrying the payload in order;
+//!   each with valid checksums, carrying the payload in order; an offload a
+//!   frame cannot take (an L4 checksum for ARP, TSO for UDP) is a counted
+//!   drop;
 //! - net_ring has no rte_flow: every flow operation is "unsupported by
 //!   device", naming the driver;
 //! - net_tap (root only) takes dtnet's rules in `rte_flow_validate` (so the
@@ -44,8 +46,13 @@ fn zeroed(pool: &Mempool, frame: &[u8], flags: OlFlags) -> Mbuf {
     }
     let field = l4 + if meta.ip_proto == Some(6) { 16 } else { 6 };
     bytes[field..field + 2].fill(0);
+    asking(pool, &bytes, flags)
+}
+
+/// `frame` in an mbuf asking for `flags`.
+fn asking(pool: &Mempool, frame: &[u8], flags: OlFlags) -> Mbuf {
     let mut mbuf = pool.alloc(Owner::NONE).expect("dtnet mbuf");
-    assert!(mbuf.extend_from_slice(&bytes));
+    assert!(mbuf.extend_from_slice(frame));
     mbuf.set_flags(flags);
     mbuf
 }
@@ -111,6 +118,20 @@ fn a_ring_port_does_in_software_the_offloads_an_mbuf_asks_for() {
         carried.extend_from_slice(&segment[usize::from(meta.l4_offset) + data_offset..]);
     }
     assert!(carried == payload, "the segments carry the payload in order");
+
+    // Offloads a frame cannot take (an L4 checksum for ARP, TSO for UDP)
+    // are counted drops, not frames with garbage in them.
+    let arp = [0xffu8; 6].into_iter().chain([2, 0, 0, 0, 0, 1, 0x08, 0x06]).chain([0; 46]).collect::<Vec<u8>>();
+    let mut bad = vec![asking(&mbufs, &arp, OlFlags::TX_L4_CKSUM), {
+        let mut udp = zeroed(&mbufs, &originals[1], checksums);
+        udp.request_tso(SEGMENT);
+        udp
+    }];
+    assert_eq!(tx.tx_burst(&mut bad), 2, "both are taken");
+    assert!(receive(rx.as_mut()).is_empty(), "and neither is sent");
+    let xstats = port_a.xstats().expect("xstats");
+    let bad_offload = xstats.iter().find(|x| x.name == "dtnet_tx_bad_offload").map(|x| x.value);
+    assert_eq!(bad_offload, Some(2), "{xstats:?}");
 
     drop((tx, rx, port_a, port_b));
     assert_eq!((mbufs.in_use(), dpdk_pool.in_use()), (0, 0), "pools back to baseline");
