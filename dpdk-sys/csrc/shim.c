@@ -2,6 +2,7 @@
 #include <rte_config.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
+#include <rte_log.h>
 #include <rte_mbuf.h>
 #include <rte_thash.h>
 
@@ -132,4 +133,9 @@ int dtnet_thash_gfni_available(void)
 #else
 	return 0;
 #endif
+}
+
+int dtnet_rte_log_to_stderr(void)
+{
+	return rte_openlog_stream(stderr);
 }

@@ -74,5 +74,8 @@ void dtnet_rte_thash_gfni_bulk(const uint64_t *matrices, int len,
 			       uint32_t count);
 /* 1 if the gfni unit holds the real rte_thash_gfni_bulk. */
 int dtnet_thash_gfni_compiled(void);
+/* Sends DPDK's log to stderr (EAL writes it to stdout by default), so a
+ * program's stdout (a JSON report) stays its own; call before rte_eal_init. */
+int dtnet_rte_log_to_stderr(void);
 
 #endif

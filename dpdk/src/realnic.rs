@@ -102,6 +102,25 @@ pub enum Outcome {
     Unsupported(String),
 }
 
+impl Outcome {
+    /// The verdict as reports print it: `passed`, `FAILED` or
+    /// `unsupported by device`.
+    pub fn verdict(&self) -> &'static str {
+        match self {
+            Outcome::Passed(_) => "passed",
+            Outcome::Failed(_) => "FAILED",
+            Outcome::Unsupported(_) => "unsupported by device",
+        }
+    }
+
+    /// How it was shown, what went wrong, or why the device cannot.
+    pub fn detail(&self) -> &str {
+        match self {
+            Outcome::Passed(d) | Outcome::Failed(d) | Outcome::Unsupported(d) => d,
+        }
+    }
+}
+
 /// One named check and its outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Check {
@@ -162,12 +181,7 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "real-NIC suite: tx {} -> rx {}", self.tx_driver, self.rx_driver)?;
         for check in &self.checks {
-            let (verdict, detail) = match &check.outcome {
-                Outcome::Passed(d) => ("passed", d),
-                Outcome::Failed(d) => ("FAILED", d),
-                Outcome::Unsupported(d) => ("unsupported by device", d),
-            };
-            writeln!(f, "  {:<14} {verdict}: {detail}", check.name)?;
+            writeln!(f, "  {:<14} {}: {}", check.name, check.outcome.verdict(), check.outcome.detail())?;
         }
         match &self.throughput {
             Ok(t) => {
