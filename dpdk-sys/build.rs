@@ -1,5 +1,6 @@
 //! Generates the DPDK bindings and compiles the C shims, only when the `bind`
 //! feature is on; without it the crate is empty and needs no DPDK.
+//! `flow.c` (in the shim unit) translates dtnet's flow rules into rte_flow.
 //!
 //! The system's libdpdk is found with `pkg-config libdpdk` (Debian's
 //! `libdpdk-dev`), and must be DPDK 22.11. bindgen (which needs libclang,
@@ -77,7 +78,7 @@ mod bind {
         check_version();
         let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
         let csrc = manifest.join("csrc");
-        for file in ["wrapper.h", "shim.h", "shim.c", "gfni.c"] {
+        for file in ["wrapper.h", "shim.h", "shim.c", "gfni.c", "flow.h", "flow.c"] {
             println!("cargo:rerun-if-changed={}", csrc.join(file).display());
         }
         println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
@@ -115,7 +116,7 @@ mod bind {
 
     fn compile_shims(csrc: &std::path::Path, cflags: &[String]) {
         let mut shim = cc::Build::new();
-        shim.file(csrc.join("shim.c")).define("ALLOW_EXPERIMENTAL_API", None);
+        shim.file(csrc.join("shim.c")).file(csrc.join("flow.c")).define("ALLOW_EXPERIMENTAL_API", None);
         let mut gfni = cc::Build::new();
         gfni.file(csrc.join("gfni.c")).define("ALLOW_EXPERIMENTAL_API", None);
         // DPDK marks the helpers rte_thash_gfni_bulk inlines as internal, and

@@ -2,6 +2,7 @@
 #include <rte_config.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
+#include <rte_log.h>
 #include <rte_mbuf.h>
 #include <rte_thash.h>
 
@@ -59,6 +60,54 @@ int dtnet_rte_mbuf_rss_hash(const struct rte_mbuf *m, uint32_t *hash)
 	return 1;
 }
 
+uint32_t dtnet_rte_mbuf_rx_cksum(const struct rte_mbuf *m)
+{
+	uint32_t out = 0;
+	uint64_t ip = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
+	uint64_t l4 = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+
+	if (ip == RTE_MBUF_F_RX_IP_CKSUM_GOOD)
+		out |= DTNET_RX_IP_CKSUM_GOOD;
+	else if (ip == RTE_MBUF_F_RX_IP_CKSUM_BAD)
+		out |= DTNET_RX_IP_CKSUM_BAD;
+	if (l4 == RTE_MBUF_F_RX_L4_CKSUM_GOOD)
+		out |= DTNET_RX_L4_CKSUM_GOOD;
+	else if (l4 == RTE_MBUF_F_RX_L4_CKSUM_BAD)
+		out |= DTNET_RX_L4_CKSUM_BAD;
+	return out;
+}
+
+void dtnet_rte_mbuf_tx_offload(struct rte_mbuf *m, uint32_t request,
+			       uint16_t l2_len, uint16_t l3_len,
+			       uint16_t l4_len, uint16_t tso_segsz)
+{
+	uint64_t flags = 0;
+
+	if (request & DTNET_TX_IPV4)
+		flags |= RTE_MBUF_F_TX_IPV4;
+	if (request & DTNET_TX_IPV6)
+		flags |= RTE_MBUF_F_TX_IPV6;
+	if (request & DTNET_TX_IP_CKSUM)
+		flags |= RTE_MBUF_F_TX_IP_CKSUM;
+	if (request & DTNET_TX_TCP_CKSUM)
+		flags |= RTE_MBUF_F_TX_TCP_CKSUM;
+	if (request & DTNET_TX_UDP_CKSUM)
+		flags |= RTE_MBUF_F_TX_UDP_CKSUM;
+	if (request & DTNET_TX_TCP_SEG)
+		flags |= RTE_MBUF_F_TX_TCP_SEG;
+	m->ol_flags |= flags;
+	m->l2_len = l2_len;
+	m->l3_len = l3_len;
+	m->l4_len = l4_len;
+	m->tso_segsz = tso_segsz;
+}
+
+uint16_t dtnet_rte_eth_tx_prepare(uint16_t port_id, uint16_t queue_id,
+				  struct rte_mbuf **tx_pkts, uint16_t nb_pkts)
+{
+	return rte_eth_tx_prepare(port_id, queue_id, tx_pkts, nb_pkts);
+}
+
 int dtnet_rte_errno(void)
 {
 	return rte_errno;
@@ -84,4 +133,9 @@ int dtnet_thash_gfni_available(void)
 #else
 	return 0;
 #endif
+}
+
+int dtnet_rte_log_to_stderr(void)
+{
+	return rte_openlog_stream(stderr);
 }

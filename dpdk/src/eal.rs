@@ -77,7 +77,7 @@ pub struct Eal {
 
 impl Eal {
     /// Initialises DPDK with `args` (without a program name; one is
-    /// prepended). The argument strings are leaked: EAL may keep pointers
+    /// prepended). DPDK's log goes to stderr, leaving stdout to the program. The argument strings are leaked: EAL may keep pointers
     /// into them for the life of the process.
     pub fn init<I, S>(args: I) -> Result<Eal>
     where
@@ -91,6 +91,9 @@ impl Eal {
         if EAL_TRIED.swap(true, Ordering::SeqCst) {
             return Err(Error::EalAlreadyInitialised);
         }
+        // SAFETY: no arguments; rte_openlog_stream may be called before
+        // rte_eal_init (the stream it sets wins over EAL's default).
+        unsafe { sys::dtnet_rte_log_to_stderr() };
         let argc = i32::try_from(argv.len()).map_err(|_| Error::BadArgument("(too many arguments)".into()))?;
         argv.push(std::ptr::null_mut());
         // SAFETY: argv holds argc pointers to leaked NUL-terminated strings

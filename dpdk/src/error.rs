@@ -62,6 +62,30 @@ pub enum Error {
         /// `RTE_ETH_RSS_*` bits the device offers.
         supported: u64,
     },
+    /// Offloads the device cannot do.
+    #[error("port {port} ({driver}): {kind} offloads {requested:#x} unsupported by device (it offers {supported:#x})")]
+    OffloadUnsupported {
+        /// Port id.
+        port: u16,
+        /// Driver name.
+        driver: String,
+        /// `rx` or `tx`.
+        kind: &'static str,
+        /// `RTE_ETH_*_OFFLOAD_*` bits asked for.
+        requested: u64,
+        /// The bits the device offers.
+        supported: u64,
+    },
+    /// A flow rule the device (or dtnet's translation) cannot take.
+    #[error("port {port} ({driver}): flow rule unsupported by device: {reason}")]
+    FlowUnsupported {
+        /// Port id.
+        port: u16,
+        /// Driver name.
+        driver: String,
+        /// What the driver or the translation said.
+        reason: String,
+    },
     /// A RETA whose size the device does not have (0 if it has none).
     #[error("port {port} ({driver}): a RETA of {requested} entries, but the device's RETA has {device} entries")]
     RetaSize {

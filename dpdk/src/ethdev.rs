@@ -6,10 +6,18 @@
 //! user is gone) and implements the control operations DPDK has here:
 //! `info`, `configure` (queues, ring sizes, RSS types and key), `start`,
 //! `stop`, `rss_hash_update`, `reta_update`/`reta_query`, `link`,
-//! `mac_addr`, `stats` and `xstats`. Flow rules, checksum offloads, TSO,
-//! MTU and promiscuous control are not translated yet and stay
-//! [`DevError::Unsupported`] (a configuration asking for an offload is
-//! refused by name); the port is always promiscuous, as a bridge port must be.
+//! `mac_addr`, `stats` and `xstats`, the checksum offloads and TSO the
+//! device lists (an offload it lacks is refused by name), and flow rules
+//! (translated to rte_flow in the `flow` module). MTU and promiscuous control
+//! are not translated and stay [`DevError::Unsupported`]; the port is
+//! always promiscuous, as a bridge port must be.
+//!
+//! Offloads both ways: the device's receive checksum verdicts become
+//! dtnet's `RX_*_CKSUM_*` mbuf flags. On transmit, what an mbuf asks for
+//! (`TX_IP_CKSUM`, `TX_L4_CKSUM`, `TX_TCP_SEG`) goes to the device when
+//! the port was configured with that offload, and is done in software
+//! (user-veth's offload emulation) otherwise, and for TSO frames longer than
+//! one DPDK mbuf, so a frame never leaves without the checksums it asked for.
 //!
 //! The queue handles move frames between DPDK mbufs and dtnet [`Mbuf`]s
 //! from a dtnet [`Mempool`]. The two kinds of buffer live in different
@@ -34,9 +42,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use ethdev::dev::{DevInfo, EthDev, LinkStatus, PortConf, PortStats, RxOffloads, TxOffloads, XStat};
 use ethdev::error::{ConfigError, DevError};
-use ethdev::mbuf::Mbuf;
+use ethdev::flow::{FlowAction, FlowAttr, FlowId, FlowItem, FlowTable};
+use std::collections::{BTreeMap, VecDeque};
+
+use ethdev::mbuf::{Mbuf, OlFlags};
 use ethdev::mempool::Mempool;
 use ethdev::mempool::Owner;
+use ethdev::packet::{IpAddrs, PacketMeta};
+use ethdev::proto::{PROTO_TCP, PROTO_UDP};
 use ethdev::queue::{RxQueue as EthRxQueue, TxQueue as EthTxQueue};
 use ethdev::rss::{Reta, RssHashTypes, RssKey};
 use ethdev::wire::Wire;
@@ -44,9 +57,10 @@ use ethdev::MacAddr;
 
 use crate::eal::{Eal, EalUse, PortId};
 use crate::error::Error;
+use crate::flow::{self, RteFlow};
 use crate::mempool::{PktPool, PoolRef};
-use crate::port::{self, PortCtl, RssSetup};
-use crate::queue::{RxQueue, TxQueue, MAX_BURST};
+use crate::port::{self, Offloads, PortCtl, RssSetup};
+use crate::queue::{RxInfo, RxQueue, TxOffload, TxQueue, MAX_BURST};
 
 /// DPDK's default MTU, the only one the adapter runs a port at so far.
 const DEFAULT_MTU: u16 = 1500;
@@ -78,12 +92,22 @@ struct Inner {
 struct State {
     ctl: PortCtl,
     tx_queues: u16,
+    /// Transmit offloads the port was configured with.
+    tx_offloads: TxOffloads,
     configured: bool,
     started: bool,
     rx_taken: Vec<bool>,
     tx_taken: Vec<bool>,
     /// The configured RSS key: drivers may read it as late as start.
     _rss_key: Option<Box<[u8]>>,
+    /// The RETA size of a one-queue port: every hash goes to queue 0,
+    /// whatever the device has (or lacks: net_tap hashes but has no RETA).
+    single_queue_reta: Option<u16>,
+    /// The rules created, in dtnet's model (which checks them and numbers
+    /// them as dtnet's classifier would) ...
+    flows: FlowTable,
+    /// ... and on the device.
+    rte_flows: BTreeMap<FlowId, RteFlow>,
 }
 
 /// Frames the adapter dropped, by reason.
@@ -93,6 +117,7 @@ struct Drops {
     rx_too_long: AtomicU64,
     tx_too_long: AtomicU64,
     tx_full: AtomicU64,
+    tx_bad_offload: AtomicU64,
 }
 
 impl DpdkEthDev {
@@ -108,11 +133,15 @@ impl DpdkEthDev {
         let state = State {
             ctl: PortCtl { id, info, rx_queues: 0 },
             tx_queues: 0,
+            tx_offloads: TxOffloads::empty(),
             configured: false,
             started: false,
             rx_taken: Vec::new(),
             tx_taken: Vec::new(),
             _rss_key: None,
+            single_queue_reta: None,
+            flows: FlowTable::new(),
+            rte_flows: BTreeMap::new(),
         };
         let inner = Inner {
             name: format!("dpdk{}", id.0),
@@ -171,7 +200,12 @@ impl DpdkEthDev {
         let mut state = self.inner.lock();
         let id = state.ctl.id;
         take(&mut state, queue, |s| &mut s.tx_taken)?;
-        Ok(DpdkTxQueue { inner: Arc::clone(&self.inner), q: TxQueue::new(id, queue, self.inner.pool.raw()) })
+        Ok(DpdkTxQueue {
+            inner: Arc::clone(&self.inner),
+            q: TxQueue::new(id, queue, self.inner.pool.raw()),
+            offloads: state.tx_offloads,
+            pending: VecDeque::new(),
+        })
     }
 
     /// The started port as a switch port: a [`Wire`] that takes every rx
@@ -198,6 +232,9 @@ impl Drop for Inner {
         let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         // No handle is left (they hold this Arc); errors are ignored: a
         // stopped, closed port is the goal.
+        if !state.rte_flows.is_empty() {
+            let _ = flow::flush(state.ctl.id, &state.ctl.info);
+        }
         if state.started {
             let _ = state.ctl.stop_device();
         }
@@ -214,6 +251,10 @@ fn dev_error(err: Error) -> DevError {
         Error::TooManyQueues { kind, .. } => ConfigError::new(format!("{kind}_queues"), err.to_string()).into(),
         Error::RssUnsupported { .. } => ConfigError::new("rss_types", err.to_string()).into(),
         Error::RssKeyLength { .. } => ConfigError::new("rss_key", err.to_string()).into(),
+        Error::OffloadUnsupported { .. } | Error::FlowUnsupported { .. } => DevError::Unsupported(err.to_string()),
+        Error::RetaSize { port, driver, device: 0, .. } => {
+            DevError::Unsupported(format!("port {port} ({driver}): a RETA (unsupported by device)"))
+        }
         Error::RetaSize { .. } | Error::RetaQueue { .. } => ConfigError::new("reta", err.to_string()).into(),
         other => ConfigError::new("dpdk", other.to_string()).into(),
     }
@@ -222,6 +263,37 @@ fn dev_error(err: Error) -> DevError {
 /// dtnet's hash types the device hashes on (`RTE_ETH_RSS_*` bits).
 fn rss_types(offloads: u64) -> RssHashTypes {
     RssHashTypes::all().iter().filter(|&t| port::rss_hf(t) & !offloads == 0).collect()
+}
+
+/// The DPDK receive offload bits and dtnet's names for them.
+const RX_OFFLOADS: [(RxOffloads, u64); 2] =
+    [(RxOffloads::CHECKSUM, Offloads::RX_CHECKSUM), (RxOffloads::RSS_HASH, Offloads::RX_RSS_HASH)];
+
+/// The DPDK transmit offload bits and dtnet's names for them.
+const TX_OFFLOADS: [(TxOffloads, u64); 3] = [
+    (TxOffloads::IPV4_CKSUM, Offloads::TX_IPV4_CKSUM),
+    (TxOffloads::L4_CKSUM, Offloads::TX_L4_CKSUM),
+    (TxOffloads::TCP_TSO, Offloads::TX_TCP_TSO),
+];
+
+/// dtnet's receive offloads a device with `capa` can do (all of each one's bits).
+fn rx_offloads(capa: u64) -> RxOffloads {
+    RX_OFFLOADS.iter().filter(|(_, bits)| capa & bits == *bits).map(|(o, _)| *o).collect()
+}
+
+/// dtnet's transmit offloads a device with `capa` can do.
+fn tx_offloads(capa: u64) -> TxOffloads {
+    TX_OFFLOADS.iter().filter(|(_, bits)| capa & bits == *bits).map(|(o, _)| *o).collect()
+}
+
+/// `offloads` as DPDK's receive offload bits.
+fn dpdk_rx_offloads(offloads: RxOffloads) -> u64 {
+    RX_OFFLOADS.iter().filter(|(o, _)| offloads.contains(*o)).fold(0, |acc, (_, bits)| acc | bits)
+}
+
+/// `offloads` as DPDK's transmit offload bits.
+fn dpdk_tx_offloads(offloads: TxOffloads) -> u64 {
+    TX_OFFLOADS.iter().filter(|(o, _)| offloads.contains(*o)).fold(0, |acc, (_, bits)| acc | bits)
 }
 
 /// `size` as the one-element `'static` slice [`DevInfo`] wants, or none.
@@ -248,8 +320,8 @@ impl EthDev for DpdkEthDev {
             reta_sizes: one_of(info.reta_size, &[64, 128, 256, 512]),
             rss_key_sizes: one_of(usize::from(info.hash_key_size), &[40, 52]),
             rss_types: rss_types(info.rss_offloads),
-            rx_offloads: RxOffloads::empty(),
-            tx_offloads: TxOffloads::empty(),
+            rx_offloads: rx_offloads(info.rx_offload_capa),
+            tx_offloads: tx_offloads(info.tx_offload_capa),
             // MTU changes are not translated yet: the port keeps DPDK's default.
             mtu_range: (DEFAULT_MTU, DEFAULT_MTU),
         }
@@ -268,9 +340,6 @@ impl EthDev for DpdkEthDev {
     }
 
     fn configure(&self, conf: &PortConf) -> Result<(), DevError> {
-        if !conf.rx_offloads.is_empty() || !conf.tx_offloads.is_empty() {
-            return Err(DevError::Unsupported("checksum and TSO offloads on a DPDK port (not translated yet)".into()));
-        }
         if conf.mtu != DEFAULT_MTU {
             return Err(DevError::Unsupported(format!("MTU {} on a DPDK port (it runs at {DEFAULT_MTU})", conf.mtu)));
         }
@@ -282,7 +351,11 @@ impl EthDev for DpdkEthDev {
         let id = state.ctl.id;
         port::check_queues(id, info, "rx", conf.rx_queues, info.max_rx_queues).map_err(dev_error)?;
         port::check_queues(id, info, "tx", conf.tx_queues, info.max_tx_queues).map_err(dev_error)?;
-        let rss = (!conf.rss_types.is_empty()).then_some(RssSetup { types: conf.rss_types, key: Some(conf.rss_key) });
+        // With one rx queue RSS chooses nothing: a device without RSS (net_ring,
+        // net_af_packet) takes the port as it is, and a one-queue port's RETA
+        // (reta_query) sends every hash to queue 0, which is what it does.
+        let spread = !conf.rss_types.is_empty() && (conf.rx_queues > 1 || info.rss_offloads != 0);
+        let rss = spread.then_some(RssSetup { types: conf.rss_types, key: Some(conf.rss_key) });
         if rss.is_some() && info.reta_size != 0 && info.reta_size != conf.reta_size {
             let reason = format!("{} entries, the device's RETA has {}", conf.reta_size, info.reta_size);
             return Err(ConfigError::new("reta_size", reason).into());
@@ -296,12 +369,17 @@ impl EthDev for DpdkEthDev {
             tx_descs: descs("tx_ring_size", conf.tx_ring_size)?,
             rss: None,
             promiscuous: true,
+            rx_offloads: dpdk_rx_offloads(conf.rx_offloads),
+            tx_offloads: dpdk_tx_offloads(conf.tx_offloads),
         };
+        port::check_offloads(id, info, &dpdk_conf).map_err(dev_error)?;
         state.configured = false;
         port::setup(id, self.inner.pool.raw(), &dpdk_conf, hf, key.as_deref_mut()).map_err(dev_error)?;
         state._rss_key = key;
+        state.single_queue_reta = (conf.rx_queues == 1).then_some(conf.reta_size);
         state.ctl.rx_queues = conf.rx_queues;
         state.tx_queues = conf.tx_queues;
+        state.tx_offloads = conf.tx_offloads;
         state.rx_taken = vec![false; usize::from(conf.rx_queues)];
         state.tx_taken = vec![false; usize::from(conf.tx_queues)];
         state.configured = true;
@@ -339,8 +417,45 @@ impl EthDev for DpdkEthDev {
 
     fn reta_query(&self) -> Result<Reta, DevError> {
         let state = self.inner.lock();
+        if let Some(size) = state.single_queue_reta {
+            return Ok(Reta::new(usize::from(size), 1)?);
+        }
         let entries = state.ctl.reta().map_err(dev_error)?;
         Ok(Reta::from_entries(entries, state.ctl.rx_queues)?)
+    }
+
+    /// Checked against dtnet's flow model first, then by the device
+    /// (`rte_flow_validate`); a rule the device refuses is `Unsupported`.
+    fn flow_validate(&self, attr: &FlowAttr, pattern: &[FlowItem], actions: &[FlowAction]) -> Result<(), DevError> {
+        let state = self.inner.lock();
+        state.flows.validate(attr, pattern, actions, state.ctl.rx_queues)?;
+        flow::validate(state.ctl.id, &state.ctl.info, attr, pattern, actions).map_err(dev_error)
+    }
+
+    fn flow_create(&self, attr: &FlowAttr, pattern: &[FlowItem], actions: &[FlowAction]) -> Result<FlowId, DevError> {
+        let mut state = self.inner.lock();
+        let queues = state.ctl.rx_queues;
+        state.flows.validate(attr, pattern, actions, queues)?;
+        let rule = flow::create(state.ctl.id, &state.ctl.info, attr, pattern, actions).map_err(dev_error)?;
+        let id = state.flows.create(attr, pattern, actions, queues)?;
+        state.rte_flows.insert(id, rule);
+        Ok(id)
+    }
+
+    fn flow_destroy(&self, id: FlowId) -> Result<(), DevError> {
+        let mut state = self.inner.lock();
+        state.flows.destroy(id)?;
+        let rule = state.rte_flows.remove(&id);
+        let (port, info) = (state.ctl.id, &state.ctl.info);
+        rule.map_or(Ok(()), |rule| flow::destroy(port, info, rule)).map_err(dev_error)
+    }
+
+    fn flow_flush(&self) -> Result<(), DevError> {
+        let mut state = self.inner.lock();
+        flow::flush(state.ctl.id, &state.ctl.info).map_err(dev_error)?;
+        state.rte_flows.clear();
+        state.flows = FlowTable::new();
+        Ok(())
     }
 
     fn link(&self) -> Result<LinkStatus, DevError> {
@@ -358,13 +473,17 @@ impl EthDev for DpdkEthDev {
         let mut stats = self.with_ctl(PortCtl::stats)?;
         let drops = &self.inner.drops;
         stats.ierrors += drops.rx_nombuf.load(Ordering::Relaxed) + drops.rx_too_long.load(Ordering::Relaxed);
-        stats.oerrors += drops.tx_too_long.load(Ordering::Relaxed) + drops.tx_full.load(Ordering::Relaxed);
+        stats.oerrors += drops.tx_too_long.load(Ordering::Relaxed)
+            + drops.tx_full.load(Ordering::Relaxed)
+            + drops.tx_bad_offload.load(Ordering::Relaxed);
         Ok(stats)
     }
 
     /// The driver's extended counters, then the adapter's drops by reason
-    /// (`dtnet_rx_nombuf`, `dtnet_rx_too_long`, `dtnet_tx_too_long`, and
-    /// `dtnet_tx_full` for frames a [`DpdkWire`] could not queue).
+    /// (`dtnet_rx_nombuf`, `dtnet_rx_too_long`, `dtnet_tx_too_long`,
+    /// `dtnet_tx_full` for frames a [`DpdkWire`] could not queue, and
+    /// `dtnet_tx_bad_offload` for frames whose offload request could not be
+    /// met, by the device or in software).
     fn xstats(&self) -> Result<Vec<XStat>, DevError> {
         let mut xstats: Vec<XStat> =
             self.with_ctl(PortCtl::xstats)?.into_iter().map(|(name, value)| XStat { name, value }).collect();
@@ -374,6 +493,7 @@ impl EthDev for DpdkEthDev {
             ("dtnet_rx_too_long", &drops.rx_too_long),
             ("dtnet_tx_too_long", &drops.tx_too_long),
             ("dtnet_tx_full", &drops.tx_full),
+            ("dtnet_tx_bad_offload", &drops.tx_bad_offload),
         ] {
             xstats.push(XStat { name: name.into(), value: counter.load(Ordering::Relaxed) });
         }
@@ -423,14 +543,31 @@ impl EthRxQueue for DpdkRxQueue {
             }
             mbuf.set_port(port);
             mbuf.set_queue(queue);
-            if let Some(hash) = info.rss_hash {
-                mbuf.set_rss_hash(hash);
-            }
+            set_rx_flags(&mut mbuf, &info);
             out.push(mbuf);
             got += 1;
         });
         got
     }
+}
+
+/// The device's verdicts in `info` as dtnet's mbuf metadata.
+fn set_rx_flags(mbuf: &mut Mbuf, info: &RxInfo) {
+    if let Some(hash) = info.rss_hash {
+        mbuf.set_rss_hash(hash);
+    }
+    let mut flags = mbuf.flags();
+    for (verdict, good, bad) in [
+        (info.ip_cksum_good, OlFlags::RX_IP_CKSUM_GOOD, OlFlags::RX_IP_CKSUM_BAD),
+        (info.l4_cksum_good, OlFlags::RX_L4_CKSUM_GOOD, OlFlags::RX_L4_CKSUM_BAD),
+    ] {
+        match verdict {
+            Some(true) => flags |= good,
+            Some(false) => flags |= bad,
+            None => {}
+        }
+    }
+    mbuf.set_flags(flags);
 }
 
 impl Drop for DpdkRxQueue {
@@ -442,45 +579,152 @@ impl Drop for DpdkRxQueue {
 }
 
 /// The transmit handle of one queue of a [`DpdkEthDev`].
+///
+/// Frames taken from the caller wait in `pending` (at most a burst of them,
+/// or the segments of a burst cut in software) until the device has room;
+/// they are dtnet mbufs until the copy into DPDK mbufs.
 #[derive(Debug)]
 pub struct DpdkTxQueue {
     inner: Arc<Inner>,
     q: TxQueue<'static>,
+    /// Transmit offloads the device does for this port.
+    offloads: TxOffloads,
+    /// Frames taken, with what the device is asked to do for each.
+    pending: VecDeque<(Mbuf, TxOffload)>,
 }
 
 impl EthTxQueue for DpdkTxQueue {
     fn tx_burst(&mut self, pkts: &mut Vec<Mbuf>) -> usize {
-        let room = usize::from(self.q.data_room());
         let mut taken = 0;
-        while !pkts.is_empty() {
-            let burst = pkts.len().min(MAX_BURST);
-            // A frame no DPDK mbuf holds is dropped (counted) so it cannot
-            // block the queue; frames before it go first.
-            let fit = pkts[..burst].iter().position(|m| m.len() > room).unwrap_or(burst);
-            if fit == 0 {
-                pkts.remove(0);
-                self.inner.drops.tx_too_long.fetch_add(1, Ordering::Relaxed);
-                taken += 1;
-                continue;
+        loop {
+            self.flush();
+            if !self.pending.is_empty() || pkts.is_empty() {
+                return taken;
             }
+            let burst = pkts.len().min(MAX_BURST);
+            for mbuf in pkts.drain(..burst) {
+                self.prepare(mbuf);
+            }
+            taken += burst;
+        }
+    }
+}
+
+impl DpdkTxQueue {
+    /// Sends pending frames until the device takes no more.
+    fn flush(&mut self) {
+        while !self.pending.is_empty() {
+            let burst = self.pending.len().min(MAX_BURST);
             let mut frames: [&[u8]; MAX_BURST] = [&[]; MAX_BURST];
-            for (slot, mbuf) in frames.iter_mut().zip(&pkts[..fit]) {
-                *slot = mbuf.data();
+            let mut offloads = [TxOffload::default(); MAX_BURST];
+            for (i, (mbuf, offload)) in self.pending.iter().take(burst).enumerate() {
+                frames[i] = mbuf.data();
+                offloads[i] = *offload;
             }
             // COPY (transmit): dtnet mbuf -> DPDK mbuf, inside
-            // `TxQueue::tx_burst`; the device can only send from DPDK memory.
-            // The dtnet mbufs of the frames taken are freed right after.
-            let Ok(sent) = self.q.tx_burst(&frames[..fit]) else {
-                break; // the DPDK pool is empty for now: leave the rest.
-            };
-            pkts.drain(..sent);
-            taken += sent;
-            if sent < fit {
-                break;
+            // `TxQueue::tx_burst_offload`; the device can only send from DPDK
+            // memory. The dtnet mbufs of the frames taken are freed right after.
+            match self.q.tx_burst_offload(&frames[..burst], &offloads[..burst]) {
+                Ok(sent) => {
+                    self.pending.drain(..sent);
+                    if sent < burst {
+                        return;
+                    }
+                }
+                Err(Error::PoolExhausted(_)) => return, // DPDK's pool is empty for now.
+                Err(_) => {
+                    // The driver refused the first frame's offload request.
+                    self.pending.pop_front();
+                    self.inner.drops.tx_bad_offload.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
-        taken
     }
+
+    /// Queues `mbuf` with the offloads the device does for it, after doing
+    /// in software what it asks for and the device does not; a frame that
+    /// cannot be sent is a counted drop.
+    fn prepare(&mut self, mut mbuf: Mbuf) {
+        let asked = mbuf.flags() & (OlFlags::TX_IP_CKSUM | OlFlags::TX_L4_CKSUM | OlFlags::TX_TCP_SEG);
+        let room = usize::from(self.q.data_room());
+        if asked.is_empty() {
+            return self.push(mbuf, TxOffload::default(), room);
+        }
+        let drops = &self.inner.drops;
+        let Ok(meta) = PacketMeta::parse(mbuf.data()) else {
+            drops.tx_bad_offload.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if asked.contains(OlFlags::TX_TCP_SEG) && !(self.offloads.contains(TxOffloads::TCP_TSO) && mbuf.len() <= room) {
+            // Software TSO: the device has none, or the frame is longer than
+            // one DPDK mbuf (frames are not chained). The segments carry
+            // their checksums.
+            let mut segments = Vec::new();
+            match user_veth::offload::segment_tcp(&mbuf, &meta, &self.inner.mbufs, DEFAULT_MTU, &mut segments) {
+                Ok(()) => segments.into_iter().for_each(|s| self.push(s, TxOffload::default(), room)),
+                Err(_) => drop(drops.tx_bad_offload.fetch_add(1, Ordering::Relaxed)),
+            }
+            return;
+        }
+        let mut software = asked - OlFlags::TX_TCP_SEG;
+        if self.offloads.contains(TxOffloads::IPV4_CKSUM) {
+            software -= OlFlags::TX_IP_CKSUM;
+        }
+        if self.offloads.contains(TxOffloads::L4_CKSUM) {
+            software -= OlFlags::TX_L4_CKSUM;
+        }
+        if user_veth::offload::fill_checksums(mbuf.data_mut(), &meta, software).is_err() {
+            drops.tx_bad_offload.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match device_offload(mbuf.data(), &meta, asked - software, mbuf.tso_segsz()) {
+            Some(offload) => self.push(mbuf, offload, room),
+            None => drop(drops.tx_bad_offload.fetch_add(1, Ordering::Relaxed)),
+        }
+    }
+
+    /// Queues `mbuf`, or drops it (counted) if no DPDK mbuf holds it.
+    fn push(&mut self, mbuf: Mbuf, offload: TxOffload, room: usize) {
+        if mbuf.len() > room && offload.tso_segsz == 0 {
+            self.inner.drops.tx_too_long.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.pending.push_back((mbuf, offload));
+    }
+}
+
+/// What the device is asked to do for a frame that wants `hardware` done by
+/// it, with the header lengths it needs; `None` if the frame lacks a header
+/// an offload needs (the IPv4 header, or a TCP/UDP one).
+fn device_offload(frame: &[u8], meta: &PacketMeta, hardware: OlFlags, tso_segsz: u16) -> Option<TxOffload> {
+    if hardware.is_empty() {
+        return Some(TxOffload::default());
+    }
+    let ipv4 = matches!(meta.ip, Some(IpAddrs::V4 { .. }));
+    let l4 = usize::from(meta.l4_offset);
+    let (l3_len, l4_len) = (
+        meta.l4_offset.checked_sub(meta.l3_offset)?,
+        match meta.ip_proto? {
+            PROTO_TCP => u16::from(frame.get(l4 + 12)? >> 4) * 4,
+            PROTO_UDP => 8,
+            _ => 0,
+        },
+    );
+    let l4_cksum = hardware.contains(OlFlags::TX_L4_CKSUM) || hardware.contains(OlFlags::TX_TCP_SEG);
+    if (hardware.contains(OlFlags::TX_IP_CKSUM) && !ipv4) || (l4_cksum && l4_len == 0) {
+        return None;
+    }
+    let tso = hardware.contains(OlFlags::TX_TCP_SEG);
+    Some(TxOffload {
+        ipv4,
+        ip_cksum: hardware.contains(OlFlags::TX_IP_CKSUM) || (tso && ipv4),
+        tcp_cksum: l4_cksum && meta.ip_proto == Some(PROTO_TCP),
+        udp_cksum: l4_cksum && meta.ip_proto == Some(PROTO_UDP),
+        tso_segsz: if tso { tso_segsz } else { 0 },
+        l2_len: meta.l3_offset,
+        l3_len,
+        l4_len,
+    })
 }
 
 impl Drop for DpdkTxQueue {
@@ -515,6 +759,7 @@ impl Wire for DpdkWire {
 
     fn put_rx(&mut self, frames: &mut Vec<Mbuf>) {
         self.tx.tx_burst(frames);
+        // What the tx queue could not take is dropped: a wire has no backlog.
         self.tx.inner.drops.tx_full.fetch_add(frames.len() as u64, Ordering::Relaxed);
         frames.clear();
     }

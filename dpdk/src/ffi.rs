@@ -27,11 +27,15 @@ pub(crate) fn errno_error(call: String) -> Error {
 
 /// The error of `call` with a positive `errno` and DPDK's text for it.
 pub(crate) fn dpdk_error(call: String, errno: i32) -> Error {
+    Error::Dpdk { call, errno, message: strerror(errno) }
+}
+
+/// DPDK's text for a positive `errno`.
+pub(crate) fn strerror(errno: i32) -> String {
     // SAFETY: rte_strerror takes any int and returns a pointer to a static or
     // thread-local NUL-terminated string, valid until the next call on this
     // thread; it is copied at once.
-    let message = unsafe { CStr::from_ptr(sys::rte_strerror(errno)) }.to_string_lossy().into_owned();
-    Error::Dpdk { call, errno, message }
+    unsafe { CStr::from_ptr(sys::rte_strerror(errno)) }.to_string_lossy().into_owned()
 }
 
 /// A NUL-terminated C string field (device or driver names) as text.

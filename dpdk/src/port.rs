@@ -48,12 +48,25 @@ pub struct PortConf {
     pub rss: Option<RssSetup>,
     /// Receive frames for any destination MAC.
     pub promiscuous: bool,
+    /// `RTE_ETH_RX_OFFLOAD_*` bits to enable (see [`Offloads`]).
+    pub rx_offloads: u64,
+    /// `RTE_ETH_TX_OFFLOAD_*` bits to enable (see [`Offloads`]).
+    pub tx_offloads: u64,
 }
 
 impl Default for PortConf {
-    /// One queue each way, 512 descriptors, no RSS, not promiscuous.
+    /// One queue each way, 512 descriptors, no RSS, not promiscuous, no offloads.
     fn default() -> PortConf {
-        PortConf { rx_queues: 1, tx_queues: 1, rx_descs: 512, tx_descs: 512, rss: None, promiscuous: false }
+        PortConf {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_descs: 512,
+            tx_descs: 512,
+            rss: None,
+            promiscuous: false,
+            rx_offloads: 0,
+            tx_offloads: 0,
+        }
     }
 }
 
@@ -81,6 +94,38 @@ pub struct DevInfo {
     pub hash_key_size: u8,
     /// `RTE_ETH_RSS_*` bits the device hashes on.
     pub rss_offloads: u64,
+    /// `RTE_ETH_RX_OFFLOAD_*` bits the device can do.
+    pub rx_offload_capa: u64,
+    /// `RTE_ETH_TX_OFFLOAD_*` bits the device can do.
+    pub tx_offload_capa: u64,
+}
+
+/// The DPDK offload bits dtnet translates, by name (`rx_*` are
+/// `RTE_ETH_RX_OFFLOAD_*`, `tx_*` are `RTE_ETH_TX_OFFLOAD_*`).
+#[derive(Clone, Copy, Debug)]
+pub struct Offloads;
+
+impl Offloads {
+    /// Verify IPv4 header checksums.
+    pub const RX_IPV4_CKSUM: u64 = sys::DTNET_RX_OFFLOAD_IPV4_CKSUM as u64;
+    /// Verify UDP checksums.
+    pub const RX_UDP_CKSUM: u64 = sys::DTNET_RX_OFFLOAD_UDP_CKSUM as u64;
+    /// Verify TCP checksums.
+    pub const RX_TCP_CKSUM: u64 = sys::DTNET_RX_OFFLOAD_TCP_CKSUM as u64;
+    /// Deliver the RSS hash.
+    pub const RX_RSS_HASH: u64 = sys::DTNET_RX_OFFLOAD_RSS_HASH as u64;
+    /// Fill in IPv4 header checksums.
+    pub const TX_IPV4_CKSUM: u64 = sys::DTNET_TX_OFFLOAD_IPV4_CKSUM as u64;
+    /// Fill in UDP checksums.
+    pub const TX_UDP_CKSUM: u64 = sys::DTNET_TX_OFFLOAD_UDP_CKSUM as u64;
+    /// Fill in TCP checksums.
+    pub const TX_TCP_CKSUM: u64 = sys::DTNET_TX_OFFLOAD_TCP_CKSUM as u64;
+    /// Segment TCP (TSO).
+    pub const TX_TCP_TSO: u64 = sys::DTNET_TX_OFFLOAD_TCP_TSO as u64;
+    /// All three receive checksum checks.
+    pub const RX_CHECKSUM: u64 = Self::RX_IPV4_CKSUM | Self::RX_UDP_CKSUM | Self::RX_TCP_CKSUM;
+    /// TCP and UDP transmit checksums.
+    pub const TX_L4_CKSUM: u64 = Self::TX_UDP_CKSUM | Self::TX_TCP_CKSUM;
 }
 
 /// Link state (`rte_eth_link_get_nowait`).
@@ -122,6 +167,7 @@ impl<'a> Port<'a> {
         let info = dev_info(id)?;
         check_queues(id, &info, "rx", conf.rx_queues, info.max_rx_queues)?;
         check_queues(id, &info, "tx", conf.tx_queues, info.max_tx_queues)?;
+        check_offloads(id, &info, conf)?;
         let rss = conf.rss.map(|rss| check_rss(id, &info, &rss)).transpose()?;
         if !eal.claim(id) {
             return Err(Error::PortInUse(id.0));
@@ -356,6 +402,8 @@ pub(crate) fn setup(
 ) -> Result<()> {
     let id = id.0;
     let mut eth_conf = sys::rte_eth_conf::default();
+    eth_conf.rxmode.offloads = conf.rx_offloads;
+    eth_conf.txmode.offloads = conf.tx_offloads;
     if let Some(hf) = rss_hf {
         eth_conf.rxmode.mq_mode = sys::RTE_ETH_MQ_RX_RSS;
         let rss = &mut eth_conf.rx_adv_conf.rss_conf;
@@ -411,7 +459,27 @@ pub(crate) fn dev_info(id: PortId) -> Result<DevInfo> {
         reta_size: info.reta_size,
         hash_key_size: info.hash_key_size,
         rss_offloads: info.flow_type_rss_offloads,
+        rx_offload_capa: info.rx_offload_capa,
+        tx_offload_capa: info.tx_offload_capa,
     })
+}
+
+/// Refuses offloads the device does not list in its capabilities.
+pub(crate) fn check_offloads(id: PortId, info: &DevInfo, conf: &PortConf) -> Result<()> {
+    for (kind, requested, supported) in
+        [("rx", conf.rx_offloads, info.rx_offload_capa), ("tx", conf.tx_offloads, info.tx_offload_capa)]
+    {
+        if requested & !supported != 0 {
+            return Err(Error::OffloadUnsupported {
+                port: id.0,
+                driver: info.driver.clone(),
+                kind,
+                requested,
+                supported,
+            });
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn check_queues(id: PortId, info: &DevInfo, kind: &'static str, requested: u16, max: u16) -> Result<()> {
@@ -483,6 +551,8 @@ mod tests {
             reta_size: 128,
             hash_key_size,
             rss_offloads,
+            rx_offload_capa: 0,
+            tx_offload_capa: 0,
         }
     }
 

@@ -21,6 +21,7 @@ use dpdk_sys as sys;
 
 use crate::eal::PortId;
 use crate::error::{Error, Result};
+use crate::ffi;
 
 /// The most frames one DPDK burst call moves.
 pub const MAX_BURST: usize = 64;
@@ -30,6 +31,10 @@ pub const MAX_BURST: usize = 64;
 pub struct RxInfo {
     /// The RSS hash, if the device computed one.
     pub rss_hash: Option<u32>,
+    /// The device's IPv4 header checksum verdict: good, bad, or not checked.
+    pub ip_cksum_good: Option<bool>,
+    /// The device's TCP/UDP checksum verdict: good, bad, or not checked.
+    pub l4_cksum_good: Option<bool>,
 }
 
 /// The receive side of one queue of a started port.
@@ -64,7 +69,7 @@ impl RxQueue<'_> {
             usize::from(unsafe { sys::dtnet_rte_eth_rx_burst(self.port.0, self.queue, mbufs.as_mut_ptr(), want) });
         for &mbuf in &mbufs[..got] {
             // SAFETY: the device handed us `got` valid mbufs, now ours.
-            let (len, hash) = unsafe { (sys::dtnet_rte_pktmbuf_pkt_len(mbuf), rx_hash(mbuf)) };
+            let (len, info) = unsafe { (sys::dtnet_rte_pktmbuf_pkt_len(mbuf), rx_info(mbuf)) };
             self.scratch.resize(self.scratch.len().max(len as usize), 0);
             // SAFETY: [0, len) is the frame; rte_pktmbuf_read returns a
             // pointer into the mbuf if the bytes are contiguous, else copies
@@ -76,7 +81,7 @@ impl RxQueue<'_> {
                 let frame = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len as usize) };
                 // COPY (receive): the sink copies the frame out of the DPDK
                 // mbuf into dtnet's memory; the mbuf is freed right after.
-                sink(frame, RxInfo { rss_hash: hash });
+                sink(frame, info);
             }
             // SAFETY: the mbuf is ours and no reference to it outlives this.
             unsafe { sys::dtnet_rte_pktmbuf_free(mbuf) };
@@ -85,14 +90,23 @@ impl RxQueue<'_> {
     }
 }
 
-/// The RSS hash the device stored in `mbuf`, if any.
+/// What the device stored in `mbuf`: the RSS hash and checksum verdicts.
 ///
 /// # Safety
 /// `mbuf` must be a valid mbuf.
-unsafe fn rx_hash(mbuf: *const sys::rte_mbuf) -> Option<u32> {
+unsafe fn rx_info(mbuf: *const sys::rte_mbuf) -> RxInfo {
     let mut hash = 0;
     // SAFETY: the caller passes a valid mbuf; hash is a valid out-pointer.
-    (unsafe { sys::dtnet_rte_mbuf_rss_hash(mbuf, &mut hash) } != 0).then_some(hash)
+    let rss_hash = (unsafe { sys::dtnet_rte_mbuf_rss_hash(mbuf, &mut hash) } != 0).then_some(hash);
+    // SAFETY: as above; the call reads the mbuf's flags.
+    let bits = unsafe { sys::dtnet_rte_mbuf_rx_cksum(mbuf) };
+    let verdict =
+        |good: u32, bad: u32| (bits & good != 0).then_some(true).or_else(|| (bits & bad != 0).then_some(false));
+    RxInfo {
+        rss_hash,
+        ip_cksum_good: verdict(sys::DTNET_RX_IP_CKSUM_GOOD, sys::DTNET_RX_IP_CKSUM_BAD),
+        l4_cksum_good: verdict(sys::DTNET_RX_L4_CKSUM_GOOD, sys::DTNET_RX_L4_CKSUM_BAD),
+    }
 }
 
 /// The transmit side of one queue of a started port.
@@ -133,7 +147,19 @@ impl<'p> TxQueue<'p> {
     /// retry them. A frame longer than one mbuf is refused, before anything
     /// is sent, as is a burst the pool has no mbufs for.
     pub fn tx_burst<B: AsRef<[u8]>>(&mut self, frames: &[B]) -> Result<usize> {
+        self.tx_burst_offload(frames, &[])
+    }
+
+    /// [`TxQueue::tx_burst`], asking the device for `offloads[i]` on
+    /// `frames[i]` (an empty `offloads` asks for none). The port must have
+    /// been configured with the offloads asked for; the driver's
+    /// `rte_eth_tx_prepare` runs first, and a frame it refuses ends the
+    /// burst there ([`Error::Dpdk`] if it is the first).
+    pub fn tx_burst_offload<B: AsRef<[u8]>>(&mut self, frames: &[B], offloads: &[TxOffload]) -> Result<usize> {
         let frames = &frames[..frames.len().min(MAX_BURST)];
+        if !offloads.is_empty() && offloads.len() < frames.len() {
+            return Err(Error::BadArgument(format!("{} offloads for {} frames", offloads.len(), frames.len())));
+        }
         if let Some((index, frame)) = frames.iter().enumerate().find(|(_, f)| f.as_ref().len() > usize::from(self.room))
         {
             return Err(Error::FrameTooLong { index, len: frame.as_ref().len(), room: self.room });
@@ -145,7 +171,7 @@ impl<'p> TxQueue<'p> {
         if ret != 0 {
             return Err(Error::PoolExhausted(frames.len()));
         }
-        for (&mbuf, frame) in mbufs.iter().zip(frames) {
+        for (i, (&mbuf, frame)) in mbufs.iter().zip(frames).enumerate() {
             let frame = frame.as_ref();
             // SAFETY: a fresh mbuf has `room` bytes of tailroom, and the frame
             // is no longer (checked above), so append returns non-NULL.
@@ -155,16 +181,93 @@ impl<'p> TxQueue<'p> {
             // SAFETY: dst has frame.len() writable bytes inside the mbuf, which
             // cannot overlap the caller's slice.
             unsafe { ptr::copy_nonoverlapping(frame.as_ptr(), dst.cast::<u8>(), frame.len()) };
+            if let Some(offload) = offloads.get(i).filter(|o| o.request() != 0) {
+                // SAFETY: the mbuf is ours; the call sets plain fields of it.
+                unsafe {
+                    sys::dtnet_rte_mbuf_tx_offload(
+                        mbuf,
+                        offload.request(),
+                        offload.l2_len,
+                        offload.l3_len,
+                        offload.l4_len,
+                        offload.tso_segsz,
+                    );
+                }
+            }
+        }
+        let mut count = frames.len();
+        if !offloads.is_empty() {
+            // SAFETY: this handle is the queue's only user; the first `count`
+            // mbufs are ours and filled in; the driver only edits them.
+            let ready = usize::from(unsafe {
+                sys::dtnet_rte_eth_tx_prepare(self.port.0, self.queue, mbufs.as_mut_ptr(), count as u16)
+            });
+            if ready == 0 && count > 0 {
+                let err = ffi::errno_error(format!("rte_eth_tx_prepare(port {}, queue {})", self.port.0, self.queue));
+                free_all(&mbufs[..count]);
+                return Err(err);
+            }
+            free_all(&mbufs[ready..count]);
+            count = ready;
         }
         // SAFETY: this handle is the queue's only user; the device takes
         // ownership of the first `sent` mbufs.
         let sent = usize::from(unsafe {
-            sys::dtnet_rte_eth_tx_burst(self.port.0, self.queue, mbufs.as_mut_ptr(), frames.len() as u16)
+            sys::dtnet_rte_eth_tx_burst(self.port.0, self.queue, mbufs.as_mut_ptr(), count as u16)
         });
-        for &mbuf in &mbufs[sent..frames.len()] {
-            // SAFETY: the device did not take these; they are still ours.
-            unsafe { sys::dtnet_rte_pktmbuf_free(mbuf) };
-        }
+        free_all(&mbufs[sent..count]);
         Ok(sent)
+    }
+}
+
+/// Frees mbufs the device did not take.
+fn free_all(mbufs: &[*mut sys::rte_mbuf]) {
+    for &mbuf in mbufs {
+        // SAFETY: callers pass mbufs they allocated and still own.
+        unsafe { sys::dtnet_rte_pktmbuf_free(mbuf) };
+    }
+}
+
+/// The offloads one transmitted frame asks the device for, with the header
+/// lengths the device needs to find the fields (DPDK's `l2_len`, `l3_len`,
+/// `l4_len`, `tso_segsz`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxOffload {
+    /// The frame is IPv4 (else IPv6, when any offload is asked for).
+    pub ipv4: bool,
+    /// Fill in the IPv4 header checksum.
+    pub ip_cksum: bool,
+    /// Fill in the TCP checksum.
+    pub tcp_cksum: bool,
+    /// Fill in the UDP checksum.
+    pub udp_cksum: bool,
+    /// Cut the TCP payload into segments of this size (0: no TSO).
+    pub tso_segsz: u16,
+    /// Ethernet (and VLAN) header bytes.
+    pub l2_len: u16,
+    /// IP header bytes (with IPv6 extension headers).
+    pub l3_len: u16,
+    /// TCP or UDP header bytes.
+    pub l4_len: u16,
+}
+
+impl TxOffload {
+    /// The request as the shim's `dtnet_tx_request` bits (0: nothing asked).
+    fn request(&self) -> u32 {
+        let mut bits = 0;
+        for (on, bit) in [
+            (self.ip_cksum, sys::DTNET_TX_IP_CKSUM),
+            (self.tcp_cksum, sys::DTNET_TX_TCP_CKSUM),
+            (self.udp_cksum, sys::DTNET_TX_UDP_CKSUM),
+            (self.tso_segsz != 0, sys::DTNET_TX_TCP_SEG),
+        ] {
+            if on {
+                bits |= bit;
+            }
+        }
+        if bits != 0 {
+            bits |= if self.ipv4 { sys::DTNET_TX_IPV4 } else { sys::DTNET_TX_IPV6 };
+        }
+        bits
     }
 }

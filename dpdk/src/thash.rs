@@ -20,21 +20,43 @@ const MAX_WORDS: usize = 12;
 /// `rte_softrss` of `input` under `key`, or `None` if `input` is not a
 /// whole number of 32-bit words or the key does not cover it.
 pub fn softrss(key: &RssKey, input: &[u8]) -> Option<u32> {
-    if !input.len().is_multiple_of(4) || input.len() + 4 > key.as_bytes().len() || input.len() / 4 > MAX_WORDS {
-        return None;
+    RteSoftrss::new(key).hash(input)
+}
+
+/// `rte_softrss` for one key, with the key laid out once as DPDK reads it
+/// (aligned 32-bit words), so a benchmark times the hash and nothing else.
+#[derive(Clone, Debug)]
+pub struct RteSoftrss {
+    key_words: [u32; MAX_WORDS + 1],
+    key_len: usize,
+}
+
+impl RteSoftrss {
+    /// The key's words.
+    pub fn new(key: &RssKey) -> RteSoftrss {
+        let mut key_words = [0u32; MAX_WORDS + 1];
+        for (word, bytes) in key_words.iter_mut().zip(key.as_bytes().chunks_exact(4)) {
+            *word = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        }
+        RteSoftrss { key_words, key_len: key.as_bytes().len() }
     }
-    let mut words = [0u32; MAX_WORDS];
-    for (word, bytes) in words.iter_mut().zip(input.chunks_exact(4)) {
-        *word = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+
+    /// `rte_softrss` of `input` (network order), or `None` if `input` is
+    /// not a whole number of 32-bit words or the key does not cover it.
+    pub fn hash(&self, input: &[u8]) -> Option<u32> {
+        if !input.len().is_multiple_of(4) || input.len() + 4 > self.key_len || input.len() / 4 > MAX_WORDS {
+            return None;
+        }
+        let mut words = [0u32; MAX_WORDS];
+        for (word, bytes) in words.iter_mut().zip(input.chunks_exact(4)) {
+            *word = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        }
+        // SAFETY: words holds input.len() / 4 words; the key buffer holds at
+        // least one word more, as rte_softrss reads; neither is written.
+        Some(unsafe {
+            sys::dtnet_rte_softrss(words.as_mut_ptr(), (input.len() / 4) as u32, self.key_words.as_ptr().cast())
+        })
     }
-    // rte_softrss loads the key as 32-bit words: give it an aligned copy.
-    let mut key_words = [0u32; MAX_WORDS + 1];
-    for (word, bytes) in key_words.iter_mut().zip(key.as_bytes().chunks_exact(4)) {
-        *word = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    }
-    // SAFETY: words holds input.len() / 4 words; the key buffer holds at
-    // least one word more, as rte_softrss reads; neither is written.
-    Some(unsafe { sys::dtnet_rte_softrss(words.as_mut_ptr(), (input.len() / 4) as u32, key_words.as_ptr().cast()) })
 }
 
 /// `rte_thash_gfni_bulk` for one key: the GF(2) matrices DPDK derives from

@@ -18,7 +18,7 @@ pub mod kernel;
 pub mod kernel_peer;
 mod mp;
 mod ring;
-mod softrss;
+pub mod softrss;
 mod tcp;
 
 use std::time::{Duration, Instant};
@@ -59,7 +59,7 @@ struct Family {
 }
 
 const FAMILIES: &[Family] = &[
-    Family { names: &["softrss.fast", "softrss.reference", "softrss.speedup"], run: softrss::run },
+    Family { names: softrss::NAMES, run: softrss::run },
     Family { names: &["ring.spsc.burst32", "ring.mpmc.burst32", ring::XPROC], run: ring::run },
     Family { names: &[mp::NAME], run: mp::run },
     Family {

@@ -3,11 +3,13 @@
 //! This package is the CLI room of the `harness/` directory: `main` holds
 //! the clap definitions and the dispatch, and each subcommand is a module
 //! of its own ([`run`], [`record`], [`replay`], [`list`], [`check`],
-//! [`rss`], [`bench`](mod@bench), [`domain`], [`stats`], [`mp`](mod@mp)),
+//! [`rss`], [`bench`](mod@bench), [`domain`], [`stats`], [`mp`](mod@mp),
+//! [`real_nic`]),
 //! a thin layer over the crates below: scenarios are loaded and run by the
 //! `scenario` crate, captures written and replays compared by `sim`
 //! (inside a scenario's topology, through the same engine), benchmarks
-//! measured by `bench`, DPDK's multi-process samples run by `mp`. What
+//! measured by `bench`, DPDK's multi-process samples run by `mp`, the
+//! real-NIC suite by `dpdk::realnic`. What
 //! several subcommands share lives in [`runner`] (loading and running
 //! scenarios) and [`output`] (verdicts, stdout). Exit codes: 0 when everything
 //! passed, 1 when an expectation (or a golden trace) failed, 2 when the
@@ -26,6 +28,7 @@ mod domain;
 mod list;
 mod mp;
 mod output;
+mod real_nic;
 mod record;
 mod replay;
 mod rss;
@@ -96,6 +99,10 @@ enum Command {
     /// DPDK's multi-process samples as real processes of a domain.
     #[command(subcommand)]
     Mp(mp::MpCommand),
+    /// Check a DPDK device (NIC, VF or vdev) against dtnet's model: RSS/RETA,
+    /// flow steering, checksum offloads, TSO, per-queue throughput. EAL
+    /// arguments go after `--`; exits 1 if a check failed.
+    RealNic(real_nic::RealNicArgs),
 }
 
 fn main() -> ExitCode {
@@ -116,6 +123,7 @@ fn main() -> ExitCode {
         },
         Command::Stats(args) => stats::run(args).map(|()| Verdict::Passed),
         Command::Mp(command) => mp::run(command).map(|ok| if ok { Verdict::Passed } else { Verdict::Failed }),
+        Command::RealNic(args) => real_nic::real_nic(args),
     };
     match result {
         Ok(Verdict::Passed) => ExitCode::SUCCESS,
