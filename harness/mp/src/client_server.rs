@@ -118,6 +118,9 @@ pub struct Report {
     pub dead_own: usize,
     /// Flows more than one client forwarded.
     pub split_flows: usize,
+    /// Free slots missing from the free list, put back at the end after a
+    /// death (see `hosts::sweep_after_deaths`).
+    pub swept: usize,
     /// Pool buffers in use at the end.
     pub in_use: usize,
     /// From the first frame sent to the last one accounted for.
@@ -140,7 +143,7 @@ impl std::fmt::Display for Report {
             "stalls {} resumed {} deaths {}; dead own {}; split flows {}; ",
             self.stalls.0, self.stalls.1, self.deaths, self.dead_own, self.split_flows
         )?;
-        write!(f, "rate {:.3} Mpps; {} in use {}", self.mpps(), hosts::POOL, self.in_use)
+        write!(f, "rate {:.3} Mpps; swept {}; {} in use {}", self.mpps(), self.swept, hosts::POOL, self.in_use)
     }
 }
 
@@ -369,6 +372,7 @@ fn server(opts: &Options, mut say: impl FnMut(String)) -> Result<Report, String>
     (report.lost, report.split_flows) = (hosts.lost, hosts.split_flows());
     report.elapsed = last.zip(first).map_or(Duration::ZERO, |(last, first)| last - first);
     drop((server, wires, hosts));
+    report.swept = hosts::sweep_after_deaths(ports[0].pool(), report.deaths as usize);
     report.in_use = ports[0].pool().in_use();
     Ok(report)
 }

@@ -265,3 +265,18 @@ impl Hosts {
         self.received[0] + self.received[1]
     }
 }
+
+/// Once the primary is alone: after a death, puts back free slots missing
+/// from the free list (a process killed inside a free-list operation leaves
+/// one; no walk finds it); returns how many. Without deaths it sweeps
+/// nothing, so a slot lost any other way still shows as in use.
+pub fn sweep_after_deaths(pool: &ethdev::mempool::Mempool, deaths: usize) -> usize {
+    if deaths == 0 {
+        return 0;
+    }
+    let swept = pool.sweep_lost();
+    if swept > 0 {
+        tracing::warn!(swept, "free slots missing from the free list after a death were put back");
+    }
+    swept
+}

@@ -97,6 +97,9 @@ pub struct Report {
     pub own: Forwarded,
     /// Processes that died, and what was reclaimed from each.
     pub deaths: Vec<(u32, PortReclaim)>,
+    /// Free slots missing from the pool's free list, put back once the
+    /// primary was alone after a death (`Mempool::sweep_lost`).
+    pub swept: usize,
     /// Pool buffers in use at the end.
     pub in_use: usize,
 }
@@ -113,7 +116,8 @@ impl std::fmt::Display for Report {
             write!(f, "predicted proc {n}: port0 rx {} port1 rx {}; ", p[0], p[1])?;
         }
         let left: usize = self.deaths.iter().map(|(_, r)| r.left).sum();
-        write!(f, "own {}; deaths {}; dead own {left}; {POOL} in use {}", self.own, self.deaths.len(), self.in_use)
+        let (deaths, swept, in_use) = (self.deaths.len(), self.swept, self.in_use);
+        write!(f, "own {}; deaths {deaths}; dead own {left}; swept {swept}; {POOL} in use {in_use}", self.own)
     }
 }
 
@@ -256,6 +260,7 @@ fn primary(opts: &Options, domain: &Domain, mut say: impl FnMut(String)) -> Resu
     (report.gaps, report.lost) = (hosts.gaps + hosts.missing_at_end(), hosts.lost);
     report.own = own.counts.clone();
     drop((own, wires, hosts));
+    report.swept = hosts::sweep_after_deaths(ports[0].pool(), report.deaths.len());
     report.in_use = ports[0].pool().in_use();
     Ok(report)
 }
