@@ -3,28 +3,32 @@
 //! [`Instance::poll`] is the whole life of a stack, sans-IO: execute the
 //! application calls waiting in its RPC ring, take a burst from its NIC
 //! queue and its soft ring, hand frames owned by other stacks to them, run
-//! smoltcp's ingress one frame at a time (refilling listeners between
-//! frames, since a smoltcp socket accepts exactly one connection), run
-//! smoltcp's egress, reap closed sockets, and transmit. It never reads a
-//! clock; the executor passes `now`.
+//! smoltcp's ingress one frame at a time (refilling a listener after its
+//! spare socket took a SYN, since a smoltcp socket accepts exactly one
+//! connection), run smoltcp's egress for the sockets that are due (and
+//! free those the application closed once TCP is done with them), and
+//! transmit. It never reads a clock; the executor passes `now`.
 //!
 //! The instance is split the way smoltcp splits its interface: this module
 //! holds the state and the poll loop, `datapath` moves frames (NIC queue,
 //! soft ring, hand-over between stacks, SYN filtering, ingress and
 //! transmit), and `sockets` runs the socket operations that application
-//! calls ask for, addressed by instance-local [`SockId`]s. A listener keeps
-//! one spare smoltcp socket in `Listen` state plus the connections that
-//! spare sockets turned into, until `accept` takes them.
+//! calls ask for, addressed by instance-local [`SockId`]s; `tcp_sets` keeps
+//! each TCP socket in a smoltcp socket set of its own, so that a frame or
+//! a poll costs the same with ten connections or ten thousand; `listener`
+//! keeps a listener's spare socket and its SYN and accept queues.
 
 mod datapath;
+mod listener;
 mod sockets;
+mod tcp_sets;
 
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 
 use ethdev::{Instant, Mbuf, Owner};
-use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
+use smoltcp::iface::{Config, Interface, PollResult, SocketSet};
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
@@ -34,6 +38,7 @@ use crate::fabric::{Fabric, Inbox, NicQueue};
 use crate::rpc::{Notify, Reply, Rpc, SockId};
 
 use sockets::{Conn, Sock};
+use tcp_sets::{Slot, TcpSets};
 
 /// Frames taken from the NIC queue per poll.
 const RX_BURST: usize = 64;
@@ -80,14 +85,19 @@ pub struct Instance {
     inbox: Inbox,
     nic: NicQueue,
     iface: Interface,
+    /// UDP and ICMP sockets (few; smoltcp visits them all on every poll).
     sockets: SocketSet<'static>,
+    /// TCP sockets, each in a set of its own.
+    tcp: TcpSets,
     device: QueueDevice,
     socks: HashMap<SockId, Sock>,
     next_sock: u32,
     listen_ports: HashMap<u16, SockId>,
-    conn_index: HashMap<ConnKey, SocketHandle>,
+    conn_index: HashMap<ConnKey, Slot>,
+    /// Connections in a listener's SYN queue, and the listener.
+    half_open: HashMap<Slot, SockId>,
     /// Connections the application closed, with when each entered TIME-WAIT.
-    closing: Vec<(Conn, Option<Instant>)>,
+    closing: HashMap<Slot, (Conn, Option<Instant>)>,
     waiters: Vec<Arc<Notify>>,
     burst: Vec<Mbuf>,
     now: Instant,
@@ -129,12 +139,14 @@ impl Instance {
             nic,
             iface,
             sockets: SocketSet::new(Vec::new()),
+            tcp: TcpSets::default(),
             device,
             socks: HashMap::new(),
             next_sock: 1,
             listen_ports: HashMap::new(),
             conn_index: HashMap::new(),
-            closing: Vec::new(),
+            half_open: HashMap::new(),
+            closing: HashMap::new(),
             waiters: Vec::new(),
             burst: Vec::with_capacity(RX_BURST),
             now: Instant::ZERO,
@@ -156,9 +168,7 @@ impl Instance {
         worked |= self.receive();
         self.iface.poll_maintenance(ts);
         self.ingress(ts);
-        self.changed |=
-            self.iface.poll_egress(ts, &mut self.device, &mut self.sockets) == PollResult::SocketStateChanged;
-        self.reap_closed();
+        self.egress(ts);
         worked |= self.transmit();
         let changed = std::mem::take(&mut self.changed);
         if changed {
@@ -178,7 +188,19 @@ impl Instance {
             return Some(self.now);
         }
         let timers = self.iface.poll_at(smol(self.now), &self.sockets).map(from_smol);
-        timers.into_iter().chain(self.reap_at()).min()
+        timers.into_iter().chain(self.tcp.next_due()).min()
+    }
+
+    /// smoltcp's egress for the datagram sockets and for each TCP socket
+    /// that is due, which is then rescheduled or, closed, freed.
+    fn egress(&mut self, ts: SmolInstant) {
+        let sent = self.iface.poll_egress(ts, &mut self.device, &mut self.sockets);
+        self.changed |= sent == PollResult::SocketStateChanged;
+        for slot in self.tcp.take_due(self.now) {
+            let sent = self.iface.poll_egress(ts, &mut self.device, self.tcp.set_mut(slot));
+            self.changed |= sent == PollResult::SocketStateChanged;
+            self.reschedule(slot, ts);
+        }
     }
 
     /// Runs one application call now: a call that succeeds marks the stack
