@@ -97,6 +97,11 @@ impl QueueDevice {
         Self { pool, tso_pool, owner, mtu, rx: VecDeque::new(), tx: Vec::new(), stats: DeviceStats::default() }
     }
 
+    /// Whether a frame could be built now: its pools have a buffer left.
+    pub(crate) fn can_transmit(&self) -> bool {
+        self.pool.avail() > 0 && self.tso_pool.as_ref().is_none_or(|p| p.avail() > 0)
+    }
+
     fn token(&mut self) -> MbufTx<'_> {
         MbufTx {
             pool: &self.pool,
@@ -134,8 +139,7 @@ impl phy::Device for QueueDevice {
     }
 
     fn transmit(&mut self, _now: SmolInstant) -> Option<MbufTx<'_>> {
-        let room = self.pool.avail() > 0 && self.tso_pool.as_ref().is_none_or(|p| p.avail() > 0);
-        room.then(|| self.token())
+        self.can_transmit().then(|| self.token())
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

@@ -192,15 +192,24 @@ impl Instance {
     }
 
     /// smoltcp's egress for the datagram sockets and for each TCP socket
-    /// that is due, which is then rescheduled or, closed, freed.
+    /// that is due (one segment each at most, in deadline order, until the
+    /// pools run dry), which is then rescheduled or, closed, freed.
     fn egress(&mut self, ts: SmolInstant) {
         let sent = self.iface.poll_egress(ts, &mut self.device, &mut self.sockets);
         self.changed |= sent == PollResult::SocketStateChanged;
-        for slot in self.tcp.take_due(self.now) {
+        // Each due socket gets one turn; its next deadline joins the queue
+        // after the others had theirs. Out of buffers, the rest keep their
+        // place for the next poll, as smoltcp's own egress stops there.
+        let mut next = Vec::new();
+        while self.device.can_transmit() {
+            let Some(slot) = self.tcp.pop_due(self.now) else { break };
             let sent = self.iface.poll_egress(ts, &mut self.device, self.tcp.set_mut(slot));
             self.changed |= sent == PollResult::SocketStateChanged;
-            self.reschedule(slot, ts);
+            if let Some(due) = self.next_due(slot, ts) {
+                next.push((slot, due));
+            }
         }
+        next.into_iter().for_each(|(slot, due)| self.tcp.schedule(slot, due));
     }
 
     /// Runs one application call now: a call that succeeds marks the stack

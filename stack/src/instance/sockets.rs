@@ -12,6 +12,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use ethdev::flow::{FlowAction, FlowAttr, FlowId, FlowItem, Ipv4Item, Ipv6Item, ItemSpec, TcpItem};
+use ethdev::Instant;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::{icmp, tcp, udp};
 
@@ -127,28 +128,23 @@ impl Instance {
 
     /// After smoltcp's egress on `slot`: frees the connection if the
     /// application closed it and TCP is done with it (closed, or in
-    /// TIME-WAIT for [`TIME_WAIT_LINGER`]), else schedules its next egress
-    /// at smoltcp's deadline (or the end of its linger).
-    pub(super) fn reschedule(&mut self, slot: Slot, ts: smoltcp::time::Instant) {
-        let mut due = self.tcp.poll_at(slot, &mut self.iface, ts).map(from_smol);
-        if let Some((_, since)) = self.closing.get_mut(&slot) {
-            let linger_end = match self.tcp.get(slot).state() {
-                tcp::State::Closed => Some(self.now),
-                tcp::State::TimeWait => Some(*since.get_or_insert(self.now) + TIME_WAIT_LINGER),
-                _ => None,
-            };
-            match linger_end {
-                Some(end) if end <= self.now => {
-                    if let Some((conn, _)) = self.closing.remove(&slot) {
-                        self.unregister_conn(&conn);
-                    }
-                    return;
-                }
-                Some(end) => due = Some(due.map_or(end, |t| t.min(end))),
-                None => {}
-            }
+    /// TIME-WAIT for [`TIME_WAIT_LINGER`]) and answers `None`; else answers
+    /// when it is next due: smoltcp's deadline, or the end of its linger.
+    pub(super) fn next_due(&mut self, slot: Slot, ts: smoltcp::time::Instant) -> Option<Option<Instant>> {
+        let due = self.tcp.poll_at(slot, &mut self.iface, ts).map(from_smol);
+        let Some((_, since)) = self.closing.get_mut(&slot) else { return Some(due) };
+        let linger_end = match self.tcp.get(slot).state() {
+            tcp::State::Closed => self.now,
+            tcp::State::TimeWait => *since.get_or_insert(self.now) + TIME_WAIT_LINGER,
+            _ => return Some(due),
+        };
+        if linger_end > self.now {
+            return Some(Some(due.map_or(linger_end, |t| t.min(linger_end))));
         }
-        self.tcp.schedule(slot, due);
+        if let Some((conn, _)) = self.closing.remove(&slot) {
+            self.unregister_conn(&conn);
+        }
+        None
     }
 
     pub(crate) fn execute(&mut self, op: Op) -> io::Result<Reply> {
