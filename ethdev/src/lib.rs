@@ -6,7 +6,8 @@
 //! header parsing ([`packet`]), the workspace's one MAC address type
 //! ([`mac`]), software Toeplitz RSS ([`rss`]), rte_flow-like
 //! classification rules ([`flow`]), the [`EthDev`] trait that every port
-//! implements with its lock-free per-queue handles ([`queue`]), and
+//! implements with its lock-free per-queue handles ([`queue`]), taking over
+//! a ring whose consumer died ([`handover`]), and
 //! middleware that works over any port ([`middleware`]: capture, fault
 //! injection).
 //!
@@ -21,6 +22,7 @@ pub mod error;
 pub mod flow;
 pub mod frame;
 mod freelist;
+pub mod handover;
 pub mod mac;
 pub mod mbuf;
 mod mbuf_header;

@@ -1,6 +1,6 @@
 //! The control channel within one process: registration, owner ids,
 //! goodbyes and refusals. (Deaths need a second process:
-//! `harness/tests/domain.rs` kills real ones.)
+//! `harness/cli/tests/domain.rs` kills real ones.)
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;

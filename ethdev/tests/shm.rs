@@ -1,7 +1,7 @@
 //! Shared-memory domains within one process: roles, the object registry,
 //! refusals, and cleanup. (flock locks belong to open files, so a second
 //! open in the same process contends exactly as another process would;
-//! `harness/tests/domain.rs` repeats the essentials across real processes.)
+//! `harness/cli/tests/domain.rs` repeats the essentials across real processes.)
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -224,10 +224,12 @@ fn rings_in_a_domain_carry_words_between_mappings_in_order() {
     }
     let expected: Vec<u64> = (0..10u64).flat_map(|r| (0..5).map(move |i| r * 100 + i)).collect();
     assert_eq!(got, expected);
+    assert_eq!(tx.free_count(), 8);
     assert_eq!(tx.enqueue_burst(&[1; 12]), 8, "only what fits");
-    assert_eq!(tx.enqueue_burst(&[2]), 0);
+    assert_eq!((tx.enqueue_burst(&[2]), tx.free_count()), (0, 0));
     got.clear();
     rx.dequeue_burst(&mut got, 3);
+    assert_eq!(tx.free_count(), 3, "room comes back as the consumer publishes");
     drop(rx);
     let heir = ShmConsumer::attach(&zone).unwrap();
     assert_eq!(heir.len(), 5, "the heir resumes where the dead consumer published");
@@ -250,7 +252,66 @@ fn a_ring_refuses_positions_and_headers_it_cannot_trust() {
     assert_eq!((rx.dequeue_burst(&mut out, 8), rx.refused(), rx.len()), (0, 1, 0));
     zone.u64s()[8].store(0, Ordering::Release);
     zone.u64s()[16].store(77, Ordering::Release); // a tail the producer never reached
-    assert_eq!((tx.enqueue_burst(&[1]), tx.refused()), (0, 1));
+    assert_eq!((tx.enqueue_burst(&[1]), tx.refused(), tx.free_count()), (0, 1, 0));
     zone.u64s()[2].store(1 << 40, Ordering::Release);
     assert!(ShmProducer::attach(&zone).unwrap_err().to_string().contains("does not fit"));
+}
+
+/// Taking over a dead consumer's ring: buffers still in transit are put
+/// back in order (or freed), words naming buffers it had claimed are
+/// removed before anybody could free and reuse those slots.
+#[test]
+fn a_dead_consumers_ring_is_taken_over_without_its_claimed_words() {
+    use ethdev::handover;
+    use ethdev::mempool::{MbufRef, Owner, PoolTable};
+    use ethdev::shm::ring::{self, ShmConsumer, ShmProducer};
+    use ethdev::{Mempool, MempoolConfig};
+    let base = tempfile::tempdir().unwrap();
+    let primary = Domain::open("h0", Role::Primary, &options(&base)).unwrap();
+    let config = MempoolConfig::new("P", 16).data_room(64);
+    let pool = Mempool::create_in(&primary.reserve("P", config.region_size().unwrap()).unwrap(), config).unwrap();
+    let mut table = PoolTable::new();
+    table.add(pool.clone());
+    let zone = primary.reserve("R", ring::ring_bytes(8)).unwrap();
+    ring::create(&zone, 8).unwrap();
+    let mut tx = ShmProducer::attach(&zone).unwrap();
+    let words: Vec<u64> = (0..3u8)
+        .map(|i| {
+            let mut m = pool.alloc(Owner(1)).unwrap();
+            m.extend_from_slice(&[i]);
+            m.into_ref(0).to_word()
+        })
+        .collect();
+    tx.enqueue_burst(&words);
+    tx.enqueue_burst(&[u64::MAX]);
+    // The consumer claimed the second buffer, then died before its tail moved.
+    let claimed = table.claim(MbufRef::from_word(words[1]), Owner(2)).unwrap();
+    let found = handover::requeue(&zone, &mut tx, &table, Owner(1), 0).unwrap();
+    assert_eq!((found.in_transit, found.stale), (2, 2));
+    let mut heir = ShmConsumer::attach(&zone).unwrap();
+    let mut got = Vec::new();
+    heir.consume(8, |w| got.push(table.claim(MbufRef::from_word(w), Owner(3)).unwrap().data()[0]));
+    assert_eq!(got, [0, 2], "in order, without the dead's claimed buffer");
+    drop(claimed);
+    let mut again = Mempool::alloc(&pool, Owner(1)).unwrap();
+    again.extend_from_slice(b"x");
+    tx.enqueue_burst(&[again.into_ref(0).to_word(), 12345]);
+    assert_eq!(handover::drain(&zone, &table, Owner(1)).unwrap(), handover::Takeover { in_transit: 1, stale: 1 });
+    assert_eq!(pool.in_use(), 0);
+}
+
+/// Objects belong to their domain: a name made under one prefix is not
+/// found under another, and the error names the domain looked in.
+#[test]
+fn a_name_made_in_one_domain_is_not_found_in_another() {
+    let base = tempfile::tempdir().unwrap();
+    let left = Domain::open("left", Role::Primary, &options(&base)).unwrap();
+    let right = Domain::open("right", Role::Primary, &options(&base)).unwrap();
+    left.reserve("MProc_pktmbuf_pool", 64).unwrap();
+    right.reserve("MProc_pktmbuf_pool", 128).unwrap();
+    assert_eq!(left.lookup("MProc_pktmbuf_pool").unwrap().len(), 64);
+    assert_eq!(right.lookup("MProc_pktmbuf_pool").unwrap().len(), 128);
+    left.reserve("only_left", 8).unwrap();
+    let err = right.lookup("only_left").unwrap_err();
+    assert!(matches!(&err, ShmError::NotFound { prefix, name } if prefix == "right" && name == "only_left"), "{err}");
 }

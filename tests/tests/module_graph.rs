@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 
 use dtnet_tests::module_graph::{cycles, graphs, read_tree};
 
-/// The workspace's crates: directories beside `tests/` with a manifest and
-/// a `src/` tree.
+/// The workspace's crates: directories beside `tests/`, or inside
+/// `harness/` (the harness's rooms), with a manifest and a `src/` tree.
 fn crates() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(root)
-        .expect("workspace root is readable")
+    let mut found: Vec<PathBuf> = [root.to_path_buf(), root.join("harness")]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).expect("workspace directory is readable"))
         .map(|e| e.expect("directory entry").path())
         .filter(|p| p.join("Cargo.toml").is_file() && p.join("src").is_dir())
         .collect();
@@ -26,7 +27,9 @@ fn crates() -> Vec<PathBuf> {
 fn no_crate_has_a_module_cycle() {
     let crates = crates();
     let names: Vec<String> = crates.iter().map(|c| c.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    for expected in ["ethdev", "user-veth", "user-vbridge", "stack", "capture", "harness", "tests"] {
+    let expected =
+        ["ethdev", "user-veth", "user-vbridge", "stack", "capture", "sim", "scenario", "bench", "mp", "cli", "tests"];
+    for expected in expected {
         assert!(names.iter().any(|n| n == expected), "crate {expected} not found among {names:?}");
     }
     let mut report = Vec::new();
@@ -48,7 +51,10 @@ fn the_graphs_of_the_layered_crates_have_their_known_edges() {
     assert!(stack.has_edge("api", "group") && stack.has_edge("group", "instance"), "{stack:?}");
     assert!(stack.has_edge("instance", "fabric") && !stack.has_edge("rpc", "api"), "{stack:?}");
     assert!(stack_dirs["instance"].has_edge("instance/datapath", "instance/sockets"), "{stack_dirs:?}");
-    let (harness, harness_dirs) = graphs(&read_tree(&root.join("harness/src")).unwrap()).unwrap();
-    assert!(harness.has_edge("tcp_run", "scenario") && harness.has_edge("world", "replayer"), "{harness:?}");
-    assert!(harness_dirs["scenario"].has_edge("scenario/run", "scenario/build"), "{harness_dirs:?}");
+    let (sim, _) = graphs(&read_tree(&root.join("harness/sim/src")).unwrap()).unwrap();
+    assert!(sim.has_edge("world", "replayer") && sim.has_edge("record", "world"), "{sim:?}");
+    let (scenario, _) = graphs(&read_tree(&root.join("harness/scenario/src")).unwrap()).unwrap();
+    assert!(scenario.has_edge("tcp_run", "plan") && scenario.has_edge("run", "build"), "{scenario:?}");
+    let (cli, _) = graphs(&read_tree(&root.join("harness/cli/src")).unwrap()).unwrap();
+    assert!(cli.has_edge("run", "runner") && !cli.has_edge("runner", "run"), "{cli:?}");
 }

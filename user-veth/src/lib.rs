@@ -17,12 +17,17 @@
 //! The stack polls each queue through a lock-free handle
 //! ([`ethdev::EthDev::rx_queue`]); capture and fault injection are
 //! middleware over any port ([`ethdev::middleware`]), not part of this one.
+//!
+//! A port can also live in a shared-memory domain ([`shared`]): the primary
+//! process configures it and drives its wire, and every process of the
+//! domain receives and sends on the queues it takes.
 
 mod cable;
 mod classify;
 mod counters;
 pub mod offload;
 mod port;
+pub mod shared;
 mod veth;
 mod wire;
 

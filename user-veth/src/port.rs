@@ -210,20 +210,31 @@ fn no_queue(kind: &str, queue: u16, count: usize) -> DevError {
     ConfigError::new(kind, format!("queue {queue} does not exist (the port has {count})")).into()
 }
 
+impl std::fmt::Debug for VethPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VethPort").field("name", &self.shared.name).finish_non_exhaustive()
+    }
+}
+
+/// What a veth port can do, whatever its state.
+pub(crate) fn info() -> DevInfo {
+    DevInfo {
+        driver: "user-veth",
+        max_rx_queues: MAX_QUEUES,
+        max_tx_queues: MAX_QUEUES,
+        max_ring_size: MAX_RING_SIZE,
+        reta_sizes: RETA_SIZES,
+        rss_key_sizes: &[40, 52],
+        rss_types: RssHashTypes::all(),
+        rx_offloads: RxOffloads::all(),
+        tx_offloads: TxOffloads::all(),
+        mtu_range: MTU_RANGE,
+    }
+}
+
 impl EthDev for VethPort {
     fn info(&self) -> DevInfo {
-        DevInfo {
-            driver: "user-veth",
-            max_rx_queues: MAX_QUEUES,
-            max_tx_queues: MAX_QUEUES,
-            max_ring_size: MAX_RING_SIZE,
-            reta_sizes: RETA_SIZES,
-            rss_key_sizes: &[40, 52],
-            rss_types: RssHashTypes::all(),
-            rx_offloads: RxOffloads::all(),
-            tx_offloads: TxOffloads::all(),
-            mtu_range: MTU_RANGE,
-        }
+        info()
     }
 
     fn configure(&self, conf: &PortConf) -> Result<(), DevError> {

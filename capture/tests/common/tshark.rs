@@ -1,5 +1,6 @@
 //! Whether tshark can run, shared by the tshark tests of every crate
-//! (`harness/tests/tshark.rs` includes this file by path).
+//! (`harness/cli/tests/tshark.rs` and `harness/bench/tests/kernel_peer.rs`
+//! include this file by path).
 
 use std::process::Command;
 

@@ -186,6 +186,14 @@ impl ShmProducer {
     pub fn capacity(&self) -> usize {
         self.words.size as usize
     }
+
+    /// Words the ring would take now (0 if the consumer's tail is out of
+    /// range). Only the consumer moves the tail, and only forward, so the
+    /// room can only grow until this side enqueues.
+    pub fn free_count(&self) -> usize {
+        let used = self.head.wrapping_sub(self.words.position(TAIL));
+        self.words.size.checked_sub(used).map_or(0, |free| free as usize)
+    }
 }
 
 impl ShmConsumer {
