@@ -123,6 +123,7 @@ impl Instance {
             match target {
                 Some(Target::Conn(slot)) => {
                     self.tcp.wake(slot, self.now);
+                    self.touch(slot);
                     self.handshake_progress(slot);
                 }
                 Some(Target::Spare(listener, slot)) => {

@@ -121,12 +121,24 @@ impl Instance {
         matches!(listener, Some(Sock::Listener(l)) if l.accept_queue.len() >= l.backlog)
     }
 
-    /// After a frame reached connection `slot`: if it completed the
-    /// handshake, the connection moves to its listener's accept queue.
-    pub(super) fn handshake_progress(&mut self, slot: Slot) {
-        let Some(&id) = self.half_open.get(&slot) else { return };
-        if !is_synchronized(self.tcp.get(slot).state()) {
-            return;
+    /// After a frame or a timer changed connection `slot`: if it completed
+    /// the handshake, the connection moves to its listener's accept queue;
+    /// if it was reset or timed out in the SYN queue, it leaves the queue
+    /// and is freed, and the answer is true.
+    pub(super) fn handshake_progress(&mut self, slot: Slot) -> bool {
+        let Some(&id) = self.half_open.get(&slot) else { return false };
+        let state = self.tcp.get(slot).state();
+        if state == tcp::State::Closed {
+            let conn = self.listener_mut(id).and_then(|l| l.syn_queue.remove(&slot));
+            if let Some(conn) = conn {
+                self.unregister_conn(&conn);
+                self.refill(id);
+                return true;
+            }
+            return false;
+        }
+        if !is_synchronized(state) {
+            return false;
         }
         self.half_open.remove(&slot);
         if let Some(l) = self.listener_mut(id) {
@@ -134,6 +146,7 @@ impl Instance {
                 l.accept_queue.push_back(conn);
             }
         }
+        false
     }
 
     /// Whether `accept` on `l` would find a connection.
@@ -158,15 +171,15 @@ impl Instance {
         Ok(Reply::Accepted(self.new_sock(Sock::Conn(conn)), peer.into(), local.into()))
     }
 
-    /// Drops queued connections that were reset before `accept` took them.
+    /// Drops queued connections that were reset before `accept` took them
+    /// (the SYN queue's are dropped as they close, in `handshake_progress`:
+    /// scanning it here made each accept cost the whole SYN queue).
     fn prune_reset(&mut self, id: SockId) {
         let Some(Sock::Listener(l)) = self.socks.get_mut(&id) else { return };
         let tcp = &self.tcp;
         let closed = |c: &Conn| tcp.get(c.slot).state() == tcp::State::Closed;
-        let (live, mut dead): (VecDeque<Conn>, VecDeque<Conn>) = l.accept_queue.drain(..).partition(|c| !closed(c));
+        let (live, dead): (VecDeque<Conn>, VecDeque<Conn>) = l.accept_queue.drain(..).partition(|c| !closed(c));
         l.accept_queue = live;
-        let dead_syn: Vec<Slot> = l.syn_queue.values().filter(|c| closed(c)).map(|c| c.slot).collect();
-        dead.extend(dead_syn.iter().filter_map(|slot| l.syn_queue.remove(slot)));
         dead.iter().for_each(|c| self.unregister_conn(c));
         self.refill(id);
     }

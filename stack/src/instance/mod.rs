@@ -98,7 +98,14 @@ pub struct Instance {
     half_open: HashMap<Slot, SockId>,
     /// Connections the application closed, with when each entered TIME-WAIT.
     closing: HashMap<Slot, (Conn, Option<Instant>)>,
+    /// Calls that would block on the stack's state, woken by any change.
     waiters: Vec<Arc<Notify>>,
+    /// Calls that would block on one connection, woken only when it is
+    /// touched (see [`Instance::touch`]): with thousands of connections,
+    /// waking every blocked call on every change made a run quadratic.
+    conn_waiters: HashMap<Slot, Vec<Arc<Notify>>>,
+    /// Connections touched since the last poll ended.
+    touched: Vec<Slot>,
     burst: Vec<Mbuf>,
     now: Instant,
     changed: bool,
@@ -148,6 +155,8 @@ impl Instance {
             half_open: HashMap::new(),
             closing: HashMap::new(),
             waiters: Vec::new(),
+            conn_waiters: HashMap::new(),
+            touched: Vec::new(),
             burst: Vec::with_capacity(RX_BURST),
             now: Instant::ZERO,
             changed: false,
@@ -174,7 +183,18 @@ impl Instance {
         if changed {
             self.waiters.drain(..).for_each(|n| n.fire());
         }
+        for slot in std::mem::take(&mut self.touched) {
+            self.conn_waiters.remove(&slot).into_iter().flatten().for_each(|n| n.fire());
+        }
         worked || changed
+    }
+
+    /// Marks connection `slot` as changed: the calls waiting on it are
+    /// woken at the end of this poll.
+    pub(super) fn touch(&mut self, slot: Slot) {
+        if self.conn_waiters.contains_key(&slot) {
+            self.touched.push(slot);
+        }
     }
 
     /// When the stack next has something to do: now while frames or calls
@@ -203,8 +223,17 @@ impl Instance {
         let mut next = Vec::new();
         while self.device.can_transmit() {
             let Some(slot) = self.tcp.pop_due(self.now) else { break };
+            let before = self.tcp.get(slot).state();
             let sent = self.iface.poll_egress(ts, &mut self.device, self.tcp.set_mut(slot));
             self.changed |= sent == PollResult::SocketStateChanged;
+            // Egress changes what a call sees only by changing the state
+            // (a timer closing the connection).
+            if self.tcp.get(slot).state() != before {
+                self.touch(slot);
+                if self.handshake_progress(slot) {
+                    continue;
+                }
+            }
             if let Some(due) = self.next_due(slot, ts) {
                 next.push((slot, due));
             }
@@ -212,18 +241,29 @@ impl Instance {
         next.into_iter().for_each(|(slot, due)| self.tcp.schedule(slot, due));
     }
 
-    /// Runs one application call now: a call that succeeds marks the stack
-    /// changed (waiters are woken at the end of the next poll); one that
-    /// would block leaves `notify` to be fired at the next change.
+    /// Runs one application call now, on socket `on` if it is one call
+    /// that waits on a single socket ([`Op::waits_on`]): a call that
+    /// succeeds marks the stack and that connection changed (waiters are
+    /// woken at the end of the next poll); one that would block leaves
+    /// `notify` to be fired at the next change of that connection, or of
+    /// the stack if `on` is not a connection.
     pub(crate) fn run_call(
         &mut self,
+        on: Option<SockId>,
         notify: Option<Arc<Notify>>,
         call: impl FnOnce(&mut Instance) -> io::Result<Reply>,
     ) -> io::Result<Reply> {
         let result = call(self);
-        match (&result, notify) {
-            (Err(e), Some(notify)) if e.kind() == io::ErrorKind::WouldBlock => self.waiters.push(notify),
-            (Ok(_), _) => self.changed = true,
+        let slot = on.and_then(|id| self.conn_slot(id));
+        match (&result, notify, slot) {
+            (Err(e), Some(notify), Some(slot)) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.conn_waiters.entry(slot).or_default().push(notify);
+            }
+            (Err(e), Some(notify), None) if e.kind() == io::ErrorKind::WouldBlock => self.waiters.push(notify),
+            (Ok(_), _, slot) => {
+                self.changed = true;
+                slot.into_iter().for_each(|slot| self.touch(slot));
+            }
             _ => {}
         }
         result
@@ -232,7 +272,7 @@ impl Instance {
     fn run_rpcs(&mut self) -> bool {
         let mut n = 0;
         while let Some(Rpc { op, reply, notify }) = self.inbox.rpc.dequeue() {
-            reply.set(self.run_call(notify, |s| s.execute(op)));
+            reply.set(self.run_call(op.waits_on(), notify, |s| s.execute(op)));
             n += 1;
             if n == RPC_BURST {
                 break;

@@ -110,6 +110,7 @@ impl Instance {
     }
 
     pub(super) fn unregister_conn(&mut self, conn: &Conn) {
+        self.touch(conn.slot);
         self.half_open.remove(&conn.slot);
         if let Some(key) = conn.key {
             self.conn_index.remove(&key);
@@ -178,6 +179,14 @@ impl Instance {
         self.stats.connected += 1;
         tracing::debug!(stack = self.id, %local, %remote, "tcp connect");
         Ok(Reply::Sock(self.new_sock(Sock::Conn(conn))))
+    }
+
+    /// The slot of connection `id`, if it names one.
+    pub(super) fn conn_slot(&self, id: SockId) -> Option<Slot> {
+        match self.socks.get(&id) {
+            Some(Sock::Conn(c)) => Some(c.slot),
+            _ => None,
+        }
     }
 
     fn conn_socket(&mut self, id: SockId) -> io::Result<(&mut Conn, &mut tcp::Socket<'static>)> {
