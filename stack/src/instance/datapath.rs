@@ -21,7 +21,7 @@ use crate::dispatch::{discard, into_reply, is_neighbor_message, opens_connection
 use crate::rpc::SockId;
 
 use super::listener::Listener;
-use super::sockets::Sock;
+use super::listener::Sock;
 use super::tcp_sets::Slot;
 use super::{Instance, RX_BURST};
 

@@ -18,11 +18,13 @@ use std::io;
 
 use smoltcp::socket::tcp;
 
-use crate::dispatch::Bound;
+use ethdev::flow::FlowId;
+use smoltcp::iface::SocketHandle;
+
+use crate::dispatch::{Bound, ConnKey};
 use crate::error;
 use crate::rpc::{BufSizes, Reply, SockId};
 
-use super::sockets::{is_synchronized, Conn, Sock};
 use super::tcp_sets::Slot;
 use super::Instance;
 
@@ -30,6 +32,31 @@ use super::Instance;
 /// `tcp_max_syn_backlog` on a machine with some memory (Linux answers
 /// beyond it with SYN cookies where dtnet drops the SYN).
 pub(crate) const SYN_BACKLOG: usize = 4096;
+
+/// A TCP connection socket and the rules that steer to it.
+#[derive(Debug)]
+pub(super) struct Conn {
+    pub(super) slot: Slot,
+    pub(super) key: Option<ConnKey>,
+    pub(super) flow: Option<FlowId>,
+    /// Ephemeral port to release when the connection is gone.
+    pub(super) ephemeral: Option<u16>,
+    pub(super) established: bool,
+}
+
+/// What a [`SockId`] names.
+#[derive(Debug)]
+pub(super) enum Sock {
+    Conn(Conn),
+    Listener(Listener),
+    Udp(SocketHandle, u16),
+    Icmp(SocketHandle, u16),
+}
+
+/// The connection has completed its handshake (and may since have closed).
+pub(super) fn is_synchronized(state: tcp::State) -> bool {
+    !matches!(state, tcp::State::Closed | tcp::State::Listen | tcp::State::SynSent | tcp::State::SynReceived)
+}
 
 /// A TCP listener: its spare listening socket and its two queues.
 #[derive(Debug)]

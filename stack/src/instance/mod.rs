@@ -37,7 +37,7 @@ use crate::dispatch::ConnKey;
 use crate::fabric::{Fabric, Inbox, NicQueue};
 use crate::rpc::{Notify, Reply, Rpc, SockId};
 
-use sockets::{Conn, Sock};
+use listener::{Conn, Sock};
 use tcp_sets::{Slot, TcpSets};
 
 /// Frames taken from the NIC queue per poll.

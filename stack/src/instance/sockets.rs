@@ -13,7 +13,6 @@ use std::net::SocketAddr;
 
 use ethdev::flow::{FlowAction, FlowAttr, FlowId, FlowItem, Ipv4Item, Ipv6Item, ItemSpec, TcpItem};
 use ethdev::Instant;
-use smoltcp::iface::SocketHandle;
 use smoltcp::socket::{icmp, tcp, udp};
 
 use crate::config::ForwardMode;
@@ -23,7 +22,7 @@ use crate::fabric::CONN_RULE_PRIORITY;
 use crate::ports::Proto;
 use crate::rpc::{BufSizes, Op, Readiness, Reply, SockId};
 
-use super::listener::Listener;
+use super::listener::{Conn, Sock};
 use super::tcp_sets::Slot;
 use super::{from_smol, Instance};
 
@@ -35,26 +34,6 @@ const KEEP_ALIVE: smoltcp::time::Duration = smoltcp::time::Duration::from_millis
 /// enough for smoltcp's delayed ACK (10 ms) of the peer's FIN to go out.
 /// dtnet does not hold ports for 2MSL.
 const TIME_WAIT_LINGER: std::time::Duration = std::time::Duration::from_millis(20);
-
-/// A TCP connection socket and the rules that steer to it.
-#[derive(Debug)]
-pub(super) struct Conn {
-    pub(super) slot: Slot,
-    pub(super) key: Option<ConnKey>,
-    pub(super) flow: Option<FlowId>,
-    /// Ephemeral port to release when the connection is gone.
-    pub(super) ephemeral: Option<u16>,
-    pub(super) established: bool,
-}
-
-/// What a [`SockId`] names.
-#[derive(Debug)]
-pub(super) enum Sock {
-    Conn(Conn),
-    Listener(Listener),
-    Udp(SocketHandle, u16),
-    Icmp(SocketHandle, u16),
-}
 
 impl Instance {
     pub(super) fn new_sock(&mut self, sock: Sock) -> SockId {
@@ -365,9 +344,4 @@ fn ready_or_block(r: Readiness) -> io::Result<Reply> {
     } else {
         Ok(Reply::Ready(r))
     }
-}
-
-/// The connection has completed its handshake (and may since have closed).
-pub(super) fn is_synchronized(state: tcp::State) -> bool {
-    !matches!(state, tcp::State::Closed | tcp::State::Listen | tcp::State::SynSent | tcp::State::SynReceived)
 }
