@@ -283,7 +283,8 @@ impl Api {
         let (stack, sock, nonblocking) = self.conn(fd)?;
         let reply = if self.runs_inline() {
             // Straight from the caller's buffer into the socket: no copy on the way.
-            let attempt = |notify| ready(self.inline(stack, |s| s.run_call(Some(notify), |s| s.send(sock, data))));
+            let attempt =
+                |notify| ready(self.inline(stack, |s| s.run_call(Some(sock), Some(notify), |s| s.send(sock, data))));
             self.retrying(stack, nonblocking, attempt).await
         } else {
             self.blocking(stack, nonblocking, || Op::Send(sock, data.to_vec())).await
@@ -468,7 +469,7 @@ impl Api {
     /// RPC whose answer it waits for.
     async fn call(&self, stack: usize, op: Op, notify: Option<Arc<Notify>>) -> io::Result<Reply> {
         if self.runs_inline() {
-            return self.inline(stack, |s| s.run_call(notify, |s| s.execute(op)));
+            return self.inline(stack, |s| s.run_call(op.waits_on(), notify, |s| s.execute(op)));
         }
         let reply = Arc::new(ReplySlot::default());
         let mut rpc = Some(Rpc { op, reply: Arc::clone(&reply), notify });

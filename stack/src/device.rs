@@ -28,6 +28,8 @@ use ethdev::{Mbuf, Mempool, Owner};
 use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium, PacketMeta};
 use smoltcp::time::Instant as SmolInstant;
 
+use crate::dispatch::ConnKey;
+
 /// Largest frame (Ethernet header included) handed to the NIC for TSO:
 /// 64 KiB, as Linux's default GSO size, which keeps the IPv4 total length
 /// within its 16 bits.
@@ -46,6 +48,32 @@ pub struct DeviceStats {
     pub tso_frames: u64,
 }
 
+/// What the stack instance must know of a received frame before smoltcp
+/// reads it: which socket set to give smoltcp with it, and whether it may
+/// reach a listener at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RxKind {
+    /// A TCP segment of connection `key`; `opens` for a SYN without ACK.
+    Tcp {
+        /// The connection, as this host sees it.
+        key: ConnKey,
+        /// A SYN without ACK.
+        opens: bool,
+    },
+    /// An ARP message or IPv6 neighbour discovery message.
+    Neighbor,
+    /// Anything else.
+    Other,
+}
+
+/// A received frame waiting for smoltcp.
+pub(crate) struct RxFrame {
+    /// The frame.
+    pub(crate) mbuf: Mbuf,
+    /// What it is.
+    pub(crate) kind: RxKind,
+}
+
 /// A smoltcp device whose frames live in mbufs of one pool (and, with TSO,
 /// super-frames in buffers of a second one).
 pub(crate) struct QueueDevice {
@@ -55,7 +83,7 @@ pub(crate) struct QueueDevice {
     owner: Owner,
     mtu: usize,
     /// Received frames waiting for smoltcp.
-    pub(crate) rx: VecDeque<Mbuf>,
+    pub(crate) rx: VecDeque<RxFrame>,
     /// Frames smoltcp wrote, waiting for `tx_burst`.
     pub(crate) tx: Vec<Mbuf>,
     pub(crate) stats: DeviceStats,
@@ -67,6 +95,11 @@ impl QueueDevice {
     /// of [`TSO_FRAME`] and that pool's data room are segmented by the NIC.
     pub(crate) fn new(pool: Mempool, tso_pool: Option<Mempool>, owner: Owner, mtu: usize) -> Self {
         Self { pool, tso_pool, owner, mtu, rx: VecDeque::new(), tx: Vec::new(), stats: DeviceStats::default() }
+    }
+
+    /// Whether a frame could be built now: its pools have a buffer left.
+    pub(crate) fn can_transmit(&self) -> bool {
+        self.pool.avail() > 0 && self.tso_pool.as_ref().is_none_or(|p| p.avail() > 0)
     }
 
     fn token(&mut self) -> MbufTx<'_> {
@@ -100,14 +133,13 @@ impl phy::Device for QueueDevice {
     type TxToken<'a> = MbufTx<'a>;
 
     fn receive(&mut self, _now: SmolInstant) -> Option<(MbufRx, MbufTx<'_>)> {
-        let mbuf = self.rx.pop_front()?;
+        let frame = self.rx.pop_front()?;
         self.stats.rx_frames += 1;
-        Some((MbufRx(mbuf), self.token()))
+        Some((MbufRx(frame.mbuf), self.token()))
     }
 
     fn transmit(&mut self, _now: SmolInstant) -> Option<MbufTx<'_>> {
-        let room = self.pool.avail() > 0 && self.tso_pool.as_ref().is_none_or(|p| p.avail() > 0);
-        room.then(|| self.token())
+        self.can_transmit().then(|| self.token())
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

@@ -147,6 +147,12 @@ impl Tables {
     }
 }
 
+/// Whether `frame` is an ARP message or an IPv6 neighbour solicitation or
+/// advertisement.
+pub(crate) fn is_neighbor_message(meta: &PacketMeta, frame: &[u8]) -> bool {
+    neighbor_message(meta, frame).is_some()
+}
+
 /// A TCP SYN without ACK: the first segment of a connection.
 pub(crate) fn opens_connection(meta: &PacketMeta) -> bool {
     meta.ip_proto == Some(PROTO_TCP) && meta.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN

@@ -112,6 +112,23 @@ pub(crate) enum Op {
     Poll(SockId, Interest),
 }
 
+impl Op {
+    /// The socket a call of this kind may wait on (its readiness changes
+    /// only with that socket's state), or `None` for calls whose readiness
+    /// is the stack's (opening sockets, accepting, datagrams).
+    pub(crate) fn waits_on(&self) -> Option<SockId> {
+        match *self {
+            Op::ConnectStatus(id)
+            | Op::Send(id, _)
+            | Op::Recv(id, _)
+            | Op::ShutdownWrite(id)
+            | Op::Close(id)
+            | Op::Poll(id, _) => Some(id),
+            _ => None,
+        }
+    }
+}
+
 /// What a stack answers.
 #[derive(Debug)]
 pub(crate) enum Reply {

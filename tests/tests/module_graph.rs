@@ -50,7 +50,7 @@ fn the_graphs_of_the_layered_crates_have_their_known_edges() {
     let (stack, stack_dirs) = graphs(&read_tree(&root.join("stack/src")).unwrap()).unwrap();
     assert!(stack.has_edge("api", "group") && stack.has_edge("group", "instance"), "{stack:?}");
     assert!(stack.has_edge("instance", "fabric") && !stack.has_edge("rpc", "api"), "{stack:?}");
-    assert!(stack_dirs["instance"].has_edge("instance/datapath", "instance/sockets"), "{stack_dirs:?}");
+    assert!(stack_dirs["instance"].has_edge("instance/sockets", "instance/listener"), "{stack_dirs:?}");
     let (sim, _) = graphs(&read_tree(&root.join("harness/sim/src")).unwrap()).unwrap();
     assert!(sim.has_edge("world", "replayer") && sim.has_edge("record", "world"), "{sim:?}");
     let (scenario, _) = graphs(&read_tree(&root.join("harness/scenario/src")).unwrap()).unwrap();

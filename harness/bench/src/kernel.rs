@@ -3,7 +3,10 @@
 //! its own topology (two network namespaces named after the process id, a
 //! veth pair between them with segmentation and receive offloads off so every
 //! segment is a real 1500-byte frame), runs one `iperf3` transfer across it,
-//! and always tears the topology down again, on error and on panic too. It
+//! and always tears the topology down again, on error and on panic too.
+//! `kernel.tcp.goodput.offload` is the same transfer with TSO, GSO and GRO
+//! on, the kernel's veth defaults, the baseline for dtnet's TSO figure. The
+//! topology also hosts the connection-rate baseline ([`crate::kernel_conn`]). It
 //! needs root, `ip` (iproute2), `ethtool` and `iperf3`; without them it
 //! explains on stderr why the baseline was skipped and reports nothing, so a
 //! bench run never fails for want of a privileged host. Calls within one
@@ -12,7 +15,8 @@
 //! [`kernel_peer::Netns`] guards, shared with the kernel peer.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::thread;
@@ -25,6 +29,8 @@ use crate::{measurement, Budget, Measurement};
 
 /// The benchmark's name.
 pub const NAME: &str = "kernel.tcp.goodput.1500";
+/// The same transfer with the veth's segmentation and receive offloads on.
+pub const OFFLOAD: &str = "kernel.tcp.goodput.offload";
 /// The veth MTU the baseline runs at.
 const MTU: u32 = 1500;
 /// Transfer length for a full run; a smoke run transfers for one second.
@@ -77,15 +83,29 @@ impl From<Unavailable> for KernelSkip {
     }
 }
 
-/// The registered benchmark: one figure, or none with a note on stderr.
+/// The registered benchmarks: offloads off and on, each one figure, or
+/// none with a note on stderr.
 pub(super) fn run(budget: Budget) -> Vec<Measurement> {
-    match kernel_goodput(secs_for(budget)) {
-        Ok(gbits) => vec![measurement(NAME, gbits, "Gbit/s")],
-        Err(skip) => {
-            eprintln!("dtnet: kernel baseline {NAME} skipped: {skip}");
-            Vec::new()
-        }
-    }
+    [(NAME, Offloads::Off), (OFFLOAD, Offloads::On)]
+        .into_iter()
+        .flat_map(|(name, offloads)| match kernel_goodput_with(secs_for(budget), offloads) {
+            Ok(gbits) => vec![measurement(name, gbits, "Gbit/s")],
+            Err(skip) => {
+                eprintln!("dtnet: kernel baseline {name} skipped: {skip}");
+                Vec::new()
+            }
+        })
+        .collect()
+}
+
+/// Whether the veth pair segments and coalesces (TSO, GSO, GRO) or carries
+/// every segment as a frame of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offloads {
+    /// Every segment a real frame of at most the MTU.
+    Off,
+    /// The kernel's defaults for veth: segmentation and receive offloads on.
+    On,
 }
 
 /// Transfer length in seconds for `budget`: 1 for a smoke pass, a few for a
@@ -103,69 +123,83 @@ pub fn secs_for(budget: Budget) -> u32 {
 /// by a `secs`-second `iperf3` transfer between two namespaces. The topology
 /// is always removed before this returns (or unwinds).
 pub fn kernel_goodput(secs: u32) -> Result<f64, KernelSkip> {
+    kernel_goodput_with(secs, Offloads::Off)
+}
+
+/// [`kernel_goodput`] with the veth's offloads as `offloads` says.
+pub fn kernel_goodput_with(secs: u32, offloads: Offloads) -> Result<f64, KernelSkip> {
     let tools = Tools::find()?;
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let topology = Topology::create(&tools, std::process::id())?;
-    let mut server = topology.start_server()?;
-    let report = topology.run_client(&mut server, secs.max(1))?;
+    let iperf3 = netns::which("iperf3")?;
+    let topology = Topology::create(&tools, offloads)?;
+    let mut server = topology.start_server(&iperf3)?;
+    let report = topology.run_client(&iperf3, &mut server, secs.max(1))?;
     received_gbits(&report)
 }
 
-/// Absolute paths of the commands the baseline runs.
-struct Tools {
+/// Absolute paths of the commands every topology needs.
+pub(crate) struct Tools {
     ip: PathBuf,
     ethtool: PathBuf,
-    iperf3: PathBuf,
 }
 
 impl Tools {
     /// Checks privileges and finds every tool, or says what is missing.
-    fn find() -> Result<Tools, KernelSkip> {
+    pub(crate) fn find() -> Result<Tools, KernelSkip> {
         if !netns::privileged() {
             return Err(KernelSkip::NotRoot);
         }
-        Ok(Tools { ip: netns::which("ip")?, ethtool: netns::which("ethtool")?, iperf3: netns::which("iperf3")? })
+        Ok(Tools { ip: netns::which("ip")?, ethtool: netns::which("ethtool")? })
     }
 }
 
 /// Two namespaces joined by a veth pair; removed on drop. Each namespace and
 /// the veth end inside it share one name, `dtnet-k<pid>a` or `...b` (at
-/// most 15 bytes, the limit for interface names).
-struct Topology<'t> {
+/// most 15 bytes, the limit for interface names). Holding one serialises
+/// baselines within the process.
+pub(crate) struct Topology<'t> {
     tools: &'t Tools,
-    server_ns: Netns,
-    client_ns: Netns,
+    pub(crate) server_ns: Netns,
+    pub(crate) client_ns: Netns,
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 impl<'t> Topology<'t> {
-    /// Builds the topology, first clearing leftovers of a killed process
-    /// that had the same pid.
-    fn create(tools: &'t Tools, pid: u32) -> Result<Topology<'t>, KernelSkip> {
+    /// Builds the topology with `offloads`, first clearing leftovers of a
+    /// killed process that had the same pid.
+    pub(crate) fn create(tools: &'t Tools, offloads: Offloads) -> Result<Topology<'t>, KernelSkip> {
+        let serial = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let pid = std::process::id();
         let server_ns = Netns::create(&format!("dtnet-k{pid}a")).map_err(KernelSkip::Setup)?;
         let client_ns = Netns::create(&format!("dtnet-k{pid}b")).map_err(KernelSkip::Setup)?;
-        let topology = Topology { tools, server_ns, client_ns };
+        let topology = Topology { tools, server_ns, client_ns, _serial: serial };
         topology.remove_link();
         let (server, client) = (topology.server_ns.name(), topology.client_ns.name());
         topology.ip(&["link", "add", server, "type", "veth", "peer", "name", client])?;
-        topology.configure_end(&topology.server_ns, SERVER)?;
-        topology.configure_end(&topology.client_ns, CLIENT)?;
+        topology.configure_end(&topology.server_ns, SERVER, offloads)?;
+        topology.configure_end(&topology.client_ns, CLIENT, offloads)?;
         Ok(topology)
     }
 
     /// Moves the veth end named after `ns` into it, addresses it and brings
-    /// it up with offloads off.
-    fn configure_end(&self, ns: &Netns, addr: &str) -> Result<(), KernelSkip> {
+    /// it up with its offloads set.
+    fn configure_end(&self, ns: &Netns, addr: &str, offloads: Offloads) -> Result<(), KernelSkip> {
         let (cidr, mtu, dev) = (format!("{addr}/{PREFIX_LEN}"), MTU.to_string(), ns.name());
         self.ip(&["link", "set", dev, "netns", dev])?;
         ns.ip(&["addr", "add", &cidr, "dev", dev]).map_err(KernelSkip::Setup)?;
         ns.ip(&["link", "set", dev, "mtu", &mtu, "up"]).map_err(KernelSkip::Setup)?;
-        let offloads = ["-K", dev, "tso", "off", "gso", "off", "gro", "off"];
+        let on = if offloads == Offloads::On { "on" } else { "off" };
+        let offloads = ["-K", dev, "tso", on, "gso", on, "gro", on];
         checked(ns.exec(&self.tools.ethtool).args(offloads)).map(drop).map_err(KernelSkip::Setup)
     }
 
+    /// The server's address inside the topology.
+    pub(crate) fn server_ip(&self) -> Ipv4Addr {
+        SERVER.parse().expect("a literal address")
+    }
+
     /// Starts a one-shot `iperf3` server in the server namespace.
-    fn start_server(&self) -> Result<Server, KernelSkip> {
-        let mut cmd = self.server_ns.exec(&self.tools.iperf3);
+    fn start_server(&self, iperf3: &Path) -> Result<Server, KernelSkip> {
+        let mut cmd = self.server_ns.exec(iperf3);
         cmd.args(["-s", "-1", "-B", SERVER]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         let child = cmd.spawn().map_err(|e| KernelSkip::Setup(format!("cannot start `iperf3 -s`: {e}")))?;
         Ok(Server(child))
@@ -173,11 +207,11 @@ impl<'t> Topology<'t> {
 
     /// Runs the client for `secs`, retrying while the server is not yet
     /// listening, and returns its JSON report.
-    fn run_client(&self, server: &mut Server, secs: u32) -> Result<Value, KernelSkip> {
+    fn run_client(&self, iperf3: &Path, server: &mut Server, secs: u32) -> Result<Value, KernelSkip> {
         let secs = secs.to_string();
         let mut last = String::new();
         for _ in 0..CONNECT_TRIES {
-            let mut cmd = self.client_ns.exec(&self.tools.iperf3);
+            let mut cmd = self.client_ns.exec(iperf3);
             cmd.args(["-c", SERVER, "-B", CLIENT, "-t", &secs, "-J"]);
             let output = cmd.output().map_err(|e| KernelSkip::Measure(format!("cannot run `iperf3 -c`: {e}")))?;
             let report = client_report(&output)?;

@@ -10,14 +10,16 @@
 //! This crate is the benchmark room of the `harness/` directory: it builds
 //! its worlds with `sim`, runs the cross-process ring benchmark against the
 //! `mp` crate's ring peer, and holds the root-only kernel baselines
-//! ([`kernel`], [`kernel_peer`]); the `dtnet bench` command prints what it
+//! ([`kernel`], [`kernel_conn`], [`kernel_peer`]); the `dtnet bench` command prints what it
 //! measures.
 
 mod bridge;
 pub mod kernel;
+pub mod kernel_conn;
 pub mod kernel_peer;
 mod mp;
 mod ring;
+mod scale;
 pub mod softrss;
 mod tcp;
 
@@ -69,13 +71,19 @@ const FAMILIES: &[Family] = &[
     Family { names: &[tcp::GOODPUT, tcp::GOODPUT_RTW, tcp::GOODPUT_TSO, tcp::TSO_RATIO], run: tcp::run_goodput },
     Family { names: &[kernel_peer::NAME], run: kernel_peer::run },
     Family { names: &[tcp::CONN_RATE], run: tcp::run_conn_rate },
+    Family { names: &[scale::NAME], run: scale::run },
 ];
 
 /// Families that need root and host tools (the kernel baseline): they run
 /// only when a prefix selects them, e.g. `dtnet bench kernel`, never in the
 /// default run, and [`names`] does not list them.
-const OPT_IN: &[Family] =
-    &[Family { names: &[tcp::RATIO], run: tcp::run_ratio }, Family { names: &[kernel::NAME], run: kernel::run }];
+const OPT_IN: &[Family] = &[
+    Family { names: &[tcp::RATIO], run: tcp::run_ratio },
+    Family { names: &[tcp::TSO_KERNEL_RATIO], run: tcp::run_tso_ratio },
+    Family { names: &[kernel::NAME, kernel::OFFLOAD], run: kernel::run },
+    Family { names: &[kernel_conn::NAME], run: kernel_conn::run },
+    Family { names: &[kernel_conn::RATIO], run: kernel_conn::run_ratio },
+];
 
 /// Every benchmark name, in run order.
 pub fn names() -> Vec<&'static str> {

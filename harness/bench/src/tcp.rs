@@ -23,8 +23,10 @@
 //! stream with TCP segmentation offload on both hosts (the stacks hand the
 //! NIC segments of up to 64 KiB, which it cuts at the wire MSS), and
 //! `tcp.goodput.tso.ratio_to_1500` divides it by the `tcp.goodput.1500`
-//! figure of the same run. A run that fails reports no figure and says why
-//! on stderr.
+//! figure of the same run; `tcp.goodput.tso.ratio` divides a TSO goodput
+//! measured for it by the kernel's with its offloads on
+//! (`kernel.tcp.goodput.offload`) measured right before (opt-in, root).
+//! A run that fails reports no figure and says why on stderr.
 
 use std::future::Future;
 use std::io;
@@ -36,7 +38,7 @@ use ethdev::mac::MacAddr;
 use stack::{Api, BufSizes, Fd, GroupConfig, SockType, StackGroup, ThreadModel};
 use user_vbridge::Impairments;
 
-use crate::kernel::{kernel_goodput, secs_for};
+use crate::kernel::{kernel_goodput, kernel_goodput_with, secs_for, Offloads};
 use crate::{measurement, Budget, Measurement};
 use sim::apps::{bulk, echo, listen, Ledger, Side};
 use sim::exec::{self, RealClock, Spawner};
@@ -53,6 +55,8 @@ pub const GOODPUT_TSO: &str = "tcp.goodput.tso";
 pub const TSO_RATIO: &str = "tcp.goodput.tso.ratio_to_1500";
 /// Name of the goodput over the kernel baseline.
 pub const RATIO: &str = "tcp.goodput.ratio";
+/// Name of [`GOODPUT_TSO`] over the kernel baseline with offloads on.
+pub const TSO_KERNEL_RATIO: &str = "tcp.goodput.tso.ratio";
 /// Name of the short-connection rate.
 pub const CONN_RATE: &str = "tcp.conn_rate";
 
@@ -69,9 +73,9 @@ const FULL_BYTES: u64 = 256 << 20;
 /// Short connections for a smoke pass and a full run, and how many are open at once.
 const SMOKE_CONNS: u64 = 200;
 const FULL_CONNS: u64 = 2000;
-const CONN_WORKERS: u64 = 16;
+pub(super) const CONN_WORKERS: u64 = 16;
 /// Echoed bytes per short connection.
-const CONN_BYTES: u64 = 64;
+pub(super) const CONN_BYTES: u64 = 64;
 /// Stacks of the short-connection server and client hosts.
 const CONN_SERVER_STACKS: usize = 4;
 const CONN_CLIENT_STACKS: usize = 2;
@@ -114,6 +118,17 @@ pub(super) fn run_ratio(budget: Budget) -> Vec<Measurement> {
     reported(RATIO, ours.map(|ours| measurement(RATIO, ours / kernel, "x")))
 }
 
+/// TSO goodput over the kernel's with offloads on, both measured now
+/// (opt-in: needs root).
+pub(super) fn run_tso_ratio(budget: Budget) -> Vec<Measurement> {
+    let kernel = match kernel_goodput_with(secs_for(budget), Offloads::On) {
+        Ok(gbits) => gbits,
+        Err(skip) => return reported(TSO_KERNEL_RATIO, Err(format!("kernel baseline: {skip}"))),
+    };
+    let ours = goodput(stream_bytes(budget), ThreadModel::RunToCompletion, true);
+    reported(TSO_KERNEL_RATIO, ours.map(|ours| measurement(TSO_KERNEL_RATIO, ours / kernel, "x")))
+}
+
 /// The figure, or nothing with the reason on stderr.
 pub(super) fn reported(name: &str, result: Result<Measurement, String>) -> Vec<Measurement> {
     result.map(|m| vec![m]).unwrap_or_else(|why| {
@@ -122,7 +137,7 @@ pub(super) fn reported(name: &str, result: Result<Measurement, String>) -> Vec<M
     })
 }
 
-fn is_smoke(budget: Budget) -> bool {
+pub(super) fn is_smoke(budget: Budget) -> bool {
     budget.round < SMOKE_ROUND
 }
 
@@ -134,7 +149,7 @@ pub(super) fn stream_bytes(budget: Budget) -> u64 {
     }
 }
 
-fn conn_count(budget: Budget) -> u64 {
+pub(super) fn conn_count(budget: Budget) -> u64 {
     if is_smoke(budget) {
         SMOKE_CONNS
     } else {

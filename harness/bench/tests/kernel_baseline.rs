@@ -2,7 +2,7 @@
 //! two namespaces when the host allows it, a clear skip when it does not.
 //! The test names contain `threads` so nextest runs them one at a time.
 
-use bench::kernel::{kernel_goodput, KernelSkip, NAME};
+use bench::kernel::{kernel_goodput, KernelSkip, NAME, OFFLOAD};
 use bench::Budget;
 
 /// Whether the test runs as root (effective uid 0), read independently of
@@ -37,9 +37,26 @@ fn has_tools() -> bool {
 
 #[test]
 fn kernel_bench_threads_runs_only_when_selected() {
-    assert!(!bench::names().contains(&NAME));
+    let kernel = [NAME, OFFLOAD, bench::kernel_conn::NAME];
+    assert!(kernel.iter().all(|name| !bench::names().contains(name)));
     let results = bench::run(&["kernel.tcp".to_string()], Budget::SMOKE);
-    let expected = usize::from(is_root() && has_tools());
-    assert_eq!(results.len(), expected, "root {} tools {}: {results:?}", is_root(), has_tools());
-    assert!(results.iter().all(|m| m.name == NAME && m.unit == "Gbit/s" && m.value > 0.0), "{results:?}");
+    let names: Vec<&str> = results.iter().map(|m| m.name.as_str()).collect();
+    let expected: &[&str] = if is_root() && has_tools() { &kernel } else { &[] };
+    assert_eq!(names, expected, "root {} tools {}: {results:?}", is_root(), has_tools());
+    assert!(results.iter().all(|m| m.value.is_finite() && m.value > 0.0), "{results:?}");
+}
+
+/// The same-run ratios against the kernel: present exactly when the
+/// baselines can run, each a positive factor.
+#[test]
+fn kernel_ratios_threads_compare_with_a_same_run_baseline() {
+    let prefixes = ["tcp.conn_rate.ratio".to_string(), "tcp.goodput.tso.ratio".to_string()];
+    // `tcp.goodput.tso.ratio_to_1500` (no baseline) shares the prefix.
+    let results: Vec<_> =
+        bench::run(&prefixes, Budget::SMOKE).into_iter().filter(|m| m.name.ends_with(".ratio")).collect();
+    let names: Vec<&str> = results.iter().map(|m| m.name.as_str()).collect();
+    let expected: &[&str] =
+        if is_root() && has_tools() { &["tcp.goodput.tso.ratio", "tcp.conn_rate.ratio"] } else { &[] };
+    assert_eq!(names, expected, "{results:?}");
+    assert!(results.iter().all(|m| m.unit == "x" && m.value.is_finite() && m.value > 0.0), "{results:?}");
 }

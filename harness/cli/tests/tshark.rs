@@ -228,6 +228,11 @@ fn the_default_scenarios_capture_opens_cleanly() {
     assert!(broken.is_empty(), "{} malformed or erroneous frames, first {:?}", broken.len(), broken.first());
 }
 
+/// Shipped scenarios too large to decode here: C10K's capture is about
+/// 200 MB, minutes of tshark on a busy 2-core machine. Its frames are the
+/// ones `rss-rtc` makes, at scale; its bytes are checked by the scenario.
+const NOT_DECODED: &[&str] = &["c10k-rss-rtc.toml"];
+
 /// Every shipped scenario's capture decodes without a malformed frame, an
 /// expert error or a bad checksum, frame by frame. One capture file holds
 /// every port and queue a frame crossed, so the same segment appears on
@@ -236,7 +241,7 @@ fn the_default_scenarios_capture_opens_cleanly() {
 /// retransmissions, so they are off here (the bulk tests above check
 /// retransmissions per vantage point). `impaired-corrupt` flips bits on
 /// purpose: its capture must show bad checksums, or the corruption went
-/// unseen.
+/// unseen. [`NOT_DECODED`] lists the exceptions.
 #[test]
 fn every_shipped_scenarios_capture_decodes_cleanly() {
     if !tshark_available() {
@@ -248,6 +253,7 @@ fn every_shipped_scenarios_capture_decodes_cleanly() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| !NOT_DECODED.iter().any(|name| p.ends_with(name)))
         .collect();
     files.sort();
     let out =

@@ -5,18 +5,24 @@
 //! over to the stack that owns it through that stack's soft ring, or (a
 //! neighbour message) copied to every stack. SYNs that must not reach a
 //! listener (duplicates of an existing connection, or beyond a full accept
-//! queue) are counted and dropped here, before smoltcp sees them.
+//! queue) are counted and dropped here, one at a time just before smoltcp
+//! would read them.
 
 use std::net::SocketAddr;
 
 use ethdev::packet::PacketMeta;
+use ethdev::proto::PROTO_TCP;
 use ethdev::{Mbuf, Owner};
 use smoltcp::iface::PollIngressSingleResult;
 use smoltcp::time::Instant as SmolInstant;
 
-use crate::dispatch::{discard, into_reply, opens_connection, src_ip, ConnKey, Discard, Route};
+use crate::device::{RxFrame, RxKind};
+use crate::dispatch::{discard, into_reply, is_neighbor_message, opens_connection, src_ip, ConnKey, Discard, Route};
+use crate::rpc::SockId;
 
-use super::sockets::Sock;
+use super::listener::Listener;
+use super::listener::Sock;
+use super::tcp_sets::Slot;
 use super::{Instance, RX_BURST};
 
 impl Instance {
@@ -39,7 +45,8 @@ impl Instance {
 
     fn route(&mut self, mbuf: Mbuf) {
         let Ok(meta) = PacketMeta::parse(mbuf.data()) else {
-            return self.device.rx.push_back(mbuf); // smoltcp counts and drops it
+            return self.device.rx.push_back(RxFrame { mbuf, kind: RxKind::Other });
+            // smoltcp counts and drops it
         };
         match discard(&meta, mbuf.data(), self.fabric.config.ipv4) {
             Some(Discard::Fragment) => return self.stats.fragment_drops += 1,
@@ -86,41 +93,77 @@ impl Instance {
         }
     }
 
-    /// Queues a frame for smoltcp, unless it is a SYN that must not reach a
-    /// listener: a duplicate for a connection that exists (smoltcp would give
-    /// it to a fresh listening socket) or one beyond a full accept queue
-    /// (Linux drops those too; the peer retransmits).
+    /// Queues a frame for smoltcp, noting what it is (see [`RxKind`]).
     fn accept_local(&mut self, mbuf: Mbuf, meta: Option<&PacketMeta>) {
-        if let Some(stat) = meta.and_then(|m| self.syn_filter(m)) {
-            *stat += 1;
-            return;
-        }
-        self.device.rx.push_back(mbuf);
+        let kind = meta.map_or(RxKind::Other, |m| rx_kind(m, mbuf.data()));
+        self.device.rx.push_back(RxFrame { mbuf, kind });
     }
 
-    fn syn_filter(&mut self, meta: &PacketMeta) -> Option<&mut u64> {
-        let (true, Some((sport, dport))) = (opens_connection(meta), meta.ports) else { return None };
-        let peer = SocketAddr::new(src_ip(meta)?, sport);
-        if self.conn_index.contains_key(&ConnKey { peer, local_port: dport }) {
-            return Some(&mut self.stats.dup_syn_drops);
-        }
-        let id = self.listen_ports.get(&dport)?;
-        match self.socks.get(id) {
-            Some(Sock::Listener(l)) if l.spare.is_none() => Some(&mut self.stats.backlog_drops),
-            _ => None,
-        }
-    }
-
+    /// smoltcp's ingress, one frame at a time, each with the socket set it
+    /// is for: a TCP segment with its connection's socket, or with its
+    /// listener's spare socket; anything else with the datagram sockets
+    /// (where a TCP segment for no socket gets smoltcp's reset). A SYN that
+    /// must not reach a listener is dropped first (see `syn_verdict`).
     pub(super) fn ingress(&mut self, ts: SmolInstant) {
-        loop {
-            match self.iface.poll_ingress_single(ts, &mut self.device, &mut self.sockets) {
-                PollIngressSingleResult::None => break,
-                PollIngressSingleResult::PacketProcessed => {}
-                PollIngressSingleResult::SocketStateChanged => {
-                    self.changed = true;
-                    self.refill_listeners();
+        while let Some(kind) = self.device.rx.front().map(|f| f.kind) {
+            let target = match kind {
+                RxKind::Tcp { key, opens } => self.tcp_target(&key, opens),
+                RxKind::Neighbor | RxKind::Other => Some(Target::Datagram),
+            };
+            let set = match target {
+                None => {
+                    self.device.rx.pop_front();
+                    continue;
                 }
+                Some(Target::Conn(slot) | Target::Spare(_, slot)) => self.tcp.set_mut(slot),
+                Some(Target::Datagram) => &mut self.sockets,
+            };
+            let result = self.iface.poll_ingress_single(ts, &mut self.device, set);
+            self.changed |= result == PollIngressSingleResult::SocketStateChanged;
+            match target {
+                Some(Target::Conn(slot)) => {
+                    self.tcp.wake(slot, self.now);
+                    self.touch(slot);
+                    self.handshake_progress(slot);
+                }
+                Some(Target::Spare(listener, slot)) => {
+                    self.tcp.wake(slot, self.now);
+                    self.spare_took_frame(listener);
+                }
+                // Sockets that waited for this neighbour may send now.
+                Some(Target::Datagram) if kind == RxKind::Neighbor => self.tcp.wake_all(self.now),
+                _ => {}
             }
+        }
+    }
+
+    /// The socket set a TCP segment of connection `key` goes to, or `None`
+    /// if the stack drops it, counted by why: a SYN (`opens`) duplicating a
+    /// connection that exists (smoltcp would give it to a fresh listening
+    /// socket), or a SYN or a handshake's last segment while the listener's
+    /// queues are full (see the `listener` module). The check runs just
+    /// before smoltcp would read the segment, since the frames before it in
+    /// the same burst may have filled a queue.
+    fn tcp_target(&mut self, key: &ConnKey, opens: bool) -> Option<Target> {
+        if let Some(&slot) = self.conn_index.get(key) {
+            if opens {
+                self.stats.dup_syn_drops += 1;
+                return None;
+            }
+            if self.accept_queue_full(slot) {
+                self.stats.backlog_drops += 1;
+                return None;
+            }
+            return Some(Target::Conn(slot));
+        }
+        let listener = self.listen_ports.get(&key.local_port).map(|&id| (id, self.socks.get(&id)));
+        match listener {
+            Some((id, Some(Sock::Listener(Listener { spare: Some(slot), .. })))) => Some(Target::Spare(id, *slot)),
+            Some((_, Some(Sock::Listener(_)))) if opens => {
+                self.stats.backlog_drops += 1;
+                None
+            }
+            _ => Some(Target::Datagram),
         }
     }
 
@@ -131,5 +174,31 @@ impl Instance {
         let sent = self.nic.tx.tx_burst(&mut self.device.tx);
         self.stats.nic_tx += sent as u64;
         sent > 0
+    }
+}
+
+/// The socket set a received frame goes to.
+#[derive(Clone, Copy)]
+enum Target {
+    /// A connection's.
+    Conn(Slot),
+    /// The spare listening socket of listener `SockId`.
+    Spare(SockId, Slot),
+    /// The datagram sockets'.
+    Datagram,
+}
+
+/// What a received frame is.
+fn rx_kind(meta: &PacketMeta, frame: &[u8]) -> RxKind {
+    if is_neighbor_message(meta, frame) {
+        return RxKind::Neighbor;
+    }
+    let peer = src_ip(meta);
+    match (meta.ip_proto, meta.ports, peer) {
+        (Some(PROTO_TCP), Some((sport, dport)), Some(ip)) => RxKind::Tcp {
+            key: ConnKey { peer: SocketAddr::new(ip, sport), local_port: dport },
+            opens: opens_connection(meta),
+        },
+        _ => RxKind::Other,
     }
 }

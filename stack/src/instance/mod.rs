@@ -3,28 +3,32 @@
 //! [`Instance::poll`] is the whole life of a stack, sans-IO: execute the
 //! application calls waiting in its RPC ring, take a burst from its NIC
 //! queue and its soft ring, hand frames owned by other stacks to them, run
-//! smoltcp's ingress one frame at a time (refilling listeners between
-//! frames, since a smoltcp socket accepts exactly one connection), run
-//! smoltcp's egress, reap closed sockets, and transmit. It never reads a
-//! clock; the executor passes `now`.
+//! smoltcp's ingress one frame at a time (refilling a listener after its
+//! spare socket took a SYN, since a smoltcp socket accepts exactly one
+//! connection), run smoltcp's egress for the sockets that are due (and
+//! free those the application closed once TCP is done with them), and
+//! transmit. It never reads a clock; the executor passes `now`.
 //!
 //! The instance is split the way smoltcp splits its interface: this module
 //! holds the state and the poll loop, `datapath` moves frames (NIC queue,
 //! soft ring, hand-over between stacks, SYN filtering, ingress and
 //! transmit), and `sockets` runs the socket operations that application
-//! calls ask for, addressed by instance-local [`SockId`]s. A listener keeps
-//! one spare smoltcp socket in `Listen` state plus the connections that
-//! spare sockets turned into, until `accept` takes them.
+//! calls ask for, addressed by instance-local [`SockId`]s; `tcp_sets` keeps
+//! each TCP socket in a smoltcp socket set of its own, so that a frame or
+//! a poll costs the same with ten connections or ten thousand; `listener`
+//! keeps a listener's spare socket and its SYN and accept queues.
 
 mod datapath;
+mod listener;
 mod sockets;
+mod tcp_sets;
 
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 
 use ethdev::{Instant, Mbuf, Owner};
-use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
+use smoltcp::iface::{Config, Interface, PollResult, SocketSet};
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
@@ -33,7 +37,8 @@ use crate::dispatch::ConnKey;
 use crate::fabric::{Fabric, Inbox, NicQueue};
 use crate::rpc::{Notify, Reply, Rpc, SockId};
 
-use sockets::{Conn, Sock};
+use listener::{Conn, Sock};
+use tcp_sets::{Slot, TcpSets};
 
 /// Frames taken from the NIC queue per poll.
 const RX_BURST: usize = 64;
@@ -80,15 +85,27 @@ pub struct Instance {
     inbox: Inbox,
     nic: NicQueue,
     iface: Interface,
+    /// UDP and ICMP sockets (few; smoltcp visits them all on every poll).
     sockets: SocketSet<'static>,
+    /// TCP sockets, each in a set of its own.
+    tcp: TcpSets,
     device: QueueDevice,
     socks: HashMap<SockId, Sock>,
     next_sock: u32,
     listen_ports: HashMap<u16, SockId>,
-    conn_index: HashMap<ConnKey, SocketHandle>,
+    conn_index: HashMap<ConnKey, Slot>,
+    /// Connections in a listener's SYN queue, and the listener.
+    half_open: HashMap<Slot, SockId>,
     /// Connections the application closed, with when each entered TIME-WAIT.
-    closing: Vec<(Conn, Option<Instant>)>,
+    closing: HashMap<Slot, (Conn, Option<Instant>)>,
+    /// Calls that would block on the stack's state, woken by any change.
     waiters: Vec<Arc<Notify>>,
+    /// Calls that would block on one connection, woken only when it is
+    /// touched (see [`Instance::touch`]): with thousands of connections,
+    /// waking every blocked call on every change made a run quadratic.
+    conn_waiters: HashMap<Slot, Vec<Arc<Notify>>>,
+    /// Connections touched since the last poll ended.
+    touched: Vec<Slot>,
     burst: Vec<Mbuf>,
     now: Instant,
     changed: bool,
@@ -129,13 +146,17 @@ impl Instance {
             nic,
             iface,
             sockets: SocketSet::new(Vec::new()),
+            tcp: TcpSets::default(),
             device,
             socks: HashMap::new(),
             next_sock: 1,
             listen_ports: HashMap::new(),
             conn_index: HashMap::new(),
-            closing: Vec::new(),
+            half_open: HashMap::new(),
+            closing: HashMap::new(),
             waiters: Vec::new(),
+            conn_waiters: HashMap::new(),
+            touched: Vec::new(),
             burst: Vec::with_capacity(RX_BURST),
             now: Instant::ZERO,
             changed: false,
@@ -156,15 +177,24 @@ impl Instance {
         worked |= self.receive();
         self.iface.poll_maintenance(ts);
         self.ingress(ts);
-        self.changed |=
-            self.iface.poll_egress(ts, &mut self.device, &mut self.sockets) == PollResult::SocketStateChanged;
-        self.reap_closed();
+        self.egress(ts);
         worked |= self.transmit();
         let changed = std::mem::take(&mut self.changed);
         if changed {
             self.waiters.drain(..).for_each(|n| n.fire());
         }
+        for slot in std::mem::take(&mut self.touched) {
+            self.conn_waiters.remove(&slot).into_iter().flatten().for_each(|n| n.fire());
+        }
         worked || changed
+    }
+
+    /// Marks connection `slot` as changed: the calls waiting on it are
+    /// woken at the end of this poll.
+    pub(super) fn touch(&mut self, slot: Slot) {
+        if self.conn_waiters.contains_key(&slot) {
+            self.touched.push(slot);
+        }
     }
 
     /// When the stack next has something to do: now while frames or calls
@@ -178,21 +208,62 @@ impl Instance {
             return Some(self.now);
         }
         let timers = self.iface.poll_at(smol(self.now), &self.sockets).map(from_smol);
-        timers.into_iter().chain(self.reap_at()).min()
+        timers.into_iter().chain(self.tcp.next_due()).min()
     }
 
-    /// Runs one application call now: a call that succeeds marks the stack
-    /// changed (waiters are woken at the end of the next poll); one that
-    /// would block leaves `notify` to be fired at the next change.
+    /// smoltcp's egress for the datagram sockets and for each TCP socket
+    /// that is due (one segment each at most, in deadline order, until the
+    /// pools run dry), which is then rescheduled or, closed, freed.
+    fn egress(&mut self, ts: SmolInstant) {
+        let sent = self.iface.poll_egress(ts, &mut self.device, &mut self.sockets);
+        self.changed |= sent == PollResult::SocketStateChanged;
+        // Each due socket gets one turn; its next deadline joins the queue
+        // after the others had theirs. Out of buffers, the rest keep their
+        // place for the next poll, as smoltcp's own egress stops there.
+        let mut next = Vec::new();
+        while self.device.can_transmit() {
+            let Some(slot) = self.tcp.pop_due(self.now) else { break };
+            let before = self.tcp.get(slot).state();
+            let sent = self.iface.poll_egress(ts, &mut self.device, self.tcp.set_mut(slot));
+            self.changed |= sent == PollResult::SocketStateChanged;
+            // Egress changes what a call sees only by changing the state
+            // (a timer closing the connection).
+            if self.tcp.get(slot).state() != before {
+                self.touch(slot);
+                if self.handshake_progress(slot) {
+                    continue;
+                }
+            }
+            if let Some(due) = self.next_due(slot, ts) {
+                next.push((slot, due));
+            }
+        }
+        next.into_iter().for_each(|(slot, due)| self.tcp.schedule(slot, due));
+    }
+
+    /// Runs one application call now, on socket `on` if it is one call
+    /// that waits on a single socket ([`Op::waits_on`]): a call that
+    /// succeeds marks the stack and that connection changed (waiters are
+    /// woken at the end of the next poll); one that would block leaves
+    /// `notify` to be fired at the next change of that connection, or of
+    /// the stack if `on` is not a connection.
     pub(crate) fn run_call(
         &mut self,
+        on: Option<SockId>,
         notify: Option<Arc<Notify>>,
         call: impl FnOnce(&mut Instance) -> io::Result<Reply>,
     ) -> io::Result<Reply> {
         let result = call(self);
-        match (&result, notify) {
-            (Err(e), Some(notify)) if e.kind() == io::ErrorKind::WouldBlock => self.waiters.push(notify),
-            (Ok(_), _) => self.changed = true,
+        let slot = on.and_then(|id| self.conn_slot(id));
+        match (&result, notify, slot) {
+            (Err(e), Some(notify), Some(slot)) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.conn_waiters.entry(slot).or_default().push(notify);
+            }
+            (Err(e), Some(notify), None) if e.kind() == io::ErrorKind::WouldBlock => self.waiters.push(notify),
+            (Ok(_), _, slot) => {
+                self.changed = true;
+                slot.into_iter().for_each(|slot| self.touch(slot));
+            }
             _ => {}
         }
         result
@@ -201,7 +272,7 @@ impl Instance {
     fn run_rpcs(&mut self) -> bool {
         let mut n = 0;
         while let Some(Rpc { op, reply, notify }) = self.inbox.rpc.dequeue() {
-            reply.set(self.run_call(notify, |s| s.execute(op)));
+            reply.set(self.run_call(op.waits_on(), notify, |s| s.execute(op)));
             n += 1;
             if n == RPC_BURST {
                 break;

@@ -8,13 +8,11 @@
 //! application closed are kept until TCP is done with them and reaped by
 //! the poll loop.
 
-use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 
 use ethdev::flow::{FlowAction, FlowAttr, FlowId, FlowItem, Ipv4Item, Ipv6Item, ItemSpec, TcpItem};
 use ethdev::Instant;
-use smoltcp::iface::SocketHandle;
 use smoltcp::socket::{icmp, tcp, udp};
 
 use crate::config::ForwardMode;
@@ -24,7 +22,9 @@ use crate::fabric::CONN_RULE_PRIORITY;
 use crate::ports::Proto;
 use crate::rpc::{BufSizes, Op, Readiness, Reply, SockId};
 
-use super::Instance;
+use super::listener::{Conn, Sock};
+use super::tcp_sets::Slot;
+use super::{from_smol, Instance};
 
 /// Datagrams a UDP or ICMP socket buffers.
 const DGRAM_SLOTS: usize = 64;
@@ -35,46 +35,15 @@ const KEEP_ALIVE: smoltcp::time::Duration = smoltcp::time::Duration::from_millis
 /// dtnet does not hold ports for 2MSL.
 const TIME_WAIT_LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// A TCP connection socket and the rules that steer to it.
-#[derive(Debug)]
-pub(super) struct Conn {
-    pub(super) handle: SocketHandle,
-    pub(super) key: Option<ConnKey>,
-    pub(super) flow: Option<FlowId>,
-    /// Ephemeral port to release when the connection is gone.
-    pub(super) ephemeral: Option<u16>,
-    pub(super) established: bool,
-}
-
-/// A TCP listener: its spare listening socket and the connections waiting
-/// for `accept`.
-#[derive(Debug)]
-pub(super) struct Listener {
-    pub(super) port: u16,
-    pub(super) backlog: usize,
-    pub(super) bufs: BufSizes,
-    pub(super) spare: Option<SocketHandle>,
-    pub(super) pending: VecDeque<Conn>,
-}
-
-/// What a [`SockId`] names.
-#[derive(Debug)]
-pub(super) enum Sock {
-    Conn(Conn),
-    Listener(Listener),
-    Udp(SocketHandle, u16),
-    Icmp(SocketHandle, u16),
-}
-
 impl Instance {
-    fn new_sock(&mut self, sock: Sock) -> SockId {
+    pub(super) fn new_sock(&mut self, sock: Sock) -> SockId {
         let id = SockId(self.next_sock);
         self.next_sock += 1;
         self.socks.insert(id, sock);
         id
     }
 
-    fn tcp_socket(bufs: BufSizes) -> tcp::Socket<'static> {
+    pub(super) fn tcp_socket(bufs: BufSizes) -> tcp::Socket<'static> {
         let mut socket =
             tcp::Socket::new(tcp::SocketBuffer::new(vec![0; bufs.rx]), tcp::SocketBuffer::new(vec![0; bufs.tx]));
         // smoltcp 0.14 probes a zero window only while data is queued, not
@@ -85,42 +54,13 @@ impl Instance {
         socket
     }
 
-    fn open_listening(&mut self, port: u16, bufs: BufSizes) -> SocketHandle {
-        let mut socket = Self::tcp_socket(bufs);
-        // A fresh socket with a non-zero port always accepts `listen`.
-        let _ = socket.listen(port);
-        self.sockets.add(socket)
-    }
-
-    /// Moves listening sockets that took a SYN to their listener's pending
-    /// queue, registers the new connection, and opens a fresh spare.
-    pub(super) fn refill_listeners(&mut self) {
-        let ids: Vec<SockId> = self.listen_ports.values().copied().collect();
-        for id in ids {
-            let Some(Sock::Listener(l)) = self.socks.get_mut(&id) else { continue };
-            let Some(spare) = l.spare else { continue };
-            if self.sockets.get::<tcp::Socket>(spare).state() == tcp::State::Listen {
-                continue;
-            }
-            l.spare = None;
-            let mut conn = Conn { handle: spare, key: None, flow: None, ephemeral: None, established: false };
-            let (port, bufs, room) = (l.port, l.bufs, l.pending.len() + 1 < l.backlog);
-            self.register_conn(&mut conn);
-            let spare = room.then(|| self.open_listening(port, bufs));
-            if let Some(Sock::Listener(l)) = self.socks.get_mut(&id) {
-                l.pending.push_back(conn);
-                l.spare = spare;
-            }
-        }
-    }
-
     /// Records a connection's tuple so SYN duplicates are filtered and, in
     /// steering modes, frames reach this stack (rule table, flow rule).
-    fn register_conn(&mut self, conn: &mut Conn) {
-        let socket = self.sockets.get::<tcp::Socket>(conn.handle);
+    pub(super) fn register_conn(&mut self, conn: &mut Conn) {
+        let socket = self.tcp.get(conn.slot);
         let (Some(local), Some(remote)) = (socket.local_endpoint(), socket.remote_endpoint()) else { return };
         let key = ConnKey { peer: remote.into(), local_port: local.port };
-        self.conn_index.insert(key, conn.handle);
+        self.conn_index.insert(key, conn.slot);
         if self.fabric.steers_tcp() {
             self.fabric.tables.add_conn(key, self.id);
         }
@@ -148,7 +88,9 @@ impl Instance {
         self.fabric.port.flow_create(&FlowAttr::ingress(CONN_RULE_PRIORITY), &pattern, &actions).ok()
     }
 
-    fn unregister_conn(&mut self, conn: &Conn) {
+    pub(super) fn unregister_conn(&mut self, conn: &Conn) {
+        self.touch(conn.slot);
+        self.half_open.remove(&conn.slot);
         if let Some(key) = conn.key {
             self.conn_index.remove(&key);
             if self.fabric.steers_tcp() {
@@ -161,32 +103,28 @@ impl Instance {
         if let Some(port) = conn.ephemeral {
             self.fabric.ports().release(Proto::Tcp, port);
         }
-        self.sockets.remove(conn.handle);
+        self.tcp.remove(conn.slot);
     }
 
-    /// Frees connections the application closed once TCP is done with them:
-    /// closed, or in TIME-WAIT for [`TIME_WAIT_LINGER`].
-    pub(super) fn reap_closed(&mut self) {
-        let mut i = 0;
-        while i < self.closing.len() {
-            let (conn, since) = &mut self.closing[i];
-            let done = match self.sockets.get::<tcp::Socket>(conn.handle).state() {
-                tcp::State::Closed => true,
-                tcp::State::TimeWait => *since.get_or_insert(self.now) + TIME_WAIT_LINGER <= self.now,
-                _ => false,
-            };
-            if done {
-                let (conn, _) = self.closing.swap_remove(i);
-                self.unregister_conn(&conn);
-            } else {
-                i += 1;
-            }
+    /// After smoltcp's egress on `slot`: frees the connection if the
+    /// application closed it and TCP is done with it (closed, or in
+    /// TIME-WAIT for [`TIME_WAIT_LINGER`]) and answers `None`; else answers
+    /// when it is next due: smoltcp's deadline, or the end of its linger.
+    pub(super) fn next_due(&mut self, slot: Slot, ts: smoltcp::time::Instant) -> Option<Option<Instant>> {
+        let due = self.tcp.poll_at(slot, &mut self.iface, ts).map(from_smol);
+        let Some((_, since)) = self.closing.get_mut(&slot) else { return Some(due) };
+        let linger_end = match self.tcp.get(slot).state() {
+            tcp::State::Closed => self.now,
+            tcp::State::TimeWait => *since.get_or_insert(self.now) + TIME_WAIT_LINGER,
+            _ => return Some(due),
+        };
+        if linger_end > self.now {
+            return Some(Some(due.map_or(linger_end, |t| t.min(linger_end))));
         }
-    }
-
-    /// When the next lingering TIME-WAIT connection is due to be freed.
-    pub(super) fn reap_at(&self) -> Option<Instant> {
-        self.closing.iter().filter_map(|(_, since)| since.map(|t| t + TIME_WAIT_LINGER)).min()
+        if let Some((conn, _)) = self.closing.remove(&slot) {
+            self.unregister_conn(&conn);
+        }
+        None
     }
 
     pub(crate) fn execute(&mut self, op: Op) -> io::Result<Reply> {
@@ -210,37 +148,31 @@ impl Instance {
         }
     }
 
-    fn listen(&mut self, port: u16, backlog: usize, bufs: BufSizes) -> SockId {
-        let spare = Some(self.open_listening(port, bufs));
-        let id = self.new_sock(Sock::Listener(Listener {
-            port,
-            backlog: backlog.max(1),
-            bufs,
-            spare,
-            pending: VecDeque::new(),
-        }));
-        self.listen_ports.insert(port, id);
-        self.fabric.tables.add_bound(Bound::TcpListen(port), self.id);
-        id
-    }
-
     fn connect(&mut self, local: SocketAddr, remote: SocketAddr, bufs: BufSizes, nodelay: bool) -> io::Result<Reply> {
         let mut socket = Self::tcp_socket(bufs);
         socket.set_nagle_enabled(!nodelay);
         socket.connect(self.iface.context(), remote, local).map_err(|e| error::invalid(&format!("connect: {e}")))?;
-        let handle = self.sockets.add(socket);
-        let mut conn = Conn { handle, key: None, flow: None, ephemeral: Some(local.port()), established: false };
+        let slot = self.tcp.add(socket, self.now);
+        let mut conn = Conn { slot, key: None, flow: None, ephemeral: Some(local.port()), established: false };
         self.register_conn(&mut conn);
         self.stats.connected += 1;
         tracing::debug!(stack = self.id, %local, %remote, "tcp connect");
         Ok(Reply::Sock(self.new_sock(Sock::Conn(conn))))
     }
 
+    /// The slot of connection `id`, if it names one.
+    pub(super) fn conn_slot(&self, id: SockId) -> Option<Slot> {
+        match self.socks.get(&id) {
+            Some(Sock::Conn(c)) => Some(c.slot),
+            _ => None,
+        }
+    }
+
     fn conn_socket(&mut self, id: SockId) -> io::Result<(&mut Conn, &mut tcp::Socket<'static>)> {
         match self.socks.get_mut(&id) {
             Some(Sock::Conn(c)) => {
-                let handle = c.handle;
-                Ok((c, self.sockets.get_mut::<tcp::Socket>(handle)))
+                let slot = c.slot;
+                Ok((c, self.tcp.get_mut(slot, self.now)))
             }
             Some(_) => Err(error::wrong_state("not a connected TCP socket")),
             None => Err(error::bad_fd()),
@@ -261,42 +193,6 @@ impl Instance {
                 Ok(Reply::Done)
             }
         }
-    }
-
-    fn accept(&mut self, id: SockId) -> io::Result<Reply> {
-        self.prune_reset(id);
-        let Some(Sock::Listener(l)) = self.socks.get_mut(&id) else {
-            return Err(error::wrong_state("accept on a socket that is not listening"));
-        };
-        let sockets = &self.sockets;
-        let ready = l.pending.iter().position(|c| is_synchronized(sockets.get::<tcp::Socket>(c.handle).state()));
-        let Some(pos) = ready else { return Err(error::would_block()) };
-        let mut conn = l.pending.remove(pos).ok_or_else(error::would_block)?;
-        let refill = l.spare.is_none().then_some((l.port, l.bufs));
-        if let Some((port, bufs)) = refill {
-            let spare = self.open_listening(port, bufs);
-            if let Some(Sock::Listener(l)) = self.socks.get_mut(&id) {
-                l.spare = Some(spare);
-            }
-        }
-        conn.established = true;
-        let socket = self.sockets.get::<tcp::Socket>(conn.handle);
-        let (Some(peer), Some(local)) = (socket.remote_endpoint(), socket.local_endpoint()) else {
-            return Err(error::not_connected());
-        };
-        self.stats.accepted += 1;
-        tracing::debug!(stack = self.id, %peer, %local, "tcp accept");
-        Ok(Reply::Accepted(self.new_sock(Sock::Conn(conn)), peer.into(), local.into()))
-    }
-
-    /// Drops pending connections that were reset before `accept` took them.
-    fn prune_reset(&mut self, id: SockId) {
-        let Some(Sock::Listener(l)) = self.socks.get_mut(&id) else { return };
-        let sockets = &self.sockets;
-        let (dead, live): (VecDeque<Conn>, VecDeque<Conn>) =
-            l.pending.drain(..).partition(|c| sockets.get::<tcp::Socket>(c.handle).state() == tcp::State::Closed);
-        l.pending = live;
-        dead.iter().for_each(|c| self.unregister_conn(c));
     }
 
     pub(crate) fn send(&mut self, id: SockId, data: &[u8]) -> io::Result<Reply> {
@@ -334,14 +230,14 @@ impl Instance {
     fn close(&mut self, id: SockId) -> io::Result<Reply> {
         match self.socks.remove(&id).ok_or_else(error::bad_fd)? {
             Sock::Conn(conn) => {
-                let socket = self.sockets.get_mut::<tcp::Socket>(conn.handle);
+                let socket = self.tcp.get_mut(conn.slot, self.now);
                 tracing::debug!(stack = self.id, state = %socket.state(), "tcp close");
                 if socket.state() == tcp::State::SynSent {
                     socket.abort();
                 } else {
                     socket.close();
                 }
-                self.closing.push((conn, None));
+                self.closing.insert(conn.slot, (conn, None));
             }
             Sock::Listener(l) => self.close_listener(l),
             Sock::Udp(handle, port) => {
@@ -354,18 +250,6 @@ impl Instance {
             }
         }
         Ok(Reply::Done)
-    }
-
-    fn close_listener(&mut self, l: Listener) {
-        self.listen_ports.remove(&l.port);
-        self.fabric.tables.remove_bound(Bound::TcpListen(l.port), self.id);
-        if let Some(spare) = l.spare {
-            self.sockets.remove(spare);
-        }
-        for conn in l.pending {
-            self.sockets.get_mut::<tcp::Socket>(conn.handle).abort();
-            self.closing.push((conn, None));
-        }
     }
 
     fn udp_bind(&mut self, port: u16, bufs: BufSizes) -> SockId {
@@ -436,16 +320,12 @@ impl Instance {
     fn readiness(&self, id: SockId) -> io::Result<Readiness> {
         Ok(match self.socks.get(&id).ok_or_else(error::bad_fd)? {
             Sock::Conn(c) => {
-                let s = self.sockets.get::<tcp::Socket>(c.handle);
+                let s = self.tcp.get(c.slot);
                 let connecting = matches!(s.state(), tcp::State::SynSent | tcp::State::SynReceived);
                 let hangup = !connecting && !s.may_recv();
                 Readiness { readable: s.can_recv() || hangup, writable: s.can_send(), hangup }
             }
-            Sock::Listener(l) => {
-                let ready =
-                    l.pending.iter().any(|c| is_synchronized(self.sockets.get::<tcp::Socket>(c.handle).state()));
-                Readiness { readable: ready, ..Readiness::default() }
-            }
+            Sock::Listener(l) => Readiness { readable: self.acceptable(l), ..Readiness::default() },
             Sock::Udp(h, _) => {
                 let s = self.sockets.get::<udp::Socket>(*h);
                 Readiness { readable: s.can_recv(), writable: s.can_send(), hangup: false }
@@ -464,9 +344,4 @@ fn ready_or_block(r: Readiness) -> io::Result<Reply> {
     } else {
         Ok(Reply::Ready(r))
     }
-}
-
-/// The connection has completed its handshake (and may since have closed).
-fn is_synchronized(state: tcp::State) -> bool {
-    !matches!(state, tcp::State::Closed | tcp::State::Listen | tcp::State::SynSent | tcp::State::SynReceived)
 }

@@ -39,7 +39,9 @@ pub async fn transfer(api: &Api, fd: Fd, id: u64, len: u64) -> io::Result<()> {
     header[..8].copy_from_slice(&id.to_le_bytes());
     header[8..].copy_from_slice(&len.to_le_bytes());
     api.send_all(fd, &header).await?;
-    let mut buf = vec![0; CHUNK];
+    // Sized to the stream, not to a chunk: 10,000 short streams at once
+    // would otherwise hold 128 KiB each.
+    let mut buf = vec![0; CHUNK.min(usize::try_from(len).unwrap_or(CHUNK))];
     let mut sent = 0;
     while sent < len {
         let n = CHUNK.min((len - sent) as usize);

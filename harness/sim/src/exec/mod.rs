@@ -173,18 +173,18 @@ impl TaskList {
     /// was polled.
     pub(crate) fn poll(&mut self, all: bool, spawner: &Spawner, mut failed: impl FnMut(String, String)) -> bool {
         let mut polled = false;
-        let mut i = 0;
-        while i < self.tasks.len() {
-            let task = &mut self.tasks[i];
+        // Rebuilt in order rather than removing finished tasks in place,
+        // which moved every later task: quadratic with thousands of tasks.
+        let mut kept = Vec::with_capacity(self.tasks.len());
+        for mut task in std::mem::take(&mut self.tasks) {
             if !(task.flag.take() || all) {
-                i += 1;
+                kept.push(task);
                 continue;
             }
             polled = true;
             match task.future.as_mut().poll(&mut Context::from_waker(&task.waker)) {
-                Poll::Pending => i += 1,
+                Poll::Pending => kept.push(task),
                 Poll::Ready(result) => {
-                    let task = self.tasks.remove(i);
                     if let Err(e) = result {
                         failed(task.name, e.to_string());
                     }
@@ -194,6 +194,7 @@ impl TaskList {
                 }
             }
         }
+        self.tasks = kept;
         polled
     }
 }
