@@ -196,24 +196,7 @@ fn stacks_on_af_packet_talk_tcp_with_the_kernel_in_a_namespace() {
     let api = Api::new(&group, 0, clock.clone());
     let (to_kernel, from_kernel) = (random_bytes(21, BYTES), random_bytes(22, BYTES));
 
-    let server = kernel_echo_server(pair.ns.name().to_owned());
-    let client = kernel_echo_client(
-        pair.ns.name().to_owned(),
-        SocketAddr::new(NS_DPDK_IP.into(), ECHO_PORT),
-        from_kernel.clone(),
-    );
-    let tasks: Vec<Task<'_>> = vec![
-        Box::pin(echo_client(&api, SocketAddr::new(NS_KERNEL_IP.into(), KERNEL_PORT), &to_kernel)),
-        Box::pin(echo_server(&api, ECHO_PORT)),
-    ];
-    let results = drive(&[&group], &clock, tasks);
-    let [echoed, served] = <[_; 2]>::try_from(results).expect("two results");
-    let kernel_read = server.join().expect("kernel server thread").expect("kernel echo server");
-    let kernel_back = client.join().expect("kernel client thread").expect("kernel echo client");
-    assert!(kernel_read == to_kernel, "the kernel read exactly what the DPDK stack sent");
-    assert!(echoed.expect("dtnet client") == to_kernel, "the DPDK stack read the kernel's echo intact");
-    assert!(served.expect("dtnet server") == from_kernel, "the DPDK stack read exactly what the kernel sent");
-    assert!(kernel_back == from_kernel, "the kernel read the DPDK stack's echo intact");
+    echo_both_ways_with_the_kernel(pair.ns.name(), &api, &group, &clock, &to_kernel, &from_kernel);
 
     settle(&[&group], &clock, Duration::from_millis(300));
     drop((api, group));
@@ -245,14 +228,34 @@ fn stacks_on_net_tap_with_tso_and_checksum_offloads_talk_tcp_with_the_kernel() {
     let api = Api::new(&group, 0, clock.clone());
     let (to_kernel, from_kernel) = (random_bytes(31, BYTES), random_bytes(32, BYTES));
 
-    let server = kernel_echo_server(ns.name().to_owned());
-    let client =
-        kernel_echo_client(ns.name().to_owned(), SocketAddr::new(NS_DPDK_IP.into(), ECHO_PORT), from_kernel.clone());
+    echo_both_ways_with_the_kernel(ns.name(), &api, &group, &clock, &to_kernel, &from_kernel);
+    assert!(group.stats(0).device.tso_frames > 0, "the stack handed the port TSO super-frames");
+
+    settle(&[&group], &clock, Duration::from_millis(300));
+    drop((api, group));
+    assert_eq!(mbufs.in_use(), 0, "dtnet pool back to baseline");
+    assert_eq!(dpdk_pool.in_use(), 0, "DPDK pool back to baseline");
+}
+
+/// The kernel in namespace `ns` and the DPDK stack echo each other's bytes
+/// both ways at once: the stack sends `to_kernel` to the kernel's echo
+/// server and echoes what the kernel's client sends (`from_kernel`); every
+/// byte is checked at both ends.
+fn echo_both_ways_with_the_kernel(
+    ns: &str,
+    api: &Api,
+    group: &StackGroup,
+    clock: &Arc<WallClock>,
+    to_kernel: &[u8],
+    from_kernel: &[u8],
+) {
+    let server = kernel_echo_server(ns.to_owned());
+    let client = kernel_echo_client(ns.to_owned(), SocketAddr::new(NS_DPDK_IP.into(), ECHO_PORT), from_kernel.to_vec());
     let tasks: Vec<Task<'_>> = vec![
-        Box::pin(echo_client(&api, SocketAddr::new(NS_KERNEL_IP.into(), KERNEL_PORT), &to_kernel)),
-        Box::pin(echo_server(&api, ECHO_PORT)),
+        Box::pin(echo_client(api, SocketAddr::new(NS_KERNEL_IP.into(), KERNEL_PORT), to_kernel)),
+        Box::pin(echo_server(api, ECHO_PORT)),
     ];
-    let results = drive(&[&group], &clock, tasks);
+    let results = drive(&[group], clock, tasks);
     let [echoed, served] = <[_; 2]>::try_from(results).expect("two results");
     let kernel_read = server.join().expect("kernel server thread").expect("kernel echo server");
     let kernel_back = client.join().expect("kernel client thread").expect("kernel echo client");
@@ -260,10 +263,4 @@ fn stacks_on_net_tap_with_tso_and_checksum_offloads_talk_tcp_with_the_kernel() {
     assert!(echoed.expect("dtnet client") == to_kernel, "the DPDK stack read the kernel's echo intact");
     assert!(served.expect("dtnet server") == from_kernel, "the DPDK stack read exactly what the kernel sent");
     assert!(kernel_back == from_kernel, "the kernel read the DPDK stack's echo intact");
-    assert!(group.stats(0).device.tso_frames > 0, "the stack handed the port TSO super-frames");
-
-    settle(&[&group], &clock, Duration::from_millis(300));
-    drop((api, group));
-    assert_eq!(mbufs.in_use(), 0, "dtnet pool back to baseline");
-    assert_eq!(dpdk_pool.in_use(), 0, "DPDK pool back to baseline");
 }
