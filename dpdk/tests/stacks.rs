@@ -29,7 +29,7 @@ use kernel_peer::netns::{self, Netns};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use stack::{Api, GroupConfig, StackGroup};
-use stacks_common::{drive, echo_client, echo_server, settle, Task, WallClock, WAIT};
+use stacks_common::{drive, echo_client, echo_server, poll_until, settle, Task, WallClock, WAIT};
 
 const MAC_A: [u8; 6] = [0x02, 0xd7, 0, 0, 0, 0x0a];
 const MAC_B: [u8; 6] = [0x02, 0xd7, 0, 0, 0, 0x0b];
@@ -257,6 +257,10 @@ fn echo_both_ways_with_the_kernel(
     ];
     let results = drive(&[group], clock, tasks);
     let [echoed, served] = <[_; 2]>::try_from(results).expect("two results");
+    // A closed dtnet socket may still owe the kernel its last segments (a
+    // retransmission after a drop on the link): keep the stack polled until
+    // both kernel threads are done, or they would wait on a silent stack.
+    poll_until(&[group], clock, || server.is_finished() && client.is_finished());
     let kernel_read = server.join().expect("kernel server thread").expect("kernel echo server");
     let kernel_back = client.join().expect("kernel client thread").expect("kernel echo client");
     assert!(kernel_read == to_kernel, "the kernel read exactly what the DPDK stack sent");

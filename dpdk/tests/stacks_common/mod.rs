@@ -65,6 +65,17 @@ pub fn settle(groups: &[&StackGroup], clock: &WallClock, time: Duration) {
     }
 }
 
+/// Polls the stacks of `groups` until `done()` holds, for example until a
+/// kernel peer's thread has read the last byte the stacks still owe it.
+/// Panics after [`WAIT`].
+pub fn poll_until(groups: &[&StackGroup], clock: &WallClock, done: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < WAIT, "peer still waiting after {WAIT:?}");
+        poll_groups(groups, clock);
+    }
+}
+
 fn poll_groups(groups: &[&StackGroup], clock: &WallClock) {
     for group in groups {
         for i in 0..group.len() {
