@@ -99,7 +99,7 @@ impl QueueDevice {
 
     /// Whether a frame could be built now: its pools have a buffer left.
     pub(crate) fn can_transmit(&self) -> bool {
-        self.pool.avail() > 0 && self.tso_pool.as_ref().is_none_or(|p| p.avail() > 0)
+        self.pool.has_avail() && self.tso_pool.as_ref().is_none_or(Mempool::has_avail)
     }
 
     fn token(&mut self) -> MbufTx<'_> {

@@ -228,6 +228,13 @@ impl Mempool {
         self.shared().free().len() + self.shared().cached()
     }
 
+    /// Whether a buffer is left (`avail() > 0`), without visiting the
+    /// caches while the free list has one: the stacks ask before every
+    /// frame they build, and the cache count takes a lock.
+    pub fn has_avail(&self) -> bool {
+        self.shared().free().len() > 0 || self.shared().cached() > 0
+    }
+
     /// Buffers currently allocated. Tests compare it with a baseline to
     /// prove that nothing leaked.
     pub fn in_use(&self) -> usize {
@@ -585,6 +592,7 @@ mod tests {
         let a = pool.alloc(Owner(1)).unwrap();
         let b = pool.alloc(Owner(2)).unwrap();
         assert_eq!((pool.in_use(), pool.avail()), (2, 6));
+        assert!(pool.has_avail());
         let mut seen = Vec::new();
         pool.walk(|i, o| seen.push((i, o)));
         seen.sort();
@@ -617,6 +625,18 @@ mod tests {
         assert!(pool.shared().free().len() < 64, "stash kept buffers out of the free list");
         drop(cache);
         assert_eq!(pool.shared().free().len(), 64);
+    }
+
+    #[test]
+    fn has_avail_sees_the_free_list_and_the_stashes() {
+        let pool = pool(8);
+        let mut cache = pool.cache(Owner(7), 8);
+        let mut held: Vec<Mbuf> = std::iter::from_fn(|| cache.alloc()).collect();
+        assert_eq!((held.len(), pool.has_avail()), (8, false));
+        cache.free(held.pop().unwrap());
+        assert_eq!(pool.shared().free().len(), 0, "the one free buffer sits in the stash");
+        assert!(pool.has_avail());
+        drop(held);
     }
 
     #[test]
