@@ -492,6 +492,12 @@ impl Api {
     /// Waits until `notify` fires.
     async fn wait(&self, notify: &Notify, stacks: &[usize]) {
         poll_fn(|cx| {
+            // Woken because the signal fired: the call about to be retried
+            // polls the stack itself, so driving it first would be a wasted
+            // poll (one per wake-up, most of a receiver's polls).
+            if notify.fired() {
+                return Poll::Ready(());
+            }
             stacks.iter().for_each(|&s| self.drive(s));
             if notify.fired_or_register(cx.waker()) {
                 Poll::Ready(())

@@ -19,7 +19,7 @@
 //! from the asker carrying the asker's link-layer address, which is what
 //! smoltcp files in its neighbour cache.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{PoisonError, RwLock};
 
@@ -79,8 +79,8 @@ pub(crate) enum Route {
 /// The group's rule tables, shared by all its stacks.
 #[derive(Default)]
 pub(crate) struct Tables {
-    conns: RwLock<HashMap<ConnKey, usize>>,
-    bound: RwLock<HashMap<Bound, usize>>,
+    conns: RwLock<FxHashMap<ConnKey, usize>>,
+    bound: RwLock<FxHashMap<Bound, usize>>,
 }
 
 impl Tables {

@@ -8,7 +8,7 @@
 //! [`Fabric`](crate::fabric::Fabric); the [`Api`](crate::Api) reads and
 //! updates it.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
 
 use crate::ports::Proto;
@@ -82,7 +82,7 @@ pub(crate) struct FdEntry {
 /// The process-wide table from descriptors to sockets.
 #[derive(Debug, Default)]
 pub(crate) struct FdTable {
-    entries: HashMap<Fd, FdEntry>,
+    entries: FxHashMap<Fd, FdEntry>,
     next: u32,
 }
 

@@ -198,6 +198,11 @@ impl Notify {
         }
     }
 
+    /// Whether the signal fired.
+    pub(crate) fn fired(&self) -> bool {
+        self.fired.load(Ordering::Acquire)
+    }
+
     /// Whether the signal fired; otherwise remembers `waker`.
     pub(crate) fn fired_or_register(&self, waker: &Waker) -> bool {
         *lock(&self.waker) = Some(waker.clone());

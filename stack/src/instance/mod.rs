@@ -23,7 +23,7 @@ mod listener;
 mod sockets;
 mod tcp_sets;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::io;
 use std::sync::Arc;
 
@@ -44,6 +44,8 @@ use tcp_sets::{Slot, TcpSets};
 const RX_BURST: usize = 64;
 /// RPCs executed per poll.
 const RPC_BURST: usize = 256;
+/// Frames a poll's TCP egress aims at before it stops starting new passes.
+const TX_BURST: usize = 32;
 
 /// Counters of one stack instance.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -90,22 +92,24 @@ pub struct Instance {
     /// TCP sockets, each in a set of its own.
     tcp: TcpSets,
     device: QueueDevice,
-    socks: HashMap<SockId, Sock>,
+    socks: FxHashMap<SockId, Sock>,
     next_sock: u32,
-    listen_ports: HashMap<u16, SockId>,
-    conn_index: HashMap<ConnKey, Slot>,
+    listen_ports: FxHashMap<u16, SockId>,
+    conn_index: FxHashMap<ConnKey, Slot>,
     /// Connections in a listener's SYN queue, and the listener.
-    half_open: HashMap<Slot, SockId>,
+    half_open: FxHashMap<Slot, SockId>,
     /// Connections the application closed, with when each entered TIME-WAIT.
-    closing: HashMap<Slot, (Conn, Option<Instant>)>,
+    closing: FxHashMap<Slot, (Conn, Option<Instant>)>,
     /// Calls that would block on the stack's state, woken by any change.
     waiters: Vec<Arc<Notify>>,
     /// Calls that would block on one connection, woken only when it is
     /// touched (see [`Instance::touch`]): with thousands of connections,
     /// waking every blocked call on every change made a run quadratic.
-    conn_waiters: HashMap<Slot, Vec<Arc<Notify>>>,
+    conn_waiters: FxHashMap<Slot, Vec<Arc<Notify>>>,
     /// Connections touched since the last poll ended.
     touched: Vec<Slot>,
+    /// Egress's list of sockets to reschedule, kept to reuse its memory.
+    egress_next: Vec<(Slot, Option<Instant>)>,
     burst: Vec<Mbuf>,
     now: Instant,
     changed: bool,
@@ -148,15 +152,16 @@ impl Instance {
             sockets: SocketSet::new(Vec::new()),
             tcp: TcpSets::default(),
             device,
-            socks: HashMap::new(),
+            socks: FxHashMap::default(),
             next_sock: 1,
-            listen_ports: HashMap::new(),
-            conn_index: HashMap::new(),
-            half_open: HashMap::new(),
-            closing: HashMap::new(),
+            listen_ports: FxHashMap::default(),
+            conn_index: FxHashMap::default(),
+            half_open: FxHashMap::default(),
+            closing: FxHashMap::default(),
             waiters: Vec::new(),
-            conn_waiters: HashMap::new(),
+            conn_waiters: FxHashMap::default(),
             touched: Vec::new(),
+            egress_next: Vec::new(),
             burst: Vec::with_capacity(RX_BURST),
             now: Instant::ZERO,
             changed: false,
@@ -183,9 +188,11 @@ impl Instance {
         if changed {
             self.waiters.drain(..).for_each(|n| n.fire());
         }
-        for slot in std::mem::take(&mut self.touched) {
+        let mut touched = std::mem::take(&mut self.touched);
+        for slot in touched.drain(..) {
             self.conn_waiters.remove(&slot).into_iter().flatten().for_each(|n| n.fire());
         }
+        self.touched = touched; // keeps its capacity: no allocation per poll
         worked || changed
     }
 
@@ -211,21 +218,46 @@ impl Instance {
         timers.into_iter().chain(self.tcp.next_due()).min()
     }
 
-    /// smoltcp's egress for the datagram sockets and for each TCP socket
-    /// that is due (one segment each at most, in deadline order, until the
-    /// pools run dry), which is then rescheduled or, closed, freed.
+    /// smoltcp's egress for the datagram sockets and for the TCP sockets
+    /// that are due, in passes (see [`Instance::egress_pass`]) while the
+    /// last pass sent something and fewer than [`TX_BURST`] frames went
+    /// out, so a bulk sender fills a burst per poll rather than one frame.
     fn egress(&mut self, ts: SmolInstant) {
-        let sent = self.iface.poll_egress(ts, &mut self.device, &mut self.sockets);
-        self.changed |= sent == PollResult::SocketStateChanged;
-        // Each due socket gets one turn; its next deadline joins the queue
-        // after the others had theirs. Out of buffers, the rest keep their
-        // place for the next poll, as smoltcp's own egress stops there.
-        let mut next = Vec::new();
+        // An empty datagram set is skipped: each TCP socket's egress below
+        // also runs the interface's own (neighbour and multicast) egress,
+        // and a second pass per poll cost a tenth of a bulk stream's time.
+        let datagrams = self.sockets.iter().next().is_some();
+        if datagrams {
+            self.egress_set(ts, None);
+        }
+        let (start, mut polled_any) = (self.device.tx.len(), false);
+        loop {
+            let before = self.device.tx.len();
+            polled_any |= self.egress_pass(ts);
+            let sent = self.device.tx.len();
+            if sent == before || sent - start >= TX_BURST {
+                break;
+            }
+        }
+        if !datagrams && !polled_any {
+            self.egress_set(ts, None); // the interface's own egress
+        }
+    }
+
+    /// One segment at most from each TCP socket that is due, in deadline
+    /// order, until the pools run dry; each is then rescheduled or, closed,
+    /// freed. Each due socket gets one turn; its next deadline joins the
+    /// queue after the others had theirs. Out of buffers, the rest keep
+    /// their place for the next poll, as smoltcp's own egress stops there.
+    /// True if any socket was polled.
+    fn egress_pass(&mut self, ts: SmolInstant) -> bool {
+        let mut next = std::mem::take(&mut self.egress_next);
+        let mut polled_any = false;
         while self.device.can_transmit() {
             let Some(slot) = self.tcp.pop_due(self.now) else { break };
+            polled_any = true;
             let before = self.tcp.get(slot).state();
-            let sent = self.iface.poll_egress(ts, &mut self.device, self.tcp.set_mut(slot));
-            self.changed |= sent == PollResult::SocketStateChanged;
+            self.egress_set(ts, Some(slot));
             // Egress changes what a call sees only by changing the state
             // (a timer closing the connection).
             if self.tcp.get(slot).state() != before {
@@ -238,7 +270,18 @@ impl Instance {
                 next.push((slot, due));
             }
         }
-        next.into_iter().for_each(|(slot, due)| self.tcp.schedule(slot, due));
+        next.drain(..).for_each(|(slot, due)| self.tcp.schedule(slot, due));
+        self.egress_next = next;
+        polled_any
+    }
+
+    /// smoltcp's egress over TCP socket `slot`'s set, or the datagram set.
+    fn egress_set(&mut self, ts: SmolInstant, slot: Option<Slot>) {
+        let set = match slot {
+            Some(slot) => self.tcp.set_mut(slot),
+            None => &mut self.sockets,
+        };
+        self.changed |= self.iface.poll_egress(ts, &mut self.device, set) == PollResult::SocketStateChanged;
     }
 
     /// Runs one application call now, on socket `on` if it is one call

@@ -173,28 +173,25 @@ impl TaskList {
     /// was polled.
     pub(crate) fn poll(&mut self, all: bool, spawner: &Spawner, mut failed: impl FnMut(String, String)) -> bool {
         let mut polled = false;
-        // Rebuilt in order rather than removing finished tasks in place,
-        // which moved every later task: quadratic with thousands of tasks.
-        let mut kept = Vec::with_capacity(self.tasks.len());
-        for mut task in std::mem::take(&mut self.tasks) {
+        // `retain_mut` keeps the order and moves each task at most once
+        // (removing finished tasks one by one was quadratic with thousands
+        // of tasks), and reuses the vector: no allocation per poll.
+        self.tasks.retain_mut(|task| {
             if !(task.flag.take() || all) {
-                kept.push(task);
-                continue;
+                return true;
             }
             polled = true;
-            match task.future.as_mut().poll(&mut Context::from_waker(&task.waker)) {
-                Poll::Pending => kept.push(task),
-                Poll::Ready(result) => {
-                    if let Err(e) = result {
-                        failed(task.name, e.to_string());
-                    }
-                    if !task.daemon {
-                        spawner.finished();
-                    }
-                }
+            let Poll::Ready(result) = task.future.as_mut().poll(&mut Context::from_waker(&task.waker)) else {
+                return true;
+            };
+            if let Err(e) = result {
+                failed(std::mem::take(&mut task.name), e.to_string());
             }
-        }
-        self.tasks = kept;
+            if !task.daemon {
+                spawner.finished();
+            }
+            false
+        });
         polled
     }
 }
