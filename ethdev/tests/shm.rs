@@ -137,6 +137,24 @@ fn the_last_process_out_removes_the_domain_and_clean_refuses_while_attached() {
     assert!(Domain::list(base.path()).is_empty());
 }
 
+/// Two handles attached to one zone are one pool: each owns the other's
+/// buffers, so a frame moving between ports that attached it separately is
+/// never copied. Another pool owns none of them.
+#[test]
+fn handles_attached_to_one_zone_own_each_others_buffers() {
+    use ethdev::mempool::{Mempool, MempoolConfig, Owner};
+    let base = tempfile::tempdir().unwrap();
+    let primary = Domain::open("p2", Role::Primary, &options(&base)).unwrap();
+    let config = MempoolConfig::new("MSG_POOL", 8);
+    let zone = primary.reserve("MSG_POOL", config.region_size().unwrap()).unwrap();
+    let first = Mempool::create_in(&zone, config).unwrap();
+    let second = Mempool::attach(&zone).unwrap();
+    let stranger = Mempool::new(MempoolConfig::new("other", 8)).unwrap();
+    let (a, b) = (first.alloc(Owner(1)).unwrap(), second.alloc(Owner(1)).unwrap());
+    assert!(first.owns(&b) && second.owns(&a) && first.owns(&a));
+    assert!(!stranger.owns(&a) && !first.owns(&stranger.alloc(Owner(1)).unwrap()));
+}
+
 /// A pool laid out in a domain is one pool for every mapping: buffers a
 /// secondary takes show in the primary's counts and walk under the
 /// secondary's owner, stashed ones as "cached by" their cache's owner.

@@ -442,9 +442,14 @@ impl Mempool {
         PoolCache::new(self.clone(), owner, size)
     }
 
-    /// Whether `mbuf` came from this pool.
+    /// Whether `mbuf` is a buffer of this pool's memory, through this
+    /// handle or another one of the same mapping: a process that attached
+    /// a domain's pool once per port holds one handle per port, and a frame
+    /// received on one port and sent on another must not be taken for a
+    /// stranger (it was copied, and a process killed between the copy and
+    /// freeing the original held two buffers for one frame).
     pub fn owns(&self, mbuf: &Mbuf) -> bool {
-        mbuf.pool == self.handle.0
+        mbuf.pool == self.handle.0 || mbuf.shared().same_memory(self.shared())
     }
 
     /// Slots found in a state they cannot be in when taken off the free

@@ -175,6 +175,11 @@ impl PoolShared {
     }
 
     /// Slots in this process's cache stashes.
+    /// Whether `other` is a record of the same pool memory as mapped here.
+    pub(crate) fn same_memory(&self, other: &PoolShared) -> bool {
+        self.header == other.header
+    }
+
     pub(crate) fn cached(&self) -> usize {
         let caches = self.caches.lock().unwrap_or_else(|e| e.into_inner());
         caches.iter().filter_map(Weak::upgrade).map(|c| c.load(std::sync::atomic::Ordering::Relaxed)).sum()
