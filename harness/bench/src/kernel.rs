@@ -136,6 +136,34 @@ pub fn kernel_goodput_with(secs: u32, offloads: Offloads) -> Result<f64, KernelS
     received_gbits(&report)
 }
 
+/// [`kernel_goodput`] (offloads off) with each TCP segment the client sends
+/// lost with probability `loss`. This kernel has no `sch_netem`, so an
+/// nftables rule in the server's namespace drops them as they arrive
+/// (`numgen random`, at the prerouting hook before anything else sees
+/// them): to the sender that is a loss on the wire, as netem's would be,
+/// not a local drop its own stack would be told of. The receiver's ACKs
+/// are never dropped.
+pub fn kernel_lossy_goodput(secs: u32, loss: f64) -> Result<f64, KernelSkip> {
+    let tools = Tools::find()?;
+    let (iperf3, nft) = (netns::which("iperf3")?, netns::which("nft")?);
+    let topology = Topology::create(&tools, Offloads::Off)?;
+    let per_10k = (loss * 10_000.0).round().to_string();
+    let chain = "{ type filter hook prerouting priority -300; }";
+    // iperf3's port: its control and data connections both run on it.
+    let drop = ["tcp", "dport", "5201", "numgen", "random", "mod", "10000", "<", &per_10k, "drop"];
+    let rules: [&[&str]; 3] = [
+        &["add", "table", "inet", "dtnet"],
+        &["add", "chain", "inet", "dtnet", "pre", chain],
+        &[&["add", "rule", "inet", "dtnet", "pre"][..], &drop[..]].concat(),
+    ];
+    for rule in rules {
+        checked(topology.server_ns.exec(&nft).args(rule)).map_err(KernelSkip::Setup)?;
+    }
+    let mut server = topology.start_server(&iperf3)?;
+    let report = topology.run_client(&iperf3, &mut server, secs.max(1))?;
+    received_gbits(&report)
+}
+
 /// Absolute paths of the commands every topology needs.
 pub(crate) struct Tools {
     ip: PathBuf,

@@ -17,6 +17,7 @@ mod bridge;
 pub mod kernel;
 pub mod kernel_conn;
 pub mod kernel_peer;
+pub mod loss;
 mod mp;
 mod ring;
 mod scale;
@@ -70,6 +71,7 @@ const FAMILIES: &[Family] = &[
     },
     Family { names: &[tcp::GOODPUT, tcp::GOODPUT_RTW, tcp::GOODPUT_TSO, tcp::TSO_RATIO], run: tcp::run_goodput },
     Family { names: &[kernel_peer::NAME], run: kernel_peer::run },
+    Family { names: &loss::NAMES, run: loss::run },
     Family { names: &[tcp::CONN_RATE], run: tcp::run_conn_rate },
     Family { names: &[scale::NAME], run: scale::run },
 ];
@@ -83,6 +85,8 @@ const OPT_IN: &[Family] = &[
     Family { names: &[kernel::NAME, kernel::OFFLOAD], run: kernel::run },
     Family { names: &[kernel_conn::NAME], run: kernel_conn::run },
     Family { names: &[kernel_conn::RATIO], run: kernel_conn::run_ratio },
+    Family { names: &loss::KERNEL_NAMES, run: loss::run_kernel },
+    Family { names: &loss::RATIO_NAMES, run: loss::run_ratio },
 ];
 
 /// Every benchmark name, in run order.

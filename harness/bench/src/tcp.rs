@@ -35,8 +35,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ethdev::mac::MacAddr;
+use ethdev::stats::DropReason;
 use stack::{Api, BufSizes, Fd, GroupConfig, SockType, StackGroup, ThreadModel};
-use user_vbridge::Impairments;
+use user_vbridge::{Direction, Impairments, PortConfig};
 
 use crate::kernel::{kernel_goodput, kernel_goodput_with, secs_for, Offloads};
 use crate::{measurement, Budget, Measurement};
@@ -167,11 +168,25 @@ fn world(
     model: ThreadModel,
     tso: bool,
 ) -> Result<World, String> {
+    lossy_world(server_stacks, client_stacks, bufs, model, tso, 0.0)
+}
+
+/// [`world`] whose client link loses each frame it sends with probability
+/// `loss`, as `tc netem loss` on the client's end of a veth pair does.
+fn lossy_world(
+    server_stacks: usize,
+    client_stacks: usize,
+    bufs: BufSizes,
+    model: ThreadModel,
+    tso: bool,
+    loss: f64,
+) -> Result<World, String> {
     let mut world = World::new(1)?;
     let server = GroupConfig { bufs, model, tso, ..GroupConfig::new(server_stacks, SERVER_MAC, SERVER_IP) };
     let client = GroupConfig { bufs, model, tso, seed: 2, ..GroupConfig::new(client_stacks, CLIENT_MAC, CLIENT_IP) };
     world.add_host("server", server, Impairments::default())?;
-    world.add_host("client", client, Impairments::default())?;
+    let link = PortConfig { ingress: Impairments { loss, ..Impairments::default() }, ..PortConfig::default() };
+    world.add_host_on("client", client, link)?;
     Ok(world)
 }
 
@@ -223,7 +238,23 @@ fn counters(world: &World) -> String {
 /// Goodput in Gbit/s of one `len`-byte bulk stream under thread model
 /// `model`, with TCP segmentation offload if `tso` (see the module doc).
 pub fn goodput(len: u64, model: ThreadModel, tso: bool) -> Result<f64, String> {
-    let mut world = world(1, 1, BufSizes { rx: STREAM_BUF, tx: STREAM_BUF }, model, tso)?;
+    lossy_goodput(len, model, tso, 0.0).map(|run| run.gbits)
+}
+
+/// A verified bulk stream over a lossy link.
+#[derive(Clone, Copy, Debug)]
+pub struct LossyRun {
+    /// Goodput in Gbit/s.
+    pub gbits: f64,
+    /// Frames the client's link lost.
+    pub lost: u64,
+}
+
+/// [`goodput`] with the client's frames lost with probability `loss`
+/// (see [`lossy_world`]); every byte is still verified.
+pub fn lossy_goodput(len: u64, model: ThreadModel, tso: bool, loss: f64) -> Result<LossyRun, String> {
+    let bufs = BufSizes { rx: STREAM_BUF, tx: STREAM_BUF };
+    let mut world = lossy_world(1, 1, bufs, model, tso, loss)?;
     let (spawner, ledger) = (Spawner::new(), Arc::new(Ledger::default()));
     let listening = spawn_servers(&world.hosts[0].group, &spawner, &ledger, bulk::server);
     let elapsed = Arc::new(Mutex::new(None));
@@ -241,7 +272,9 @@ pub fn goodput(len: u64, model: ThreadModel, tso: bool) -> Result<f64, String> {
         return Err(format!("the server verified {verified} of {len} bytes"));
     }
     let took = elapsed.lock().unwrap_or_else(PoisonError::into_inner).ok_or("the client recorded no time")?;
-    Ok(len as f64 * 8.0 / took.as_secs_f64() / 1e9)
+    let link = world.bridge.link_stats(world.hosts[1].bridge_port, Direction::Ingress);
+    let lost = link.map_or(0, |l| l.drops.get(DropReason::Loss));
+    Ok(LossyRun { gbits: len as f64 * 8.0 / took.as_secs_f64() / 1e9, lost })
 }
 
 /// One bulk stream (stream 0), returning the time from the end of

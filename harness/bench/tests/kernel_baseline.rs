@@ -30,14 +30,15 @@ fn kernel_baseline_threads_runs_iperf3() {
 /// /sbin), looked up independently of the code under test.
 fn has_tools() -> bool {
     let path = std::env::var("PATH").unwrap_or_default() + ":/usr/sbin:/sbin";
-    ["iperf3", "ip", "ethtool"]
+    ["iperf3", "ip", "ethtool", "nft"]
         .iter()
         .all(|tool| path.split(':').any(|dir| std::path::Path::new(dir).join(tool).exists()))
 }
 
 #[test]
 fn kernel_bench_threads_runs_only_when_selected() {
-    let kernel = [NAME, OFFLOAD, bench::kernel_conn::NAME];
+    let loss = bench::loss::KERNEL_NAMES;
+    let kernel = [NAME, OFFLOAD, bench::kernel_conn::NAME, loss[0], loss[1]];
     assert!(kernel.iter().all(|name| !bench::names().contains(name)));
     let results = bench::run(&["kernel.tcp".to_string()], Budget::SMOKE);
     let names: Vec<&str> = results.iter().map(|m| m.name.as_str()).collect();
