@@ -53,8 +53,8 @@ pub const RATIO_NAMES: [&str; 2] = [RATES[0].ratio, RATES[1].ratio];
 
 /// Stream length for a smoke pass and a full run: shorter than the
 /// loss-free stream's, since recovery makes it slower.
-const SMOKE_BYTES: u64 = 4 << 20;
-const FULL_BYTES: u64 = 64 << 20;
+const SMOKE_BYTES: u64 = 1 << 20;
+const FULL_BYTES: u64 = 8 << 20;
 
 fn stream_bytes(budget: Budget) -> u64 {
     if is_smoke(budget) {
