@@ -30,8 +30,9 @@
 //! priority to keep compilers off them), `ring.mpmc.burst32` read 302-324
 //! Mobj/s against bdc1dfd's 223-227 and 193 before the changes, and
 //! `ring.spsc.burst32` 328-501 against 290-315. In the VM's second, slower
-//! regime, where every binary falls to about 100, mpmc read 99-108 against
-//! bdc1dfd's 99-104 and 60-68 before. The changes:
+//! regime, where every binary falls to about 100, mpmc is about level with
+//! bdc1dfd (99-108 against 99-104 in eight back-to-back pairs, single
+//! rounds of either scattering lower) and was 51-68 before. The changes:
 //!
 //! - Each side's words sit on two cache lines: a *reservation line* with
 //!   the head, which only this side's threads touch, and a *publication
