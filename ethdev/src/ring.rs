@@ -20,6 +20,52 @@
 //! preempted thread only delays when the other side sees the runs reserved
 //! after its own.
 //!
+//! What that costs, and how it is won back. An RTS publish is a CAS where a
+//! classic one is a plain store, and a CAS (a locked instruction on x86)
+//! first drains the stores that copied the run into the slots. Measured
+//! with `dtnet bench ring.spsc ring.mpmc` against commit `bdc1dfd` (classic
+//! publish), the first RTS version read `ring.mpmc.burst32` about 20 % below
+//! it. Three changes more than recover it, none of them giving up the RTS
+//! property. In interleaved rounds on a 2-core VM (threads at real-time
+//! priority to keep compilers off them), `ring.mpmc.burst32` read 302-324
+//! Mobj/s against bdc1dfd's 223-227 and 193 before the changes, and
+//! `ring.spsc.burst32` 328-501 against 290-315. In the VM's second, slower
+//! regime, where every binary falls to about 100, mpmc is about level with
+//! bdc1dfd (99-108 against 99-104 in eight back-to-back pairs, single
+//! rounds of either scattering lower) and was 51-68 before. The changes:
+//!
+//! - Each side's words sit on two cache lines: a *reservation line* with
+//!   the head, which only this side's threads touch, and a *publication
+//!   line* with the tail, which the other side reads. A consumer polling the
+//!   producers' tail no longer steals the line the producers' head CAS
+//!   needs.
+//! - The reservation line also holds `seen`, the other side's tail position
+//!   as this side last read it (the other tail cache of SPSC queues such as
+//!   rtrb's, here shared by the side's threads). A reservation the cached
+//!   value allows reads no line of the other side; only when it says "full"
+//!   (or "empty") is the real tail read and `seen` refreshed.
+//! - A shared publish's first CAS assumes the tail is still where its own
+//!   run began, which is true whenever no other run on that side overlaps,
+//!   so the uncontended publish is exactly one CAS and no read of the tail.
+//!
+//! A stale `seen` is safe: tails only move forward, so an old value only
+//! under-states what may be reserved, and a value that does not fit the
+//! head (more than a ring's worth apart) is ignored and re-read. What keeps
+//! the 32-bit wrap-around from passing a very old value off as a fit is that
+//! `seen` is only written by a thread holding the reservation it just made
+//! from that value: until it publishes, neither tail can pass its run, so
+//! the value is less than a capacity behind the truth when stored, and the
+//! side can then get at most one more capacity ahead before someone
+//! refreshes it. Less than two capacities stays clear of 2^32 minus one
+//! capacity as long as a ring has at most 2^30 slots, hence that limit.
+//!
+//! Orderings, each stated where it is used: tails are released by publish
+//! and acquired by whoever reads them to reserve; `seen` is released and
+//! acquired so that acquisition passes on to the side's other threads; a
+//! shared head is released and acquired so that the other tail read after
+//! it is never older than the one it was computed from; what is read only
+//! by its writer, or only for a count, is relaxed.
+//!
 //! A side used by one thread moves its head with a plain store; a shared side
 //! needs a CAS. Which one a call may use is decided by the handle it is made
 //! through, never by a runtime value, so safe code cannot get it wrong:
@@ -60,7 +106,7 @@ use std::mem::MaybeUninit;
 use crossbeam_utils::CachePadded;
 
 use crate::error::ConfigError;
-use crate::sync::{Arc, AtomicU64, Ordering, UnsafeCell};
+use crate::sync::{Arc, AtomicU32, AtomicU64, Ordering, UnsafeCell};
 
 /// A bounded lock-free FIFO of `T` that any number of threads may enqueue
 /// into and dequeue from at once (multi-producer, multi-consumer).
@@ -92,7 +138,7 @@ pub struct Consumer<T> {
 }
 
 /// A single-producer, single-consumer ring of `size` slots (a power of two,
-/// 2 to 2^31), as its two ends.
+/// 2 to 2^30), as its two ends.
 ///
 /// Each end may move to its own thread:
 ///
@@ -130,7 +176,7 @@ pub fn spsc<T>(size: usize) -> Result<(Producer<T>, Consumer<T>), ConfigError> {
 }
 
 /// A multi-producer, single-consumer ring of `size` slots (a power of two,
-/// 2 to 2^31), as a producer to clone for each producing thread and the one
+/// 2 to 2^30), as a producer to clone for each producing thread and the one
 /// consumer.
 pub fn mpsc<T>(size: usize) -> Result<(MpProducer<T>, Consumer<T>), ConfigError> {
     let core = Arc::new(Core::new(size)?);
@@ -139,7 +185,7 @@ pub fn mpsc<T>(size: usize) -> Result<(MpProducer<T>, Consumer<T>), ConfigError>
 
 impl<T> Ring<T> {
     /// A multi-producer, multi-consumer ring of `size` slots (a power of
-    /// two, 2 to 2^31).
+    /// two, 2 to 2^30).
     pub fn mpmc(size: usize) -> Result<Self, ConfigError> {
         Ok(Ring { core: Core::new(size)? })
     }
@@ -290,6 +336,26 @@ enum Behavior {
     Variable,
 }
 
+/// A reservation: the side's head before it (`from`, whose position is the
+/// run's first slot) and after it (`to`).
+#[derive(Clone, Copy)]
+struct Run {
+    from: PosCnt,
+    to: PosCnt,
+}
+
+impl Run {
+    /// The run's first position.
+    fn start(self) -> u32 {
+        self.from.pos
+    }
+
+    /// The run's length in slots.
+    fn len(self) -> usize {
+        self.to.pos.wrapping_sub(self.from.pos) as usize
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Side {
     Prod,
@@ -314,27 +380,52 @@ impl PosCnt {
     }
 }
 
-/// One side's reservation (`head`) and publication (`tail`) words, each a
-/// packed [`PosCnt`].
+/// One side's words, on two cache lines. The reservation line holds `head`
+/// (a packed [`PosCnt`]) and `seen`, the other side's tail position as this
+/// side last read it; only this side's threads touch it. The publication
+/// line holds `tail` (a packed [`PosCnt`]), which the other side reads.
 struct HeadTail {
+    reserve: CachePadded<Reserve>,
+    tail: CachePadded<AtomicU64>,
+}
+
+/// A side's reservation line (see [`HeadTail`]).
+struct Reserve {
     head: AtomicU64,
-    tail: AtomicU64,
+    seen: AtomicU32,
 }
 
 impl HeadTail {
-    fn head(&self) -> PosCnt {
-        PosCnt::unpack(self.head.load(Ordering::Acquire))
+    fn new() -> Self {
+        HeadTail {
+            reserve: CachePadded::new(Reserve { head: AtomicU64::new(0), seen: AtomicU32::new(0) }),
+            tail: CachePadded::new(AtomicU64::new(0)),
+        }
     }
 
+    /// The head, acquired: it pairs with the release of the reservation
+    /// that wrote it, so an other-side tail read after it is at least as
+    /// new as the one that reservation was computed from. Read relaxed, a
+    /// head could be newer than the tail read next, and the wrapped
+    /// difference would pass for a ring with room (loom found this).
+    fn head(&self) -> PosCnt {
+        PosCnt::unpack(self.reserve.head.load(Ordering::Acquire))
+    }
+
+    /// The tail, acquired: it pairs with the release that published it, so
+    /// the slot accesses of every run it covers happen before the caller's.
     fn tail(&self) -> PosCnt {
         PosCnt::unpack(self.tail.load(Ordering::Acquire))
     }
 }
 
+/// The largest ring, in slots (the module doc says why not 2^31).
+const MAX_SLOTS: usize = 1 << 30;
+
 /// The ring proper, shared by its handles.
 struct Core<T> {
-    prod: CachePadded<HeadTail>,
-    cons: CachePadded<HeadTail>,
+    prod: HeadTail,
+    cons: HeadTail,
     mask: u32,
     slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
 }
@@ -346,13 +437,12 @@ unsafe impl<T: Send> Sync for Core<T> {}
 
 impl<T> Core<T> {
     fn new(size: usize) -> Result<Self, ConfigError> {
-        if !size.is_power_of_two() || !(2..=1 << 31).contains(&size) {
-            return Err(ConfigError::new("ring_size", format!("{size} is not a power of two between 2 and 2^31")));
+        if !size.is_power_of_two() || !(2..=MAX_SLOTS).contains(&size) {
+            return Err(ConfigError::new("ring_size", format!("{size} is not a power of two between 2 and 2^30")));
         }
-        let counters = || CachePadded::new(HeadTail { head: AtomicU64::new(0), tail: AtomicU64::new(0) });
         Ok(Core {
-            prod: counters(),
-            cons: counters(),
+            prod: HeadTail::new(),
+            cons: HeadTail::new(),
             mask: (size - 1) as u32,
             slots: (0..size).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect(),
         })
@@ -362,9 +452,11 @@ impl<T> Core<T> {
         self.mask as usize + 1
     }
 
+    /// Published and untaken objects. Relaxed: a snapshot that touches no
+    /// slot.
     fn len(&self) -> usize {
-        let prod = self.prod.tail().pos;
-        let cons = self.cons.tail().pos;
+        let prod = PosCnt::unpack(self.prod.tail.load(Ordering::Relaxed)).pos;
+        let cons = PosCnt::unpack(self.cons.tail.load(Ordering::Relaxed)).pos;
         (prod.wrapping_sub(cons) as usize).min(self.capacity())
     }
 
@@ -373,12 +465,12 @@ impl<T> Core<T> {
     /// until the call returns.
     unsafe fn enqueue(&self, obj: T, access: Access) -> Result<(), T> {
         // SAFETY: the caller's contract is `reserve`'s.
-        let Some((start, _)) = (unsafe { self.reserve(Side::Prod, 1, Behavior::Fixed, access) }) else {
+        let Some(run) = (unsafe { self.reserve(Side::Prod, 1, Behavior::Fixed, access) }) else {
             return Err(obj);
         };
-        // SAFETY: slot `start` was reserved for this producer by `reserve`.
-        self.slot(start).with_mut(|slot| unsafe { (*slot).write(obj) });
-        self.publish(Side::Prod, access);
+        // SAFETY: slot `run.start()` was reserved for this producer.
+        self.slot(run.start()).with_mut(|slot| unsafe { (*slot).write(obj) });
+        self.publish(Side::Prod, access, run);
         Ok(())
     }
 
@@ -387,11 +479,11 @@ impl<T> Core<T> {
     /// until the call returns.
     unsafe fn dequeue(&self, access: Access) -> Option<T> {
         // SAFETY: the caller's contract is `reserve`'s.
-        let (start, _) = unsafe { self.reserve(Side::Cons, 1, Behavior::Fixed, access) }?;
-        // SAFETY: slot `start` was reserved for this consumer by `reserve`
-        // and holds a published object.
-        let obj = self.slot(start).with_mut(|slot| unsafe { (*slot).assume_init_read() });
-        self.publish(Side::Cons, access);
+        let run = unsafe { self.reserve(Side::Cons, 1, Behavior::Fixed, access) }?;
+        // SAFETY: slot `run.start()` was reserved for this consumer and
+        // holds a published object.
+        let obj = self.slot(run.start()).with_mut(|slot| unsafe { (*slot).assume_init_read() });
+        self.publish(Side::Cons, access, run);
         Some(obj)
     }
 
@@ -399,10 +491,11 @@ impl<T> Core<T> {
     /// As for [`Core::enqueue`].
     unsafe fn enqueue_from(&self, objs: &mut Vec<T>, behavior: Behavior, access: Access) -> usize {
         // SAFETY: the caller's contract is `reserve`'s.
-        let Some((start, n)) = (unsafe { self.reserve(Side::Prod, objs.len(), behavior, access) }) else {
+        let Some(run) = (unsafe { self.reserve(Side::Prod, objs.len(), behavior, access) }) else {
             return 0;
         };
-        let (n, rest) = (n as usize, objs.len() - n as usize);
+        let (start, n) = (run.start(), run.len());
+        let rest = objs.len() - n;
         // SAFETY: slots start..start+n were reserved for this producer. The
         // first `n` objects are moved into them bitwise, so the vector's
         // length is cut to 0 first and the `rest` objects after them are
@@ -415,7 +508,7 @@ impl<T> Core<T> {
             std::ptr::copy(objs.as_ptr().add(n), objs.as_mut_ptr(), rest);
             objs.set_len(rest);
         }
-        self.publish(Side::Prod, access);
+        self.publish(Side::Prod, access, run);
         n
     }
 
@@ -423,21 +516,22 @@ impl<T> Core<T> {
     /// As for [`Core::dequeue`].
     unsafe fn dequeue_into(&self, out: &mut Vec<T>, max: usize, behavior: Behavior, access: Access) -> usize {
         // SAFETY: the caller's contract is `reserve`'s.
-        let Some((start, n)) = (unsafe { self.reserve(Side::Cons, max, behavior, access) }) else {
+        let Some(run) = (unsafe { self.reserve(Side::Cons, max, behavior, access) }) else {
             return 0;
         };
-        out.reserve(n as usize);
+        let (start, n) = (run.start(), run.len());
+        out.reserve(n);
         let len = out.len();
         // SAFETY: slots start..start+n were reserved for this consumer and
         // hold published objects, which are moved bitwise into the spare
         // capacity just reserved; the length then covers them.
         unsafe {
             let dst = out.as_mut_ptr().add(len);
-            self.copy_run(start, n as usize, |slot, at, count| std::ptr::copy_nonoverlapping(slot, dst.add(at), count));
-            out.set_len(len + n as usize);
+            self.copy_run(start, n, |slot, at, count| std::ptr::copy_nonoverlapping(slot, dst.add(at), count));
+            out.set_len(len + n);
         }
-        self.publish(Side::Cons, access);
-        n as usize
+        self.publish(Side::Cons, access, run);
+        n
     }
 
     /// The cell behind counter value `counter`.
@@ -481,9 +575,8 @@ impl<T> Core<T> {
         }
     }
 
-    /// Reserves up to `want` slots on `side` and returns the first counter
-    /// value and the count, or `None` if nothing (or, for `Fixed`, not all)
-    /// could be reserved.
+    /// Reserves up to `want` slots on `side`, or returns `None` if nothing
+    /// (or, for `Fixed`, not all) could be reserved.
     ///
     /// Invariant that makes slot access sound: a producer only reserves
     /// positions in `[prod.head, cons.tail + capacity)`, i.e. slots every
@@ -495,66 +588,110 @@ impl<T> Core<T> {
     /// side one thread owns, by a plain store, so each counter is reserved by
     /// one caller.
     ///
+    /// The other side's tail is read from `seen` while that allows the
+    /// reservation, and re-read (and `seen` refreshed) only when it does
+    /// not; the module doc says why a stale `seen` is safe.
+    ///
     /// # Safety
     /// With `Access::Exclusive`, no other thread uses `side` until the
     /// caller has published: the plain store does not notice a concurrent
     /// reservation.
-    unsafe fn reserve(&self, side: Side, want: usize, behavior: Behavior, access: Access) -> Option<(u32, u32)> {
+    unsafe fn reserve(&self, side: Side, want: usize, behavior: Behavior, access: Access) -> Option<Run> {
         let (mine, other) = self.sides(side);
         if behavior == Behavior::Fixed && want > self.capacity() {
             return None;
         }
         let want = want.min(self.capacity()) as u32;
         let mut head = mine.head();
+        // Acquire: pairs with the release that stored it, through which the
+        // other side's tail release (read by whoever stored it) reaches here.
+        let mut seen = mine.reserve.seen.load(Ordering::Acquire);
+        let mut fresh = false;
         loop {
-            let other_tail = other.tail().pos;
-            let avail = match side {
-                Side::Prod => (self.mask + 1).wrapping_sub(head.pos.wrapping_sub(other_tail)),
-                Side::Cons => other_tail.wrapping_sub(head.pos),
-            };
+            let mut avail = self.avail(side, head.pos, seen);
+            if avail < want || avail > self.mask + 1 {
+                seen = other.tail().pos;
+                fresh = true;
+                avail = self.avail(side, head.pos, seen);
+            }
             let n = if behavior == Behavior::Fixed && avail < want { 0 } else { want.min(avail) };
             if n == 0 {
                 return None;
             }
-            let next = PosCnt { pos: head.pos.wrapping_add(n), cnt: head.cnt.wrapping_add(1) };
+            let run = Run { from: head, to: PosCnt { pos: head.pos.wrapping_add(n), cnt: head.cnt.wrapping_add(1) } };
+            // An owned side's head is only read by its owner: relaxed. A
+            // shared side releases it for the acquire in `head()`, and
+            // acquires the head a failed CAS returns for the same reason.
             if access == Access::Exclusive {
-                mine.head.store(next.pack(), Ordering::Relaxed);
-                return Some((head.pos, n));
+                mine.reserve.head.store(run.to.pack(), Ordering::Relaxed);
+            } else if let Err(current) = mine.reserve.head.compare_exchange_weak(
+                run.from.pack(),
+                run.to.pack(),
+                Ordering::Release,
+                Ordering::Acquire,
+            ) {
+                head = PosCnt::unpack(current);
+                continue;
             }
-            match mine.head.compare_exchange_weak(head.pack(), next.pack(), Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Some((head.pos, n)),
-                Err(current) => head = PosCnt::unpack(current),
+            if fresh {
+                // Stored while holding the run, never before: see the
+                // module doc. Release: passes on the tail's acquire.
+                mine.reserve.seen.store(seen, Ordering::Release);
             }
+            return Some(run);
         }
     }
 
-    /// Publishes a run the caller reserved on `side` and has finished with.
+    /// Slots `side` may reserve from position `head` if the other side's
+    /// tail is at `other_tail`: free slots for producers, published objects
+    /// for consumers. More than the capacity means the two positions are
+    /// not consistent with each other (one of them is out of date).
+    fn avail(&self, side: Side, head: u32, other_tail: u32) -> u32 {
+        match side {
+            Side::Prod => (self.mask + 1).wrapping_sub(head.wrapping_sub(other_tail)),
+            Side::Cons => other_tail.wrapping_sub(head),
+        }
+    }
+
+    /// Publishes `run`, which the caller reserved on `side` and has
+    /// finished with.
     ///
-    /// A side one thread owns simply moves its tail up to its head. A shared
-    /// side counts one more finished operation on its tail; if that makes
-    /// the tail's count equal the head's, every reservation has finished and
-    /// the tail's position moves up to the head's (RTS). The CAS is a
-    /// release, and later CASes on the tail continue its release sequence,
-    /// so a reader that acquires the tail sees the slots of every finished
-    /// run the tail covers, whoever moved it.
-    fn publish(&self, side: Side, access: Access) {
+    /// A side one thread owns simply moves its tail to the run's end. A
+    /// shared side counts one more finished operation on its tail; if that
+    /// makes the tail's count equal the head's, every reservation has
+    /// finished and the tail's position moves up to the head's (RTS). The
+    /// first CAS assumes the tail is where the run began, which it is when
+    /// every earlier run has published (always, unless threads overlap), so
+    /// the uncontended case reads no tail before its one CAS.
+    ///
+    /// Orderings: the tail is written with release, and later CASes on it
+    /// continue that release sequence, so a reader that acquires the tail
+    /// sees the slots of every finished run it covers, whoever moved it. A
+    /// failed CAS acquires the tail it found, so every operation that tail
+    /// counts has its reservation in the head read next (a reservation comes
+    /// before its own publication); the first attempt needs no acquire, as
+    /// the operations `run.from` counts were all reserved before this run.
+    /// The head is read relaxed: those same orderings put every counted
+    /// reservation before the read.
+    fn publish(&self, side: Side, access: Access, run: Run) {
         let (mine, _) = self.sides(side);
         if access == Access::Exclusive {
-            mine.tail.store(mine.head.load(Ordering::Relaxed), Ordering::Release);
+            mine.tail.store(run.to.pack(), Ordering::Release);
             return;
         }
-        let mut tail = mine.tail.load(Ordering::Acquire);
+        let mut tail = run.from;
         loop {
-            // Read after the tail (acquire): any operation the tail already
-            // counts is one whose reservation this head includes.
-            let head = mine.head();
-            let old = PosCnt::unpack(tail);
-            let cnt = old.cnt.wrapping_add(1);
-            let pos = if cnt == head.cnt { head.pos } else { old.pos };
-            match mine.tail.compare_exchange_weak(tail, PosCnt { pos, cnt }.pack(), Ordering::AcqRel, Ordering::Acquire)
-            {
+            let head = PosCnt::unpack(mine.reserve.head.load(Ordering::Relaxed));
+            let cnt = tail.cnt.wrapping_add(1);
+            let pos = if cnt == head.cnt { head.pos } else { tail.pos };
+            match mine.tail.compare_exchange_weak(
+                tail.pack(),
+                PosCnt { pos, cnt }.pack(),
+                Ordering::Release,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => return,
-                Err(current) => tail = current,
+                Err(current) => tail = PosCnt::unpack(current),
             }
         }
     }
@@ -587,7 +724,7 @@ mod tests {
 
     #[test]
     fn rejects_sizes_that_are_not_powers_of_two() {
-        for size in [0, 1, 3, 100] {
+        for size in [0, 1, 3, 100, MAX_SLOTS * 2] {
             let err = spsc::<u8>(size).unwrap_err();
             assert_eq!(err.field, "ring_size");
         }
@@ -613,7 +750,8 @@ mod tests {
         let ring = Ring::mpmc(8).unwrap();
         for side in [&ring.core.prod, &ring.core.cons] {
             let start = PosCnt { pos: u32::MAX - 3, cnt: u32::MAX - 1 }.pack();
-            side.head.store(start, Ordering::Relaxed);
+            side.reserve.head.store(start, Ordering::Relaxed);
+            side.reserve.seen.store(PosCnt::unpack(start).pos, Ordering::Relaxed);
             side.tail.store(start, Ordering::Relaxed);
         }
         let mut out = Vec::new();
@@ -623,6 +761,41 @@ mod tests {
             out.clear();
             assert_eq!(ring.dequeue_burst(&mut out, 8), 6);
             assert_eq!(out, (0..6).map(|i| round * 10 + i).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn a_stale_or_foreign_seen_tail_only_costs_a_reread() {
+        let ring = Ring::mpmc(4).unwrap();
+        let mut objs = vec![1, 2, 3, 4];
+        assert_eq!(ring.enqueue_burst(&mut objs), 4);
+        let mut out = Vec::new();
+        assert_eq!(ring.dequeue_burst(&mut out, 4), 4);
+        // The producers last saw the consumers' tail at 0 (ring full): the
+        // cached view says no room, the real tail says four slots.
+        assert_eq!(ring.core.prod.reserve.seen.load(Ordering::Relaxed), 0);
+        let mut objs = vec![5, 6, 7];
+        assert_eq!(ring.enqueue_burst(&mut objs), 3);
+        // A value that does not fit the head (more than a ring apart) is
+        // ignored, not read as room or as objects.
+        ring.core.prod.reserve.seen.store(1 << 20, Ordering::Relaxed);
+        ring.core.cons.reserve.seen.store(1 << 20, Ordering::Relaxed);
+        assert_eq!(ring.enqueue_burst(&mut vec![8, 9]), 1);
+        out.clear();
+        assert_eq!(ring.dequeue_burst(&mut out, 8), 4);
+        assert_eq!(out, [5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn heads_and_tails_sit_on_separate_cache_lines() {
+        let ring = Ring::<u64>::mpmc(8).unwrap();
+        let addr = |word: &AtomicU64| word as *const AtomicU64 as usize;
+        let words =
+            [&ring.core.prod.reserve.head, &ring.core.prod.tail, &ring.core.cons.reserve.head, &ring.core.cons.tail];
+        for (i, a) in words.iter().enumerate() {
+            for b in &words[i + 1..] {
+                assert!(addr(a).abs_diff(addr(b)) >= 64, "two ring words share a cache line");
+            }
         }
     }
 
