@@ -1,7 +1,8 @@
 //! `dtnet real-nic` as a user runs it. With DPDK compiled in (the `dpdk`
 //! crate's feature): the suite end to end on a net_ring vdev (a loopback
 //! port without RSS, rte_flow or offloads), as a text report and as JSON,
-//! and the errors for bad EAL arguments and a missing port. Without it: the
+//! and the errors for bad EAL arguments (EAL's cause quoted, its usage text
+//! nowhere) and a missing port. Without it: the
 //! command says the build has no DPDK support and how to get one.
 //!
 //! Each run initialises DPDK's EAL in its own `dtnet` process, under a file
@@ -84,7 +85,10 @@ dpdk::if_dpdk! {
             assert_eq!(out.status.code(), Some(2), "{stderr}");
             let named = stderr.contains("dtnet: DPDK's EAL did not start") && stderr.contains("--no-such-eal-option");
             assert!(named, "{stderr}");
+            assert!(stderr.contains("unrecognized option '--no-such-eal-option'"), "EAL's own words: {stderr}");
             assert!(!stderr.contains("panicked"), "{stderr}");
+            assert!(out.stdout.is_empty(), "DPDK's usage text stays out of stdout: {}", String::from_utf8_lossy(&out.stdout));
+            assert!(!stderr.contains("EAL common options"), "and out of the error: {stderr}");
 
             let out = real_nic(&["--tx", "net_nothing0"], &eal("missing")).output().unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);
