@@ -102,7 +102,7 @@ dpdk::if_dpdk! {
             assert!(tcp["gbps"].as_f64().is_some_and(|g| g > 0.0), "{tcp}");
             let queues = tcp["queues"].as_array().expect("per-queue figures");
             assert_eq!(queues.len(), 1, "{tcp}");
-            assert_eq!(queues[0]["bytes"].as_u64(), Some(2 * 4 << 20), "both connections' bytes, verified: {tcp}");
+            assert_eq!(queues[0]["bytes"].as_u64(), Some(2 * (4 << 20)), "both connections' bytes, verified: {tcp}");
             assert_eq!(report["failed"], false, "{report}");
         }
 
