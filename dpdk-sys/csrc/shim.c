@@ -1,4 +1,6 @@
 /* Exported wrappers of DPDK's static inline functions: see shim.h. */
+#include <stdio.h>
+
 #include <rte_config.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
@@ -138,4 +140,10 @@ int dtnet_thash_gfni_available(void)
 int dtnet_rte_log_to_stderr(void)
 {
 	return rte_openlog_stream(stderr);
+}
+
+void dtnet_stdio_flush(void)
+{
+	fflush(stdout);
+	fflush(stderr);
 }

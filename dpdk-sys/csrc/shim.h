@@ -77,5 +77,8 @@ int dtnet_thash_gfni_compiled(void);
 /* Sends DPDK's log to stderr (EAL writes it to stdout by default), so a
  * program's stdout (a JSON report) stays its own; call before rte_eal_init. */
 int dtnet_rte_log_to_stderr(void);
+/* Flushes C's stdout and stderr buffers (fflush), so what EAL printed
+ * reaches the file descriptors before they are redirected or restored. */
+void dtnet_stdio_flush(void);
 
 #endif

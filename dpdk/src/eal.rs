@@ -20,7 +20,10 @@
 
 use std::collections::BTreeSet;
 use std::ffi::{c_char, CStr, CString};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::marker::PhantomData;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -60,6 +63,9 @@ impl Drop for EalUse {
     }
 }
 
+/// Lines of EAL's stderr an [`Error::EalInit`] quotes (the last ones).
+const CAUSE_LINES: usize = 4;
+
 /// Descriptors of each ring of a ring cable (see [`Eal::ring_cable`]).
 const CABLE_RING_SIZE: u32 = 1024;
 
@@ -77,7 +83,12 @@ pub struct Eal {
 
 impl Eal {
     /// Initialises DPDK with `args` (without a program name; one is
-    /// prepended). DPDK's log goes to stderr, leaving stdout to the program. The argument strings are leaked: EAL may keep pointers
+    /// prepended). DPDK's log goes to stderr, leaving stdout to the program:
+    /// what EAL writes while it starts is captured (see [`Quiet`]) and, if it
+    /// starts, handed on to stderr; if it does not, the error carries what
+    /// EAL said about the cause ([`Error::EalInit`]) and its usage text is
+    /// dropped. `-h`/`--help` are refused: EAL would print its usage and end
+    /// the process. The argument strings are leaked: EAL may keep pointers
     /// into them for the life of the process.
     pub fn init<I, S>(args: I) -> Result<Eal>
     where
@@ -86,7 +97,11 @@ impl Eal {
     {
         let mut argv: Vec<*mut c_char> = vec![leak("dtnet")?];
         for arg in args {
-            argv.push(leak(arg.as_ref())?);
+            let arg = arg.as_ref();
+            if arg == "-h" || arg == "--help" {
+                return Err(Error::BadArgument(format!("{arg}: EAL would print its usage and exit the process")));
+            }
+            argv.push(leak(arg)?);
         }
         if EAL_TRIED.swap(true, Ordering::SeqCst) {
             return Err(Error::EalAlreadyInitialised);
@@ -96,13 +111,19 @@ impl Eal {
         unsafe { sys::dtnet_rte_log_to_stderr() };
         let argc = i32::try_from(argv.len()).map_err(|_| Error::BadArgument("(too many arguments)".into()))?;
         argv.push(std::ptr::null_mut());
+        let quiet = Quiet::start();
         // SAFETY: argv holds argc pointers to leaked NUL-terminated strings
         // and a NULL, as C's main() would; EAL may permute the array, which
         // is ours and unused afterwards. EAL_TRIED makes this the only call.
         let ret = unsafe { sys::rte_eal_init(argc, argv.as_mut_ptr()) };
+        // SAFETY: reads the calling thread's rte_errno; no arguments.
+        let errno = unsafe { sys::dtnet_rte_errno() };
+        let said = quiet.map(Quiet::finish).unwrap_or_default();
         if ret < 0 {
-            return Err(ffi::errno_error("rte_eal_init".into()));
+            return Err(Error::EalInit { errno, message: ffi::strerror(errno), said: cause(&said.stderr) });
         }
+        // Best effort: EAL's log of a successful start is not worth failing for.
+        let _ = std::io::stderr().write_all(format!("{}{}", said.stderr, said.stdout).as_bytes());
         // SAFETY: EAL is initialised; the call has no arguments.
         let primary = unsafe { sys::rte_eal_process_type() } == sys::RTE_PROC_PRIMARY;
         Ok(Eal { runtime_dir: primary.then(runtime_dir), _main_lcore: PhantomData })
@@ -117,7 +138,7 @@ impl Eal {
     /// The port named `name` (a vdev name such as `net_ring0`, or a PCI
     /// address given with `-a`).
     pub fn port_by_name(&self, name: &str) -> Result<PortId> {
-        let cname = CString::new(name).map_err(|_| Error::BadArgument(name.into()))?;
+        let cname = CString::new(name).map_err(|_| Error::BadArgument(format!("{name:?} contains a NUL byte")))?;
         let mut id = 0u16;
         // SAFETY: cname is NUL-terminated and id a valid out-pointer, both
         // live across the call.
@@ -159,7 +180,8 @@ impl Eal {
         (0..count)
             .map(|i| {
                 let name = format!("{prefix}_{i}");
-                let cname = CString::new(name.as_str()).map_err(|_| Error::BadArgument(name.clone()))?;
+                let cname = CString::new(name.as_str())
+                    .map_err(|_| Error::BadArgument(format!("{name:?} contains a NUL byte")))?;
                 let flags = (sys::DTNET_RING_F_SP_ENQ | sys::DTNET_RING_F_SC_DEQ) as u32;
                 // SAFETY: cname is NUL-terminated and lives across the call;
                 // EAL is initialised (self exists).
@@ -177,7 +199,7 @@ impl Eal {
         rx: &[NonNull<sys::rte_ring>],
         tx: &[NonNull<sys::rte_ring>],
     ) -> Result<PortId> {
-        let cname = CString::new(name).map_err(|_| Error::BadArgument(name.into()))?;
+        let cname = CString::new(name).map_err(|_| Error::BadArgument(format!("{name:?} contains a NUL byte")))?;
         let rx: Vec<*mut sys::rte_ring> = rx.iter().map(|r| r.as_ptr()).collect();
         let tx: Vec<*mut sys::rte_ring> = tx.iter().map(|r| r.as_ptr()).collect();
         // SAFETY: the arrays hold valid rings that are never freed while EAL
@@ -225,9 +247,92 @@ impl Drop for Eal {
     }
 }
 
+/// What EAL wrote while it started.
+#[derive(Debug, Default)]
+struct Said {
+    stdout: String,
+    stderr: String,
+}
+
+/// The process's stdout and stderr redirected into memory files while EAL
+/// starts. On bad arguments EAL prints its whole usage text on stdout
+/// (with `printf`, which dtnet cannot turn off: the usage is printed before
+/// `rte_eal_init` returns, and no argument avoids it), and the cause (C's
+/// getopt naming the option, EAL's log) on stderr. A program whose stdout
+/// is a report must not get pages of usage in it, so file descriptors 1
+/// and 2 point at memory files until EAL returns. This is process-wide:
+/// whatever another thread writes meanwhile is captured too (and handed on
+/// to stderr after a successful start).
+struct Quiet {
+    stdout: (OwnedFd, File),
+    stderr: (OwnedFd, File),
+}
+
+impl Quiet {
+    /// Redirects fds 1 and 2 into memory files; `None` (nothing captured)
+    /// if the system cannot, so EAL then writes where it always would.
+    fn start() -> Option<Quiet> {
+        flush_stdio();
+        let stdout = Quiet::redirect(std::io::stdout().as_fd(), |f| rustix::stdio::dup2_stdout(f), "dtnet-eal-stdout")?;
+        let stderr = Quiet::redirect(std::io::stderr().as_fd(), |f| rustix::stdio::dup2_stderr(f), "dtnet-eal-stderr");
+        let Some(stderr) = stderr else {
+            let _ = rustix::stdio::dup2_stdout(&stdout.0);
+            return None;
+        };
+        Some(Quiet { stdout, stderr })
+    }
+
+    /// Points `fd` (via `dup2`) at a new memory file named `name`; the
+    /// saved original and the file.
+    fn redirect(fd: BorrowedFd<'_>, dup2: fn(&File) -> rustix::io::Result<()>, name: &str) -> Option<(OwnedFd, File)> {
+        let file = File::from(rustix::fs::memfd_create(name, rustix::fs::MemfdFlags::CLOEXEC).ok()?);
+        let saved = rustix::io::dup(fd).ok()?;
+        dup2(&file).ok()?;
+        Some((saved, file))
+    }
+
+    /// Puts fds 1 and 2 back and returns what was written to them.
+    fn finish(self) -> Said {
+        flush_stdio();
+        let _ = rustix::stdio::dup2_stdout(&self.stdout.0);
+        let _ = rustix::stdio::dup2_stderr(&self.stderr.0);
+        Said { stdout: read_all(self.stdout.1), stderr: read_all(self.stderr.1) }
+    }
+}
+
+/// Flushes Rust's and C's stdout and stderr buffers.
+fn flush_stdio() {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: fflush on C's own stdout and stderr; no arguments.
+    unsafe { sys::dtnet_stdio_flush() };
+}
+
+/// The text of a memory file, from its start.
+fn read_all(mut file: File) -> String {
+    let mut text = String::new();
+    let _ = file.seek(SeekFrom::Start(0)).and_then(|_| file.read_to_string(&mut text));
+    text
+}
+
+/// The cause EAL gave on stderr, one line per statement: its last few
+/// lines, without blanks, without its inventory of the machine (`EAL:
+/// Detected ...`) and without the log's copy of a `FATAL:` line.
+fn cause(stderr: &str) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let said = stderr.lines().map(|l| l.trim().replace("FATAL: ", ""));
+    for line in said.filter(|l| !l.is_empty() && !l.starts_with("EAL: Detected")) {
+        if !lines.contains(&line) {
+            lines.push(line);
+        }
+    }
+    let skip = lines.len().saturating_sub(CAUSE_LINES);
+    lines[skip..].join("; ")
+}
+
 /// `text` as a leaked C string EAL may keep for the life of the process.
 fn leak(text: &str) -> Result<*mut c_char> {
-    let c = CString::new(text).map_err(|_| Error::BadArgument(text.into()))?;
+    let c = CString::new(text).map_err(|_| Error::BadArgument(format!("EAL argument {text:?} contains a NUL byte")))?;
     Ok(c.into_raw())
 }
 

@@ -11,9 +11,22 @@ pub enum Error {
     /// one EAL per process, and `cargo nextest` runs each test in its own.
     #[error("DPDK's EAL was already initialised in this process (it can be initialised once per process)")]
     EalAlreadyInitialised,
-    /// An EAL argument holds a NUL byte.
-    #[error("EAL argument {0:?} contains a NUL byte")]
+    /// An argument the wrapper refuses: a NUL byte in an EAL argument, or
+    /// one EAL would act on by ending the process (`--help`).
+    #[error("bad argument: {0}")]
     BadArgument(String),
+    /// `rte_eal_init` failed; `said` is what EAL gave as the cause on
+    /// stderr (its usage text, printed on stdout, is left out).
+    #[error("rte_eal_init failed: {message} (errno {errno}): {said}")]
+    EalInit {
+        /// DPDK's (positive) errno.
+        errno: i32,
+        /// `rte_strerror(errno)`.
+        message: String,
+        /// EAL's last lines on stderr, e.g. getopt's
+        /// `unrecognized option '--bad'`.
+        said: String,
+    },
     /// A DPDK call failed; `errno` is DPDK's (positive) error number.
     #[error("{call} failed: {message} (errno {errno})")]
     Dpdk {

@@ -155,9 +155,26 @@ impl DpdkEthDev {
         Ok(DpdkEthDev { inner: Arc::new(inner) })
     }
 
+    /// The adapter under `name` (a scenario host's, as reports and captures
+    /// show it) instead of `dpdk<port id>`; takes effect before any queue
+    /// handle or wire is taken, which share the name.
+    pub fn named(mut self, name: &str) -> DpdkEthDev {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.name = name.to_owned();
+        }
+        self
+    }
+
     /// The DPDK port id.
     pub fn port_id(&self) -> PortId {
         self.inner.lock().ctl.id
+    }
+
+    /// Mbufs of the DPDK pool the port receives into that are in use now
+    /// (frames in flight, and the buffers a device keeps in its receive
+    /// rings): the baseline a run that leaks no DPDK mbufs comes back to.
+    pub fn dpdk_pool_in_use(&self) -> u32 {
+        self.inner.pool.in_use()
     }
 
     /// Runs `op` on the port's DPDK control handle, for what the `EthDev`

@@ -18,7 +18,10 @@
 //! checksum offloads and TSO (done in software where the device cannot) and
 //! flow rules translated to rte_flow (the private `flow` module).
 //! [`realnic`] is the real-NIC suite as a library, which `dtnet real-nic`
-//! runs (see the crate's README.md for the hardware set-up).
+//! runs (see the crate's README.md for the hardware set-up); its TCP run
+//! puts a dtnet stack group on each port and drives them with `sim`'s bulk
+//! application and threaded executor, which is why the feature brings in
+//! `stack` and `sim`.
 //!
 //! Crates that use this one whatever its feature (the `dtnet` CLI, the
 //! benchmarks) put their DPDK code in [`if_dpdk!`]: it expands to its first

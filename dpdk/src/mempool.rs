@@ -55,7 +55,7 @@ unsafe impl Sync for PktPool<'_> {}
 impl<'eal> PktPool<'eal> {
     /// Creates a pool named `name` (unique within the EAL).
     pub fn new(_eal: &'eal Eal, name: &str, conf: PoolConf) -> Result<PktPool<'eal>> {
-        let cname = CString::new(name).map_err(|_| Error::BadArgument(name.into()))?;
+        let cname = CString::new(name).map_err(|_| Error::BadArgument(format!("{name:?} contains a NUL byte")))?;
         let room = u32::from(conf.data_room) + sys::DTNET_PKTMBUF_HEADROOM as u32;
         let room = u16::try_from(room).map_err(|_| Error::BadArgument(format!("data_room {}", conf.data_room)))?;
         // SAFETY: EAL is initialised (an Eal exists); cname is NUL-terminated
@@ -113,5 +113,12 @@ impl PoolRef {
     /// The raw pool.
     pub(crate) fn raw(self) -> NonNull<sys::rte_mempool> {
         self.0
+    }
+
+    /// Mbufs allocated, as [`PktPool::in_use`] counts them.
+    pub(crate) fn in_use(self) -> u32 {
+        // SAFETY: the pool lives until the EAL is cleaned up (see the type's
+        // docs); the count is a read.
+        unsafe { sys::rte_mempool_in_use_count(self.0.as_ptr()) }
     }
 }

@@ -15,13 +15,18 @@
 //! - `tso`: a TCP frame sent with TSO arrives as MSS-sized segments with
 //!   valid checksums, carrying the payload in order;
 //!
-//! then measures receive throughput per queue with 64-byte frames. A check
+//! then measures receive throughput per queue with 64-byte frames, and TCP
+//! goodput per receive queue of dtnet's stacks, a group on each port
+//! ([`tcp`]). A check
 //! the device cannot do (no RSS or RETA, no rte_flow, no such offload) is
-//! [`Outcome::Unsupported`] with the reason, never `Passed`. The suite is
+//! [`Outcome::Unsupported`] with the reason, never `Passed`, and so is a
+//! TCP run the ports cannot carry ([`TcpOutcome::Unsupported`]). The suite is
 //! sans-CLI: `dtnet real-nic` parses EAL arguments and [`Options`], calls
 //! [`run`] and prints the [`Report`] (its `Display`); the exit status
 //! follows [`Report::failed`]. Frames are told apart by a tag in their
 //! payload, so stray traffic (a kernel bridge's own frames) is ignored.
+
+mod tcp;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -41,6 +46,8 @@ use crate::eal::Eal;
 use crate::error::Error;
 use crate::mempool::{PktPool, PoolConf};
 use crate::DpdkEthDev;
+
+pub use tcp::{TcpOutcome, TcpQueueRate, TcpThroughput, CONNS_PER_STACK};
 
 /// Marks a test frame's payload; the frame's index follows.
 const TAG: &[u8; 4] = b"dtRN";
@@ -75,10 +82,13 @@ pub struct Options {
     pub duration: Duration,
     /// Seed of the flows and the RSS key.
     pub seed: u64,
+    /// Payload bytes of each TCP connection in the TCP run.
+    pub tcp_bytes: u64,
 }
 
 impl Options {
-    /// Four queues, 256 flows, one second of throughput, seed 1.
+    /// Four queues, 256 flows, one second of throughput, seed 1, 32 MiB
+    /// per TCP connection.
     pub fn new(tx_port: impl Into<String>, rx_port: impl Into<String>) -> Options {
         Options {
             tx_port: tx_port.into(),
@@ -87,6 +97,7 @@ impl Options {
             flows: 256,
             duration: Duration::from_secs(1),
             seed: 1,
+            tcp_bytes: 32 << 20,
         }
     }
 }
@@ -163,12 +174,16 @@ pub struct Report {
     pub checks: Vec<Check>,
     /// The throughput run, or why it could not run.
     pub throughput: Result<Throughput, String>,
+    /// The TCP run.
+    pub tcp: TcpOutcome,
 }
 
 impl Report {
     /// Whether any check failed (unsupported checks do not fail the suite).
     pub fn failed(&self) -> bool {
-        self.checks.iter().any(|c| matches!(c.outcome, Outcome::Failed(_))) || self.throughput.is_err()
+        self.checks.iter().any(|c| matches!(c.outcome, Outcome::Failed(_)))
+            || self.throughput.is_err()
+            || matches!(self.tcp, TcpOutcome::Failed(_))
     }
 
     /// The outcome of check `name`.
@@ -194,9 +209,26 @@ impl fmt::Display for Report {
                 for q in &t.queues {
                     writeln!(f, "    queue {:<3} {:.3} Mpps ({} frames)", q.queue, q.mpps, q.frames)?;
                 }
+            }
+            Err(why) => writeln!(f, "  throughput     FAILED: {why}")?,
+        }
+        match &self.tcp {
+            TcpOutcome::Measured(t) => {
+                writeln!(
+                    f,
+                    "  tcp            {:.3} Gbit/s received over {} connections of {} bytes in {:.2} s",
+                    t.gbps(),
+                    t.conns(),
+                    t.bytes_per_conn,
+                    t.seconds
+                )?;
+                for q in &t.queues {
+                    writeln!(f, "    queue {:<3} {:.3} Gbit/s TCP ({} connections)", q.queue, q.gbps, q.conns)?;
+                }
                 Ok(())
             }
-            Err(why) => writeln!(f, "  throughput     FAILED: {why}"),
+            TcpOutcome::Failed(why) => writeln!(f, "  tcp            FAILED: {why}"),
+            TcpOutcome::Unsupported(why) => writeln!(f, "  tcp            unsupported by device: {why}"),
         }
     }
 }
@@ -212,7 +244,10 @@ pub fn run(eal: &Eal, options: &Options) -> Result<Report, Error> {
     // Pools live as long as the EAL: each run makes its own.
     static RUNS: AtomicU32 = AtomicU32::new(0);
     let run = RUNS.fetch_add(1, Ordering::Relaxed);
-    let pool = PktPool::new(eal, &format!("dtnet_realnic{run}"), PoolConf { mbufs: 4096, ..PoolConf::default() })?;
+    // Room for a NIC's filled receive rings on both ports (the stack groups'
+    // 1024 descriptors a queue) besides the frames in flight.
+    let mbufs = 4096 + 2048 * u32::from(options.queues);
+    let pool = PktPool::new(eal, &format!("dtnet_realnic{run}"), PoolConf { mbufs, ..PoolConf::default() })?;
     let mbufs = Mempool::new(MempoolConfig::new(format!("dtnet-realnic{run}"), 4096))
         .map_err(|e| Error::BadArgument(format!("real-NIC suite: dtnet pool: {e}")))?;
     let tx_id = eal.port_by_name(&options.tx_port)?;
@@ -229,11 +264,13 @@ pub fn run(eal: &Eal, options: &Options) -> Result<Report, Error> {
         Check { name: "tso", outcome: bench.tso() },
     ];
     let throughput = bench.throughput().map_err(|e| e.to_string());
+    let tcp = bench.tcp();
     Ok(Report {
         tx_driver: bench.tx.info().driver.to_owned(),
         rx_driver: bench.rx.info().driver.to_owned(),
         checks,
         throughput,
+        tcp,
     })
 }
 
@@ -269,13 +306,7 @@ impl Bench {
     /// (Re)configures and starts the ports: the receiving one with
     /// `rx_conf`, the transmitting one with one queue and `tx_offloads`.
     fn setup(&mut self, rx_conf: &PortConf, tx_offloads: TxOffloads) -> Result<(), DevError> {
-        if self.started {
-            self.rx.stop()?;
-            if !self.same_port() {
-                self.tx.stop()?;
-            }
-            self.started = false;
-        }
+        self.stop()?;
         // On a loopback device the one port also transmits.
         let rx_tx_offloads = if self.same_port() { tx_offloads } else { TxOffloads::empty() };
         self.rx.configure(&PortConf { tx_offloads: rx_tx_offloads, ..rx_conf.clone() })?;
@@ -295,6 +326,33 @@ impl Bench {
             }
         }
         Ok(())
+    }
+
+    /// Stops the ports, if started.
+    fn stop(&mut self) -> Result<(), DevError> {
+        if self.started {
+            self.rx.stop()?;
+            if !self.same_port() {
+                self.tx.stop()?;
+            }
+            self.started = false;
+        }
+        Ok(())
+    }
+
+    /// The TCP run ([`tcp`]): two ports, a stack group on each.
+    fn tcp(&mut self) -> TcpOutcome {
+        if self.same_port() {
+            let why = "a loopback port (--tx = --rx) cannot carry TCP between two stack groups: name two ports";
+            return TcpOutcome::Unsupported(why.into());
+        }
+        if let Err(e) = self.stop() {
+            return TcpOutcome::Failed(format!("stopping the ports: {e}"));
+        }
+        let stacks = tcp::stacks(&self.tx, &self.rx, self.queues());
+        // The stack groups configure and start the ports.
+        self.started = true;
+        tcp::run(&self.tx, &self.rx, &self.mbufs, stacks, self.options.tcp_bytes)
     }
 
     /// A plain receive configuration with `queues` queues and no RSS.

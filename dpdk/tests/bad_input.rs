@@ -20,8 +20,13 @@ fn a_second_eal_init_in_one_process_is_refused() {
 #[test]
 fn a_bad_eal_argument_is_an_error_naming_rte_eal_init() {
     assert!(matches!(Eal::init(["--no-huge", "bad\0arg"]), Err(Error::BadArgument(_))));
+    assert!(matches!(Eal::init(["--help"]), Err(Error::BadArgument(m)) if m.contains("exit")), "--help would exit");
     let err = Eal::init(["--no-huge", "--no-pci", "--file-prefix=dtnet-bad-arg", "--no-such-eal-option"]).unwrap_err();
-    assert!(matches!(&err, Error::Dpdk { call, .. } if call == "rte_eal_init"), "{err}");
+    let Error::EalInit { errno, said, .. } = &err else { panic!("not an EAL start failure: {err}") };
+    assert_eq!(*errno, 22, "EINVAL: {err}");
+    assert!(said.contains("unrecognized option '--no-such-eal-option'"), "EAL's cause is quoted: {err}");
+    assert!(!said.contains("Usage") && !said.contains("EAL common options"), "the usage text is not: {err}");
+    assert!(err.to_string().starts_with("rte_eal_init failed"), "{err}");
     assert_eq!(Eal::init(["--no-huge"]).unwrap_err(), Error::EalAlreadyInitialised, "EAL is tried once");
 }
 

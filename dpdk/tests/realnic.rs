@@ -1,7 +1,11 @@
 //! The real-NIC suite (`dpdk::realnic`) on devices this machine has:
 //! - two net_ring ports cabled back to back, which have no RSS, rte_flow
 //!   or offloads: every check says "unsupported by device" (never
-//!   "passed"), and the throughput run counts frames;
+//!   "passed"), the throughput run counts frames, and the TCP run (a stack
+//!   group on each port, one stack as net_ring has no RSS) verifies every
+//!   byte of its connections and reports their Gbit/s on queue 0;
+//! - one loopback port: the TCP run is unsupported (one port cannot carry
+//!   TCP between two stack groups), never measured;
 //! - a net_tap port and a net_af_packet port on one kernel interface (root
 //!   only; each direction in its own test, as a run closes its ports):
 //!   net_tap's driver verifies and fills in checksums and segments TCP in
@@ -16,10 +20,13 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use dpdk::realnic::{self, Options, Outcome};
+use dpdk::realnic::{self, Options, Outcome, TcpOutcome, CONNS_PER_STACK};
+
+/// Payload of each TCP connection in these tests.
+const TCP_BYTES: u64 = 4 << 20;
 
 fn options(tx: &str, rx: &str) -> Options {
-    Options { flows: 64, duration: Duration::from_millis(300), ..Options::new(tx, rx) }
+    Options { flows: 64, duration: Duration::from_millis(300), tcp_bytes: TCP_BYTES, ..Options::new(tx, rx) }
 }
 
 #[test]
@@ -36,8 +43,27 @@ fn on_ring_ports_every_check_is_unsupported_and_throughput_is_measured() {
     let received: u64 = throughput.queues.iter().map(|q| q.frames).sum();
     assert!(throughput.sent > 0 && received > 0, "{throughput:?}");
     assert!(received <= throughput.sent, "only the suite's frames are counted");
+    let TcpOutcome::Measured(tcp) = &report.tcp else { panic!("two ring ports carry TCP: {report}") };
+    assert_eq!(tcp.queues.len(), 1, "net_ring has no RSS: one stack, one queue: {tcp:?}");
+    let queue = &tcp.queues[0];
+    assert_eq!(queue.conns, CONNS_PER_STACK, "{tcp:?}");
+    assert_eq!(queue.bytes, CONNS_PER_STACK as u64 * TCP_BYTES, "every byte verified by the receiver: {tcp:?}");
+    assert!(queue.gbps > 0.0 && tcp.seconds > 0.0, "{tcp:?}");
     assert!(!report.failed());
-    assert!(report.to_string().contains("unsupported by device"));
+    let text = report.to_string();
+    assert!(text.contains("unsupported by device"), "{text}");
+    assert!(text.lines().any(|l| l.contains("queue 0") && l.contains("Gbit/s TCP")), "{text}");
+}
+
+#[test]
+fn on_one_loopback_port_tcp_is_unsupported() {
+    let eal = common::eal("realnic-loopback", &[]);
+    eal.ring_cable("lo", 1).expect("ring cable");
+    let report = realnic::run(&eal, &Options { queues: 1, ..options("net_ring_lo_a", "net_ring_lo_a") }).expect("runs");
+    let TcpOutcome::Unsupported(why) = &report.tcp else { panic!("one port: {report}") };
+    assert!(why.contains("loopback"), "{why}");
+    assert!(report.to_string().contains("tcp            unsupported by device"), "{report}");
+    assert!(!report.failed(), "{report}");
 }
 
 #[test]

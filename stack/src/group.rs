@@ -52,6 +52,11 @@ impl StackGroup {
         let queues = u16::try_from(config.stacks).map_err(|_| GroupError::Config("too many stacks".into()))?;
         let mut conf = PortConf::new(queues);
         conf.mtu = config.mtu;
+        // A device whose RETA has one size (a NIC's 64 or 512) takes that one.
+        let reta_sizes = port.info().reta_sizes;
+        if let (false, Some(&size)) = (reta_sizes.contains(&conf.reta_size), reta_sizes.first()) {
+            conf.reta_size = size;
+        }
         let tso_pool = config.tso.then(|| tso_offloads(port.as_ref(), &mut conf, &pool, queues)).transpose()?;
         port.configure(&conf)?;
         if config.mode == ForwardMode::FlowDirector {

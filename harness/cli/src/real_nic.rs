@@ -5,7 +5,8 @@
 //! every check of the suite from the `--tx` port to the `--rx` port (the
 //! same port for a loopback device) and prints the report: each check
 //! passed, FAILED or "unsupported by device" with its detail, then the
-//! throughput of each receive queue in Mpps at 64 bytes; `--json` prints
+//! throughput of each receive queue in Mpps at 64 bytes and TCP goodput per
+//! receive queue in Gbit/s (a stack group on each port); `--json` prints
 //! the same as one JSON object. It exits 1 when a check failed, 2 when the
 //! EAL could not start or the suite could not be set up (the message names
 //! the cause). The DPDK code is compiled only when the `dpdk` crate is
@@ -16,7 +17,7 @@ dpdk::if_dpdk! {
     {
         use std::time::Duration;
 
-        use dpdk::realnic::{self, Options, Report};
+        use dpdk::realnic::{self, Options, Report, TcpOutcome};
         use dpdk::Eal;
         use serde_json::json;
 
@@ -44,6 +45,9 @@ dpdk::if_dpdk! {
             /// Seed of the flows and the RSS key.
             #[arg(long, default_value_t = 1)]
             seed: u64,
+            /// MiB each TCP connection of the TCP run carries.
+            #[arg(long, default_value_t = 32)]
+            tcp_mib: u64,
             /// Print the report as one JSON object.
             #[arg(long)]
             json: bool,
@@ -64,6 +68,9 @@ dpdk::if_dpdk! {
                 flows: args.flows,
                 duration,
                 seed: args.seed,
+                tcp_bytes: args.tcp_mib.checked_mul(1 << 20).filter(|&b| b > 0).ok_or_else(|| {
+                    format!("--tcp-mib {}: want 1 to {} MiB", args.tcp_mib, u64::MAX >> 20)
+                })?,
                 ..Options::new(args.tx.clone(), args.rx.unwrap_or(args.tx))
             };
             let eal = Eal::init(&args.eal)
@@ -103,8 +110,29 @@ dpdk::if_dpdk! {
                 "rx_driver": report.rx_driver,
                 "checks": checks,
                 "throughput": throughput,
+                "tcp": tcp_json(&report.tcp),
                 "failed": report.failed(),
             })
+        }
+
+        /// The TCP run as JSON: its verdict, and the figures (total and per
+        /// queue) or why there are none.
+        fn tcp_json(tcp: &TcpOutcome) -> serde_json::Value {
+            match tcp {
+                TcpOutcome::Measured(t) => json!({
+                    "verdict": "measured",
+                    "seconds": t.seconds,
+                    "bytes_per_conn": t.bytes_per_conn,
+                    "gbps": t.gbps(),
+                    "queues": t
+                        .queues
+                        .iter()
+                        .map(|q| json!({"queue": q.queue, "conns": q.conns, "bytes": q.bytes, "gbps": q.gbps}))
+                        .collect::<Vec<_>>(),
+                }),
+                TcpOutcome::Failed(why) => json!({"verdict": "FAILED", "detail": why}),
+                TcpOutcome::Unsupported(why) => json!({"verdict": "unsupported by device", "detail": why}),
+            }
         }
     } else {
         use crate::output::Outcome;

@@ -1,7 +1,8 @@
 //! `dtnet real-nic` as a user runs it. With DPDK compiled in (the `dpdk`
 //! crate's feature): the suite end to end on a net_ring vdev (a loopback
 //! port without RSS, rte_flow or offloads), as a text report and as JSON,
-//! and the errors for bad EAL arguments and a missing port. Without it: the
+//! and the errors for bad EAL arguments (EAL's cause quoted, its usage text
+//! nowhere) and a missing port. Without it: the
 //! command says the build has no DPDK support and how to get one.
 //!
 //! Each run initialises DPDK's EAL in its own `dtnet` process, under a file
@@ -52,6 +53,8 @@ dpdk::if_dpdk! {
             let total = stdout.lines().find(|l| l.trim_start().starts_with("throughput")).expect("throughput line");
             assert!(total.contains("Mpps received at 64 bytes"), "{total}");
             assert!(stdout.lines().any(|l| l.trim_start().starts_with("queue 0") && l.contains("Mpps")), "{stdout}");
+            let tcp = stdout.lines().find(|l| l.trim_start().starts_with("tcp ")).expect("tcp line");
+            assert!(tcp.contains("unsupported by device") && tcp.contains("loopback"), "one port carries no TCP: {tcp}");
         }
 
         #[test]
@@ -73,6 +76,34 @@ dpdk::if_dpdk! {
             let frames: u64 = queues.iter().map(|q| q["frames"].as_u64().unwrap()).sum();
             assert!(frames > 0 && frames <= throughput["sent"].as_u64().unwrap(), "{throughput}");
             assert!(throughput["mpps_64b"].as_f64().is_some_and(|m| m > 0.0), "{throughput}");
+            assert_eq!(report["tcp"]["verdict"], "unsupported by device", "{report}");
+        }
+
+        /// As root: net_af_packet sends into a kernel interface that
+        /// net_tap owns, so the two ports carry TCP between a stack group
+        /// on each, and the report has the Gbit/s of each receive queue.
+        #[test]
+        fn between_af_packet_and_tap_the_report_has_tcp_gbits_per_queue() {
+            if !rustix::process::geteuid().is_root() {
+                eprintln!("skipped: net_tap and net_af_packet need root");
+                return;
+            }
+            let iface = format!("dtcli{}", std::process::id());
+            let mut eal = eal("tcp");
+            eal.retain(|a| a != "--vdev" && a != "net_ring0");
+            eal.extend([format!("--vdev=net_tap0,iface={iface}"), format!("--vdev=net_af_packet0,iface={iface}")]);
+            let options =
+                ["--tx", "net_af_packet0", "--rx", "net_tap0", "--queues", "1", "--flows", "16", "--seconds", "0.2"];
+            let out = real_nic(&[&options[..], &["--tcp-mib", "4", "--json"]].concat(), &eal).output().unwrap();
+            let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+            let tcp = &report["tcp"];
+            assert_eq!(tcp["verdict"], "measured", "{report}");
+            assert!(tcp["gbps"].as_f64().is_some_and(|g| g > 0.0), "{tcp}");
+            let queues = tcp["queues"].as_array().expect("per-queue figures");
+            assert_eq!(queues.len(), 1, "{tcp}");
+            assert_eq!(queues[0]["bytes"].as_u64(), Some(2 * (4 << 20)), "both connections' bytes, verified: {tcp}");
+            assert_eq!(report["failed"], false, "{report}");
         }
 
         #[test]
@@ -84,7 +115,10 @@ dpdk::if_dpdk! {
             assert_eq!(out.status.code(), Some(2), "{stderr}");
             let named = stderr.contains("dtnet: DPDK's EAL did not start") && stderr.contains("--no-such-eal-option");
             assert!(named, "{stderr}");
+            assert!(stderr.contains("unrecognized option '--no-such-eal-option'"), "EAL's own words: {stderr}");
             assert!(!stderr.contains("panicked"), "{stderr}");
+            assert!(out.stdout.is_empty(), "DPDK's usage text stays out of stdout: {}", String::from_utf8_lossy(&out.stdout));
+            assert!(!stderr.contains("EAL common options"), "and out of the error: {stderr}");
 
             let out = real_nic(&["--tx", "net_nothing0"], &eal("missing")).output().unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);

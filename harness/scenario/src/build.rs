@@ -20,10 +20,12 @@ use capture::Pace;
 use stack::{Api, GroupConfig, StackGroup, ThreadModel};
 use user_vbridge::BridgeConfig;
 
+use crate::dpdk_ports::DpdkPorts;
 use crate::frames::{FrameLoad, FrameTally};
 use crate::meter::Meter;
 use crate::plan::{
-    Executor, FramesTraffic, HostNic, PingTraffic, Plan, ReplayTraffic, TcpTraffic, Traffic, UdpTraffic, Workload,
+    Executor, FramesTraffic, HostNic, PingTraffic, Plan, PortBackend, ReplayTraffic, TcpTraffic, Traffic, UdpTraffic,
+    Workload,
 };
 use sim::apps::{bulk, echo, listen, ping, udp, Ledger};
 use sim::exec::{RealClock, SimClock, Spawner, TaskClock};
@@ -72,6 +74,8 @@ pub(crate) struct Built {
     pub kernels: Vec<KernelNode>,
     /// Ends the kernel hosts' servers once the run is over.
     pub kernel_stop: StopFlag,
+    /// The EAL and DPDK ports of DPDK hosts; last, so dropped after the world.
+    pub dpdk: Option<DpdkPorts>,
 }
 
 /// Where a plan host went in the world.
@@ -107,11 +111,21 @@ impl Slot {
 pub(crate) fn build(plan: &Plan, meter: &Meter) -> Result<Built, String> {
     let mut world = World::with_bridge(BridgeConfig { seed: plan.seed, ..plan.bridge.clone() })?;
     let (mut slots, mut kernels) = (Vec::new(), Vec::new());
+    let mut dpdk = plan.dpdk.as_ref().map(DpdkPorts::start).transpose()?;
     for (i, host) in plan.hosts.iter().enumerate() {
         slots.push(match &host.nic {
             HostNic::Stacks(g) => {
                 let group = GroupConfig { seed: plan.seed.wrapping_add(i as u64), ..g.clone() };
-                Slot::Host(world.add_host_on(&host.name, group, host.link.clone())?)
+                let link = host.link.clone();
+                Slot::Host(match (&host.port, dpdk.as_mut()) {
+                    (PortBackend::Veth, _) => world.add_host_on(&host.name, group, link)?,
+                    (PortBackend::Dpdk { device, uplink }, Some(dpdk)) => {
+                        dpdk.add_host(&mut world, &host.name, group, (device, uplink), link)?
+                    }
+                    (PortBackend::Dpdk { .. }, None) => {
+                        return Err(format!("host {}: a DPDK host in a plan without DPDK", host.name))
+                    }
+                })
             }
             HostNic::Bare { mac, ipv4, queues } => {
                 Slot::Nic(world.add_nic(&host.name, *mac, *ipv4, *queues, host.link.clone())?)
@@ -124,6 +138,9 @@ pub(crate) fn build(plan: &Plan, meter: &Meter) -> Result<Built, String> {
                 Slot::Kernel(kernels.len() - 1)
             }
         });
+    }
+    if let Some(dpdk) = dpdk.as_mut() {
+        dpdk.mark_baseline();
     }
     let sim_clock = Arc::new(SimClock::default());
     let (timer, clock): (Arc<dyn TaskClock>, Arc<dyn stack::Clock>) = match plan.executor {
@@ -143,7 +160,7 @@ pub(crate) fn build(plan: &Plan, meter: &Meter) -> Result<Built, String> {
         .collect::<Result<_, _>>()?;
     spawn.lend_threads();
     let kernel_stop = spawn.kernel.stop_flag().clone();
-    Ok(Built { world, spawner: spawn.spawner, sim_clock, clock, apps, slots, kernels, kernel_stop })
+    Ok(Built { world, spawner: spawn.spawner, sim_clock, clock, apps, slots, kernels, kernel_stop, dpdk })
 }
 
 /// One plan host as the tasks see it.

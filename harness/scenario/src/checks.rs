@@ -24,6 +24,7 @@ use stack::{ForwardMode, StackGroup};
 use user_vbridge::Direction;
 
 use crate::build::{App, Slot};
+use crate::dpdk_ports::DpdkPorts;
 use crate::plan::{HostPlan, Plan, TcpTraffic, Traffic};
 use sim::apps::{ConnRecord, Side};
 use sim::exec::Outcome;
@@ -64,6 +65,8 @@ pub(crate) struct RunView<'a> {
     pub kernels: &'a [KernelNode],
     /// Frames recorded, if the run recorded.
     pub records: &'a [Record],
+    /// The DPDK ports, if hosts had some.
+    pub dpdk: Option<&'a DpdkPorts>,
 }
 
 /// What a run stopped by its wall-clock limit left unfinished.
@@ -104,6 +107,9 @@ pub(crate) fn evaluate(plan: &Plan, ex: &RunView<'_>) -> Vec<Check> {
     if expect.no_leaks {
         checks.push(check("no leaks: every buffer back in its pool", leaks(ex)));
         checks.push(check("no leaks: accounting closes", accounting(ex)));
+        if let Some(dpdk) = ex.dpdk {
+            checks.push(check("no leaks: DPDK mbufs back to their baseline", dpdk.leaks()));
+        }
     }
     if let Some(path) = &expect.golden_trace {
         checks.push(check("golden trace", golden(path, ex.records)));

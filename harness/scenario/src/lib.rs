@@ -15,7 +15,8 @@
 //! read, defaults filled, addresses no host can own refused by [`addr`],
 //! the run's memory estimated against the machine's by [`limits`], whose
 //! size limits the spec types enforce as they are read). The engine then builds the world and spawns the
-//! tasks (`build`, with the raw-frame load in [`frames`]), runs them under
+//! tasks (`build`, with the raw-frame load in [`frames`] and the DPDK ports
+//! of `backend = "dpdk"` hosts in `dpdk_ports`), runs them under
 //! the executor the plan names (`run`), judges the expectations
 //! ([`checks`]) and reports ([`report`]). Code can build a [`Plan`] directly
 //! and run it the same way, as [`TcpRun`](crate::tcp_run::TcpRun) does.
@@ -28,6 +29,7 @@
 pub mod addr;
 pub(crate) mod build;
 pub mod checks;
+mod dpdk_ports;
 pub mod frames;
 pub mod limits;
 pub mod load;
@@ -46,7 +48,7 @@ use std::time::Duration;
 
 pub use checks::Check;
 pub use load::ScenarioError;
-pub use plan::{Executor, Expect, HostNic, HostPlan, Plan, Traffic, Workload};
+pub use plan::{DpdkPlan, Executor, Expect, HostNic, HostPlan, Plan, PortBackend, Traffic, Workload};
 pub use report::ScenarioReport;
 pub use resolve::group_from_stack_config;
 
@@ -171,8 +173,12 @@ impl Scenario {
     }
 
     /// Why the scenario cannot run on this machine, if it cannot: a kernel
-    /// host needs root and TUN. Callers skip it with this reason.
+    /// host needs root and TUN, a DPDK host a build with DPDK. Callers skip
+    /// it with this reason.
     pub fn unavailable(&self) -> Option<String> {
+        if let (Some(_), Some(why)) = (&self.plan.dpdk, dpdk_ports::UNAVAILABLE) {
+            return Some(format!("it has a DPDK host, and {why}"));
+        }
         let kernel = self.plan.hosts.iter().any(|h| h.kernel().is_some());
         let why = kernel.then(kernel_peer::netns::unavailable).flatten()?;
         Some(format!("it has a kernel host, and {why}"))
@@ -210,7 +216,8 @@ pub struct Progress {
 /// Loading already refuses everything it can name a key for; this catches
 /// the rest. A scenario this machine cannot run (see
 /// [`Scenario::unavailable`]) passes with a warning saying why it was not
-/// built.
+/// built, and so does one with DPDK hosts: its EAL arguments and devices
+/// are checked when it runs.
 ///
 /// # Errors
 ///
@@ -223,6 +230,12 @@ pub fn check(scenario: &Scenario) -> Result<(), ScenarioError> {
     if let Some(why) = scenario.unavailable() {
         // Loading checked every key; what is left is this machine.
         tracing::warn!("{}: not built: {why}", scenario.name);
+        return Ok(());
+    }
+    if scenario.plan.dpdk.is_some() {
+        // Opening DPDK ports starts the EAL, which a process can do once:
+        // `check` would use up the start the run needs.
+        tracing::warn!("{}: not built: its DPDK ports open when it runs (DPDK starts once per process)", scenario.name);
         return Ok(());
     }
     trial_build(&scenario.name, &scenario.plan)

@@ -36,6 +36,35 @@ pub struct HostPlan {
     pub nic: HostNic,
     /// The impairments of the host's bridge link.
     pub link: PortConfig,
+    /// The port a stack host's group drives.
+    pub port: PortBackend,
+}
+
+/// The port under a stack host.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum PortBackend {
+    /// A user-veth port plugged into the bridge.
+    #[default]
+    Veth,
+    /// A DPDK port of the run's EAL ([`DpdkPlan`]).
+    Dpdk {
+        /// The port the stacks drive: a vdev name or a PCI address given with `-a`.
+        device: String,
+        /// A port on the device's network (its far end), plugged into the
+        /// bridge so the host reaches the others.
+        uplink: String,
+    },
+}
+
+/// The DPDK side of a run with DPDK hosts: one EAL per process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DpdkPlan {
+    /// EAL arguments; a `--file-prefix` unique to the process is added if
+    /// they have none.
+    pub eal: Vec<String>,
+    /// net_ring port pairs to create, cabled back to back: `c` gives
+    /// `net_ring_c_a` and `net_ring_c_b`.
+    pub ring_cables: Vec<String>,
 }
 
 /// What drives a host's port.
@@ -309,4 +338,6 @@ pub struct Plan {
     /// Under [`Executor::Procs`], the processes (hosts and traffic are
     /// empty: the sample's primary plays the hosts).
     pub procs: Option<mp::procs::ProcsPlan>,
+    /// The EAL and ring cables, if a host has a DPDK port.
+    pub dpdk: Option<DpdkPlan>,
 }

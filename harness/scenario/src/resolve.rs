@@ -25,13 +25,13 @@ use crate::limits::{
 };
 use crate::load::{ScenarioError, Source};
 use crate::plan::{
-    Executor, Expect, FramesTraffic, HostNic, HostPlan, PingTraffic, Plan, ReplayTraffic, TcpTraffic, Traffic,
-    UdpTraffic, Workload,
+    DpdkPlan, Executor, Expect, FramesTraffic, HostNic, HostPlan, PingTraffic, Plan, PortBackend, ReplayTraffic,
+    TcpTraffic, Traffic, UdpTraffic, Workload,
 };
 use crate::spec::{
-    BridgeSpec, DirectionSpec, DistributionSpec, ExecutorSpec, ExpectSpec, FramesSpec, HostKindSpec, HostSpec,
-    ImpairmentsSpec, KillSpec, LimitPolicySpec, ModeSpec, PaceSpec, PingSpec, ProcsSpec, ReplaySpec, SampleSpec,
-    ScenarioSpec, ShortSpec, SignalSpec, TcpSpec, ThreadModelSpec, TrafficSpec, UdpSpec,
+    BackendSpec, BridgeSpec, DirectionSpec, DistributionSpec, ExecutorSpec, ExpectSpec, FramesSpec, HostKindSpec,
+    HostSpec, ImpairmentsSpec, KillSpec, LimitPolicySpec, ModeSpec, PaceSpec, PingSpec, ProcsSpec, ReplaySpec,
+    SampleSpec, ScenarioSpec, ShortSpec, SignalSpec, TcpSpec, ThreadModelSpec, TrafficSpec, UdpSpec,
 };
 use crate::units::Bounded;
 use sim::replay::read_capture;
@@ -44,6 +44,9 @@ const UDP_PORT: u16 = 5300;
 /// Defaults of `frames` traffic.
 const FRAMES_PACE: Duration = Duration::from_micros(2);
 const FRAMES_DRAIN: Duration = Duration::from_millis(100);
+/// Longest ring cable name: DPDK's ring and port names it goes into are
+/// short (`RTE_RING_NAMESIZE`).
+const MAX_CABLE_NAME: usize = 16;
 /// Prefix length of an IPv6 address read from a stack config.
 const CONFIG_V6_PREFIX: u8 = 64;
 
@@ -74,6 +77,7 @@ impl Resolver<'_> {
         };
         let procs = self.procs(&spec, executor)?;
         let hosts = if procs.is_some() { Vec::new() } else { self.hosts(&spec.hosts)? };
+        let dpdk = self.dpdk(&spec, executor, &hosts)?;
         let (keys, traffic): (Vec<String>, Vec<Traffic>) = self.traffic(&spec.traffic, &hosts)?.into_iter().unzip();
         if let (Some(_), false) = (&procs, traffic.is_empty()) {
             let message = "a procs scenario has no [traffic]: procs.frames sets the sample's load";
@@ -102,6 +106,7 @@ impl Resolver<'_> {
             traffic,
             expect: spec.expect.map_or(Ok(Expect::default()), |e| self.expect(e))?,
             procs,
+            dpdk,
         };
         self.fits_in_memory(&plan, &keys, limits::machine_memory())?;
         Ok(plan)
@@ -201,6 +206,46 @@ impl Resolver<'_> {
         Ok(Kill { target, at, signal, restart: k.restart })
     }
 
+    /// The EAL of a scenario with DPDK hosts: a `[dpdk]` table is needed
+    /// exactly when a host has `backend = "dpdk"`, and such a host runs in
+    /// real time (`executor = "threads"`), as DPDK ports do.
+    fn dpdk(&self, spec: &ScenarioSpec, executor: Executor, hosts: &[HostPlan]) -> Result<Option<DpdkPlan>> {
+        let first = hosts.iter().position(|h| matches!(h.port, PortBackend::Dpdk { .. }));
+        let backend = |i: usize| spec.hosts[i].get_ref().backend.as_ref().map_or(spec.hosts[i].span(), Spanned::span);
+        let (table, i) = match (&spec.dpdk, first) {
+            (None, None) => return Ok(None),
+            (Some(table), None) => {
+                let message = "a [dpdk] table needs a host with backend = \"dpdk\"";
+                return Err(self.src.error(table.span(), "dpdk", message));
+            }
+            (None, Some(i)) => {
+                let message = "a DPDK host needs a [dpdk] table with the EAL arguments (eal = [...])";
+                return Err(self.src.error(backend(i), format!("host[{i}].backend"), message));
+            }
+            (Some(table), Some(i)) => (table.get_ref(), i),
+        };
+        if executor != Executor::Threads {
+            let message = "DPDK ports run in real time: a scenario with a DPDK host needs executor = \"threads\"";
+            return Err(self.src.error(backend(i), format!("host[{i}].backend"), message));
+        }
+        let mut cables: Vec<String> = Vec::new();
+        for (c, name) in table.ring_cables.iter().enumerate() {
+            let text = name.get_ref();
+            let ok = (1..=MAX_CABLE_NAME).contains(&text.len())
+                && text.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+            let message = if !ok {
+                format!("{text:?}: a ring cable's name is 1 to {MAX_CABLE_NAME} letters, digits or `_`")
+            } else if cables.contains(text) {
+                format!("ring cable {text:?} is named twice")
+            } else {
+                cables.push(text.clone());
+                continue;
+            };
+            return Err(self.src.error(name.span(), format!("dpdk.ring_cables[{c}]"), message));
+        }
+        Ok(Some(DpdkPlan { eal: table.eal.clone(), ring_cables: cables }))
+    }
+
     /// Refuses `plan` if its estimated memory exceeds `machine` bytes,
     /// naming the estimate and its largest part; `keys` name the traffic
     /// entries.
@@ -240,6 +285,7 @@ impl Resolver<'_> {
             }
             hosts.push(self.host(i, spec)?);
         }
+        self.dpdk_ports_once(specs, &hosts)?;
         let bare = hosts.iter().filter(|h| !h.has_sockets()).count();
         if bare > 0 && bare < hosts.len() {
             let at = specs.iter().zip(&hosts).find(|(_, h)| !h.has_sockets()).map(|(s, _)| s.span());
@@ -248,6 +294,25 @@ impl Resolver<'_> {
             return Err(self.src.error(at.unwrap_or_default(), "host", message));
         }
         Ok(hosts)
+    }
+
+    /// Refuses a DPDK port named by two hosts (or twice by one): a port
+    /// has one owner.
+    fn dpdk_ports_once(&self, specs: &[Spanned<HostSpec>], hosts: &[HostPlan]) -> Result<()> {
+        let mut seen: HashMap<&str, String> = HashMap::new();
+        for (i, (spec, host)) in specs.iter().zip(hosts).enumerate() {
+            let PortBackend::Dpdk { device, uplink } = &host.port else { continue };
+            for (key, name, span) in
+                [("device", device, &spec.get_ref().device), ("uplink", uplink, &spec.get_ref().uplink)]
+            {
+                let key = format!("host[{i}].{key}");
+                if let Some(first) = seen.insert(name, key.clone()) {
+                    let message = format!("DPDK port {name:?} is already {first}: a port has one owner");
+                    return Err(self.src.error(span.as_ref().map_or(spec.span(), Spanned::span), key, message));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn host(&self, i: usize, spanned: &Spanned<HostSpec>) -> Result<HostPlan> {
@@ -274,7 +339,33 @@ impl Resolver<'_> {
             }
             None => PortConfig::default(),
         };
-        Ok(HostPlan { name: spec.name.get_ref().clone(), nic, link })
+        let port = self.port_backend(i, spanned, &nic)?;
+        Ok(HostPlan { name: spec.name.get_ref().clone(), nic, link, port })
+    }
+
+    /// The port under host `i`: user-veth, or a DPDK `device` reaching the
+    /// bridge through its `uplink`.
+    fn port_backend(&self, i: usize, spanned: &Spanned<HostSpec>, nic: &HostNic) -> Result<PortBackend> {
+        let spec = spanned.get_ref();
+        let Some(backend) = spec.backend.as_ref().filter(|b| b.get_ref() == &BackendSpec::Dpdk) else {
+            let stray = [("device", &spec.device), ("uplink", &spec.uplink)];
+            if let Some((name, Some(value))) = stray.into_iter().find(|(_, v)| v.is_some()) {
+                let message = format!("`{name}` names a DPDK port: it needs backend = \"dpdk\"");
+                return Err(self.src.error(value.span(), format!("host[{i}].{name}"), message));
+            }
+            return Ok(PortBackend::Veth);
+        };
+        if !matches!(nic, HostNic::Stacks(_)) {
+            let message = "only a stack host (`stacks` or `config`) runs on a DPDK port";
+            return Err(self.src.error(backend.span(), format!("host[{i}].backend"), message));
+        }
+        let device = spec.device.as_ref().ok_or_else(|| self.missing(i, spanned, "device"))?;
+        let uplink = spec.uplink.as_ref().ok_or_else(|| self.missing(i, spanned, "uplink"))?;
+        if device.get_ref() == uplink.get_ref() {
+            let message = "the uplink must be another port than the device: frames cross from one to the other";
+            return Err(self.src.error(uplink.span(), format!("host[{i}].uplink"), message));
+        }
+        Ok(PortBackend::Dpdk { device: device.get_ref().clone(), uplink: uplink.get_ref().clone() })
     }
 
     /// A stack group from the host's own keys.

@@ -9,6 +9,7 @@ use ethdev::{EthDev, Instant};
 
 use crate::build::{build, App, Slot, PING_BYTES, UDP_REQUEST_BYTES};
 use crate::checks::RunView;
+use crate::dpdk_ports::DpdkPorts;
 use crate::meter::Meter;
 use crate::plan::{Executor, Plan, Traffic};
 use crate::{RunOptions, ScenarioError};
@@ -53,6 +54,8 @@ pub(crate) struct Executed {
     pub records: Vec<Record>,
     /// Wall time of the run.
     pub wall: Duration,
+    /// The EAL and DPDK ports of DPDK hosts; last, so dropped after the world.
+    pub dpdk: Option<DpdkPorts>,
 }
 
 impl Executed {
@@ -65,6 +68,7 @@ impl Executed {
             slots: &self.slots,
             kernels: &self.kernels,
             records: &self.records,
+            dpdk: self.dpdk.as_ref(),
         }
     }
 }
@@ -111,8 +115,8 @@ pub(crate) fn execute(name: &str, plan: &Plan, options: &RunOptions, record: boo
         unfinished = outcome.unfinished,
         "run ends"
     );
-    let (world, apps, slots, kernels) = (built.world, built.apps, built.slots, built.kernels);
-    Ok(Executed { world, outcome, apps, slots, kernels, records, wall: started.elapsed() })
+    let (world, apps, slots, kernels, dpdk) = (built.world, built.apps, built.slots, built.kernels, built.dpdk);
+    Ok(Executed { world, outcome, apps, slots, kernels, records, wall: started.elapsed(), dpdk })
 }
 
 /// Logs every port's non-zero drop counters, by reason.

@@ -54,6 +54,8 @@ pub struct ScenarioSpec {
     pub hosts: Vec<Spanned<HostSpec>>,
     /// The processes of an `executor = "procs"` run.
     pub procs: Option<Spanned<ProcsSpec>>,
+    /// The DPDK side of a run with `backend = "dpdk"` hosts.
+    pub dpdk: Option<Spanned<DpdkSpec>>,
     /// Faults injected into the run.
     #[serde(default)]
     pub fault: FaultSpec,
@@ -90,6 +92,19 @@ pub enum ExecutorSpec {
     Threads,
     /// Real processes sharing a domain, wall time.
     Procs,
+}
+
+/// `[dpdk]`: DPDK's EAL for the run's `backend = "dpdk"` hosts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpdkSpec {
+    /// EAL arguments (`--vdev`, `-a <PCI>`, `--no-huge`, `-m`, `--lcores`, ...).
+    #[serde(default)]
+    pub eal: Vec<String>,
+    /// Names of net_ring port pairs cabled back to back: `c` gives
+    /// `net_ring_c_a` and `net_ring_c_b`.
+    #[serde(default)]
+    pub ring_cables: Vec<Spanned<String>>,
 }
 
 /// `[procs]`: which of DPDK's multi-process samples runs, and how big.
@@ -208,6 +223,13 @@ pub struct HostSpec {
     pub name: Spanned<String>,
     /// What the host is (default: dtnet's own, stacks or a bare port).
     pub kind: Option<Spanned<HostKindSpec>>,
+    /// What drives a stack host's port (default: a user-veth port).
+    pub backend: Option<Spanned<BackendSpec>>,
+    /// `backend = "dpdk"`: the DPDK port the host's stacks drive.
+    pub device: Option<Spanned<String>>,
+    /// `backend = "dpdk"`: the DPDK port, on the device's network, that is
+    /// plugged into the bridge.
+    pub uplink: Option<Spanned<String>>,
     /// MAC address of the host's port.
     pub mac: Option<Spanned<MacAddr>>,
     /// IPv4 address and prefix.
@@ -247,6 +269,16 @@ pub enum HostKindSpec {
     Dtnet,
     /// The Linux kernel in a network namespace, on a TAP device.
     Kernel,
+}
+
+/// `host.backend`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendSpec {
+    /// A user-veth port on the bridge.
+    Veth,
+    /// A DPDK port (`device`), reaching the bridge through another (`uplink`).
+    Dpdk,
 }
 
 /// `host.mode`.

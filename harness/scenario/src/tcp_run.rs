@@ -19,7 +19,7 @@ use stack::{ForwardMode, GroupConfig, ThreadModel};
 use user_vbridge::{BridgeConfig, Impairments, PortConfig};
 
 use crate::build::{App, Slot};
-use crate::plan::TcpTraffic;
+use crate::plan::{PortBackend, TcpTraffic};
 use crate::{checks, Expect, HostNic, HostPlan, Plan, RunOptions, Traffic};
 use sim::apps::ConnRecord;
 use sim::exec::Outcome;
@@ -107,7 +107,7 @@ impl TcpRun {
         };
         let link =
             PortConfig { ingress: self.impairments.clone(), egress: self.impairments.clone(), ..PortConfig::default() };
-        HostPlan { name: name.into(), nic: HostNic::Stacks(group), link }
+        HostPlan { name: name.into(), nic: HostNic::Stacks(group), link, port: PortBackend::Veth }
     }
 
     /// The scenario this run is: host 0 serves, host 1 connects.
@@ -134,6 +134,7 @@ impl TcpRun {
             traffic: vec![Traffic::Tcp(traffic)],
             expect: Expect::default(),
             procs: None,
+            dpdk: None,
         }
     }
 
@@ -187,6 +188,7 @@ impl TcpReport {
             slots: &[Slot::Host(0), Slot::Host(1)],
             kernels: &[],
             records: &self.captures,
+            dpdk: None,
         };
         match checks::evaluate(&self.plan, &view).into_iter().find(|c| !c.passed) {
             Some(c) => Err(format!("{}: {}", c.name, c.detail)),

@@ -212,7 +212,8 @@ impl World {
     }
 }
 
-/// A host's buffer pool, named after it.
-fn host_pool(name: &str) -> Result<Mempool, String> {
+/// A host's buffer pool, named after it ([`HOST_POOL`] buffers), for a
+/// port built outside the world and added with [`World::add_host_port`].
+pub fn host_pool(name: &str) -> Result<Mempool, String> {
     Mempool::new(MempoolConfig::new(format!("{name}-pool"), HOST_POOL)).map_err(|e| e.to_string())
 }

@@ -1,6 +1,7 @@
 //! The threaded executor: real time, real threads.
 //!
-//! The bridge gets a thread; under run-to-wakeup every stack gets a thread
+//! The bridge gets a thread (a run of stack groups whose devices join them,
+//! [`run_groups`], has none); under run-to-wakeup every stack gets a thread
 //! that polls it in a loop; each application thread (the `thread` index a
 //! task was spawned with) gets a thread that runs its tasks. Under
 //! run-to-wakeup an application thread sleeps until a stack wakes one of its
@@ -18,6 +19,7 @@ use std::thread;
 use std::time::Duration;
 
 use stack::{Clock, StackGroup, ThreadModel};
+use user_vbridge::Bridge;
 
 use super::{Outcome, RealClock, Spawner, TaskList};
 use crate::world::World;
@@ -43,21 +45,41 @@ pub fn run(world: &mut World, spawner: &Spawner, timeout: Duration, drain: Durat
     if !world.replayers.is_empty() {
         return Err(Refusal::Replayers(world.replayers.len()));
     }
+    let groups: Vec<StackGroup> = world.hosts.iter().map(|h| h.group.clone()).collect();
+    Ok(run_parts(Some(&mut world.bridge), &groups, spawner, timeout, drain))
+}
+
+/// Runs `spawner`'s tasks over `groups` whose ports need no bridge (their
+/// devices carry the frames between them, e.g. two DPDK ports cabled to
+/// each other), as [`run`] does a world's.
+pub fn run_groups(groups: &[StackGroup], spawner: &Spawner, timeout: Duration, drain: Duration) -> Outcome {
+    run_parts(None, groups, spawner, timeout, drain)
+}
+
+/// The threads of [`run`]: the bridge's, if there is one, the stacks' and
+/// the applications'.
+fn run_parts(
+    bridge: Option<&mut Bridge>,
+    groups: &[StackGroup],
+    spawner: &Spawner,
+    timeout: Duration,
+    drain: Duration,
+) -> Outcome {
     let clock = Arc::new(RealClock::new());
     let stop = AtomicBool::new(false);
     let outcome = Mutex::new(Outcome::default());
-    let busy_poll = world.hosts.iter().any(|h| h.group.config().model == ThreadModel::RunToCompletion);
+    let busy_poll = groups.iter().any(|g| g.config().model == ThreadModel::RunToCompletion);
     let app_threads = spawner.threads().max(1);
-    let groups: Vec<StackGroup> = world.hosts.iter().map(|h| h.group.clone()).collect();
-    let bridge = &mut world.bridge;
     thread::scope(|s| {
         let (stop, clock, outcome) = (&stop, &clock, &outcome);
-        s.spawn(move || {
-            while !stop.load(Ordering::Acquire) {
-                bridge.poll(clock.now());
-                thread::yield_now();
-            }
-        });
+        if let Some(bridge) = bridge {
+            s.spawn(move || {
+                while !stop.load(Ordering::Acquire) {
+                    bridge.poll(clock.now());
+                    thread::yield_now();
+                }
+            });
+        }
         for g in groups.iter().filter(|g| g.config().model == ThreadModel::RunToWakeup) {
             for i in 0..g.len() {
                 s.spawn(move || poll_stack(g, i, clock.as_ref(), stop));
@@ -85,7 +107,7 @@ pub fn run(world: &mut World, spawner: &Spawner, timeout: Duration, drain: Durat
     });
     let mut o = outcome.into_inner().unwrap_or_else(PoisonError::into_inner);
     o.end = clock.now();
-    Ok(o)
+    o
 }
 
 fn poll_stack(group: &StackGroup, i: usize, clock: &RealClock, stop: &AtomicBool) {
