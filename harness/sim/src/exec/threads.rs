@@ -46,7 +46,19 @@ pub fn run(world: &mut World, spawner: &Spawner, timeout: Duration, drain: Durat
         return Err(Refusal::Replayers(world.replayers.len()));
     }
     let groups: Vec<StackGroup> = world.hosts.iter().map(|h| h.group.clone()).collect();
-    Ok(run_parts(Some(&mut world.bridge), &groups, spawner, timeout, drain))
+    let outcome = run_parts(Some(&mut world.bridge), &groups, spawner, timeout, drain);
+    settle_alone(world, outcome.end, drain);
+    Ok(outcome)
+}
+
+/// With every thread gone, polls `world` from this thread (its clock going
+/// on from `end`) until a poll finds nothing to do, or for `limit` at most.
+/// The threads stop one by one, so the bridge's last poll could hand a
+/// stack a frame (a kernel host's late ACK, say) after that stack's thread
+/// had stopped, leaving the frame queued and its buffer counted in use.
+fn settle_alone(world: &mut World, end: ethdev::Instant, limit: Duration) {
+    let start = std::time::Instant::now();
+    while world.poll(end + start.elapsed()) && start.elapsed() < limit {}
 }
 
 /// Runs `spawner`'s tasks over `groups` whose ports need no bridge (their
