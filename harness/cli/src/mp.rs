@@ -195,7 +195,8 @@ fn run_symmetric(args: SymmetricArgs) -> Result<bool, String> {
             // exactly, since a buffer a secondary holds is always a frame.
             let all = received + report.gaps == sent && report.gaps == report.lost && report.bad == 0;
             let dead_own: usize = report.deaths.iter().map(|(_, r)| r.left).sum();
-            Ok(all && report.own.rx == report.predicted[0] && report.in_use == 0 && dead_own == 0)
+            let clean = report.in_use == 0 && dead_own == 0 && report.bridge_drops == 0;
+            Ok(all && report.own.rx == report.predicted[0] && clean)
         }
         symmetric::Outcome::Secondary(counts) => {
             println!("symmetric_mp proc {}: {counts}", opts.proc_id);

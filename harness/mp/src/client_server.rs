@@ -291,7 +291,7 @@ impl Server {
             }
             c.up = false;
         }
-        let reclaimed = SharedWire::reclaim(wires, dead);
+        let reclaimed = SharedWire::reclaim(&mut wires.iter_mut().collect::<Vec<_>>(), dead);
         self.report.dead_own += reclaimed.left;
         (reclaimed.held + reclaimed.unsent + reclaimed.dropped) as u64
     }
@@ -354,9 +354,9 @@ fn server(opts: &Options, mut say: impl FnMut(String)) -> Result<Report, String>
         }
         server.watch(&mut say);
         let everyone = server.clients.iter().all(|c| c.beat > 0);
-        let moved = (everyone && hosts.send(&mut wires))
+        let moved = (everyone && hosts.send(wires.as_mut_slice()))
             | server.distribute(opts.distribution, &mut hosts)
-            | hosts.receive(&mut wires);
+            | hosts.receive(wires.as_mut_slice());
         first = first.or(everyone.then(Instant::now));
         if hosts.done() && last.is_none() {
             last = Some(Instant::now());

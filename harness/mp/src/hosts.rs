@@ -1,6 +1,10 @@
-//! The two hosts on the cables of the samples' shared ports, played by the
-//! primary: numbered UDP frames of many flows into each port, and every
-//! frame that comes out of the other port checked.
+//! The two hosts of the samples' shared ports, played by the primary:
+//! numbered UDP frames of many flows into each port, and every frame that
+//! comes out of the other port checked. Host p sits at port p's cable end
+//! (the port's wire itself), or on a bridge with it ([`crate::lan`]): the
+//! [`Links`] between hosts and ports say which. Host p addresses its frames
+//! to host p^1, so the ports take them in promiscuous mode, as DPDK's
+//! samples set their ports.
 //!
 //! Frame `i` sent into port `p` belongs to flow `i % FLOWS` with sequence
 //! `i / FLOWS`, and its payload says so: it is the flow's template
@@ -50,6 +54,7 @@ pub fn make_ports(
             owner: PRIMARY_OWNER,
         };
         let (port, wire) = SharedVeth::create(domain, &spec).map_err(|e| e.to_string())?;
+        ethdev::EthDev::set_promiscuous(&port, true).map_err(|e| e.to_string())?;
         ethdev::EthDev::start(&port).map_err(|e| e.to_string())?;
         ports.push(port);
         wires.push(wire);
@@ -62,12 +67,39 @@ pub fn mac(port: usize) -> [u8; 6] {
     [2, 0, 0, 0, 0, 0x10 + port as u8]
 }
 
+/// The MAC of the host at port `port`.
+pub fn host_mac(port: usize) -> [u8; 6] {
+    [2, 0, 0, 0, 1, port as u8]
+}
+
+/// How the hosts reach the ports.
+pub trait Links {
+    /// Hands `frames` from host `port` towards port `port`; what is left in
+    /// `frames` did not go.
+    fn send(&mut self, port: usize, frames: &mut Vec<Mbuf>);
+    /// Takes up to `max` frames that reached host `port` from port `port`.
+    fn take(&mut self, port: usize, out: &mut Vec<Mbuf>, max: usize) -> usize;
+}
+
+/// Each host at its port's cable end: the port's wire.
+impl Links for [SharedWire] {
+    fn send(&mut self, port: usize, frames: &mut Vec<Mbuf>) {
+        if let Some(wire) = self.get_mut(port) {
+            wire.put_rx(frames);
+        }
+    }
+
+    fn take(&mut self, port: usize, out: &mut Vec<Mbuf>, max: usize) -> usize {
+        self.get_mut(port).map_or(0, |wire| wire.take_tx(out, max))
+    }
+}
+
 /// The frame of `flow` sent into `port`, with sequence 0 and no UDP
 /// checksum (zero: none, which IPv4 allows), so that a sequence number can
 /// be written into a copy without touching anything else.
 pub fn template(port: usize, flow: u16) -> Vec<u8> {
     let ip = IpAddrs::V4 { src: [10, 0, port as u8, 1], dst: [10, 0, port as u8, 2] };
-    let spec = FrameSpec::udp(ip, 1000 + flow, 2000 + port as u16).macs([2, 0, 0, 0, 1, port as u8], mac(port));
+    let spec = FrameSpec::udp(ip, 1000 + flow, 2000 + port as u16).macs(host_mac(port), host_mac(port ^ 1));
     let mut payload = vec![port as u8];
     payload.extend_from_slice(&flow.to_be_bytes());
     payload.resize(PAYLOAD, 0xa5);
@@ -174,10 +206,10 @@ impl Hosts {
     }
 
     /// Sends a burst into each port whose window has room; whether any went.
-    pub fn send(&mut self, wires: &mut [SharedWire]) -> bool {
+    pub fn send(&mut self, links: &mut (impl Links + ?Sized)) -> bool {
         let mut moved = false;
         let in_flight = (self.sent[0] + self.sent[1]).saturating_sub(self.received[0] + self.received[1] + self.lost);
-        for (port, wire) in wires.iter_mut().enumerate() {
+        for port in 0..PORTS.len() {
             let room = (self.window * 2).saturating_sub(in_flight).min(self.frames - self.sent[port]);
             let mut burst = Vec::new();
             for i in self.sent[port]..self.sent[port] + room.min(BURST as u64) {
@@ -186,19 +218,22 @@ impl Hosts {
                     burst.push(m);
                 }
             }
-            self.sent[port] += burst.len() as u64;
-            moved |= !burst.is_empty();
-            wire.put_rx(&mut burst);
+            let made = burst.len();
+            links.send(port, &mut burst);
+            // Frames not taken are made again, with the same numbers, next time.
+            let went = made - burst.len();
+            self.sent[port] += went as u64;
+            moved |= went > 0;
         }
         moved
     }
 
     /// Takes what each port transmitted and checks it; whether any came.
-    pub fn receive(&mut self, wires: &mut [SharedWire]) -> bool {
+    pub fn receive(&mut self, links: &mut (impl Links + ?Sized)) -> bool {
         let mut moved = false;
-        for (port, wire) in wires.iter_mut().enumerate() {
+        for port in 0..PORTS.len() {
             let mut out = Vec::new();
-            moved |= wire.take_tx(&mut out, BURST * 4) > 0;
+            moved |= links.take(port, &mut out, BURST * 4) > 0;
             for m in out {
                 self.check(port ^ 1, &m);
             }

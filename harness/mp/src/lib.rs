@@ -10,7 +10,8 @@
 //!   `MSG_POOL`.
 //! - [`symmetric`]: `symmetric_mp`, N processes sharing two ports of the
 //!   domain, each forwarding its own RSS queue of one port to the other,
-//!   from pool `MProc_pktmbuf_pool`.
+//!   from pool `MProc_pktmbuf_pool`, between hosts on two bridges
+//!   ([`lan`]).
 //! - [`client_server`]: `client_server_mp`, a server distributing what two
 //!   ports receive to clients' rings `MProc_Client_<n>_RX`, round-robin or
 //!   by flow hash, with heartbeats, counted drops, and clients that die
@@ -22,12 +23,14 @@
 //! scenarios with `executor = "procs"`.
 //!
 //! This crate is the multi-process room of the `harness/` directory: it
-//! depends only on `ethdev` (shared-memory domains) and `user-veth` (shared ports); the `dtnet mp`
+//! depends only on `ethdev` (shared-memory domains), `user-veth` (shared
+//! ports) and `user-vbridge` (the hosts' bridges); the `dtnet mp`
 //! command runs its samples and the `bench` crate's cross-process ring
 //! benchmark drives [`ring_peer`].
 
 pub mod client_server;
 pub mod hosts;
+pub mod lan;
 pub mod message;
 pub mod procs;
 pub mod ring_peer;

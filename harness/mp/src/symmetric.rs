@@ -8,9 +8,10 @@
 //! ports live in the domain ([`user_veth::shared`]) and share pool
 //! `MProc_pktmbuf_pool`, so forwarding moves references, not bytes.
 //!
-//! The primary also plays the two hosts on the ports' cables: it sends
-//! numbered UDP frames of many flows into each port, takes what the other
-//! port transmits, and checks every frame's bytes and each flow's order. It
+//! The primary also plays two hosts, each on a bridge with one port's cable
+//! ([`crate::lan`]): they send numbered UDP frames of many flows to each
+//! other, through the ports, and check every frame's bytes and each flow's
+//! order; the bridges must drop nothing. It
 //! predicts, with its own Toeplitz hash, how many frames each queue gets;
 //! each process reports what it received, and they must agree. Traffic is
 //! paced so that no ring can overflow: every frame must arrive.
@@ -34,9 +35,10 @@ use ethdev::rss::{Reta, RssConf};
 use ethdev::shm::control::{ControlClient, ControlEvent, ControlServer};
 use ethdev::shm::{Domain, DomainOptions, Role, Zone};
 use ethdev::EthDev;
-use user_veth::shared::{PortReclaim, SharedPort, SharedWire};
+use user_veth::shared::{PortReclaim, SharedPort};
 
 use super::hosts::{self, Hosts, BURST, FLOWS, POOL, PORTS};
+use super::lan::Lan;
 
 /// The word the primary sets once all traffic has arrived.
 const DONE: &str = "symmetric_mp.done";
@@ -102,6 +104,10 @@ pub struct Report {
     pub swept: usize,
     /// Pool buffers in use at the end.
     pub in_use: usize,
+    /// Frames the hosts' bridges switched (each frame twice).
+    pub bridged: u64,
+    /// Frames the hosts' bridges dropped.
+    pub bridge_drops: u64,
 }
 
 impl std::fmt::Display for Report {
@@ -117,7 +123,8 @@ impl std::fmt::Display for Report {
         }
         let left: usize = self.deaths.iter().map(|(_, r)| r.left).sum();
         let (deaths, swept, in_use) = (self.deaths.len(), self.swept, self.in_use);
-        write!(f, "own {}; deaths {deaths}; dead own {left}; swept {swept}; {POOL} in use {in_use}", self.own)
+        write!(f, "own {}; deaths {deaths}; dead own {left}; swept {swept}; ", self.own)?;
+        write!(f, "bridged {}, bridge drops {}; {POOL} in use {in_use}", self.bridged, self.bridge_drops)
     }
 }
 
@@ -211,7 +218,8 @@ fn primary(opts: &Options, domain: &Domain, mut say: impl FnMut(String)) -> Resu
         return Err(format!("process {} became the primary: start process 0 first", opts.proc_id));
     }
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    let (ports, mut wires) = hosts::make_ports(domain, &port_conf(opts.procs))?;
+    let (ports, wires) = hosts::make_ports(domain, &port_conf(opts.procs))?;
+    let mut lan = Lan::new(wires)?;
     let done = domain.reserve(DONE, 8).map_err(|e| err(&e))?;
     let mut control = ControlServer::bind(domain).map_err(|e| err(&e))?;
     let mut own = Forwarder::new(&ports, 0)?;
@@ -230,7 +238,7 @@ fn primary(opts: &Options, domain: &Domain, mut say: impl FnMut(String)) -> Resu
                 }
                 ControlEvent::LoggedOut(_) => live -= 1,
                 ControlEvent::Died(peer, dead) => {
-                    let reclaimed = SharedWire::reclaim(&mut wires, &dead);
+                    let reclaimed = lan.reclaim(&dead);
                     tracing::warn!(pid = peer.pid, ?reclaimed, "a process died; its queues were reclaimed");
                     hosts.lost += (reclaimed.held + reclaimed.unsent + reclaimed.dropped) as u64;
                     report.deaths.push((peer.pid, reclaimed));
@@ -248,7 +256,7 @@ fn primary(opts: &Options, domain: &Domain, mut say: impl FnMut(String)) -> Resu
             ));
         }
         let everyone = joined + 1 >= opts.procs;
-        let moved = (everyone && hosts.send(&mut wires)) | own.step() | hosts.receive(&mut wires);
+        let moved = (everyone && hosts.send(&mut lan)) | own.step() | hosts.receive(&mut lan);
         if hosts.done() {
             done.u64s()[0].store(1, Ordering::Release);
         }
@@ -259,7 +267,9 @@ fn primary(opts: &Options, domain: &Domain, mut say: impl FnMut(String)) -> Resu
     (report.sent, report.received, report.bad) = (hosts.sent, hosts.received, hosts.bad);
     (report.gaps, report.lost) = (hosts.gaps + hosts.missing_at_end(), hosts.lost);
     report.own = own.counts.clone();
-    drop((own, wires, hosts));
+    lan.check_accounting()?;
+    (report.bridged, report.bridge_drops) = (lan.switched(), lan.drops());
+    drop((own, lan, hosts));
     report.swept = hosts::sweep_after_deaths(ports[0].pool(), report.deaths.len());
     report.in_use = ports[0].pool().in_use();
     Ok(report)

@@ -9,6 +9,7 @@
 //! The wire end is the only producer of the rx rings and the only consumer
 //! of the tx rings, so each ring keeps one writer per side.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use ethdev::handover;
@@ -216,7 +217,10 @@ impl SharedWire {
     /// held and stashed, and what it was sending. If the dead process also
     /// sent buffers of these pools on rings other than the ports', drain
     /// those before calling this.
-    pub fn reclaim(wires: &mut [SharedWire], dead: &DeadOwner) -> PortReclaim {
+    ///
+    /// `wires` may be the wire ends themselves or anything that reaches
+    /// them (`&mut SharedWire`, a lock's guard).
+    pub fn reclaim<W: DerefMut<Target = SharedWire>>(wires: &mut [W], dead: &DeadOwner) -> PortReclaim {
         let mut out = PortReclaim::default();
         for wire in wires.iter_mut() {
             wire.release_queues(dead, &mut out);
@@ -234,7 +238,7 @@ impl SharedWire {
 
     /// Buffers of the wires' pools (each pool once) marked with `owner`,
     /// and queues of their ports it holds.
-    fn still_owned(wires: &[SharedWire], owner: Owner) -> usize {
+    fn still_owned<W: Deref<Target = SharedWire>>(wires: &[W], owner: Owner) -> usize {
         let mut pools = std::collections::BTreeSet::new();
         let mut left = 0;
         for wire in wires {
