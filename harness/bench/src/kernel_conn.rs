@@ -19,6 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use sim::apps::pattern;
+use stack::ThreadModel;
 
 use crate::kernel::{KernelSkip, Offloads, Tools, Topology};
 use crate::tcp::{conn_count, conn_rate, reported, CONN_BYTES, CONN_WORKERS};
@@ -46,7 +47,7 @@ pub(super) fn run_ratio(budget: Budget) -> Vec<Measurement> {
         Ok(rate) => rate,
         Err(skip) => return reported(RATIO, Err(format!("kernel baseline: {skip}"))),
     };
-    reported(RATIO, conn_rate(conns).map(|ours| measurement(RATIO, ours / kernel, "x")))
+    reported(RATIO, conn_rate(conns, ThreadModel::RunToCompletion).map(|ours| measurement(RATIO, ours / kernel, "x")))
 }
 
 /// Linux's rate in connections per second over `conns` short echo

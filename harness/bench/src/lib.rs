@@ -72,7 +72,7 @@ const FAMILIES: &[Family] = &[
     Family { names: &[tcp::GOODPUT, tcp::GOODPUT_RTW, tcp::GOODPUT_TSO, tcp::TSO_RATIO], run: tcp::run_goodput },
     Family { names: &[kernel_peer::NAME], run: kernel_peer::run },
     Family { names: &loss::NAMES, run: loss::run },
-    Family { names: &[tcp::CONN_RATE], run: tcp::run_conn_rate },
+    Family { names: &[tcp::CONN_RATE, tcp::CONN_RATE_RTW], run: tcp::run_conn_rate },
     Family { names: &[scale::NAME], run: scale::run },
 ];
 

@@ -12,8 +12,10 @@
 //! the client task from the end of `connect` to the server's receipt, so
 //! world set-up and executor shutdown are not counted. `tcp.conn_rate` is
 //! short connections (connect, 64 bytes echoed, close) from a 2-stack
-//! client to a 4-stack RSS server, 16 at a time, run-to-wakeup, timed
-//! inside the client tasks from the first connect to the last close.
+//! client to a 4-stack RSS server, 16 at a time, run-to-completion like the
+//! goodput stream (the kernel baseline runs TCP inside its callers' system
+//! calls too), timed inside the client tasks from the first connect to the
+//! last close; `tcp.conn_rate.rtw` is the same with a thread per stack.
 //! `tcp.goodput.ratio` divides a run-to-completion goodput measured for it
 //! by the kernel baseline ([`kernel_goodput`]) measured right before, so its
 //! two figures come from the same run (they are not the printed
@@ -60,6 +62,8 @@ pub const RATIO: &str = "tcp.goodput.ratio";
 pub const TSO_KERNEL_RATIO: &str = "tcp.goodput.tso.ratio";
 /// Name of the short-connection rate.
 pub const CONN_RATE: &str = "tcp.conn_rate";
+/// Name of the same with stack threads (run-to-wakeup).
+pub const CONN_RATE_RTW: &str = "tcp.conn_rate.rtw";
 
 const PORT: u16 = 5201;
 const SERVER_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x11]);
@@ -101,9 +105,11 @@ pub(super) fn run_goodput(budget: Budget) -> Vec<Measurement> {
     [plain, rtw, tso, ratio].concat()
 }
 
-/// The short-connection rate (default run).
+/// The short-connection rates (default run).
 pub(super) fn run_conn_rate(budget: Budget) -> Vec<Measurement> {
-    reported(CONN_RATE, conn_rate(conn_count(budget)).map(|r| measurement(CONN_RATE, r, "conn/s")))
+    let figure =
+        |name, model| reported(name, conn_rate(conn_count(budget), model).map(|r| measurement(name, r, "conn/s")));
+    [figure(CONN_RATE, ThreadModel::RunToCompletion), figure(CONN_RATE_RTW, ThreadModel::RunToWakeup)].concat()
 }
 
 /// Goodput over the kernel baseline, both measured now (opt-in: needs root).
@@ -304,10 +310,11 @@ impl Span {
     }
 }
 
-/// Short connections per second over `conns` echo connections (see the module doc).
-pub fn conn_rate(conns: u64) -> Result<f64, String> {
+/// Short connections per second over `conns` echo connections under
+/// thread model `model` (see the module doc).
+pub fn conn_rate(conns: u64, model: ThreadModel) -> Result<f64, String> {
     let bufs = GroupConfig::new(1, SERVER_MAC, SERVER_IP).bufs;
-    let mut world = world(CONN_SERVER_STACKS, CONN_CLIENT_STACKS, bufs, ThreadModel::RunToWakeup, false)?;
+    let mut world = world(CONN_SERVER_STACKS, CONN_CLIENT_STACKS, bufs, model, false)?;
     let (spawner, ledger) = (Spawner::new(), Arc::new(Ledger::default()));
     let listening = spawn_servers(&world.hosts[0].group, &spawner, &ledger, echo::server);
     let span = Arc::new(Span::default());
