@@ -43,7 +43,9 @@ pub fn drive(groups: &[&StackGroup], clock: &WallClock, tasks: Vec<Task<'_>>) ->
     let mut cx = Context::from_waker(Waker::noop());
     let start = std::time::Instant::now();
     while results.iter().any(Option::is_none) {
-        assert!(start.elapsed() < WAIT, "tasks still running after {WAIT:?}: {:?}", pending(&results));
+        if start.elapsed() >= WAIT {
+            panic!("tasks still running after {WAIT:?}: {:?}; stacks: {}", pending(&results), stats(groups));
+        }
         poll_groups(groups, clock);
         for (task, result) in tasks.iter_mut().zip(&mut results) {
             if let Some(fut) = task {
@@ -71,7 +73,9 @@ pub fn settle(groups: &[&StackGroup], clock: &WallClock, time: Duration) {
 pub fn poll_until(groups: &[&StackGroup], clock: &WallClock, done: impl Fn() -> bool) {
     let start = std::time::Instant::now();
     while !done() {
-        assert!(start.elapsed() < WAIT, "peer still waiting after {WAIT:?}");
+        if start.elapsed() >= WAIT {
+            panic!("peer still waiting after {WAIT:?}; stacks: {}", stats(groups));
+        }
         poll_groups(groups, clock);
     }
 }
@@ -82,6 +86,12 @@ fn poll_groups(groups: &[&StackGroup], clock: &WallClock) {
             group.poll(i, clock.now());
         }
     }
+}
+
+/// Every stack's counters, to show where frames stopped.
+fn stats(groups: &[&StackGroup]) -> String {
+    let each = |g: &&StackGroup| (0..g.len()).map(|i| format!("{:?}", g.stats(i))).collect::<Vec<_>>();
+    groups.iter().flat_map(each).collect::<Vec<_>>().join("; ")
 }
 
 fn pending(results: &[Option<io::Result<Vec<u8>>>]) -> Vec<usize> {
