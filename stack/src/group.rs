@@ -64,6 +64,47 @@ impl StackGroup {
         }
         port.start()?;
         let rss = RssConf::from_parts(conf.rss_key, conf.rss_types, port.reta_query()?);
+        Self::build(port, pool, config, rss, tso_pool)
+    }
+
+    /// Builds the stacks on a port another process configured and started:
+    /// a shared port of a domain, which only its primary may configure,
+    /// while the process running these stacks receives and sends on its
+    /// queues (stack `i` on queue `i`). `rss` is how that port spreads
+    /// frames over its queues, which outbound connections need to pick local
+    /// ports whose replies come back to the connecting stack. Flow-director
+    /// mode and TSO configure the port, so they are refused here.
+    pub fn on_configured_port(
+        port: Arc<dyn EthDev>,
+        pool: Mempool,
+        config: GroupConfig,
+        rss: RssConf,
+    ) -> Result<StackGroup, GroupError> {
+        check(&config)?;
+        if config.mode == ForwardMode::FlowDirector || config.tso {
+            let why = "flow-director mode and tso configure the port, which its configuring process does here";
+            return Err(GroupError::Config(why.into()));
+        }
+        let info = port.info();
+        if config.stacks > usize::from(info.max_rx_queues.min(info.max_tx_queues)) {
+            let queues = info.max_rx_queues.min(info.max_tx_queues);
+            return Err(GroupError::Config(format!(
+                "{} stacks need as many queues; the port has {queues}",
+                config.stacks
+            )));
+        }
+        Self::build(port, pool, config, rss, None)
+    }
+
+    /// The stacks, their rings and what they share, on a started port.
+    fn build(
+        port: Arc<dyn EthDev>,
+        pool: Mempool,
+        config: GroupConfig,
+        rss: RssConf,
+        tso_pool: Option<Mempool>,
+    ) -> Result<StackGroup, GroupError> {
+        let queues = config.stacks as u16;
         let nics = (0..queues).map(|q| Ok(NicQueue { rx: port.rx_queue(q)?, tx: port.tx_queue(q)? }));
         let nics = nics.collect::<Result<Vec<_>, DevError>>()?;
         let (soft, soft_ends) = rings(config.stacks, config.ring_size)?;

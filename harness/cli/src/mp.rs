@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ethdev::shm::dir;
 
-use ::mp::{client_server, ring_peer, simple, symmetric};
+use ::mp::{client_server, gazelle_vf, ring_peer, simple, symmetric};
 
 /// The `mp` subcommands.
 #[derive(clap::Subcommand)]
@@ -24,6 +24,10 @@ pub enum MpCommand {
     /// port0 and port1 receive to rings MProc_Client_<n>_RX; client n
     /// forwards out of the other port.
     ClientServer(ClientServerArgs),
+    /// gazelle with one VF per process: process 0 makes a VF per process
+    /// and switches between them, and serves TCP echo on its own; every
+    /// other process runs echo clients on its VF.
+    GazelleVf(GazelleVfArgs),
     /// The far end of the `ring.xproc.spsc.burst32` benchmark: drain a
     /// domain ring, checking the sequence, and print how many words came.
     #[command(hide = true)]
@@ -119,6 +123,44 @@ pub struct ClientServerArgs {
     runtime_dir: Option<PathBuf>,
 }
 
+/// Arguments of `dtnet mp gazelle-vf`.
+#[derive(clap::Args)]
+pub struct GazelleVfArgs {
+    /// The domain's prefix (gazelle's unix_prefix, DPDK's --file-prefix).
+    #[arg(long, default_value = "gazelle_vf")]
+    prefix: String,
+    /// Processes, one VF each.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(2..=64))]
+    num_procs: u16,
+    /// This process's number; process 0 is the primary and the server.
+    #[arg(long)]
+    proc_id: u16,
+    /// Clients: connections each makes.
+    #[arg(long, default_value_t = 8)]
+    conns: u32,
+    /// Bytes echoed per connection.
+    #[arg(long, default_value_t = 64 * 1024)]
+    bytes: u64,
+    /// Who polls the stacks.
+    #[arg(long, value_enum, default_value_t = ModelArg::Rtc)]
+    model: ModelArg,
+    /// Seconds a client waits for its primary.
+    #[arg(long, default_value_t = 5.0)]
+    wait: f64,
+    /// Runtime directory holding the domains.
+    #[arg(long)]
+    runtime_dir: Option<PathBuf>,
+}
+
+/// gazelle's thread models.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ModelArg {
+    /// Application threads run the stacks inside their calls.
+    Rtc,
+    /// A thread per stack; applications sleep until woken.
+    Rtw,
+}
+
 /// How the server spreads frames.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum DistributionArg {
@@ -143,6 +185,7 @@ pub fn run(command: MpCommand) -> Result<bool, String> {
         MpCommand::Simple(args) => args,
         MpCommand::Symmetric(args) => return run_symmetric(args),
         MpCommand::ClientServer(args) => return run_client_server(args),
+        MpCommand::GazelleVf(args) => return run_gazelle_vf(args),
         MpCommand::RingPeer { prefix, ring, runtime_dir } => {
             let count = ring_peer::drain(&prefix, &runtime_dir, &ring, || println!("attached"))?;
             println!("drained {count}");
@@ -201,6 +244,34 @@ fn run_symmetric(args: SymmetricArgs) -> Result<bool, String> {
         symmetric::Outcome::Secondary(counts) => {
             println!("symmetric_mp proc {}: {counts}", opts.proc_id);
             Ok(counts.rx[0] + counts.rx[1] == counts.tx[0] + counts.tx[1])
+        }
+    }
+}
+
+/// Runs one process of `gazelle-vf`: `Ok(true)` if its checks held.
+fn run_gazelle_vf(args: GazelleVfArgs) -> Result<bool, String> {
+    let opts = gazelle_vf::Options {
+        prefix: args.prefix,
+        base: args.runtime_dir.unwrap_or_else(dir::base_dir),
+        procs: args.num_procs,
+        proc_id: args.proc_id,
+        conns: args.conns,
+        bytes: args.bytes,
+        model: match args.model {
+            ModelArg::Rtc => stack::ThreadModel::RunToCompletion,
+            ModelArg::Rtw => stack::ThreadModel::RunToWakeup,
+        },
+        wait: wait(args.wait)?,
+    };
+    match gazelle_vf::run(&opts, |line| println!("{line}"))? {
+        gazelle_vf::Outcome::Primary(report) => {
+            println!("gazelle-vf primary: {report}");
+            let (served, expected) = report.served;
+            Ok(served == expected && report.switch_drops == 0 && report.deaths.is_empty() && report.in_use == 0)
+        }
+        gazelle_vf::Outcome::Client(intact, made) => {
+            println!("gazelle-vf proc {}: {intact} of {made} connections echoed intact", opts.proc_id);
+            Ok(intact == made)
         }
     }
 }

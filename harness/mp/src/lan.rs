@@ -15,57 +15,25 @@
 //! (until then it floods, which on a two-port bridge is the same port).
 //!
 //! The primary drives everything in one thread: the bridges switch on each
-//! [`Links`] call, with real time as their clock. It keeps reaching the
-//! shared wires through a lock so that it can reclaim a dead process's
-//! queues ([`Lan::reclaim`]) while the bridges own the wire ends.
-
-use std::sync::{Arc, Mutex, MutexGuard};
+//! [`Links`] call, with real time as their clock, and own the shared wire
+//! ends, which the primary still reaches to reclaim a dead process's queues
+//! ([`BridgedWires`]).
 
 use ethdev::dev::PortConf;
 use ethdev::mbuf::Mbuf;
-use ethdev::mempool::DeadOwner;
-use ethdev::mempool::{Mempool, MempoolConfig};
+use ethdev::mempool::{DeadOwner, Mempool, MempoolConfig};
 use ethdev::queue::{RxQueue, TxQueue};
 use ethdev::time::Instant;
-use ethdev::{EthDev, MacAddr, Wire};
-use user_vbridge::{Bridge, BridgeConfig, Direction, PortConfig, PortId};
+use ethdev::{EthDev, MacAddr};
+use user_vbridge::{Bridge, BridgeConfig, PortConfig};
 use user_veth::shared::{PortReclaim, SharedWire};
 use user_veth::{Veth, VethPort};
 
+use crate::bridged::{bridge_drops, BridgedWires};
 use crate::hosts::{host_mac, Links, PORTS};
 
 /// Buffers of each host NIC's pool (frames it receives from its bridge).
 const NIC_BUFFERS: u32 = 2048;
-
-/// A shared port's wire end, owned by a bridge yet reachable by the primary.
-struct Shared {
-    wire: Arc<Mutex<SharedWire>>,
-    name: String,
-}
-
-/// Locks a wire; a panic elsewhere in this single-threaded primary cannot
-/// leave it half-updated, so a poisoned lock is taken as it is.
-fn lock(wire: &Mutex<SharedWire>) -> MutexGuard<'_, SharedWire> {
-    wire.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Wire for Shared {
-    fn take_tx(&mut self, out: &mut Vec<Mbuf>, max: usize) -> usize {
-        lock(&self.wire).take_tx(out, max)
-    }
-
-    fn put_rx(&mut self, frames: &mut Vec<Mbuf>) {
-        lock(&self.wire).put_rx(frames);
-    }
-
-    fn link_up(&self) -> bool {
-        lock(&self.wire).link_up()
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
 
 /// One host's NIC: its port (kept alive) and its queue handles.
 struct Nic {
@@ -93,7 +61,7 @@ impl Nic {
 pub struct Lan {
     bridges: Vec<Bridge>,
     nics: Vec<Nic>,
-    wires: Vec<Arc<Mutex<SharedWire>>>,
+    wires: BridgedWires,
     started: std::time::Instant,
 }
 
@@ -101,18 +69,14 @@ impl Lan {
     /// Plugs the shared ports' wire ends `wires` (port0, port1) into a
     /// bridge each, beside a host.
     pub fn new(wires: Vec<SharedWire>) -> Result<Lan, String> {
-        let mut lan =
-            Lan { bridges: Vec::new(), nics: Vec::new(), wires: Vec::new(), started: std::time::Instant::now() };
+        let started = std::time::Instant::now();
+        let mut lan = Lan { bridges: Vec::new(), nics: Vec::new(), wires: BridgedWires::default(), started };
         for (p, wire) in wires.into_iter().enumerate() {
             let config = BridgeConfig { name: format!("bridge{p}"), ..BridgeConfig::default() };
             let mut bridge = Bridge::new(config).map_err(|e| e.to_string())?;
             lan.nics.push(Nic::plug(p, &mut bridge)?);
-            let wire = Arc::new(Mutex::new(wire));
             let name = PORTS.get(p).map_or_else(|| format!("port{p}"), |n| (*n).to_owned());
-            bridge
-                .add_port(Box::new(Shared { wire: wire.clone(), name }), PortConfig::default())
-                .map_err(|e| e.to_string())?;
-            lan.wires.push(wire);
+            lan.wires.plug(&mut bridge, wire, name)?;
             lan.bridges.push(bridge);
         }
         Ok(lan)
@@ -120,20 +84,12 @@ impl Lan {
 
     /// Reclaims what `dead` held of the shared ports ([`SharedWire::reclaim`]).
     pub fn reclaim(&mut self, dead: &DeadOwner) -> PortReclaim {
-        let mut guards: Vec<_> = self.wires.iter().map(|w| lock(w)).collect();
-        SharedWire::reclaim(&mut guards, dead)
+        self.wires.reclaim(dead)
     }
 
     /// Frames the bridges dropped, on their links or in the switch.
     pub fn drops(&self) -> u64 {
-        let links = |b: &Bridge| -> u64 {
-            (0..b.port_count())
-                .flat_map(|i| Direction::BOTH.map(|d| (PortId(i as u16), d)))
-                .filter_map(|(port, d)| b.link_stats(port, d))
-                .map(|s| s.drops.total())
-                .sum()
-        };
-        self.bridges.iter().map(|b| b.switch_stats().drops.total() + links(b)).sum()
+        self.bridges.iter().map(bridge_drops).sum()
     }
 
     /// Frames the bridges switched: each frame twice, into its port and out

@@ -1,4 +1,5 @@
-//! DPDK's multi-process samples, run as real processes sharing a domain.
+//! DPDK's multi-process samples and gazelle's multi-process modes, run as
+//! real processes sharing a domain.
 //!
 //! Each sample keeps DPDK's object names, so a DPDK user recognises them,
 //! and replaces what DPDK leaves to luck with what dtnet proves: every
@@ -16,6 +17,8 @@
 //!   ports receive to clients' rings `MProc_Client_<n>_RX`, round-robin or
 //!   by flow hash, with heartbeats, counted drops, and clients that die
 //!   and rejoin.
+//! - [`gazelle_vf`]: gazelle with one VF per process, stacks in every
+//!   process talking TCP through the NIC's switch in the primary.
 //!
 //! A sample is a loop of non-blocking steps over shared-memory rings; the
 //! process itself (the `dtnet mp` command) is its executor. The [`procs`]
@@ -23,12 +26,15 @@
 //! scenarios with `executor = "procs"`.
 //!
 //! This crate is the multi-process room of the `harness/` directory: it
-//! depends only on `ethdev` (shared-memory domains), `user-veth` (shared
-//! ports) and `user-vbridge` (the hosts' bridges); the `dtnet mp`
+//! depends on `ethdev` (shared-memory domains), `user-veth` (shared
+//! ports), `user-vbridge` (the hosts' bridges, the NIC's switch), `stack`
+//! and `sim` (stacks and the apps and executor that run them); the `dtnet mp`
 //! command runs its samples and the `bench` crate's cross-process ring
 //! benchmark drives [`ring_peer`].
 
+pub mod bridged;
 pub mod client_server;
+pub mod gazelle_vf;
 pub mod hosts;
 pub mod lan;
 pub mod message;

@@ -33,7 +33,9 @@ pub async fn server(api: Api, listener: Fd, spawner: Spawner, thread: usize, led
     accept_loop(api, listener, spawner, thread, move |api, fd, peer| handle(api, fd, peer, Arc::clone(&ledger))).await
 }
 
-async fn handle(api: Api, fd: Fd, peer: SocketAddr, ledger: Arc<Ledger>) -> io::Result<()> {
+/// Echoes accepted connection `fd` from `peer` until its end, then records
+/// it in `ledger` and closes it.
+pub async fn handle(api: Api, fd: Fd, peer: SocketAddr, ledger: Arc<Ledger>) -> io::Result<()> {
     let mut total = 0;
     loop {
         let data = api.recv(fd, CHUNK).await?;
