@@ -47,6 +47,10 @@ pub enum SockOpt {
     ReuseAddr(bool),
     /// `O_NONBLOCK`: calls that would block fail with `WouldBlock`.
     NonBlocking(bool),
+    /// `TCP_USER_TIMEOUT`, for connected sockets: a connection whose data
+    /// or keep-alive probes stay unacknowledged this long is aborted (a
+    /// peer that vanished, such as a killed process). `None` waits forever.
+    UserTimeout(Option<std::time::Duration>),
 }
 
 /// How `shutdown` closes a connection.
@@ -138,8 +142,19 @@ impl Api {
     /// `setsockopt()`.
     pub async fn setsockopt(&self, fd: Fd, opt: SockOpt) -> io::Result<()> {
         let entry = self.entry(fd)?;
-        if let (SockOpt::NoDelay(on), FdState::Connected { stack, sock, .. }) = (opt, &entry.state) {
-            self.call(*stack, Op::NoDelay(*sock, on), None).await?;
+        match (opt, &entry.state) {
+            (SockOpt::NoDelay(on), FdState::Connected { stack, sock, .. }) => {
+                self.call(*stack, Op::NoDelay(*sock, on), None).await?;
+            }
+            (SockOpt::UserTimeout(after), FdState::Connected { stack, sock, .. }) => {
+                return self.call(*stack, Op::UserTimeout(*sock, after), None).await.map(drop);
+            }
+            (SockOpt::UserTimeout(_), _) => {
+                return Err(error::invalid(
+                    "TCP_USER_TIMEOUT applies to a connected socket (set it after connect or accept)",
+                ));
+            }
+            _ => {}
         }
         self.update(fd, |e| match opt {
             SockOpt::NoDelay(on) => e.opts.nodelay = on,
@@ -147,6 +162,7 @@ impl Api {
             SockOpt::SndBuf(n) => e.opts.bufs.tx = n.max(1024),
             SockOpt::ReuseAddr(on) => e.opts.reuse = on,
             SockOpt::NonBlocking(on) => e.opts.nonblocking = on,
+            SockOpt::UserTimeout(_) => {}
         })
     }
 

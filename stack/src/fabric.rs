@@ -60,6 +60,12 @@ pub struct GroupConfig {
     /// IPv6 TCP gets checksum offload only: smoltcp 0.14 drops IPv6
     /// packets above the IP MTU whatever the device offers.
     pub tso: bool,
+    /// Where the search for ephemeral ports starts, in ports from the
+    /// range's start (49152): 0 by default, so that runs are reproducible;
+    /// a process restarted beside peers that may still hold its
+    /// predecessor's connections sets its own, as Linux's randomised
+    /// search (RFC 6056) keeps a new process off its predecessor's ports.
+    pub ephemeral_offset: u16,
 }
 
 impl GroupConfig {
@@ -80,6 +86,7 @@ impl GroupConfig {
             owner_base: 1,
             ring_size: 4096,
             tso: false,
+            ephemeral_offset: 0,
         }
     }
 }

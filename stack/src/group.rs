@@ -23,6 +23,7 @@ use crate::device::TSO_FRAME;
 use crate::dispatch::Tables;
 use crate::fabric::{Fabric, Inbox, NicQueue, CATCHALL_PRIORITY};
 use crate::instance::{Instance, StackStats};
+use crate::ports::PortTable;
 
 pub use crate::fabric::GroupConfig;
 
@@ -109,6 +110,7 @@ impl StackGroup {
         let nics = nics.collect::<Result<Vec<_>, DevError>>()?;
         let (soft, soft_ends) = rings(config.stacks, config.ring_size)?;
         let (rpc, rpc_ends) = rings(config.stacks, config.ring_size)?;
+        let ports = Mutex::new(PortTable::starting_at(config.ephemeral_offset));
         let fabric = Arc::new(Fabric {
             soft,
             rpc,
@@ -118,7 +120,7 @@ impl StackGroup {
             tso_pool,
             rss,
             tables: Tables::default(),
-            ports: Mutex::default(),
+            ports,
             fds: Mutex::default(),
         });
         let inboxes = soft_ends.into_iter().zip(rpc_ends).map(|(soft, rpc)| Inbox { soft, rpc });

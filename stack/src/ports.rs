@@ -38,6 +38,13 @@ pub(crate) struct PortTable {
 }
 
 impl PortTable {
+    /// A table whose first ephemeral search starts `offset` ports into the
+    /// range (wrapping), as RFC 6056 randomisation places a process's.
+    pub(crate) fn starting_at(offset: u16) -> PortTable {
+        let span = EPHEMERAL.end() - EPHEMERAL.start() + 1;
+        PortTable { used: HashMap::new(), cursor: offset % span }
+    }
+
     /// Claims `port`; shared only when all holders ask for reuse.
     pub(crate) fn bind(&mut self, proto: Proto, port: u16, reuse: bool) -> io::Result<()> {
         match self.used.get_mut(&(proto, port)) {
@@ -101,5 +108,14 @@ mod tests {
         assert!(t.ephemeral(Proto::Tcp, |q| q == p).is_err(), "a used port is never handed out twice");
         t.release(Proto::Tcp, p);
         assert_eq!(t.ephemeral(Proto::Tcp, |q| q == p).unwrap(), p);
+    }
+
+    #[test]
+    fn an_offset_table_starts_its_search_there_and_wraps() {
+        let mut t = PortTable::starting_at(16383);
+        assert_eq!(t.ephemeral(Proto::Tcp, |_| true).unwrap(), 65535);
+        assert_eq!(t.ephemeral(Proto::Tcp, |_| true).unwrap(), 49152, "the search wraps to the range's start");
+        let mut t = PortTable::starting_at(16384 + 7);
+        assert_eq!(t.ephemeral(Proto::Tcp, |_| true).unwrap(), 49152 + 7, "offsets beyond the range wrap");
     }
 }

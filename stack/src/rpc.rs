@@ -96,6 +96,8 @@ pub(crate) enum Op {
     Close(SockId),
     /// Disable or enable Nagle's algorithm.
     NoDelay(SockId, bool),
+    /// Abort the connection after this long without an acknowledgement.
+    UserTimeout(SockId, Option<std::time::Duration>),
     /// Open a UDP socket bound to `port`.
     UdpBind { port: u16, bufs: BufSizes },
     /// Send one datagram.

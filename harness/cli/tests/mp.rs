@@ -94,6 +94,8 @@ fn a_secondary_killed_at_random_moments_is_always_reclaimed_in_full() {
         std::thread::sleep(delay);
         victim.kill().unwrap();
         victim.wait().unwrap();
+        // The heir starts once the primary has reclaimed the VF's queues.
+        line(&mut out, "died");
         let (report, status) = finish(p, out);
         let context = format!("trial {trial} (killed after {delay:?}): {report}{}", text(&status.stderr));
         assert!(status.status.success(), "{context}");
@@ -243,6 +245,8 @@ fn a_symmetric_mp_process_killed_and_restarted_loses_only_what_it_held() {
         std::thread::sleep(delay);
         victim.kill().unwrap();
         victim.wait().unwrap();
+        // The heir starts once the primary has reclaimed the VF's queues.
+        line(&mut out, "died");
         line(&mut out, &format!("died {}", victim.id()));
         let heir = symmetric(base.path(), 3, 2, "100000").output().unwrap();
         let survivor = survivor.wait_with_output().unwrap();
@@ -483,10 +487,10 @@ fn independent_domains_run_side_by_side_without_seeing_each_other() {
     }
 }
 
-fn gazelle_vf(base: &Path, model: &str, id: u16) -> Command {
+fn gazelle_vf(base: &Path, model: &str, id: u16, bytes: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dtnet"));
     cmd.args(["mp", "gazelle-vf", "--num-procs", "3", "--proc-id", &id.to_string(), "--model", model])
-        .args(["--conns", "6", "--bytes", "100000", "--runtime-dir"])
+        .args(["--conns", "6", "--bytes", bytes, "--runtime-dir"])
         .arg(base)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -503,10 +507,11 @@ fn gazelle_vf(base: &Path, model: &str, id: u16) -> Command {
 fn gazelle_processes_on_their_own_vfs_talk_tcp_through_the_nic_switch() {
     for model in ["rtc", "rtw"] {
         let base = tempfile::tempdir().unwrap();
-        let mut p = gazelle_vf(base.path(), model, 0).spawn().unwrap();
+        let mut p = gazelle_vf(base.path(), model, 0, "100000").spawn().unwrap();
         let mut out = BufReader::new(p.stdout.take().unwrap());
         line(&mut out, "ready");
-        let clients: Vec<Child> = (1..3).map(|n| gazelle_vf(base.path(), model, n).spawn().unwrap()).collect();
+        let clients: Vec<Child> =
+            (1..3).map(|n| gazelle_vf(base.path(), model, n, "100000").spawn().unwrap()).collect();
         for (n, client) in (1..).zip(clients) {
             let client = client.wait_with_output().unwrap();
             let said = text(&client.stdout);
@@ -516,8 +521,44 @@ fn gazelle_processes_on_their_own_vfs_talk_tcp_through_the_nic_switch() {
         let report = line(&mut out, "gazelle-vf primary:");
         let status = p.wait_with_output().unwrap();
         assert!(status.status.success(), "{model}: {report}{}", text(&status.stderr));
-        assert!(report.contains("served 12 of 12 connections in full;"), "{model}: {report}");
-        assert!(report.ends_with("switch drops 0; deaths 0; vf pools in use 0\n"), "{model}: {report}");
+        assert!(report.contains("served 12 of 12 connections in full, aborted 0 of 12 accepted;"), "{model}: {report}");
+        assert!(report.ends_with("switch drops 0; deaths 0, dead own 0; vf pools in use 0\n"), "{model}: {report}");
         assert!(!base.path().join("gazelle_vf").exists(), "{model}: the last process out removed the domain");
+    }
+}
+
+/// gazelle with one VF per process, `kill -9` of a client in the middle
+/// of its connections, then its heir: the primary reclaims the dead's VF
+/// (nothing left marked as the dead's, every pool back to its baseline),
+/// the server aborts only the dead's connections (its keep-alives go
+/// unanswered or meet the heir's resets), and the heir and the untouched
+/// client echo every connection intact. Under both thread models, at a
+/// few moments.
+#[test]
+fn a_gazelle_process_killed_on_its_vf_is_reclaimed_and_its_heir_takes_over() {
+    for (model, after_ms) in [("rtc", 5), ("rtw", 20), ("rtc", 40), ("rtw", 2)] {
+        let base = tempfile::tempdir().unwrap();
+        let client = |n: u16| gazelle_vf(base.path(), model, n, "4000000").spawn().unwrap();
+        let mut p = gazelle_vf(base.path(), model, 0, "4000000").spawn().unwrap();
+        let mut out = BufReader::new(p.stdout.take().unwrap());
+        line(&mut out, "ready");
+        let (mut victim, other) = (client(1), client(2));
+        line(&mut out, "joined");
+        line(&mut out, "joined");
+        std::thread::sleep(Duration::from_millis(after_ms));
+        victim.kill().unwrap();
+        victim.wait().unwrap();
+        // The heir starts once the primary has reclaimed the VF's queues.
+        line(&mut out, "died");
+        let heir = client(1).wait_with_output().unwrap();
+        assert!(heir.status.success(), "{model}: heir: {}{}", text(&heir.stdout), text(&heir.stderr));
+        let other = other.wait_with_output().unwrap();
+        assert!(other.status.success(), "{model}: proc 2: {}{}", text(&other.stdout), text(&other.stderr));
+        let report = line(&mut out, "gazelle-vf primary:");
+        let status = p.wait_with_output().unwrap();
+        let context = format!("{model}, kill after {after_ms} ms: {report}{}", text(&status.stderr));
+        assert!(status.status.success(), "{context}");
+        assert!(report.contains("switch drops 0; deaths 1, dead own 0; vf pools in use 0"), "{context}");
+        assert!(!base.path().join("gazelle_vf").exists(), "{context}: the last process out removed the domain");
     }
 }

@@ -14,14 +14,22 @@
 //! the owner id the domain's control channel gave the process, so
 //! reclamation after a death finds every buffer it held.
 //!
-//! The primary's checks: every connection of every client served in full,
-//! the switch dropped nothing and its counters add up, and once everyone
-//! has left every VF pool is back to its baseline. A client's checks: every
-//! connection echoed intact.
+//! A client killed mid-run (`kill -9`) loses its VF's queues and buffers to
+//! the primary's reclamation, and a client restarted with the same
+//! `--proc-id` takes the VF again. The server learns of the dead's
+//! connections as a kernel would: its keep-alive probes go unanswered (or
+//! the heir's fresh stack resets them) and `TCP_USER_TIMEOUT` aborts them.
+//!
+//! The primary's checks: every client process finished once (the first or
+//! an heir), every connection the server accepted was served in full or
+//! aborted after its client died (and only then), the switch dropped
+//! nothing and its counters add up, nothing in any VF pool belongs to the
+//! dead, and once everyone has left every VF pool is back to its baseline.
+//! A client's checks: every connection echoed intact.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,7 +41,8 @@ use ethdev::shm::{Domain, DomainOptions, Role, Zone};
 use ethdev::{EthDev, MacAddr};
 use sim::apps::{echo, listen, Ledger, Side};
 use sim::exec::{self, RealClock, Spawner};
-use stack::{Api, GroupConfig, StackGroup, ThreadModel};
+use sim::latch::Latch;
+use stack::{Api, Fd, GroupConfig, SockOpt, StackGroup, ThreadModel};
 use user_vbridge::{Bridge, BridgeConfig};
 use user_veth::shared::{PortSpec, SharedPort, SharedVeth};
 
@@ -50,6 +59,11 @@ const VF_BUFFERS: u32 = 4096;
 /// after their tasks to finish closing.
 const LINGER: Duration = Duration::from_secs(60);
 const DRAIN: Duration = Duration::from_millis(50);
+/// How long the server's connections wait for a vanished client: well
+/// above any stall a live client's process suffers on a loaded machine
+/// (at 2 s, a starved live client lost a connection in one trial of ~24
+/// beside a busy loop on two cores).
+const USER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -75,14 +89,20 @@ pub struct Options {
 /// What the primary saw.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
-    /// Connections served in full, and those expected.
+    /// Connections served in full, and those expected (each client's).
     pub served: (usize, usize),
+    /// Connections aborted because their client vanished.
+    pub aborted: usize,
+    /// Connections accepted.
+    pub accepted: usize,
     /// Frames the NIC's switch carried between VFs.
     pub switched: u64,
     /// Frames it dropped.
     pub switch_drops: u64,
     /// Processes that died, with the buffers reclaimed from each.
     pub deaths: Vec<(u32, usize)>,
+    /// Buffers and queues still marked as the dead's after reclamation.
+    pub dead_own: usize,
     /// Buffers in use in every VF pool once everyone left.
     pub in_use: usize,
 }
@@ -90,8 +110,10 @@ pub struct Report {
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (served, expected) = self.served;
-        write!(f, "served {served} of {expected} connections in full; switched {}, ", self.switched)?;
-        write!(f, "switch drops {}; deaths {}; vf pools in use {}", self.switch_drops, self.deaths.len(), self.in_use)
+        write!(f, "served {served} of {expected} connections in full, ")?;
+        write!(f, "aborted {} of {} accepted; switched {}, ", self.aborted, self.accepted, self.switched)?;
+        write!(f, "switch drops {}; deaths {}, dead own {}; ", self.switch_drops, self.deaths.len(), self.dead_own)?;
+        write!(f, "vf pools in use {}", self.in_use)
     }
 }
 
@@ -134,7 +156,11 @@ fn group(opts: &Options, n: u16, port: SharedPort, owner: Owner) -> Result<Stack
     let config = GroupConfig {
         model: opts.model,
         owner_base: owner.0,
-        seed: u64::from(n) + 1,
+        // A new process picks new initial sequence numbers and ports, as
+        // Linux's would: an heir must not reuse its predecessor's (the
+        // server may still hold the dead's connections on those four-tuples).
+        seed: u64::from(n) << 32 | u64::from(std::process::id()),
+        ephemeral_offset: std::process::id() as u16,
         ..GroupConfig::new(1, vf_mac(n), vf_ip(n))
     };
     let pool = port.pool().clone();
@@ -186,9 +212,13 @@ impl Nic {
         Ok(nic)
     }
 
-    /// Buffers in use over every VF pool.
-    fn in_use(&self) -> usize {
-        self.ports.iter().map(|p| p.pool().in_use()).sum()
+    /// Takes the switch and the wire ends down (frames still waiting for
+    /// processes that left go back to their pools) and returns the buffers
+    /// in use over every VF pool.
+    fn close(self) -> usize {
+        let Nic { ports, switch, wires } = self;
+        drop((switch, wires));
+        ports.iter().map(|p| p.pool().in_use()).sum()
     }
 }
 
@@ -201,73 +231,142 @@ fn primary(opts: &Options, domain: &Domain, mut say: impl FnMut(String)) -> Resu
     let listening = domain.reserve(LISTENING, 8).map_err(|e| err(&e))?;
     let mut control = ControlServer::bind(domain).map_err(|e| err(&e))?;
     let own = SharedPort::attach(domain, &vf_name(0), PRIMARY_OWNER).map_err(|e| err(&e))?;
-    let server = group(opts, 0, own, PRIMARY_OWNER)?;
-    let expected = usize::from(opts.procs - 1) * opts.conns as usize;
-    let (spawner, ledger) = (Spawner::new(), Arc::new(Ledger::default()));
-    spawn_server(&server, &spawner, &ledger, listening, expected);
+    let server = Server::start(group(opts, 0, own, PRIMARY_OWNER)?, listening, opts.bytes);
     say(format!("ready {}", std::process::id()));
 
     let mut report = Report::default();
     let started = Instant::now();
-    let served = std::thread::scope(|s| -> Result<usize, String> {
-        let stacks = s.spawn(|| exec::threads::run_groups(std::slice::from_ref(&server), &spawner, LINGER, DRAIN));
-        let (mut joined, mut live) = (0u16, 0u16);
-        while !stacks.is_finished() || live > 0 || joined + 1 < opts.procs {
+    let mut finished = vec![false; usize::from(opts.procs)];
+    finished[0] = true;
+    std::thread::scope(|s| -> Result<(), String> {
+        let stacks =
+            s.spawn(|| exec::threads::run_groups(std::slice::from_ref(&server.group), &server.spawner, LINGER, DRAIN));
+        let mut live = 0u16;
+        while !stacks.is_finished() {
             for event in control.poll() {
                 match event {
                     ControlEvent::Registered(peer) => {
-                        (joined, live) = (joined + 1, live + 1);
+                        live += 1;
                         say(format!("joined {}", peer.pid));
                     }
-                    ControlEvent::LoggedOut(_) => live -= 1,
+                    ControlEvent::LoggedOut(peer) => {
+                        live -= 1;
+                        let n = peer.name.strip_prefix("gazelle-vf-").and_then(|n| n.parse::<usize>().ok());
+                        if let Some(done) = n.and_then(|n| finished.get_mut(n)) {
+                            *done = true;
+                        }
+                    }
                     ControlEvent::Died(peer, dead) => {
                         let reclaimed = nic.wires.reclaim(&dead);
                         tracing::warn!(pid = peer.pid, ?reclaimed, "a process died; its VF was reclaimed");
                         report.deaths.push((peer.pid, reclaimed.held + reclaimed.cached + reclaimed.unsent));
+                        report.dead_own += reclaimed.left;
                         live -= 1;
                         say(format!("died {}", peer.pid));
                     }
                     ControlEvent::Refused { .. } => {}
                 }
             }
+            if live == 0 && finished.iter().all(|&f| f) {
+                server.release.count_down();
+            }
             if started.elapsed() > LINGER + Duration::from_secs(5) {
-                return Err(format!(
-                    "after {LINGER:?}: {joined} of {} clients joined, {live} attached",
-                    opts.procs - 1
-                ));
+                return Err(format!("after {LINGER:?}: clients finished {finished:?}, {live} attached"));
             }
             nic.switch.poll(ethdev::Instant::ZERO + started.elapsed());
             std::thread::yield_now();
         }
         let outcome = stacks.join().map_err(|_| "the server's stack threads panicked".to_string())?;
-        outcome.ok().map_err(|why| format!("server: {why}"))?;
-        Ok(ledger.side(Side::Server).iter().filter(|r| r.bytes == opts.bytes).count())
+        outcome.ok().map_err(|why| format!("server: {why}"))
     })?;
-    report.served = (served, expected);
+    let full = server.ledger.side(Side::Server).iter().filter(|r| r.bytes == opts.bytes).count();
+    report.served = (full, usize::from(opts.procs - 1) * opts.conns as usize);
+    report.aborted = server.aborted.load(Ordering::Acquire);
+    report.accepted = server.accepted.load(Ordering::Acquire);
     nic.switch.check_accounting()?;
     report.switched = nic.switch.switch_stats().switched;
     report.switch_drops = bridge_drops(&nic.switch);
     drop(server);
-    report.in_use = nic.in_use();
+    report.in_use = nic.close();
     Ok(report)
 }
 
-/// The server task: listens, says so in `listening`, and serves exactly
-/// `expected` connections, each in a task of its own.
-fn spawn_server(server: &StackGroup, spawner: &Spawner, ledger: &Arc<Ledger>, listening: Zone, expected: usize) {
-    let api = Api::new(server, 0, Arc::new(RealClock::new()));
-    let (tasks, ledger) = (spawner.clone(), Arc::clone(ledger));
-    spawner.spawn(0, "server", async move {
-        let fd = listen(&api, PORT).await?;
-        if let Some(word) = listening.u64s().first() {
-            word.store(1, Ordering::Release);
+/// The primary's echo server on its own VF, and what it counts.
+struct Server {
+    group: StackGroup,
+    spawner: Spawner,
+    ledger: Arc<Ledger>,
+    /// Counted down once every client has finished: the server may stop.
+    release: Arc<Latch>,
+    accepted: Arc<AtomicUsize>,
+    aborted: Arc<AtomicUsize>,
+}
+
+impl Server {
+    /// Spawns the server's tasks on `group`: a listener that says so in
+    /// `listening` and serves every connection (`bytes` each) in a task of
+    /// its own, and a
+    /// task that ends when [`Server::release`] is counted down (the
+    /// listener is a daemon, so the run ends once that task and every
+    /// connection are done).
+    fn start(group: StackGroup, listening: Zone, bytes: u64) -> Server {
+        let server = Server {
+            group,
+            spawner: Spawner::new(),
+            ledger: Arc::default(),
+            release: Latch::new(1),
+            accepted: Arc::default(),
+            aborted: Arc::default(),
+        };
+        let release = Arc::clone(&server.release);
+        server.spawner.spawn(0, "until every client is done", async move {
+            release.wait().await;
+            Ok(())
+        });
+        let api = Api::new(&server.group, 0, Arc::new(RealClock::new()));
+        let (tasks, ledger) = (server.spawner.clone(), Arc::clone(&server.ledger));
+        let (accepted, aborted) = (Arc::clone(&server.accepted), Arc::clone(&server.aborted));
+        server.spawner.spawn_daemon(0, "listener", async move {
+            let fd = listen(&api, PORT).await?;
+            if let Some(word) = listening.u64s().first() {
+                word.store(1, Ordering::Release);
+            }
+            loop {
+                let (conn, peer) = api.accept(fd).await?;
+                accepted.fetch_add(1, Ordering::AcqRel);
+                let serve = serve(api.clone(), conn, peer, bytes, Arc::clone(&ledger), Arc::clone(&aborted));
+                tasks.spawn(0, format!("echo {peer}"), serve);
+            }
+        });
+        server
+    }
+}
+
+/// Echoes one connection of `bytes`; one whose client vanished ends
+/// early, aborted by `TCP_USER_TIMEOUT` or reset by the client's heir (or
+/// cut short when the aborted socket reads as closed), and is counted.
+async fn serve(
+    api: Api,
+    conn: Fd,
+    peer: SocketAddr,
+    bytes: u64,
+    ledger: Arc<Ledger>,
+    aborted: Arc<AtomicUsize>,
+) -> std::io::Result<()> {
+    api.setsockopt(conn, SockOpt::UserTimeout(Some(USER_TIMEOUT))).await?;
+    match echo::handle(api.clone(), conn, peer, ledger).await {
+        Ok(echoed) if echoed == bytes => {}
+        Ok(echoed) => {
+            tracing::info!(%peer, echoed, "a connection ended early");
+            aborted.fetch_add(1, Ordering::AcqRel);
         }
-        for _ in 0..expected {
-            let (conn, peer) = api.accept(fd).await?;
-            tasks.spawn(0, format!("echo {peer}"), echo::handle(api.clone(), conn, peer, Arc::clone(&ledger)));
+        Err(e) => {
+            tracing::info!(%peer, %e, "a connection ended without its client");
+            aborted.fetch_add(1, Ordering::AcqRel);
+            api.close(conn).await?;
         }
-        api.close(fd).await
-    });
+    }
+    Ok(())
 }
 
 /// A client process: its connections, then how many came back intact.

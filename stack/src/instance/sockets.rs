@@ -138,6 +138,10 @@ impl Instance {
             Op::ShutdownWrite(id) => self.with_conn(id, |s| s.close()).map(|()| Reply::Done),
             Op::Close(id) => self.close(id),
             Op::NoDelay(id, on) => self.with_conn(id, |s| s.set_nagle_enabled(!on)).map(|()| Reply::Done),
+            Op::UserTimeout(id, after) => {
+                let after = after.map(|d| smoltcp::time::Duration::from_micros(d.as_micros() as u64));
+                self.with_conn(id, |s| s.set_timeout(after)).map(|()| Reply::Done)
+            }
             Op::UdpBind { port, bufs } => Ok(Reply::Sock(self.udp_bind(port, bufs))),
             Op::UdpSend(id, data, to) => self.udp_send(id, &data, to),
             Op::UdpRecv(id, n) => self.udp_recv(id, n),

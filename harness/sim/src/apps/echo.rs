@@ -30,12 +30,16 @@ where
 
 /// Serves echo clients on `listener` forever.
 pub async fn server(api: Api, listener: Fd, spawner: Spawner, thread: usize, ledger: Arc<Ledger>) -> io::Result<()> {
-    accept_loop(api, listener, spawner, thread, move |api, fd, peer| handle(api, fd, peer, Arc::clone(&ledger))).await
+    accept_loop(api, listener, spawner, thread, move |api, fd, peer| {
+        let ledger = Arc::clone(&ledger);
+        async move { handle(api, fd, peer, ledger).await.map(drop) }
+    })
+    .await
 }
 
 /// Echoes accepted connection `fd` from `peer` until its end, then records
-/// it in `ledger` and closes it.
-pub async fn handle(api: Api, fd: Fd, peer: SocketAddr, ledger: Arc<Ledger>) -> io::Result<()> {
+/// it in `ledger`, closes it, and returns how many bytes it echoed.
+pub async fn handle(api: Api, fd: Fd, peer: SocketAddr, ledger: Arc<Ledger>) -> io::Result<u64> {
     let mut total = 0;
     loop {
         let data = api.recv(fd, CHUNK).await?;
@@ -47,7 +51,7 @@ pub async fn handle(api: Api, fd: Fd, peer: SocketAddr, ledger: Arc<Ledger>) -> 
     }
     let (local, stack) = (api.getsockname(fd)?, api.stack_of(fd)?);
     ledger.record(ConnRecord { side: Side::Server, stack, local, peer, bytes: total });
-    api.close(fd).await
+    api.close(fd).await.map(|()| total)
 }
 
 /// Echoes `len` bytes of stream `id` through `server`, checking each chunk.
