@@ -74,6 +74,14 @@ fn ten_seeded_kills_in_client_server_mp_are_reclaimed_in_full() {
     seeded_kills("mp-client-server-kill.toml", 1..11);
 }
 
+/// gazelle with one VF per process, both thread models: the victim's VF
+/// is reclaimed and its heir echoes every connection intact.
+#[test]
+fn seeded_kills_in_gazelle_vf_are_reclaimed_under_both_thread_models() {
+    seeded_kills("mp-gazelle-vf-kill.toml", 1..4);
+    seeded_kills("mp-gazelle-vf-kill-rtw.toml", 1..4);
+}
+
 /// A victim nobody replaces leaves its queues unserved: the run cannot
 /// finish, and the executor ends it at the deadline as a failure naming
 /// the late processes, instead of hanging.
@@ -127,6 +135,11 @@ fn impossible_faults_are_refused_at_load() {
         "executor = \"procs\"\n[procs]\nsample = \"simple_mp\"\nprocesses = 3\n",
         "simple_mp runs exactly 2 processes",
     );
+    refuse(
+        &format!("{procs}thread_model = \"run_to_wakeup\"\n"),
+        "key \"procs.thread_model\": only gazelle_vf runs stacks",
+    );
+    refuse(&format!("{procs}bytes = \"1MiB\"\n"), "key \"procs.bytes\": only gazelle_vf runs stacks");
 }
 
 /// The procs executor needs no privilege: as root the gate also runs a

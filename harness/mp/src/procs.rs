@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{kill_process, Pid, Signal};
 
+use stack::ThreadModel;
+
 use crate::client_server::Distribution;
 
 /// Earliest and latest moment `at = "random"` draws, after every process joined.
@@ -42,6 +44,17 @@ pub enum Sample {
     Symmetric,
     /// client_server_mp: a server and `processes - 1` clients.
     ClientServer(Distribution),
+    /// gazelle with one VF per process: an echo server and `processes - 1`
+    /// clients, each making `conns` connections of `bytes`, their stacks
+    /// run as `model` says.
+    GazelleVf {
+        /// Who polls the stacks.
+        model: ThreadModel,
+        /// Connections per client.
+        conns: u32,
+        /// Bytes echoed per connection.
+        bytes: u64,
+    },
 }
 
 impl Sample {
@@ -51,16 +64,18 @@ impl Sample {
             Sample::Simple => "simple_mp",
             Sample::Symmetric => "symmetric_mp",
             Sample::ClientServer(_) => "client_server_mp",
+            Sample::GazelleVf { .. } => "gazelle_vf",
         }
     }
 
     /// The names of a run's processes, primary first: `primary`,
     /// `secondary` (simple_mp); `proc-0`.. (symmetric_mp); `server`,
-    /// `client-0`.. (client_server_mp).
+    /// `client-0`.. (client_server_mp); `proc-0`.. (gazelle_vf, as its
+    /// `--proc-id`s).
     pub fn process_names(self, processes: u16) -> Vec<String> {
         match self {
             Sample::Simple => vec!["primary".into(), "secondary".into()],
-            Sample::Symmetric => (0..processes).map(|n| format!("proc-{n}")).collect(),
+            Sample::Symmetric | Sample::GazelleVf { .. } => (0..processes).map(|n| format!("proc-{n}")).collect(),
             Sample::ClientServer(_) => {
                 std::iter::once("server".into()).chain((0..processes - 1).map(|n| format!("client-{n}"))).collect()
             }
@@ -73,6 +88,7 @@ impl Sample {
             Sample::Simple => "simple_mp primary:",
             Sample::Symmetric => "symmetric_mp primary:",
             Sample::ClientServer(_) => "client_server_mp server:",
+            Sample::GazelleVf { .. } => "gazelle-vf primary:",
         }
     }
 
@@ -262,6 +278,14 @@ fn args(plan: &ProcsPlan, index: usize, prefix: &str, base: &Path) -> Vec<String
                 0 => a.extend(["--distribution".to_owned(), distribution.name().to_owned()]),
                 n => a.extend(["--client-id".to_owned(), (n - 1).to_string()]),
             }
+            a
+        }
+        Sample::GazelleVf { model, conns, bytes } => {
+            let (n, id) = (plan.processes.to_string(), index.to_string());
+            let model = if model == ThreadModel::RunToCompletion { "rtc" } else { "rtw" };
+            let a = ["mp", "gazelle-vf", "--num-procs", &n, "--proc-id", &id, "--model", model];
+            let mut a = a.map(str::to_owned).to_vec();
+            a.extend(["--conns".to_owned(), conns.to_string(), "--bytes".to_owned(), bytes.to_string()]);
             a
         }
     };

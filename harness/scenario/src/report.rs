@@ -191,12 +191,22 @@ impl ScenarioReport {
             let at = outcome.report.find(key).map(|i| i + key.len());
             at.and_then(|i| outcome.report[i..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
         };
-        let traffic = TrafficRow {
-            name: "frames through the processes".into(),
-            done: figure("received ").unwrap_or(0),
-            planned: figure("sent ").unwrap_or(0),
-            unit: "frames",
-            bytes: 0,
+        let stacks = matches!(plan.procs.as_ref().map(|p| p.sample), Some(mp::procs::Sample::GazelleVf { .. }));
+        let traffic = match stacks {
+            true => TrafficRow {
+                name: "client connections served in full".into(),
+                done: figure("served ").unwrap_or(0),
+                planned: figure(" of ").unwrap_or(0),
+                unit: "connections",
+                bytes: 0,
+            },
+            false => TrafficRow {
+                name: "frames through the processes".into(),
+                done: figure("received ").unwrap_or(0),
+                planned: figure("sent ").unwrap_or(0),
+                unit: "frames",
+                bytes: 0,
+            },
         };
         ScenarioReport {
             name: name.to_owned(),

@@ -150,8 +150,19 @@ impl Resolver<'_> {
         Ok(Some(ProcsPlan { sample, processes, frames, kills, seed: spec.seed, deadline }))
     }
 
-    /// `procs.sample`, with `procs.distribution` where it applies.
+    /// `procs.sample`, with `procs.distribution`, `procs.thread_model`,
+    /// `procs.conns` and `procs.bytes` where they apply.
     fn sample(&self, table: &ProcsSpec) -> Result<Sample> {
+        let stacks_only = [
+            table.thread_model.as_ref().map(|t| (t.span(), "thread_model")),
+            table.conns.as_ref().map(|c| (c.span(), "conns")),
+            table.bytes.as_ref().map(|b| (b.span(), "bytes")),
+        ];
+        if let (false, Some((span, key))) =
+            (table.sample == SampleSpec::GazelleVf, stacks_only.into_iter().flatten().next())
+        {
+            return Err(self.src.error(span, format!("procs.{key}"), "only gazelle_vf runs stacks"));
+        }
         match (table.sample, &table.distribution) {
             (SampleSpec::ClientServerMp, d) => Ok(Sample::ClientServer(match d.as_ref().map(|d| *d.get_ref()) {
                 None | Some(DistributionSpec::RoundRobin) => Distribution::RoundRobin,
@@ -162,6 +173,7 @@ impl Resolver<'_> {
             }
             (SampleSpec::SimpleMp, None) => Ok(Sample::Simple),
             (SampleSpec::SymmetricMp, None) => Ok(Sample::Symmetric),
+            (SampleSpec::GazelleVf, None) => Ok(gazelle_vf(table)),
         }
     }
 
@@ -788,6 +800,15 @@ fn mode(m: ModeSpec) -> ForwardMode {
         ModeSpec::ListenShadow => ForwardMode::ListenShadow,
         ModeSpec::SoftForward => ForwardMode::SoftForward,
         ModeSpec::FlowDirector => ForwardMode::FlowDirector,
+    }
+}
+
+/// gazelle_vf's stack settings.
+fn gazelle_vf(table: &ProcsSpec) -> Sample {
+    Sample::GazelleVf {
+        model: table.thread_model.as_ref().map_or(ThreadModel::RunToCompletion, |m| model(*m.get_ref())),
+        conns: table.conns.as_ref().map_or(8, |c| c.get_ref().get()),
+        bytes: table.bytes.as_ref().map_or(64 * 1024, |b| b.get_ref().get().0),
     }
 }
 

@@ -111,7 +111,7 @@ pub struct DpdkSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcsSpec {
-    /// `simple_mp`, `symmetric_mp` or `client_server_mp`.
+    /// `simple_mp`, `symmetric_mp`, `client_server_mp` or `gazelle_vf`.
     pub sample: SampleSpec,
     /// Processes, the primary included (simple_mp: 2).
     pub processes: Option<Spanned<Bounded<u16, 2, 64>>>,
@@ -120,6 +120,12 @@ pub struct ProcsSpec {
     pub frames: Frames,
     /// client_server_mp: `round_robin` (default) or `flow_hash`.
     pub distribution: Option<Spanned<DistributionSpec>>,
+    /// gazelle_vf: who polls the stacks (default `run_to_completion`).
+    pub thread_model: Option<Spanned<ThreadModelSpec>>,
+    /// gazelle_vf: connections each client makes (default 8).
+    pub conns: Option<Spanned<Bounded<u32, 1, 1024>>>,
+    /// gazelle_vf: bytes echoed per connection (default 64 KiB).
+    pub bytes: Option<Spanned<ConnBytes>>,
 }
 
 fn procs_frames() -> Frames {
@@ -136,6 +142,8 @@ pub enum SampleSpec {
     SymmetricMp,
     /// client_server_mp.
     ClientServerMp,
+    /// gazelle with one VF per process.
+    GazelleVf,
 }
 
 /// `procs.distribution`.
