@@ -192,21 +192,16 @@ impl ScenarioReport {
             at.and_then(|i| outcome.report[i..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
         };
         let stacks = matches!(plan.procs.as_ref().map(|p| p.sample), Some(mp::procs::Sample::GazelleVf { .. }));
-        let traffic = match stacks {
-            true => TrafficRow {
-                name: "client connections served in full".into(),
-                done: figure("served ").unwrap_or(0),
-                planned: figure(" of ").unwrap_or(0),
-                unit: "connections",
-                bytes: 0,
-            },
-            false => TrafficRow {
-                name: "frames through the processes".into(),
-                done: figure("received ").unwrap_or(0),
-                planned: figure("sent ").unwrap_or(0),
-                unit: "frames",
-                bytes: 0,
-            },
+        let (what, done, planned, unit) = match stacks {
+            true => ("client connections served in full", "served ", " of ", "connections"),
+            false => ("frames through the processes", "received ", "sent ", "frames"),
+        };
+        let traffic = TrafficRow {
+            name: what.into(),
+            done: figure(done).unwrap_or(0),
+            planned: figure(planned).unwrap_or(0),
+            unit,
+            bytes: 0,
         };
         ScenarioReport {
             name: name.to_owned(),
