@@ -48,6 +48,18 @@
 //!   run began, which is true whenever no other run on that side overlaps,
 //!   so the uncontended publish is exactly one CAS and no read of the tail.
 //!
+//! What the bridge still pays. `bridge.fwd.64b.2port` drives every ring of
+//! its veth ports from one thread, through `mpmc` rings, and reads 1-2 %
+//! below bdc1dfd in the same rounds (13.0-13.4 Mpps against 13.3-13.6,
+//! fast regime). A build with every ring call forced onto the exclusive
+//! path (no CAS anywhere) is level with bdc1dfd, so what is left is the
+//! second CAS of an RTS publish on the queue handles' side, which classic
+//! publish did with a store. Three cheaper cures measured no better than
+//! this layout, within the benchmark's 1 % noise: `spmc`/`mpsc` rings with
+//! the veth wire owning its side (a plain store there, as before the
+//! reshape), a copy of the ring's shape on each reservation line (one line
+//! fewer per call), and unlocked wire-side counters.
+//!
 //! A stale `seen` is safe: tails only move forward, so an old value only
 //! under-states what may be reserved, and a value that does not fit the
 //! head (more than a ring's worth apart) is ignored and re-read. What keeps
