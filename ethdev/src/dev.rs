@@ -29,6 +29,12 @@ bitflags::bitflags! {
         const CHECKSUM = 1 << 0;
         /// Deliver the RSS hash in the mbuf.
         const RSS_HASH = 1 << 1;
+        /// Large receive offload: take TCP super-frames (segments larger
+        /// than the MTU, see [`crate::wire::Wire::takes_super_frames`])
+        /// whole, flagged [`OlFlags::RX_LRO`](crate::mbuf::OlFlags::RX_LRO)
+        /// with their segment size in `tso_segsz`, as a NIC's LRO hands up
+        /// the segments it merged.
+        const TCP_LRO = 1 << 2;
     }
 }
 

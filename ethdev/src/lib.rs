@@ -7,7 +7,8 @@
 //! ([`mac`]), software Toeplitz RSS ([`rss`]), rte_flow-like
 //! classification rules ([`flow`]), the [`EthDev`] trait that every port
 //! implements with its lock-free per-queue handles ([`queue`]), taking over
-//! a ring whose consumer died ([`handover`]), and
+//! a ring whose consumer died ([`handover`]), offload emulation a software
+//! NIC or a switch applies to frames ([`offload`]: checksums, TSO), and
 //! middleware that works over any port ([`middleware`]: capture, fault
 //! injection).
 //!
@@ -28,6 +29,7 @@ pub mod mbuf;
 mod mbuf_header;
 pub mod mempool;
 pub mod middleware;
+pub mod offload;
 pub mod owner;
 pub mod packet;
 pub mod proto;

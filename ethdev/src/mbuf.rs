@@ -29,6 +29,9 @@ bitflags::bitflags! {
         const RX_L4_CKSUM_GOOD = 1 << 4;
         /// The TCP/UDP checksum was verified and is wrong.
         const RX_L4_CKSUM_BAD = 1 << 5;
+        /// Receive: a TCP segment larger than the MTU, taken whole by large
+        /// receive offload; `tso_segsz` holds the segment size it stands for.
+        const RX_LRO = 1 << 6;
         /// Transmit: the NIC fills in the IPv4 header checksum.
         const TX_IP_CKSUM = 1 << 16;
         /// Transmit: the NIC fills in the TCP or UDP checksum.

@@ -16,8 +16,11 @@
 //! and every TCP frame leaves with the mbuf flags asking the NIC for its
 //! checksum and, when smoltcp asked for it, for segmentation at its MSS.
 //! The pools hold no chained buffers, so a super-frame needs one large
-//! buffer; it never reaches the wire, since the NIC copies it into
-//! wire-sized segments and frees it.
+//! buffer. The NIC either copies it into wire-sized segments and frees it,
+//! or (a veth whose wire carries super-frames) sends it whole, and the
+//! receiving NIC's large receive offload hands it up whole: smoltcp checks
+//! no size on receive, so it reads the super-frame as one large segment,
+//! as Linux's TCP reads a GSO packet that crossed a veth pair.
 
 use std::collections::VecDeque;
 use std::num::{NonZeroU16, NonZeroUsize};

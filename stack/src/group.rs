@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use ethdev::dev::{PortConf, TxOffloads};
+use ethdev::dev::{PortConf, RxOffloads, TxOffloads};
 use ethdev::error::DevError;
 use ethdev::flow::{FlowAction, FlowAttr, FlowItem, ItemSpec};
 use ethdev::ring::{mpsc, Consumer, MpProducer};
@@ -211,7 +211,7 @@ fn check(config: &GroupConfig) -> Result<(), GroupError> {
 }
 
 /// Enables TSO and the checksum offloads it relies on in `conf`, if the
-/// port offers them, and makes the pool of large buffers the stacks build
+/// port offers them, and large receive offload if it offers that, and makes the pool of large buffers the stacks build
 /// super-frames in: [`TSO_BUFFERS_PER_STACK`] for each of the `stacks`,
 /// named after `pool`.
 fn tso_offloads(port: &dyn EthDev, conf: &mut PortConf, pool: &Mempool, stacks: u16) -> Result<Mempool, GroupError> {
@@ -222,6 +222,9 @@ fn tso_offloads(port: &dyn EthDev, conf: &mut PortConf, pool: &Mempool, stacks: 
         return Err(GroupError::Config(format!("tso: the port does not offer the transmit offloads {missing:?}")));
     }
     conf.tx_offloads |= wanted;
+    // Super-frames from a peer that sends them whole go up whole: one
+    // large segment for smoltcp instead of dozens.
+    conf.rx_offloads |= port.info().rx_offloads & RxOffloads::TCP_LRO;
     let buffers = u32::from(stacks) * TSO_BUFFERS_PER_STACK;
     let config = MempoolConfig::new(format!("{}-tso", pool.name()), buffers).data_room(TSO_FRAME as u32);
     Mempool::new(config).map_err(|e| GroupError::Config(e.to_string()))

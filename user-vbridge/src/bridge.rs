@@ -42,11 +42,14 @@ pub struct Bridge {
     pub(crate) ready: Vec<Mbuf>,
     pub(crate) targets: Vec<PortId>,
     pub(crate) dirty: Vec<PortId>,
+    /// Segments of a super-frame being cut for a port that does not take it.
+    pub(crate) cut: Vec<Mbuf>,
 }
 
 impl Bridge {
     /// A bridge with no ports and its own pool of `pool_capacity` buffers
-    /// for flood copies and duplicates.
+    /// for flood copies, duplicates and the segments of super-frames it
+    /// cuts for ports that do not take them.
     pub fn new(config: BridgeConfig) -> Result<Bridge, ConfigError> {
         let pool_name = format!("{}-copies", config.name);
         let pool = Mempool::new(MempoolConfig::new(pool_name, config.pool_capacity))?;
@@ -72,6 +75,7 @@ impl Bridge {
             ready: Vec::with_capacity(BURST),
             targets: Vec::new(),
             dirty: Vec::new(),
+            cut: Vec::new(),
         })
     }
 

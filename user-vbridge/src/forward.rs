@@ -9,12 +9,20 @@
 //!
 //! On a perfect ingress link a frame goes from `take_tx` to `put_rx` without
 //! touching the RNG, the delay queues or the allocator; a unicast frame is
-//! the very buffer the sending port transmitted.
+//! the very buffer the sending port transmitted. A TCP super-frame (see
+//! [`ethdev::Wire::takes_super_frames`]) crosses whole to a port whose wire
+//! takes it over perfect links, and is cut into its segments, from the
+//! bridge's pool, for one whose wire does not and before an impaired link,
+//! so impairments act on wire segments as they always did. Taps record what
+//! crosses each point: the super-frame from its port, the segments after a
+//! cut.
 
 use std::mem;
 
+use ethdev::offload;
+use ethdev::packet::PacketMeta;
 use ethdev::stats::DropReason;
-use ethdev::{Instant, Mbuf};
+use ethdev::{Instant, Mbuf, OlFlags};
 
 use crate::bridge::{Bridge, BURST};
 use crate::frame::L2Header;
@@ -71,11 +79,26 @@ impl Bridge {
     }
 
     /// One frame from a port: capture, validate, then switch it at once
-    /// (perfect link) or hand it to the impaired ingress link.
+    /// (perfect link) or hand it to the impaired ingress link, which sees a
+    /// super-frame as the segments it stands for.
     fn receive(&mut self, port: PortId, mbuf: Mbuf, now: Instant) {
         if self.taps.watches(port, Direction::Ingress) {
             self.taps.record(port, Direction::Ingress, now, mbuf.data());
         }
+        if is_super(&mbuf) && !self.ports[port.index()].ingress.is_perfect() {
+            let cut = self.cut_super(&mbuf);
+            self.each_cut(cut, |bridge, segment| bridge.admit(port, segment, now));
+            if let Err(reason) = cut {
+                self.ports[port.index()].ingress.refuse(mbuf.len(), reason);
+            }
+            return;
+        }
+        self.admit(port, mbuf, now);
+    }
+
+    /// Validates a frame from a port, then switches it or hands it to the
+    /// port's impaired ingress link.
+    fn admit(&mut self, port: PortId, mbuf: Mbuf, now: Instant) {
         let state = &mut self.ports[port.index()];
         let verdict = match state.up {
             true => L2Header::accept(mbuf.data()),
@@ -158,8 +181,41 @@ impl Bridge {
         }
     }
 
-    /// Puts a frame on a port's egress link.
+    /// Puts a frame on a port's egress link; a super-frame bound for a wire
+    /// that does not take them, or over an impaired egress link, is cut into
+    /// its segments first.
     fn offer(&mut self, port: PortId, mbuf: Mbuf, now: Instant) {
+        let state = &self.ports[port.index()];
+        if is_super(&mbuf) && !(state.wire.takes_super_frames() && state.egress.is_perfect()) {
+            let cut = self.cut_super(&mbuf);
+            self.stats.cut_extra += self.cut.len().saturating_sub(1) as u64;
+            self.each_cut(cut, |bridge, segment| bridge.offer_one(port, segment, now));
+            if let Err(reason) = cut {
+                self.ports[port.index()].egress.refuse(mbuf.len(), reason);
+            }
+            return;
+        }
+        self.offer_one(port, mbuf, now);
+    }
+
+    /// Cuts a super-frame into its segments, from the bridge's pool, into
+    /// `self.cut` (the sender checked their size against its MTU).
+    fn cut_super(&mut self, mbuf: &Mbuf) -> Result<(), DropReason> {
+        let meta = PacketMeta::parse(mbuf.data()).map_err(|_| DropReason::Malformed)?;
+        offload::segment_tcp(mbuf, &meta, &self.copier.pool, u16::MAX, &mut self.cut).inspect_err(|_| self.cut.clear())
+    }
+
+    /// Hands each segment [`Bridge::cut_super`] made to `then`, if it cut any.
+    fn each_cut(&mut self, cut: Result<(), DropReason>, mut then: impl FnMut(&mut Self, Mbuf)) {
+        if cut.is_ok() {
+            let mut segments = mem::take(&mut self.cut);
+            segments.drain(..).for_each(|segment| then(self, segment));
+            self.cut = segments;
+        }
+    }
+
+    /// Puts one frame on a port's egress link.
+    fn offer_one(&mut self, port: PortId, mbuf: Mbuf, now: Instant) {
         let state = &mut self.ports[port.index()];
         if !state.up {
             state.egress.refuse(mbuf.len(), DropReason::LinkDown);
@@ -203,4 +259,9 @@ impl Bridge {
             state.out.clear();
         }
     }
+}
+
+/// Whether a frame is a TCP super-frame, still carrying its TSO request.
+fn is_super(mbuf: &Mbuf) -> bool {
+    mbuf.flags().contains(OlFlags::TX_TCP_SEG)
 }

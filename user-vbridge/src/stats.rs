@@ -13,7 +13,8 @@ use ethdev::stats::{DropCounters, DropReason};
 #[derive(Debug, Default)]
 pub struct LinkStats {
     /// Frames that entered the link: taken from the port (ingress) or
-    /// offered by the switch, flood copies included (egress).
+    /// offered by the switch, flood copies included (egress); a super-frame
+    /// cut before the link counts as its segments.
     pub frames_in: u64,
     /// Bytes of `frames_in`.
     pub bytes_in: u64,
@@ -73,6 +74,9 @@ pub struct SwitchStats {
     pub flooded: u64,
     /// Egress offers made by floods: one per receiving port.
     pub flood_offers: u64,
+    /// Extra egress offers made by cutting a super-frame into segments for
+    /// its port (segments beyond the first).
+    pub cut_extra: u64,
     /// Frames the switch dropped (`NoEgress`).
     pub drops: DropCounters,
 }
@@ -93,9 +97,11 @@ impl SwitchStats {
                 self.drops.total()
             ));
         }
-        let offered = self.forwarded + self.flood_offers;
+        let offered = self.forwarded + self.flood_offers + self.cut_extra;
         if offered != egress_in {
-            return Err(format!("switch offered {offered} frames, egress links took {egress_in}"));
+            return Err(format!(
+                "switch offered {offered} frames (cut segments included), egress links took {egress_in}"
+            ));
         }
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! Receive classification: which queue a frame goes to, as NIC hardware
 //! decides it.
 //!
-//! In order: the MTU check, the MAC filter, flow rules (whose fate may be a
+//! In order: the MTU check (a super-frame taken by large receive offload
+//! may exceed it), the MAC filter, flow rules (whose fate may be a
 //! queue, a drop, or RSS over a subset of queues), and finally the port's
 //! RSS through its RETA. With no rules and isolate mode off the flow table
 //! costs one branch, and a plain IPv4 TCP/UDP frame (when no receive
@@ -32,8 +33,9 @@ pub(crate) fn classify(
     promiscuous: bool,
     frame_len: usize,
     meta: &PacketMeta,
+    max_l3: usize,
 ) -> Result<Placement, DropReason> {
-    admit(state, *mac, promiscuous, frame_len - meta.l3_offset as usize, MacAddr(meta.dst_mac))?;
+    admit(max_l3, *mac, promiscuous, frame_len - meta.l3_offset as usize, MacAddr(meta.dst_mac))?;
     if rss_only(state) {
         return Ok(default_rss(state, meta, None));
     }
@@ -63,19 +65,21 @@ pub(crate) fn classify_ipv4(
     promiscuous: bool,
     frame: &[u8],
     flow: &Ipv4Flow,
+    max_l3: usize,
 ) -> Result<Placement, DropReason> {
     let dst_mac = MacAddr(*frame.first_chunk().ok_or(DropReason::Malformed)?);
-    admit(state, *mac, promiscuous, frame.len() - ETHERNET_HEADER, dst_mac)?;
+    admit(max_l3, *mac, promiscuous, frame.len() - ETHERNET_HEADER, dst_mac)?;
     Ok(match state.rss.queue_for_ipv4(flow) {
         Some((hash, queue)) => Placement { queue, hash: Some(hash), mark: None },
         None => Placement { queue: 0, hash: None, mark: None },
     })
 }
 
-/// The MTU check on the `l3_len` bytes from layer 3 on, and the MAC filter.
+/// The size check on the `l3_len` bytes from layer 3 on (the MTU, or more
+/// for a super-frame taken by large receive offload), and the MAC filter.
 #[inline(always)]
-fn admit(state: &State, mac: MacAddr, promiscuous: bool, l3_len: usize, dst_mac: MacAddr) -> Result<(), DropReason> {
-    if l3_len > state.conf.mtu as usize {
+fn admit(max_l3: usize, mac: MacAddr, promiscuous: bool, l3_len: usize, dst_mac: MacAddr) -> Result<(), DropReason> {
+    if l3_len > max_l3 {
         return Err(DropReason::Oversize);
     }
     if !dst_mac.is_multicast() && dst_mac != mac && !promiscuous {

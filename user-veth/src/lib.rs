@@ -25,13 +25,14 @@
 mod cable;
 mod classify;
 mod counters;
-pub mod offload;
 mod port;
 pub mod shared;
 mod veth;
 mod wire;
 
 pub use cable::Cable;
+/// Offload emulation (checksums, TSO), shared with the bridge and the DPDK backend.
+pub use ethdev::offload;
 pub use port::{VethPort, MAX_QUEUES, MTU_RANGE};
 pub use veth::Veth;
 pub use wire::VethWire;

@@ -440,6 +440,31 @@ proptest! {
         rig.finish();
     }
 
+    /// Super-frames of any content and segment size, with or without
+    /// large receive offload: no panic, and every frame is delivered (whole
+    /// or as the segments cut from it) or counted as a drop.
+    #[test]
+    fn garbage_super_frames_never_panic_and_accounting_closes(
+        frames in prop::collection::vec((prop::collection::vec(any::<u8>(), 0..3000), any::<u16>()), 1..16),
+        lro: bool,
+    ) {
+        let conf = PortConf { rx_offloads: if lro { RxOffloads::TCP_LRO } else { RxOffloads::empty() }, ..PortConf::new(2) };
+        let mut rig = Rig::with_pool(conf, MempoolConfig::new("garbage-super", 256).data_room(4096));
+        rig.port.set_promiscuous(true).unwrap();
+        let mut burst: Vec<Mbuf> = frames.iter().map(|(frame, segsz)| {
+            let mut m = rig.mbuf(frame);
+            m.set_flags(OlFlags::TX_TCP_SEG);
+            m.request_tso(*segsz);
+            m
+        }).collect();
+        rig.wire.put_rx(&mut burst);
+        let delivered: usize = (0..2).map(|q| rig.drain(q).len()).sum();
+        let dropped: u64 = DropReason::ALL.iter().map(|r| rig.drop_count(&format!("rx_drop_{}", r.name()))).sum();
+        let cut = rig.drop_count("rx_cut_extra_segments");
+        prop_assert_eq!(delivered as u64 + dropped, frames.len() as u64 + cut);
+        rig.finish();
+    }
+
     /// Plain IPv4 TCP/UDP frames take the fixed-offset parser unless a
     /// receive offload needs the full walk; both paths must place every
     /// frame (and drop every refused one) alike.
@@ -530,5 +555,156 @@ fn a_transmit_handle_from_before_a_reconfiguration_is_inert() {
     assert_eq!(rig.tx(0, &mut burst), 1, "a handle taken after configure sends");
     assert!(rig.port.rx_queue(1).is_err(), "no such queue");
     drop(stale);
+    rig.finish();
+}
+
+/// A TSO sender and a receiver (large receive offload if `lro`) joined by
+/// a cable whose sender end sends super-frames; `segsz` is the sender's
+/// segment size.
+struct SuperPair {
+    pool: Mempool,
+    sender: VethPort,
+    receiver: VethPort,
+    cable: Cable<VethWire, VethWire>,
+}
+
+impl SuperPair {
+    fn new(lro: bool) -> SuperPair {
+        let pool = Mempool::new(MempoolConfig::new("super", 256).data_room(16384)).unwrap();
+        let (sender, mut sender_wire) = Veth::new("tx", [2, 0, 0, 0, 0, 1], pool.clone());
+        let (receiver, receiver_wire) = Veth::new("rx", MAC, pool.clone());
+        sender_wire.send_super_frames(true);
+        let mut conf = PortConf::new(1);
+        conf.tx_offloads = TxOffloads::all();
+        sender.configure(&conf).unwrap();
+        conf.rx_offloads = if lro { RxOffloads::TCP_LRO } else { RxOffloads::empty() };
+        receiver.configure(&conf).unwrap();
+        for p in [&sender, &receiver] {
+            p.start().unwrap();
+        }
+        SuperPair { pool, sender, receiver, cable: Cable::new(sender_wire, receiver_wire) }
+    }
+
+    /// Sends `payload` as one TSO request cut at `segsz` (PSH and FIN set),
+    /// moves it across and returns the wire frame count and what arrived.
+    fn send(&mut self, ip: IpAddrs, payload: &[u8], segsz: u16) -> (usize, Vec<Mbuf>) {
+        let mut frame = tcp_to_port(ip, 4000, 5000).build(payload);
+        let l4 = if matches!(ip, IpAddrs::V4 { .. }) { 14 + 20 } else { 14 + 40 };
+        frame[l4 + 13] |= 0x09;
+        let mut big = self.pool.alloc(Owner::NONE).unwrap();
+        assert!(big.extend_from_slice(&frame));
+        big.set_flags(OlFlags::TX_L4_CKSUM);
+        big.request_tso(segsz);
+        assert_eq!(self.sender.tx_queue(0).unwrap().tx_burst(&mut vec![big]), 1);
+        let moved = self.cable.pump(32);
+        let mut got = Vec::new();
+        self.receiver.rx_queue(0).unwrap().rx_burst(&mut got, 64);
+        (moved, got)
+    }
+
+    fn xstat(port: &VethPort, name: &str) -> u64 {
+        port.xstats().unwrap().into_iter().find(|x| x.name == name).map(|x| x.value).unwrap()
+    }
+
+    fn finish(self, got: Vec<Mbuf>) {
+        drop(got);
+        self.sender.check_accounting().unwrap();
+        self.receiver.check_accounting().unwrap();
+        drop(self.cable);
+        assert_eq!(self.pool.in_use(), 0, "buffers leaked");
+    }
+}
+
+/// Checks a received TCP frame's IP and TCP checksums and returns its
+/// sequence number offset (from 1), payload, PSH and FIN.
+fn checked_tcp(frame: &[u8]) -> (usize, Vec<u8>, bool, bool) {
+    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+    let parsed = SlicedPacket::from_ethernet(frame).unwrap();
+    let Some(TransportSlice::Tcp(tcp)) = parsed.transport else { panic!("not TCP") };
+    let data = tcp.payload();
+    let checksum = match &parsed.net {
+        Some(NetSlice::Ipv4(v4)) => {
+            assert_eq!(v4.header().header_checksum(), v4.header().to_header().calc_header_checksum());
+            assert_eq!(v4.header().total_len() as usize, frame.len() - 14);
+            tcp.to_header().calc_checksum_ipv4(&v4.header().to_header(), data).unwrap()
+        }
+        Some(NetSlice::Ipv6(v6)) => tcp.to_header().calc_checksum_ipv6(&v6.header().to_header(), data).unwrap(),
+        _ => panic!("no IP header"),
+    };
+    assert_eq!(tcp.checksum(), checksum, "TCP checksum");
+    (tcp.sequence_number().wrapping_sub(1) as usize, data.to_vec(), tcp.psh(), tcp.fin())
+}
+
+#[rstest]
+#[case::ipv4(v4([10, 0, 0, 1], [10, 0, 0, 2]), 1460)]
+#[case::ipv6(IpAddrs::V6 { src: [0xfd; 16], dst: [0xfe; 16] }, 1440)]
+fn a_super_frame_crosses_whole_and_lro_takes_it_whole(#[case] ip: IpAddrs, #[case] segsz: u16) {
+    let payload: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let segments = payload.len().div_ceil(segsz as usize) as u64;
+    let mut pair = SuperPair::new(true);
+    let (moved, got) = pair.send(ip, &payload, segsz);
+    assert_eq!((moved, got.len()), (1, 1), "one frame on the wire, one up the queue");
+    let frame = &got[0];
+    assert!(frame.flags().contains(OlFlags::RX_LRO));
+    assert!(!frame.flags().intersects(OlFlags::TX_TCP_SEG | OlFlags::TX_L4_CKSUM));
+    assert_eq!(frame.tso_segsz(), segsz, "the segment size it stands for");
+    assert_eq!(checked_tcp(frame.data()), (0, payload, true, true));
+    let (tx, rx) = (pair.sender.stats().unwrap(), pair.receiver.stats().unwrap());
+    assert_eq!(tx.opackets, segments, "the sender counts the segments the super-frame stands for");
+    assert_eq!(SuperPair::xstat(&pair.sender, "tx_tso_extra_segments"), segments - 1);
+    assert_eq!(rx.ipackets, 1);
+    pair.finish(got);
+}
+
+#[rstest]
+#[case::ipv4(v4([10, 0, 0, 1], [10, 0, 0, 2]), 1460)]
+#[case::ipv6(IpAddrs::V6 { src: [0xfd; 16], dst: [0xfe; 16] }, 1440)]
+fn a_super_frame_is_cut_on_receive_without_lro(#[case] ip: IpAddrs, #[case] segsz: u16) {
+    let payload: Vec<u8> = (0..10_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let mut pair = SuperPair::new(false);
+    let (moved, got) = pair.send(ip, &payload, segsz);
+    assert_eq!(moved, 1, "one frame on the wire");
+    assert_eq!(got.len(), payload.len().div_ceil(segsz as usize));
+    let mut reassembled = vec![0u8; payload.len()];
+    for (i, segment) in got.iter().enumerate() {
+        assert!(segment.len() <= 1514 && !segment.flags().intersects(OlFlags::TX_TCP_SEG | OlFlags::RX_LRO));
+        let (offset, data, psh, fin) = checked_tcp(segment.data());
+        let last = i + 1 == got.len();
+        assert_eq!((psh, fin), (last, last), "PSH and FIN only on the last segment");
+        reassembled[offset..offset + data.len()].copy_from_slice(&data);
+    }
+    assert_eq!(reassembled, payload);
+    assert_eq!(SuperPair::xstat(&pair.receiver, "rx_cut_extra_segments"), got.len() as u64 - 1);
+    pair.finish(got);
+}
+
+/// Super-frames a receiver cannot honour are counted drops, whole or cut:
+/// not TCP, no segment size, segments above its MTU, a TCP header cut
+/// or IP header cut short (an offload it cannot apply), an Ethernet header
+/// cut short (malformed).
+#[rstest]
+fn bad_super_frames_are_counted_drops(#[values(true, false)] lro: bool) {
+    let conf =
+        PortConf { rx_offloads: if lro { RxOffloads::TCP_LRO } else { RxOffloads::empty() }, ..PortConf::new(1) };
+    let mut rig = Rig::with_pool(conf, MempoolConfig::new("bad-super", 64).data_room(16384));
+    let ip = v4([10, 0, 0, 1], [10, 0, 0, 2]);
+    let tcp = tcp_to_port(ip, 1, 2).build(&[7; 4000]);
+    let udp = FrameSpec::udp(ip, 1, 2).macs([2, 0, 0, 0, 0, 1], MAC).build(&[7; 4000]);
+    let cases: [(&[u8], u16, &str); 5] = [
+        (&udp, 1000, "rx_drop_bad_offload"),
+        (&tcp, 0, "rx_drop_bad_offload"),
+        (&tcp, 3000, "rx_drop_oversize"),
+        (&tcp[..40], 1000, "rx_drop_bad_offload"),
+        (&tcp[..10], 1000, "rx_drop_malformed"),
+    ];
+    for (frame, segsz, counter) in cases {
+        let before = rig.drop_count(counter);
+        let mut m = rig.mbuf(frame);
+        m.set_flags(OlFlags::TX_TCP_SEG);
+        m.request_tso(segsz);
+        rig.wire.put_rx(&mut vec![m]);
+        assert_eq!(rig.drop_count(counter), before + 1, "{counter} for segsz {segsz}, {} bytes", frame.len());
+    }
+    assert!(rig.drain(0).is_empty());
     rig.finish();
 }

@@ -222,4 +222,8 @@ impl<W: Wire> Wire for CaptureWire<W> {
     fn name(&self) -> &str {
         self.wire.name()
     }
+
+    fn takes_super_frames(&self) -> bool {
+        self.wire.takes_super_frames()
+    }
 }

@@ -23,7 +23,9 @@
 //! `iperf3`, so it is opt-in, and without the baseline it notes on stderr
 //! why and reports nothing. `tcp.goodput.tso` is the `tcp.goodput.1500`
 //! stream with TCP segmentation offload on both hosts (the stacks hand the
-//! NIC segments of up to 64 KiB, which it cuts at the wire MSS), and
+//! NIC segments of up to 64 KiB, which cross the wire whole as
+//! super-frames and reach the server's stack whole by large receive
+//! offload, as GSO packets cross a Linux veth pair), and
 //! `tcp.goodput.tso.ratio_to_1500` divides it by the `tcp.goodput.1500`
 //! figure of the same run; `tcp.goodput.tso.ratio` divides a TSO goodput
 //! measured for it by the kernel's with its offloads on

@@ -109,10 +109,14 @@ impl World {
     }
 
     /// Adds host `name` with stacks `config` on a bridge port configured as
-    /// `link`; returns its index.
+    /// `link`; returns its index. A host with TSO sends its TCP super-frames
+    /// whole, as Linux sends GSO packets across a veth: the bridge passes
+    /// them to ports that take them (veths) over perfect links and cuts them
+    /// into segments anywhere else.
     pub fn add_host_on(&mut self, name: &str, config: GroupConfig, link: PortConfig) -> Result<usize, String> {
         let pool = host_pool(name)?;
-        let (port, wire) = Veth::new(name, config.mac, pool.clone());
+        let (port, mut wire) = Veth::new(name, config.mac, pool.clone());
+        wire.send_super_frames(config.tso);
         self.add_host_port(name, Arc::new(port), wire, pool, config, link)
     }
 

@@ -17,6 +17,8 @@ pub struct WireState {
     pub rx: Vec<Mbuf>,
     /// The port's link state.
     pub link_up: bool,
+    /// Whether the port takes TCP super-frames whole.
+    pub takes_super: bool,
 }
 
 /// A port whose two ends are plain queues shared with the test.
@@ -51,6 +53,10 @@ impl Wire for TestWire {
 
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn takes_super_frames(&self) -> bool {
+        lock(&self.state).takes_super
     }
 }
 
@@ -142,6 +148,16 @@ impl Net {
     /// them).
     pub fn rx_counts(&self) -> Vec<usize> {
         (0..self.wires.len()).map(|p| self.take_rx(p).len()).collect()
+    }
+
+    /// Sets whether the port's wire takes super-frames whole.
+    pub fn set_takes_super(&self, port: usize, on: bool) {
+        lock(&self.wires[port]).takes_super = on;
+    }
+
+    /// Queues `mbuf` for transmission by `port`.
+    pub fn send_mbuf(&self, port: usize, mbuf: Mbuf) {
+        lock(&self.wires[port]).tx.push_back(mbuf);
     }
 
     /// Sets the link state the port's wire reports.

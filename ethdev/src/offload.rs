@@ -3,16 +3,18 @@
 //! Receive: verify the IPv4 header and TCP/UDP checksums and report the
 //! result as mbuf flags. Transmit: fill in checksums a frame asks for, and
 //! cut an oversized TCP segment into MSS-sized segments (TSO) with headers,
-//! sequence numbers and checksums fixed up. Header offsets come from
+//! sequence numbers and checksums fixed up, or ready it to cross the wire
+//! whole as a super-frame, checksums filled in and its TSO request kept for
+//! the receiver (or a switch) to honour. Header offsets come from
 //! [`PacketMeta`]; the ones'-complement sums from etherparse, which sums
 //! in native byte order (hence `to_ne_bytes` when a sum is stored).
 
-use ethdev::dev::TxOffloads;
-use ethdev::mbuf::{Mbuf, OlFlags};
-use ethdev::mempool::Mempool;
-use ethdev::packet::{IpAddrs, PacketMeta};
-use ethdev::proto::{PROTO_TCP as TCP, PROTO_UDP as UDP, TCP_CWR, TCP_FIN, TCP_PSH};
-use ethdev::stats::DropReason;
+use crate::dev::TxOffloads;
+use crate::mbuf::{Mbuf, OlFlags};
+use crate::mempool::Mempool;
+use crate::packet::{IpAddrs, PacketMeta};
+use crate::proto::{PROTO_TCP as TCP, PROTO_UDP as UDP, TCP_CWR, TCP_FIN, TCP_PSH};
+use crate::stats::DropReason;
 use etherparse::checksum::Sum16BitWords;
 
 /// The transmit offloads a frame's flags ask for.
@@ -72,20 +74,10 @@ pub fn segment_tcp(
     out: &mut Vec<Mbuf>,
 ) -> Result<(), DropReason> {
     let frame = mbuf.data();
-    let (proto, l4, end) = l4_bounds(frame, meta).ok_or(DropReason::BadOffload)?;
-    let segsz = mbuf.tso_segsz() as usize;
-    if proto != TCP || segsz == 0 {
-        return Err(DropReason::BadOffload);
-    }
-    let headers_end = l4 + (frame[l4 + 12] >> 4) as usize * 4;
-    if headers_end > end {
-        return Err(DropReason::Malformed);
-    }
-    if headers_end - meta.l3_offset as usize + segsz > mtu as usize {
-        return Err(DropReason::Oversize);
-    }
-    let payload = &frame[headers_end..end];
-    let count = payload.len().div_ceil(segsz).max(1);
+    let layout = TsoLayout::of(mbuf, meta, mtu)?;
+    let segsz = layout.segsz;
+    let payload = &frame[layout.headers_end..layout.end];
+    let count = layout.segments();
     let checksums = match meta.ip {
         Some(IpAddrs::V4 { .. }) => OlFlags::TX_IP_CKSUM | OlFlags::TX_L4_CKSUM,
         _ => OlFlags::TX_L4_CKSUM,
@@ -94,7 +86,7 @@ pub fn segment_tcp(
     for i in 0..count {
         let chunk = &payload[(i * segsz).min(payload.len())..((i + 1) * segsz).min(payload.len())];
         let mut segment = pool.alloc(mbuf.owner()).ok_or(DropReason::NoMbuf)?;
-        if !(segment.extend_from_slice(&frame[..headers_end]) && segment.extend_from_slice(chunk)) {
+        if !(segment.extend_from_slice(&frame[..layout.headers_end]) && segment.extend_from_slice(chunk)) {
             return Err(DropReason::NoMbuf);
         }
         segment.copy_metadata_from(mbuf);
@@ -105,6 +97,65 @@ pub fn segment_tcp(
     }
     out.append(&mut segments);
     Ok(())
+}
+
+/// Readies a TSO request to cross the wire whole, as a super-frame (see
+/// [`crate::wire::Wire::takes_super_frames`]): checks it as [`segment_tcp`]
+/// would, fills in its IPv4 header and TCP checksums over the whole frame,
+/// and leaves only the [`OlFlags::TX_TCP_SEG`] request (with `tso_segsz`)
+/// for whoever cuts it later. Returns the number of segments it stands for.
+pub fn ready_super_frame(mbuf: &mut Mbuf, meta: &PacketMeta, mtu: u16) -> Result<usize, DropReason> {
+    let count = tso_segments(mbuf, meta, mtu)?;
+    let checksums = match meta.ip {
+        Some(IpAddrs::V4 { .. }) => OlFlags::TX_IP_CKSUM | OlFlags::TX_L4_CKSUM,
+        _ => OlFlags::TX_L4_CKSUM,
+    };
+    fill_checksums(mbuf.data_mut(), meta, checksums)?;
+    mbuf.set_flags((mbuf.flags() - OlFlags::TX_IP_CKSUM - OlFlags::TX_L4_CKSUM) | OlFlags::TX_TCP_SEG);
+    Ok(count)
+}
+
+/// The number of segments of at most `mtu` bytes (from layer 3 on) a TCP
+/// frame asking to be cut at its `tso_segsz` makes, or why it cannot be cut.
+pub fn tso_segments(mbuf: &Mbuf, meta: &PacketMeta, mtu: u16) -> Result<usize, DropReason> {
+    TsoLayout::of(mbuf, meta, mtu).map(|layout| layout.segments())
+}
+
+/// Where the headers and payload of a TSO request lie, checked.
+struct TsoLayout {
+    /// End of the TCP header (start of the payload).
+    headers_end: usize,
+    /// End of the IP packet.
+    end: usize,
+    /// Payload bytes per segment.
+    segsz: usize,
+}
+
+impl TsoLayout {
+    /// The layout of a TCP frame asking to be cut at its `tso_segsz`, or
+    /// why it cannot be: not TCP or no size, a header past the packet, or
+    /// segments that would not fit `mtu`.
+    fn of(mbuf: &Mbuf, meta: &PacketMeta, mtu: u16) -> Result<TsoLayout, DropReason> {
+        let frame = mbuf.data();
+        let (proto, l4, end) = l4_bounds(frame, meta).ok_or(DropReason::BadOffload)?;
+        let segsz = mbuf.tso_segsz() as usize;
+        if proto != TCP || segsz == 0 {
+            return Err(DropReason::BadOffload);
+        }
+        let headers_end = l4 + (frame[l4 + 12] >> 4) as usize * 4;
+        if headers_end > end {
+            return Err(DropReason::Malformed);
+        }
+        if headers_end - meta.l3_offset as usize + segsz > mtu as usize {
+            return Err(DropReason::Oversize);
+        }
+        Ok(TsoLayout { headers_end, end, segsz })
+    }
+
+    /// How many segments the payload makes (one at least).
+    fn segments(&self) -> usize {
+        (self.end - self.headers_end).div_ceil(self.segsz).max(1)
+    }
 }
 
 /// Rewrites the IP length (and IPv4 id), TCP sequence number and flags of
