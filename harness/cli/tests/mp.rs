@@ -94,8 +94,6 @@ fn a_secondary_killed_at_random_moments_is_always_reclaimed_in_full() {
         std::thread::sleep(delay);
         victim.kill().unwrap();
         victim.wait().unwrap();
-        // The heir starts once the primary has reclaimed the VF's queues.
-        line(&mut out, "died");
         let (report, status) = finish(p, out);
         let context = format!("trial {trial} (killed after {delay:?}): {report}{}", text(&status.stderr));
         assert!(status.status.success(), "{context}");
@@ -245,8 +243,6 @@ fn a_symmetric_mp_process_killed_and_restarted_loses_only_what_it_held() {
         std::thread::sleep(delay);
         victim.kill().unwrap();
         victim.wait().unwrap();
-        // The heir starts once the primary has reclaimed the VF's queues.
-        line(&mut out, "died");
         line(&mut out, &format!("died {}", victim.id()));
         let heir = symmetric(base.path(), 3, 2, "100000").output().unwrap();
         let survivor = survivor.wait_with_output().unwrap();
@@ -549,7 +545,7 @@ fn a_gazelle_process_killed_on_its_vf_is_reclaimed_and_its_heir_takes_over() {
         victim.kill().unwrap();
         victim.wait().unwrap();
         // The heir starts once the primary has reclaimed the VF's queues.
-        line(&mut out, "died");
+        line(&mut out, &format!("died {}", victim.id()));
         let heir = client(1).wait_with_output().unwrap();
         assert!(heir.status.success(), "{model}: heir: {}{}", text(&heir.stdout), text(&heir.stderr));
         let other = other.wait_with_output().unwrap();
