@@ -277,7 +277,7 @@ fn primary(opts: &Options, domain: &Domain, mut say: impl FnMut(String)) -> Resu
             std::thread::yield_now();
         }
         let outcome = stacks.join().map_err(|_| "the server's stack threads panicked".to_string())?;
-        outcome.ok().map_err(|why| format!("server: {why}"))
+        outcome.ok().map_err(|why| format!("server: {why}; stack: {:?}", server.group.stats(0)))
     })?;
     let full = server.ledger.side(Side::Server).iter().filter(|r| r.bytes == opts.bytes).count();
     report.served = (full, usize::from(opts.procs - 1) * opts.conns as usize);
@@ -396,11 +396,13 @@ fn client(opts: &Options, domain: &Domain) -> Result<(usize, usize), String> {
     }
     let outcome = exec::threads::run_groups(std::slice::from_ref(&group), &spawner, LINGER, DRAIN);
     let intact = ledger.side(Side::Client).iter().filter(|r| r.bytes == opts.bytes).count();
+    // Where frames stopped, should the run fail.
+    let stats = group.stats(0);
     drop(group);
     if control.primary_gone() {
         return Err(format!("domain {:?}: the primary process died", opts.prefix));
     }
     control.logout();
-    outcome.ok().map_err(|why| format!("client {n}: {why}"))?;
+    outcome.ok().map_err(|why| format!("client {n}: {why}; stack: {stats:?}"))?;
     Ok((intact, opts.conns as usize))
 }

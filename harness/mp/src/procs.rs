@@ -498,6 +498,8 @@ mod tests {
         assert_eq!(Sample::Symmetric.process_names(3), ["proc-0", "proc-1", "proc-2"]);
         let cs = Sample::ClientServer(Distribution::FlowHash).process_names(3);
         assert_eq!(cs, ["server", "client-0", "client-1"]);
+        let vf = Sample::GazelleVf { model: ThreadModel::RunToWakeup, conns: 1, bytes: 1 }.process_names(3);
+        assert_eq!(vf, ["proc-0", "proc-1", "proc-2"], "as their --proc-id");
     }
 
     #[test]
