@@ -51,6 +51,9 @@ use crate::hosts::PRIMARY_OWNER;
 
 /// The word the primary sets once its server listens.
 const LISTENING: &str = "gazelle_vf.listening";
+/// Client n registers on the control channel as this prefix and n; the
+/// primary reads n back from the name when the client logs out.
+const CLIENT_NAME: &str = "gazelle-vf-";
 /// The server's port.
 const PORT: u16 = 7000;
 /// Buffers of each VF's pool.
@@ -252,7 +255,7 @@ fn primary(opts: &Options, domain: &Domain, mut say: impl FnMut(String)) -> Resu
                     }
                     ControlEvent::LoggedOut(peer) => {
                         live -= 1;
-                        let n = peer.name.strip_prefix("gazelle-vf-").and_then(|n| n.parse::<usize>().ok());
+                        let n = peer.name.strip_prefix(CLIENT_NAME).and_then(|n| n.parse::<usize>().ok());
                         if let Some(done) = n.and_then(|n| finished.get_mut(n)) {
                             *done = true;
                         }
@@ -377,7 +380,7 @@ fn client(opts: &Options, domain: &Domain) -> Result<(usize, usize), String> {
     if n == 0 || n >= opts.procs {
         return Err(format!("--proc-id {n} of a client must be between 1 and {}", opts.procs - 1));
     }
-    let control = ControlClient::register(domain, &format!("gazelle-vf-{n}")).map_err(|e| err(&e))?;
+    let control = ControlClient::register(domain, &format!("{CLIENT_NAME}{n}")).map_err(|e| err(&e))?;
     let port = SharedPort::attach(domain, &vf_name(n), control.owner()).map_err(|e| err(&e))?;
     let group = group(opts, n, port, control.owner())?;
     let listening: Zone = domain.lookup(LISTENING).map_err(|e| err(&e))?;
