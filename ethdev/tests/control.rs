@@ -85,3 +85,66 @@ fn the_client_sees_its_primary_go() {
     drop(server);
     assert!(client.primary_gone());
 }
+
+mod rule_requests {
+    use std::net::{IpAddr, SocketAddr};
+
+    use ethdev::flow::{FlowAction, FlowAttr, FlowId, FlowItem, ItemSpec, UdpItem};
+    use ethdev::shm::rules::{Request, TupleRule};
+    use proptest::prelude::*;
+
+    fn addr(v6: bool) -> impl Strategy<Value = SocketAddr> {
+        let ip = if v6 {
+            any::<[u8; 16]>().prop_map(IpAddr::from).boxed()
+        } else {
+            any::<[u8; 4]>().prop_map(IpAddr::from).boxed()
+        };
+        (ip, any::<u16>()).prop_map(|(ip, port)| SocketAddr::new(ip, port))
+    }
+
+    fn rule() -> impl Strategy<Value = TupleRule> {
+        any::<bool>().prop_flat_map(|v6| {
+            ("[a-z][a-z0-9_.-]{0,15}", any::<u32>(), any::<u16>(), addr(v6), addr(v6))
+                .prop_map(|(port, priority, queue, src, dst)| TupleRule { port, priority, queue, src, dst })
+        })
+    }
+
+    proptest! {
+        /// A rule survives its line, and the flow rule it stands for.
+        #[test]
+        fn a_rule_crosses_as_a_line_and_as_a_flow_rule_unchanged(rule in rule(), id in any::<u64>()) {
+            let add = Request::FlowAdd(rule.clone());
+            prop_assert_eq!(Request::parse(&add.to_line()), Ok(add));
+            let del = Request::FlowDel { port: rule.port.clone(), id: FlowId::from_raw(id) };
+            prop_assert_eq!(Request::parse(&del.to_line()), Ok(del));
+            let pattern = rule.pattern().unwrap();
+            prop_assert_eq!(TupleRule::from_flow(&rule.port, &rule.attr(), &pattern, &rule.actions()), Ok(rule));
+        }
+
+        /// Junk is an error, never a panic.
+        #[test]
+        fn junk_lines_are_errors(line in "(FLOW )?(ADD |DEL )?[ -~]{0,80}") {
+            let _ = Request::parse(&line);
+        }
+    }
+
+    /// Rules of another shape than a connection's are not requests.
+    #[test]
+    fn only_connection_rules_can_be_asked_for() {
+        let udp = [FlowItem::Eth(ItemSpec::ANY), FlowItem::Udp(ItemSpec::new(UdpItem { src_port: 1, dst_port: 2 }))];
+        let queue = [FlowAction::Queue(1)];
+        assert!(TupleRule::from_flow("p", &FlowAttr::ingress(0), &udp, &queue).is_err());
+        let egress = FlowAttr { ingress: false, ..FlowAttr::ingress(0) };
+        let rule = TupleRule {
+            port: "p".into(),
+            priority: 0,
+            queue: 1,
+            src: "10.0.0.1:1".parse().unwrap(),
+            dst: "10.0.0.2:2".parse().unwrap(),
+        };
+        let pattern = rule.pattern().unwrap();
+        assert!(TupleRule::from_flow("p", &egress, &pattern, &queue).is_err());
+        assert!(TupleRule::from_flow("p", &rule.attr(), &pattern, &[FlowAction::Drop]).is_err());
+        assert!(TupleRule::from_flow("p", &rule.attr(), &pattern[..2], &queue).is_err());
+    }
+}

@@ -1,20 +1,25 @@
 //! A veth port in a shared-memory domain, within one process: the primary's
 //! wire end and a secondary's queues on two mappings of the same domain
-//! (a second open contends exactly as another process would; killed
+//! (a second open contends exactly as another process would, and the
+//! control channel's two ends talk over a real socket; killed
 //! holders and their reclamation need real processes, and the multi-process
 //! samples in `harness/` exercise them).
 
+use std::io::{BufRead, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ethdev::dev::PortConf;
+use ethdev::flow::{FlowAction, FlowAttr, FlowItem, Ipv4Item, ItemSpec, TcpItem};
 use ethdev::frame::FrameSpec;
 use ethdev::mbuf::Mbuf;
 use ethdev::mempool::{Mempool, MempoolConfig, Owner};
 use ethdev::packet::{IpAddrs, PacketMeta};
 use ethdev::rss::{Reta, RssConf};
+use ethdev::shm::control::{ControlClient, ControlEvent, ControlServer};
 use ethdev::shm::{Domain, DomainOptions, Role};
 use ethdev::{EthDev, Wire};
-use user_veth::shared::{PortSpec, SharedPort, SharedVeth, SharedWire, Side};
+use user_veth::shared::{PortRules, PortSpec, SharedPort, SharedVeth, SharedWire, Side};
 
 const MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 const PRIMARY: Owner = Owner(1);
@@ -202,4 +207,124 @@ fn a_slow_holder_costs_counted_drops_only() {
     drop(got);
     assert_eq!((port.pool().in_use(), rig.host.in_use()), (0, 0));
     rig.port.check_accounting().unwrap();
+}
+
+/// Runs `ask` (a secondary's blocking request) on a thread while the
+/// primary's control server serves `rules`; returns what `ask` returned.
+fn served<T: Send>(server: &mut ControlServer, rules: &mut PortRules, ask: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        let asking = s.spawn(ask);
+        while !asking.is_finished() {
+            server.poll_serving(rules);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        asking.join().unwrap()
+    })
+}
+
+/// The queue a TCP frame from 10.0.0.1:`sport` to port 80 arrives on.
+fn tcp_arrives_on(rig: &mut Rig, rx: &mut [Box<dyn ethdev::queue::RxQueue>], sport: u16) -> u16 {
+    let ip = IpAddrs::V4 { src: [10, 0, 0, 1], dst: [10, 0, 0, 2] };
+    let frame = FrameSpec::tcp(ip, sport, 80).macs([2, 0, 0, 0, 0, 1], MAC).build(b"data");
+    rig.wire.put_rx(&mut vec![rig.mbuf(&frame)]);
+    let got = receive_all(rx, &mut rig.wire, 1);
+    assert_eq!(got.len(), 1, "the frame arrived once");
+    got[0].0
+}
+
+/// A secondary steers a connection to its own queue with a rule it asks
+/// the primary for through the port's ordinary `flow_create`; the primary
+/// refuses a queue the asker does not hold, a rule of another shape, and
+/// rules beyond the per-process limit; `flow_destroy` and the process's
+/// leaving both take the rule away, and its frames go back where RSS puts them.
+#[test]
+fn a_secondary_steers_its_connections_with_rules_the_primary_makes_and_drops() {
+    let mut rig = rig(3, 64);
+    let mut server = ControlServer::bind(&rig._primary).unwrap();
+    let mut rules = PortRules::new(vec![rig.port.clone()], 1);
+    let client = served(&mut server, &mut rules, || ControlClient::register(&rig.secondary, "steerer").unwrap());
+    let client = Arc::new(client);
+    let owner = client.owner();
+    let port = SharedPort::attach(&rig.secondary, "p0", owner).unwrap().with_rules_from(Arc::clone(&client));
+    let mut rx: Vec<_> = (0..2).map(|q| port.rx_queue(q).unwrap()).collect();
+    // A flow RSS puts on queue 0 or 1, and the other of the two.
+    let sport = (5000..).find(|&p| tcp_arrives_on(&mut rig, &mut rx, p) < 2).unwrap();
+    let by_rss = tcp_arrives_on(&mut rig, &mut rx, sport);
+    let other = 1 - by_rss;
+
+    let rule = |queue: u16| {
+        let ip = FlowItem::Ipv4(ItemSpec::new(Ipv4Item { src: [10, 0, 0, 1], dst: [10, 0, 0, 2], proto: 0 }));
+        let tcp = FlowItem::Tcp(ItemSpec::new(TcpItem { src_port: sport, dst_port: 80, flags: 0 }));
+        ([FlowItem::Eth(ItemSpec::ANY), ip, tcp], [FlowAction::Queue(queue)])
+    };
+    let (pattern, to_other) = rule(other);
+    let attr = FlowAttr::ingress(0);
+    let id = served(&mut server, &mut rules, || port.flow_create(&attr, &pattern, &to_other)).unwrap();
+    assert_eq!(rules.held_by(owner), 1);
+    assert_eq!(tcp_arrives_on(&mut rig, &mut rx, sport), other, "the rule steers the connection");
+
+    let (_, to_unheld) = rule(2);
+    let e = served(&mut server, &mut rules, || port.flow_create(&attr, &pattern, &to_unheld)).unwrap_err();
+    assert!(e.to_string().contains("receive queue 2 of port \"p0\" is not this process's"), "{e}");
+    let e = served(&mut server, &mut rules, || port.flow_create(&attr, &pattern, &to_other)).unwrap_err();
+    assert!(e.to_string().contains("holds 1 rules, the most one process may"), "{e}");
+    let udp = [FlowItem::Eth(ItemSpec::ANY), FlowItem::Udp(ItemSpec::ANY)];
+    let e = port.flow_create(&attr, &udp, &to_other).unwrap_err();
+    assert!(e.to_string().contains("may only ask for connection rules"), "{e}");
+
+    served(&mut server, &mut rules, || port.flow_destroy(id)).unwrap();
+    assert_eq!(tcp_arrives_on(&mut rig, &mut rx, sport), by_rss, "a destroyed rule steers nothing");
+    let e = served(&mut server, &mut rules, || port.flow_destroy(id)).unwrap_err();
+    assert!(e.to_string().contains("is not this process's"), "{e}");
+
+    served(&mut server, &mut rules, || port.flow_create(&attr, &pattern, &to_other)).unwrap();
+    drop((port, rx));
+    Arc::into_inner(client).unwrap().logout();
+    let events = (0..500)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(2));
+            server.poll_serving(&mut rules)
+        })
+        .find(|e| !e.is_empty())
+        .unwrap();
+    assert!(matches!(&events[..], [ControlEvent::LoggedOut(p)] if p.owner == owner), "{events:?}");
+    assert_eq!(rules.forget(owner), 1, "the leaver's rule is destroyed");
+    let mut rx: Vec<_> = (0..2).map(|q| rig.attach().rx_queue(q).unwrap()).collect();
+    assert_eq!(tcp_arrives_on(&mut rig, &mut rx, sport), by_rss, "its frames go back where RSS puts them");
+}
+
+/// Request lines the primary cannot read, or cannot grant, are denied with
+/// the reason, and the connection stays usable.
+#[test]
+fn malformed_rule_requests_are_denied_and_the_connection_stays() {
+    let rig = rig(2, 64);
+    let mut server = ControlServer::bind(&rig._primary).unwrap();
+    let mut rules = PortRules::new(vec![rig.port.clone()], 4);
+    let mut stream = std::os::unix::net::UnixStream::connect(server.path()).unwrap();
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut say = |line: &str| {
+        stream.write_all(format!("{line}\n").as_bytes()).unwrap();
+        let mut answer = String::new();
+        while answer.is_empty() {
+            server.poll_serving(&mut rules);
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(5)));
+            let _ = reader.read_line(&mut answer);
+        }
+        answer
+    };
+    assert!(say("HELLO junk").starts_with("WELCOME "));
+    for (line, why) in [
+        ("FLOW ADD p0 0 1 10.0.0.1:1 [::1]:2", "one address family"),
+        ("FLOW ADD p0 0 99999 10.0.0.1:1 10.0.0.2:2", "bad queue"),
+        ("FLOW ADD p0 0 1 10.0.0.1 10.0.0.2:2", "bad address"),
+        ("FLOW ADD nope 0 1 10.0.0.1:1 10.0.0.2:2", "no shared port named \"nope\""),
+        ("FLOW ADD p0 0 1 10.0.0.1:1 10.0.0.2:2", "is not this process's"),
+        ("FLOW DEL p0 x", "bad id"),
+        ("FLOW DEL p0 7", "is not this process's"),
+        ("FLOW \u{1}\u{2}", "expected FLOW ADD"),
+    ] {
+        let answer = say(line);
+        assert!(answer.starts_with("DENIED ") && answer.contains(why), "{line:?}: {answer:?}");
+    }
+    assert_eq!(server.peers().count(), 1, "the asker is still registered");
 }

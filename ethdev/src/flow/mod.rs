@@ -52,6 +52,20 @@ impl FlowAttr {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FlowId(u64);
 
+impl FlowId {
+    /// The handle's number, as a text form (a control-channel answer) carries it.
+    #[must_use]
+    pub fn raw(self) -> u64 {
+        self.0
+    }
+
+    /// The handle numbered `raw`; a table refuses one it never handed out.
+    #[must_use]
+    pub fn from_raw(raw: u64) -> FlowId {
+        FlowId(raw)
+    }
+}
+
 /// What a COUNT action has counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowCounters {

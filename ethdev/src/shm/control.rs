@@ -15,6 +15,10 @@
 //! the latter is reported [`ControlEvent::Died`] only once the pidfd says it
 //! exited, so nothing it may still touch is reclaimed under it.
 //!
+//! After its greeting a secondary may ask for flow rules on the domain's
+//! shared ports ([`super::rules`]): the primary's [`RuleService`] answers
+//! `FLOW <id>`, `OK` or `DENIED <reason>`, and the connection stays.
+//!
 //! Nothing here spawns a thread or sleeps: the primary calls `poll` from its
 //! own loop (the executor decides how often), which keeps the channel usable
 //! in a deterministic test.
@@ -24,13 +28,16 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 
 use super::procs::{ProcEntry, ProcState, ProcTable};
+use super::rules::{NoRules, Request, RuleService, TupleRule};
 use super::{Domain, ShmError};
+use crate::flow::FlowId;
 use crate::owner::{DeadOwner, Owner};
 
 /// Name of the control socket in a domain's directory.
@@ -130,13 +137,19 @@ impl ControlServer {
         self.conns.iter().filter_map(|c| c.peer.as_ref())
     }
 
-    /// Accepts, reads and notices hang-ups without blocking; returns what happened.
+    /// Accepts, reads and notices hang-ups without blocking; returns what
+    /// happened. Requests for flow rules are denied (see [`Self::poll_serving`]).
     pub fn poll(&mut self) -> Vec<ControlEvent> {
+        self.poll_serving(&mut NoRules)
+    }
+
+    /// [`Self::poll`], with `service` deciding the peers' requests.
+    pub fn poll_serving(&mut self, service: &mut dyn RuleService) -> Vec<ControlEvent> {
         let mut events = Vec::new();
         self.accept(&mut events);
         let conns = std::mem::take(&mut self.conns);
         for conn in conns {
-            if let Some(conn) = self.serve(conn, &mut events) {
+            if let Some(conn) = self.serve(conn, service, &mut events) {
                 self.conns.push(conn);
             }
         }
@@ -174,13 +187,13 @@ impl ControlServer {
     }
 
     /// Reads what `conn` sent; `None` once it is gone.
-    fn serve(&mut self, mut conn: Conn, events: &mut Vec<ControlEvent>) -> Option<Conn> {
+    fn serve(&mut self, mut conn: Conn, service: &mut dyn RuleService, events: &mut Vec<ControlEvent>) -> Option<Conn> {
         loop {
             match conn.stream.read_line(&mut conn.line) {
                 Ok(0) => return self.hung_up(conn, events),
                 Ok(_) if conn.line.ends_with('\n') => {
                     let line = std::mem::take(&mut conn.line);
-                    if !self.handle(&mut conn, line.trim_end(), events) {
+                    if !self.handle(&mut conn, line.trim_end(), service, events) {
                         return self.hung_up(conn, events);
                     }
                 }
@@ -198,7 +211,13 @@ impl ControlServer {
 
     /// Acts on one line; `false` if the connection ends (after `BYE`, with
     /// the peer logged out; after a bad line, with the peer still on it).
-    fn handle(&mut self, conn: &mut Conn, line: &str, events: &mut Vec<ControlEvent>) -> bool {
+    fn handle(
+        &mut self,
+        conn: &mut Conn,
+        line: &str,
+        service: &mut dyn RuleService,
+        events: &mut Vec<ControlEvent>,
+    ) -> bool {
         match (line.split_once(' '), &conn.peer) {
             (Some(("HELLO", name)), None) if valid_name(name) => {
                 let peer = Peer { pid: conn.pid, uid: conn.uid, name: name.into(), owner: Owner(self.next_owner) };
@@ -206,6 +225,11 @@ impl ControlServer {
                 let _ = conn.stream.get_mut().write_all(format!("WELCOME {}\n", peer.owner.0).as_bytes());
                 events.push(ControlEvent::Registered(peer.clone()));
                 conn.peer = Some(peer);
+                true
+            }
+            (Some(("FLOW", _)), Some(peer)) => {
+                let answer = answer(service, peer, line).unwrap_or_else(|why| format!("DENIED {why}"));
+                let _ = conn.stream.get_mut().write_all(format!("{answer}\n").as_bytes());
                 true
             }
             _ if line == "BYE" => {
@@ -244,6 +268,15 @@ impl Drop for ControlServer {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// The answer to request `line` of `peer`, or why it is denied.
+fn answer(service: &mut dyn RuleService, peer: &Peer, line: &str) -> Result<String, String> {
+    match Request::parse(line)? {
+        Request::FlowAdd(rule) => service.flow_add(peer, &rule).map(|id| format!("FLOW {}", id.raw())),
+        Request::FlowDel { port, id } => service.flow_del(peer, &port, id).map(|()| "OK".into()),
+    }
+    .map_err(|why| why.replace(['\n', '\r'], " "))
 }
 
 /// The death of `peer`, unless it claims to be this very process (which is
@@ -289,6 +322,9 @@ fn connect(path: &std::path::Path) -> Result<UnixStream, ShmError> {
 pub struct ControlClient {
     stream: UnixStream,
     owner: Owner,
+    path: PathBuf,
+    /// Held for a request and its answer, so threads' requests do not interleave.
+    talk: Mutex<()>,
 }
 
 impl ControlClient {
@@ -309,7 +345,7 @@ impl ControlClient {
         let refused = || ShmError::Refused(answer.trim_end().trim_start_matches("REFUSED ").to_string());
         let owner = answer.strip_prefix("WELCOME ").and_then(|o| o.trim_end().parse().ok()).ok_or_else(refused)?;
         crate::owner::set_self_owner(Owner(owner));
-        Ok(ControlClient { stream, owner: Owner(owner) })
+        Ok(ControlClient { stream, owner: Owner(owner), path, talk: Mutex::new(()) })
     }
 
     /// The owner id the primary gave this process.
@@ -317,8 +353,43 @@ impl ControlClient {
         self.owner
     }
 
+    /// Asks the primary for flow rule `rule`; returns its id.
+    pub fn flow_add(&self, rule: &TupleRule) -> Result<FlowId, ShmError> {
+        let answer = self.ask(&Request::FlowAdd(rule.clone()))?;
+        let id = answer.strip_prefix("FLOW ").and_then(|id| id.parse().ok());
+        id.map(FlowId::from_raw).ok_or_else(|| ShmError::Corrupt(format!("unexpected answer {answer:?}")))
+    }
+
+    /// Asks the primary to destroy rule `id` of port `port`, which this
+    /// process asked for.
+    pub fn flow_del(&self, port: &str, id: FlowId) -> Result<(), ShmError> {
+        match self.ask(&Request::FlowDel { port: port.into(), id })?.as_str() {
+            "OK" => Ok(()),
+            other => Err(ShmError::Corrupt(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Sends `request` and reads the answer; a denial is an error.
+    fn ask(&self, request: &Request) -> Result<String, ShmError> {
+        let _talk = self.talk.lock().unwrap_or_else(PoisonError::into_inner);
+        (&self.stream)
+            .write_all(format!("{}\n", request.to_line()).as_bytes())
+            .map_err(|e| ShmError::io(&self.path, e))?;
+        let mut answer = String::new();
+        BufReader::new(&self.stream).read_line(&mut answer).map_err(|e| ShmError::io(&self.path, e))?;
+        if answer.is_empty() {
+            return Err(ShmError::io(&self.path, ErrorKind::UnexpectedEof));
+        }
+        let answer = answer.trim_end();
+        match answer.strip_prefix("DENIED ") {
+            Some(why) => Err(ShmError::Denied(why.into())),
+            None => Ok(answer.into()),
+        }
+    }
+
     /// Whether the primary has gone (its end of the connection closed).
     pub fn primary_gone(&self) -> bool {
+        let _talk = self.talk.lock().unwrap_or_else(PoisonError::into_inner);
         let mut fds = [PollFd::new(&self.stream, PollFlags::IN)];
         let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
         if poll(&mut fds, Some(&zero)).unwrap_or(0) == 0 {

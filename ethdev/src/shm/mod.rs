@@ -25,6 +25,7 @@ pub mod layout;
 pub mod map;
 pub mod procs;
 pub mod ring;
+pub mod rules;
 pub(crate) mod words;
 
 use std::path::{Path, PathBuf};
@@ -105,6 +106,9 @@ pub enum ShmError {
     /// The primary refused this process (another user, a malformed greeting).
     #[error("the primary refused this process: {0}")]
     Refused(String),
+    /// The primary denied a request (a flow rule) and said why.
+    #[error("the primary denied the request: {0}")]
+    Denied(String),
     /// The memory holds values that cannot be right.
     #[error("domain memory is corrupt: {0}")]
     Corrupt(String),

@@ -30,27 +30,34 @@
 //! one state it must be in.
 //!
 //! A secondary that asks to reconfigure the port is refused with an error
-//! naming the primary; gazelle forwards such requests to its primary, which
-//! the domain's control channel can carry later.
+//! naming the primary. Flow rules are the exception, as gazelle's
+//! tuple_filter mode needs: a secondary given its control connection
+//! ([`SharedPort::with_rules_from`]) asks the primary for connection rules,
+//! and the primary's [`PortRules`] creates them on queues the asker holds
+//! and destroys them when it leaves or dies.
 
 mod layout;
+mod rules;
 mod wire;
 
 use std::sync::Arc;
 
 use ethdev::dev::{DevInfo, LinkStatus, PortConf, PortStats, XStat};
-use ethdev::error::{ConfigError, DevError};
+use ethdev::error::{ConfigError, DevError, FlowError, FlowErrorCause};
 use ethdev::flow::{FlowAction, FlowAttr, FlowCounters, FlowId, FlowItem};
 use ethdev::mac::MacAddr;
 use ethdev::mbuf::Mbuf;
 use ethdev::mempool::{MbufRef, Mempool, MempoolConfig, Owner, PoolTable};
 use ethdev::queue::{RxQueue, TxQueue};
 use ethdev::rss::{Reta, RssHashTypes, RssKey};
+use ethdev::shm::control::ControlClient;
 use ethdev::shm::ring::{self, ShmConsumer, ShmProducer};
+use ethdev::shm::rules::TupleRule;
 use ethdev::shm::{Domain, ShmError, Zone};
 use ethdev::EthDev;
 
 pub use layout::{PortTotals, Shape, Side};
+pub use rules::PortRules;
 pub use wire::{PortReclaim, SharedWire};
 
 use crate::port::VethPort;
@@ -124,7 +131,7 @@ impl SharedVeth {
         Header::create(&zone, &shape)?;
         let attached = Arc::new(Attached::new(domain, &spec.name, spec.owner)?);
         let wire = SharedWire::new(veth.clone(), veth_wire, Arc::clone(&attached))?;
-        Ok((SharedPort { attached, control: Some(veth) }, wire))
+        Ok((SharedPort { attached, control: Some(veth), rules: None }, wire))
     }
 }
 
@@ -219,13 +226,37 @@ impl Attached {
 pub struct SharedPort {
     attached: Arc<Attached>,
     control: Option<VethPort>,
+    /// A secondary's control connection, which carries its flow rules.
+    rules: Option<Arc<ControlClient>>,
 }
 
 impl SharedPort {
     /// Attaches to port `name` of `domain`, taking queues as `owner` (the
     /// id the domain's control channel gave this process).
     pub fn attach(domain: &Domain, name: &str, owner: Owner) -> Result<SharedPort, PortError> {
-        Ok(SharedPort { attached: Arc::new(Attached::new(domain, name, owner)?), control: None })
+        Ok(SharedPort { attached: Arc::new(Attached::new(domain, name, owner)?), control: None, rules: None })
+    }
+
+    /// The same port, whose connection rules (as tuple_filter makes them)
+    /// this secondary asks of the primary over `client`, its control
+    /// connection; other rules are still refused.
+    #[must_use]
+    pub fn with_rules_from(self, client: Arc<ControlClient>) -> SharedPort {
+        SharedPort { rules: Some(client), ..self }
+    }
+
+    /// The control connection that carries a secondary's flow rules, if
+    /// this is a secondary given one.
+    fn rule_client(&self) -> Option<&ControlClient> {
+        self.control.is_none().then_some(self.rules.as_deref()).flatten()
+    }
+
+    /// What the primary said, as a port error.
+    fn primary_said(&self, e: ethdev::shm::ShmError) -> DevError {
+        match e {
+            ethdev::shm::ShmError::Denied(why) => FlowError::new(FlowErrorCause::Rule, why).into(),
+            other => DevError::Unsupported(format!("port {:?}: asking the primary: {other}", self.attached.name)),
+        }
     }
 
     /// The port's shape, as its header says.
@@ -337,11 +368,16 @@ impl EthDev for SharedPort {
     }
 
     fn flow_create(&self, attr: &FlowAttr, pattern: &[FlowItem], actions: &[FlowAction]) -> Result<FlowId, DevError> {
-        self.ctl("flow_create")?.flow_create(attr, pattern, actions)
+        let Some(client) = self.rule_client() else {
+            return self.ctl("flow_create")?.flow_create(attr, pattern, actions);
+        };
+        let rule = TupleRule::from_flow(&self.attached.name, attr, pattern, actions).map_err(DevError::Unsupported)?;
+        client.flow_add(&rule).map_err(|e| self.primary_said(e))
     }
 
     fn flow_destroy(&self, id: FlowId) -> Result<(), DevError> {
-        self.ctl("flow_destroy")?.flow_destroy(id)
+        let Some(client) = self.rule_client() else { return self.ctl("flow_destroy")?.flow_destroy(id) };
+        client.flow_del(&self.attached.name, id).map_err(|e| self.primary_said(e))
     }
 
     fn flow_flush(&self) -> Result<(), DevError> {
