@@ -4,10 +4,13 @@
 //! DPDK primary or secondary is: each holds its role until its standard
 //! input closes. The primary runs the domain's control channel: it prints
 //! each registration, goodbye and death, and reclaims a dead process's
-//! buffers from every pool it made. A secondary registers (getting its
-//! owner id), may take buffers from a pool to hold (`--take`, what a
-//! crash test kills), watches its primary and, when the primary dies (a
-//! `kill -9` included), says so and exits with status 3 within [`WATCH`].
+//! buffers from every pool it made, its queues and buffers of every shared
+//! port it made (`--port`), and the flow rules it asked for there. A
+//! secondary registers (getting its owner id), may take buffers from a pool
+//! to hold (`--take`) or steer a connection to a queue of a shared port
+//! with a rule the primary makes (`--steer`), which is what crash tests
+//! kill; it watches its primary and, when the primary dies (a `kill -9`
+//! included), says so and exits with status 3 within [`WATCH`].
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -15,9 +18,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ethdev::dev::PortConf;
 use ethdev::mempool::{Mbuf, Mempool, MempoolConfig, Owner, PoolCache};
-use ethdev::shm::control::{ControlClient, ControlEvent, ControlServer};
+use ethdev::shm::control::{ControlClient, ControlEvent, ControlServer, Peer};
+use ethdev::shm::rules::TupleRule;
 use ethdev::shm::{dir, Domain, DomainOptions, Role};
+use ethdev::EthDev;
+use user_veth::shared::{PortRules, PortSpec, SharedPort, SharedVeth, SharedWire};
 
 /// How often a held process looks at its primary and its standard input.
 pub const WATCH: Duration = Duration::from_millis(50);
@@ -49,6 +56,11 @@ pub enum DomainCommand {
         /// Packet-buffer pools to create, as NAME:BUFFERS (repeatable).
         #[arg(long = "pool", value_parser = parse_object)]
         pools: Vec<(String, usize)>,
+        /// Shared ports to create, as NAME:QUEUES (repeatable), each with a
+        /// pool `<NAME>_POOL`; secondaries may ask for connection rules on
+        /// them, at most [`RULES_PER_PROCESS`] each.
+        #[arg(long = "port", value_parser = parse_object)]
+        ports: Vec<(String, usize)>,
         #[command(flatten)]
         base: BaseArgs,
     },
@@ -72,6 +84,12 @@ pub enum DomainCommand {
         /// held, half parked in a pool cache's stash.
         #[arg(long, value_parser = parse_object)]
         take: Option<(String, usize)>,
+        /// Take receive queue QUEUE of shared port PORT and ask the primary
+        /// for a rule steering TCP frames from SRC to DST there, as
+        /// PORT/QUEUE/SRC/DST (addresses with ports, e.g.
+        /// `nic/1/10.0.0.1:5000/10.0.0.2:80`).
+        #[arg(long, value_parser = parse_steer)]
+        steer: Option<TupleRule>,
         #[command(flatten)]
         base: BaseArgs,
     },
@@ -90,6 +108,24 @@ impl BaseArgs {
     fn options(&self) -> DomainOptions {
         DomainOptions { base: self.runtime_dir.clone().unwrap_or_else(dir::base_dir), ..DomainOptions::default() }
     }
+}
+
+/// Most connection rules one secondary may hold on the primary's ports.
+pub const RULES_PER_PROCESS: usize = 64;
+/// Buffers in each shared port's pool.
+const PORT_POOL_BUFFERS: u32 = 512;
+
+fn parse_steer(text: &str) -> Result<TupleRule, String> {
+    let bad = || format!("{text:?}: expected PORT/QUEUE/SRC/DST");
+    let [port, queue, src, dst] = text.split('/').collect::<Vec<_>>()[..] else { return Err(bad()) };
+    let rule = TupleRule {
+        port: port.into(),
+        priority: 0,
+        queue: queue.parse().map_err(|e| format!("{text:?}: queue: {e}"))?,
+        src: src.parse().map_err(|e| format!("{text:?}: source: {e}"))?,
+        dst: dst.parse().map_err(|e| format!("{text:?}: destination: {e}"))?,
+    };
+    rule.pattern().map(|_| rule.clone()).ok_or_else(|| format!("{text:?}: both addresses must be of one family"))
 }
 
 fn parse_object(text: &str) -> Result<(String, usize), String> {
@@ -115,18 +151,25 @@ pub fn run(command: DomainCommand) -> Result<Ended, String> {
             println!("removed domain {prefix:?}");
             Ok(Ended::Done)
         }
-        DomainCommand::Primary { prefix, size, objects, pools, base } => {
+        DomainCommand::Primary { prefix, size, objects, pools, ports, base } => {
             let domain = Domain::open(&prefix, Role::Primary, &DomainOptions { size, ..base.options() })
                 .map_err(|e| e.to_string())?;
             for (name, bytes) in objects {
                 domain.reserve(&name, bytes).map_err(|e| e.to_string())?;
             }
             let pools = pools.into_iter().map(|(name, n)| make_pool(&domain, &name, n)).collect::<Result<_, _>>()?;
+            let (ports, wires): (Vec<_>, Vec<_>) = ports
+                .into_iter()
+                .map(|(name, n)| make_port(&domain, &name, n))
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .unzip();
             let control = ControlServer::bind(&domain).map_err(|e| e.to_string())?;
+            let rules = PortRules::new(ports, RULES_PER_PROCESS);
             println!("ready {}", std::process::id());
-            Ok(hold(&domain, Some(Supervisor { control, pools })))
+            Ok(hold(&domain, Some(Supervisor { control, pools, wires, rules })))
         }
-        DomainCommand::Attach { prefix, wait, hold: stay, name, take, base } => {
+        DomainCommand::Attach { prefix, wait, hold: stay, name, take, steer, base } => {
             let wait = Duration::try_from_secs_f64(wait).map_err(|e| format!("--wait: {e}"))?;
             let domain = Domain::open(&prefix, Role::Secondary, &DomainOptions { wait, ..base.options() })
                 .map_err(|e| e.to_string())?;
@@ -136,9 +179,11 @@ pub fn run(command: DomainCommand) -> Result<Ended, String> {
                 println!("{:<40} offset {:>10} bytes {:>10}", entry.name, entry.offset, entry.len);
             }
             let held = take.map(|(pool, n)| Held::take(&domain, &pool, n, client.owner())).transpose()?;
+            let client = Arc::new(client);
+            let steering = steer.map(|rule| Steering::start(&domain, &client, &rule)).transpose()?;
             let ended = if stay { hold(&domain, None) } else { Ended::Done };
-            drop(held);
-            client.logout();
+            drop((held, steering));
+            Arc::into_inner(client).map(ControlClient::logout);
             Ok(ended)
         }
     }
@@ -152,22 +197,46 @@ fn make_pool(domain: &Domain, name: &str, buffers: usize) -> Result<Mempool, Str
     Mempool::create_in(&zone, config).map_err(|e| e.to_string())
 }
 
-/// The primary's side of holding a domain: its control channel and the
-/// pools it reclaims into.
+/// Shared port `name` with `queues` queue pairs and a pool of its own,
+/// started, and its wire end.
+fn make_port(domain: &Domain, name: &str, queues: usize) -> Result<(SharedPort, SharedWire), String> {
+    let queues = u16::try_from(queues).map_err(|_| format!("port {name}: {queues} queues is too many"))?;
+    let spec = PortSpec {
+        name: name.into(),
+        mac: [2, 0, 0, 0, 0, 1].into(),
+        conf: PortConf::new(queues),
+        ring_words: 256,
+        pool: MempoolConfig::new(format!("{name}_POOL"), PORT_POOL_BUFFERS),
+        owner: Owner::NONE,
+    };
+    let (port, wire) = SharedVeth::create(domain, &spec).map_err(|e| format!("port {name}: {e}"))?;
+    port.start().map_err(|e| format!("port {name}: {e}"))?;
+    Ok((port, wire))
+}
+
+/// The primary's side of holding a domain: its control channel, the pools
+/// it reclaims into, and its shared ports' wire ends and rule book.
 struct Supervisor {
     control: ControlServer,
     pools: Vec<Mempool>,
+    wires: Vec<SharedWire>,
+    rules: PortRules,
 }
 
 impl Supervisor {
-    /// Reports what the control channel saw, reclaiming the dead.
+    /// Reports what the control channel saw, reclaiming the dead and
+    /// dropping the rules of whoever leaves.
     fn poll(&mut self) {
-        for event in self.control.poll() {
+        for event in self.control.poll_serving(&mut self.rules) {
             match event {
                 ControlEvent::Registered(p) => println!("registered {} {} owner {}", p.pid, p.name, p.owner.0),
-                ControlEvent::LoggedOut(p) => println!("logged out {} {} owner {}", p.pid, p.name, p.owner.0),
+                ControlEvent::LoggedOut(p) => {
+                    let rules = self.rules.forget(p.owner);
+                    println!("logged out {} {} owner {}: rules {rules} destroyed", p.pid, p.name, p.owner.0);
+                }
                 ControlEvent::Refused { pid, reason } => println!("refused {pid}: {reason}"),
                 ControlEvent::Died(p, dead) => {
+                    self.reclaim_ports(&p, &dead);
                     for pool in &self.pools {
                         let r = pool.reclaim(&dead);
                         tracing::warn!(
@@ -192,6 +261,40 @@ impl Supervisor {
                 }
             }
         }
+    }
+}
+
+impl Supervisor {
+    /// Takes back from the dead `p` its shared ports' queues and buffers,
+    /// and destroys the rules it asked for.
+    fn reclaim_ports(&mut self, p: &Peer, dead: &ethdev::owner::DeadOwner) {
+        if self.wires.is_empty() {
+            return;
+        }
+        let r = SharedWire::reclaim(&mut self.wires.iter_mut().collect::<Vec<_>>(), dead);
+        let rules = self.rules.forget(p.owner);
+        println!(
+            "died {} {} owner {}: ports: queues {} freed, buffers {} held {} cached, left {}; rules {rules} destroyed",
+            p.pid, p.name, p.owner.0, r.queues, r.held, r.cached, r.left
+        );
+    }
+}
+
+/// A secondary's steered connection: the queue it took and the rule the
+/// primary made for it.
+struct Steering {
+    _queue: Box<dyn ethdev::RxQueue>,
+}
+
+impl Steering {
+    fn start(domain: &Domain, client: &Arc<ControlClient>, rule: &TupleRule) -> Result<Steering, String> {
+        let port = SharedPort::attach(domain, &rule.port, client.owner()).map_err(|e| e.to_string())?;
+        let port = port.with_rules_from(Arc::clone(client));
+        let queue = port.rx_queue(rule.queue).map_err(|e| e.to_string())?;
+        let pattern = rule.pattern().ok_or("a rule's addresses must be of one family")?;
+        let id = port.flow_create(&rule.attr(), &pattern, &rule.actions()).map_err(|e| e.to_string())?;
+        println!("steering {} to {} queue {} as rule {}", rule.src, rule.port, rule.queue, id.raw());
+        Ok(Steering { _queue: queue })
     }
 }
 

@@ -179,6 +179,44 @@ fn a_killed_secondarys_buffers_are_reclaimed_by_the_primary() {
     assert!(primary.wait().unwrap().success());
 }
 
+/// A secondary killed while it holds a queue of a shared port and a flow
+/// rule the primary made for it there: the primary frees the queue and
+/// destroys the rule, so an heir takes the same queue and gets the same
+/// steering again, while another process cannot steer into the heir's
+/// queue; a secondary that logs out loses its rule too.
+#[test]
+fn a_killed_secondarys_queue_and_flow_rules_are_reclaimed_by_the_primary() {
+    let base = tempfile::tempdir().unwrap();
+    let (mut primary, mut events) = start(base.path(), &["primary", "tf", "--port", "nic:2"]);
+    line_starting(&mut events, "ready");
+    let steer = ["attach", "tf", "--hold", "--name", "victim", "--steer", "nic/1/10.0.0.1:5000/10.0.0.2:80"];
+    let (mut victim, mut out) = start(base.path(), &steer);
+    assert!(line_starting(&mut out, "steering").starts_with("steering 10.0.0.1:5000 to nic queue 1 as rule"));
+    line_starting(&mut events, "registered");
+
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let died = line_starting(&mut events, "died");
+    assert!(died.contains(&format!("died {} victim", victim.id())), "{died}");
+    assert!(died.contains("queues 1 freed") && died.contains("left 0; rules 1 destroyed"), "{died}");
+
+    // The heir gets the queue and the same rule (a rule left behind would
+    // not stop it: the point is that nothing of the dead is left).
+    let heir = ["attach", "tf", "--hold", "--name", "heir", "--steer", "nic/1/10.0.0.1:5000/10.0.0.2:80"];
+    let (mut heir, mut out) = start(base.path(), &heir);
+    line_starting(&mut out, "steering");
+    let thief = run(base.path(), &["attach", "tf", "--name", "thief", "--steer", "nic/1/10.0.0.1:6000/10.0.0.2:80"]);
+    assert!(!thief.status.success() && text(&thief.stderr).contains("queue 1 of port \"nic\" is held by owner"));
+    drop(heir.stdin.take());
+    assert!(heir.wait().unwrap().success());
+    assert!(line_starting(&mut events, "logged out").ends_with("rules 1 destroyed\n"));
+
+    let wrong = run(base.path(), &["attach", "tf", "--name", "wrong", "--steer", "nope/0/10.0.0.1:1/[::1]:2"]);
+    assert!(!wrong.status.success() && text(&wrong.stderr).contains("one family"), "{}", text(&wrong.stderr));
+    drop(primary.stdin.take());
+    assert!(primary.wait().unwrap().success());
+}
+
 /// Another user cannot join a root domain: its files are private (0700 /
 /// 0600), and even where someone loosened them, the primary reads the
 /// peer's uid from the kernel (`SO_PEERCRED`) and refuses it. Root only
