@@ -183,7 +183,9 @@ pub fn run(command: DomainCommand) -> Result<Ended, String> {
             let steering = steer.map(|rule| Steering::start(&domain, &client, &rule)).transpose()?;
             let ended = if stay { hold(&domain, None) } else { Ended::Done };
             drop((held, steering));
-            Arc::into_inner(client).map(ControlClient::logout);
+            if let Some(client) = Arc::into_inner(client) {
+                client.logout();
+            }
             Ok(ended)
         }
     }
