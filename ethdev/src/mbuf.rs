@@ -38,6 +38,11 @@ bitflags::bitflags! {
         const TX_L4_CKSUM = 1 << 17;
         /// Transmit: the NIC cuts this TCP segment into `tso_segsz` pieces.
         const TX_TCP_SEG = 1 << 18;
+        /// Transmit: the port hands this frame to its own receive queue
+        /// `queue()` instead of the wire, a hairpin inside the NIC, which
+        /// is how one process passes a frame to another's queue (user-veth
+        /// shared ports do; other ports drop such a frame as a bad offload).
+        const TX_LOOPBACK = 1 << 19;
     }
 }
 

@@ -299,6 +299,9 @@ fn transmit_one(
     super_frames: bool,
 ) -> Result<usize, DropReason> {
     let flags = mbuf.flags();
+    if flags.contains(OlFlags::TX_LOOPBACK) {
+        return Err(DropReason::BadOffload);
+    }
     let needs = offload::required(flags);
     let mtu = state.conf.mtu as usize;
     if needs.is_empty() && mbuf.len() <= mtu + ETHERNET_HEADER {

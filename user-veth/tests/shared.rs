@@ -12,7 +12,7 @@ use std::time::Duration;
 use ethdev::dev::PortConf;
 use ethdev::flow::{FlowAction, FlowAttr, FlowItem, Ipv4Item, ItemSpec, TcpItem};
 use ethdev::frame::FrameSpec;
-use ethdev::mbuf::Mbuf;
+use ethdev::mbuf::{Mbuf, OlFlags};
 use ethdev::mempool::{Mempool, MempoolConfig, Owner};
 use ethdev::packet::{IpAddrs, PacketMeta};
 use ethdev::rss::{Reta, RssConf};
@@ -327,4 +327,37 @@ fn malformed_rule_requests_are_denied_and_the_connection_stays() {
         assert!(answer.starts_with("DENIED ") && answer.contains(why), "{line:?}: {answer:?}");
     }
     assert_eq!(server.peers().count(), 1, "the asker is still registered");
+}
+
+/// A frame a holder sends flagged `TX_LOOPBACK` comes back on the receive
+/// queue it names, bytes intact and never on the wire, in order; one that
+/// names no queue of the port is dropped and counted; the pool ends at its
+/// baseline.
+#[test]
+fn a_looped_back_frame_reaches_the_queue_it_names_and_not_the_wire() {
+    let mut rig = rig(3, 64);
+    let port = rig.attach();
+    let mut rx: Vec<_> = (0..3).map(|q| port.rx_queue(q).unwrap()).collect();
+    let mut tx = port.tx_queue(0).unwrap();
+    let looped = |target: u16, flow: u16| {
+        let mut m = port.pool().alloc(SECONDARY).unwrap();
+        assert!(m.extend_from_slice(&spec(flow).build(&flow.to_be_bytes())));
+        m.set_flags(OlFlags::TX_LOOPBACK);
+        m.set_queue(target);
+        m
+    };
+    let mut burst: Vec<Mbuf> = (0..6).map(|f| looped(2 - f % 2, f)).chain([looped(9, 99)]).collect();
+    assert_eq!(tx.tx_burst(&mut burst), 7);
+    let mut wire_out = Vec::new();
+    rig.wire.take_tx(&mut wire_out, 64);
+    assert!(wire_out.is_empty(), "nothing reaches the wire");
+    let got = receive_all(&mut rx, &mut rig.wire, 6);
+    let seen: Vec<(u16, Vec<u8>)> = got.iter().map(|(q, m)| (*q, m.data().to_vec())).collect();
+    let want: Vec<(u16, Vec<u8>)> =
+        [1u16, 3, 5, 0, 2, 4].iter().map(|&f| (2 - f % 2, spec(f).build(&f.to_be_bytes()))).collect();
+    assert_eq!(seen, want, "each frame on the queue it named, in order per queue");
+    assert!(got.iter().all(|(_, m)| !m.flags().contains(OlFlags::TX_LOOPBACK)));
+    assert_eq!(port.queue_counters(Side::Tx, 0).unwrap()[3], 1, "the frame naming queue 9 is a counted drop");
+    drop(got);
+    assert_eq!(port.pool().in_use(), 0);
 }

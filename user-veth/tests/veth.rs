@@ -708,3 +708,18 @@ fn bad_super_frames_are_counted_drops(#[values(true, false)] lro: bool) {
     assert!(rig.drain(0).is_empty());
     rig.finish();
 }
+
+/// A plain veth has no hairpin: a frame asking to loop back is dropped and
+/// counted as a bad offload, never sent to the wire.
+#[test]
+fn a_loopback_request_is_a_counted_drop_on_a_plain_veth() {
+    let mut rig = Rig::new(PortConf::new(1));
+    let frame = FrameSpec::udp(IpAddrs::V4 { src: [10, 0, 0, 1], dst: [10, 0, 0, 2] }, 1, 2).build(b"x");
+    let mut m = rig.mbuf(&frame);
+    m.set_flags(OlFlags::TX_LOOPBACK);
+    assert_eq!(rig.tx(0, &mut vec![m]), 1);
+    assert_eq!(rig.wire.take_tx(&mut Vec::new(), 64), 0);
+    assert_eq!(rig.drop_count("tx_drop_bad_offload"), 1);
+    rig.port.check_accounting().unwrap();
+    assert_eq!(rig.pool.in_use(), 0);
+}

@@ -7,13 +7,17 @@
 //! overflows, as a NIC's unpolled queue does), and moves what holders sent
 //! on the domain tx rings into the veth's tx queues, as much as they take.
 //! The wire end is the only producer of the rx rings and the only consumer
-//! of the tx rings, so each ring keeps one writer per side.
+//! of the tx rings, so each ring keeps one writer per side. A frame a holder
+//! sends with [`OlFlags::TX_LOOPBACK`] never reaches the veth: the wire end
+//! puts it on rx ring `queue()` of the same port (a hairpin), which is how
+//! one process hands a frame to another's queue, by reference and with
+//! every buffer accounted for as any received frame is.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use ethdev::handover;
-use ethdev::mbuf::Mbuf;
+use ethdev::mbuf::{Mbuf, OlFlags};
 use ethdev::mempool::{DeadOwner, Owner};
 use ethdev::queue::{RxQueue, TxQueue};
 use ethdev::shm::ring::{ShmConsumer, ShmProducer};
@@ -118,10 +122,17 @@ impl SharedWire {
     /// Puts `self.frames` on rx ring `queue`, copying each frame from
     /// outside the domain pool into it.
     fn send_rx(&mut self, queue: u16) {
+        let mut frames = std::mem::take(&mut self.frames);
+        self.send_rx_frames(queue, &mut frames);
+        self.frames = frames;
+    }
+
+    /// Puts `frames` on rx ring `queue` (see [`Self::send_rx`]).
+    fn send_rx_frames(&mut self, queue: u16, frames: &mut Vec<Mbuf>) {
         let (attached, words) = (&*self.attached, &mut self.words);
         let (header, mut bytes) = (&attached.header, 0);
         words.clear();
-        for frame in self.frames.drain(..) {
+        for frame in frames.drain(..) {
             let frame = if attached.pool.owns(&frame) {
                 frame
             } else if let Some(copy) = frame.copy_to(&attached.pool, attached.owner) {
@@ -159,12 +170,39 @@ impl SharedWire {
         let bytes = frames.iter().map(|m| m.len() as u64).sum();
         attached.header.count(Side::Tx, queue, QueueCounter::Packets, frames.len() as u64);
         attached.header.count(Side::Tx, queue, QueueCounter::Bytes, bytes);
-        self.local_tx[index].tx_burst(frames);
+        self.loop_back(queue);
+        self.local_tx[index].tx_burst(&mut self.frames);
         // `free_count` said they fit; if the port stopped meanwhile they
         // did not, and are dropped as a stopped port drops them.
-        attached.header.count(Side::Tx, queue, QueueCounter::Dropped, frames.len() as u64);
-        frames.clear();
+        self.attached.header.count(Side::Tx, queue, QueueCounter::Dropped, self.frames.len() as u64);
+        self.frames.clear();
         taken
+    }
+
+    /// Takes the frames flagged [`OlFlags::TX_LOOPBACK`] out of what tx
+    /// queue `from` just gave, and puts each on the rx ring its `queue()`
+    /// names; one naming no queue of the port is dropped and counted on `from`.
+    fn loop_back(&mut self, from: u16) {
+        if !self.frames.iter().any(|m| m.flags().contains(OlFlags::TX_LOOPBACK)) {
+            return;
+        }
+        let (mut looped, wire): (Vec<Mbuf>, Vec<Mbuf>) =
+            self.frames.drain(..).partition(|m| m.flags().contains(OlFlags::TX_LOOPBACK));
+        self.frames = wire;
+        let queues = self.rx_rings.len();
+        let before = looped.len();
+        looped.retain(|m| usize::from(m.queue()) < queues);
+        self.attached.header.count(Side::Tx, from, QueueCounter::Dropped, (before - looped.len()) as u64);
+        looped.sort_by_key(Mbuf::queue);
+        let mut batch = Vec::new();
+        while let Some(target) = looped.first().map(Mbuf::queue) {
+            let end = looped.iter().position(|m| m.queue() != target).unwrap_or(looped.len());
+            batch.extend(looped.drain(..end).map(|mut m| {
+                m.set_flags(m.flags() - OlFlags::TX_LOOPBACK);
+                m
+            }));
+            self.send_rx_frames(target, &mut batch);
+        }
     }
 
     /// Copies the veth's counters into the header for `dtnet stats` and
