@@ -267,7 +267,10 @@ impl Api {
         let ip = fabric.local_ip_for(remote.ip()).ok_or_else(|| error::addr_not_available("no local address"))?;
         let rss = !fabric.steers_tcp() && self.group.len() > 1;
         let home = self.home;
-        let fits = |port| !rss || usize::from(fabric.rss_queue(remote, SocketAddr::new(ip, port))) == home;
+        let fits = |port| {
+            fabric.config.owns_ephemeral(port)
+                && (!rss || usize::from(fabric.rss_queue(remote, SocketAddr::new(ip, port))) == home)
+        };
         let port = fabric.ports().ephemeral(Proto::Tcp, fits)?;
         let local = SocketAddr::new(ip, port);
         let op = Op::Connect { local, remote, bufs: entry.opts.bufs, nodelay: entry.opts.nodelay };

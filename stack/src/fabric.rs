@@ -22,7 +22,7 @@ use ethdev::{EthDev, Mbuf, Mempool, RxQueue, TxQueue};
 use crate::config::{ForwardMode, ThreadModel};
 use crate::dispatch::Tables;
 use crate::fds::FdTable;
-use crate::ports::PortTable;
+use crate::ports::{PortTable, EPHEMERAL_FIRST, EPHEMERAL_SPAN};
 use crate::rpc::{BufSizes, Rpc};
 
 /// Everything a group needs to know to build its stacks.
@@ -66,6 +66,26 @@ pub struct GroupConfig {
     /// predecessor's connections sets its own, as Linux's randomised
     /// search (RFC 6056) keeps a new process off its predecessor's ports.
     pub ephemeral_offset: u16,
+    /// This process's place among the processes sharing one port in
+    /// gazelle's tuple_filter mode (`num_process`, `process_idx`), if it is
+    /// one of them: see [`ProcessSlot`]. `None` for a process alone on its port.
+    pub process: Option<ProcessSlot>,
+}
+
+/// One of the processes sharing a port in tuple_filter mode, as gazelle
+/// lays them out: process `index` of `count`, each with as many stacks
+/// (and queues) as this one, its stack `i` on queue `index × stacks + i`.
+/// Sharing one address, each process draws its ephemeral ports from its own
+/// slice of the range, so two processes never pick one four-tuple. Process
+/// 0's stack 0 gets what no connection rule claims (the port's RSS is
+/// off) and hands a copy of every neighbour message to each other process's
+/// first queue, through the port's hairpin ([`ethdev::OlFlags::TX_LOOPBACK`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessSlot {
+    /// This process's number (gazelle `process_idx`).
+    pub index: u16,
+    /// How many processes share the port (gazelle `num_process`).
+    pub count: u16,
 }
 
 impl GroupConfig {
@@ -87,7 +107,22 @@ impl GroupConfig {
             ring_size: 4096,
             tso: false,
             ephemeral_offset: 0,
+            process: None,
         }
+    }
+
+    /// Whether ephemeral port `port` is in this process's slice of the
+    /// range (every ephemeral port, for a process alone on its port).
+    pub fn owns_ephemeral(&self, port: u16) -> bool {
+        let Some(p) = self.process else { return port >= EPHEMERAL_FIRST };
+        let span = u32::from(EPHEMERAL_SPAN) / u32::from(p.count.max(1));
+        port >= EPHEMERAL_FIRST && u32::from(port - EPHEMERAL_FIRST) / span.max(1) == u32::from(p.index)
+    }
+
+    /// The queue of stack 0: 0, or in tuple_filter mode the first after
+    /// the queues of the processes before this one.
+    pub fn first_queue(&self) -> u16 {
+        self.process.map_or(0, |p| p.index.saturating_mul(self.stacks as u16))
     }
 }
 
@@ -128,6 +163,21 @@ impl Fabric {
         self.rss.reta().queue(hash)
     }
 
+    /// The NIC queue of stack `stack`: its own number, or in tuple_filter
+    /// mode its place after the queues of the processes before this one.
+    pub(crate) fn queue_of(&self, stack: usize) -> u16 {
+        self.config.first_queue() + stack as u16
+    }
+
+    /// The first queue of every other process sharing the port, if this
+    /// is process 0 of several (which copies neighbour messages to them).
+    pub(crate) fn other_processes(&self) -> std::ops::Range<usize> {
+        match self.config.process {
+            Some(p) if p.index == 0 => 1..usize::from(p.count),
+            _ => 0..0,
+        }
+    }
+
     /// Whether TCP frames are steered by the rule tables (otherwise RSS
     /// placement is final).
     pub(crate) fn steers_tcp(&self) -> bool {
@@ -165,3 +215,26 @@ pub(crate) struct Inbox {
 pub(crate) const CATCHALL_PRIORITY: u32 = 1;
 /// Priority of per-connection flow-director rules.
 pub(crate) const CONN_RULE_PRIORITY: u32 = 0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three processes sharing an address split the ephemeral range into
+    /// three disjoint slices that cover it but for the remainder; each
+    /// process's queues follow the ones before it.
+    #[test]
+    fn processes_get_disjoint_ephemeral_slices_and_consecutive_queues() {
+        let config = |index| GroupConfig {
+            process: Some(ProcessSlot { index, count: 3 }),
+            ..GroupConfig::new(2, [2, 0, 0, 0, 0, 1], Ipv4Addr::new(10, 0, 0, 1))
+        };
+        let owners = |port| (0..3).filter(|&i| config(i).owns_ephemeral(port)).count();
+        assert!((EPHEMERAL_FIRST..=65534).all(|port| owners(port) == 1));
+        assert_eq!(owners(65535), 0, "16384 ports do not split in three: the last one is nobody's");
+        assert_eq!(owners(80), 0);
+        assert_eq!((0..3).map(|i| config(i).first_queue()).collect::<Vec<_>>(), [0, 2, 4]);
+        let alone = GroupConfig::new(2, [2, 0, 0, 0, 0, 1], Ipv4Addr::new(10, 0, 0, 1));
+        assert!(alone.owns_ephemeral(65535) && !alone.owns_ephemeral(1024) && alone.first_queue() == 0);
+    }
+}

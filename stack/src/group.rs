@@ -71,10 +71,14 @@ impl StackGroup {
     /// Builds the stacks on a port another process configured and started:
     /// a shared port of a domain, which only its primary may configure,
     /// while the process running these stacks receives and sends on its
-    /// queues (stack `i` on queue `i`). `rss` is how that port spreads
-    /// frames over its queues, which outbound connections need to pick local
-    /// ports whose replies come back to the connecting stack. Flow-director
-    /// mode and TSO configure the port, so they are refused here.
+    /// queues (stack `i` on queue `i`, or after the other processes' in
+    /// tuple_filter mode: see [`GroupConfig::process`]). `rss` is how that
+    /// port spreads frames over its queues, which outbound connections
+    /// need to pick local ports whose replies come back to the connecting
+    /// stack. Flow-director mode asks the port for a rule per connection
+    /// (a shared port forwards the request to its primary), and expects
+    /// the configuring process to have turned RSS off; TSO configures the
+    /// port, so it is refused here.
     pub fn on_configured_port(
         port: Arc<dyn EthDev>,
         pool: Mempool,
@@ -82,16 +86,18 @@ impl StackGroup {
         rss: RssConf,
     ) -> Result<StackGroup, GroupError> {
         check(&config)?;
-        if config.mode == ForwardMode::FlowDirector || config.tso {
-            let why = "flow-director mode and tso configure the port, which its configuring process does here";
+        if config.tso {
+            let why = "tso configures the port, which its configuring process does here";
             return Err(GroupError::Config(why.into()));
         }
         let info = port.info();
-        if config.stacks > usize::from(info.max_rx_queues.min(info.max_tx_queues)) {
-            let queues = info.max_rx_queues.min(info.max_tx_queues);
+        let first = usize::from(config.first_queue());
+        let queues = usize::from(info.max_rx_queues.min(info.max_tx_queues));
+        if first + config.stacks > queues {
             return Err(GroupError::Config(format!(
-                "{} stacks need as many queues; the port has {queues}",
-                config.stacks
+                "{} stacks from queue {first} need queues up to {}; the port has {queues}",
+                config.stacks,
+                first + config.stacks - 1
             )));
         }
         Self::build(port, pool, config, rss, None)
@@ -105,8 +111,9 @@ impl StackGroup {
         rss: RssConf,
         tso_pool: Option<Mempool>,
     ) -> Result<StackGroup, GroupError> {
-        let queues = config.stacks as u16;
-        let nics = (0..queues).map(|q| Ok(NicQueue { rx: port.rx_queue(q)?, tx: port.tx_queue(q)? }));
+        let first = config.first_queue();
+        let queues = first..first + config.stacks as u16;
+        let nics = queues.map(|q| Ok(NicQueue { rx: port.rx_queue(q)?, tx: port.tx_queue(q)? }));
         let nics = nics.collect::<Result<Vec<_>, DevError>>()?;
         let (soft, soft_ends) = rings(config.stacks, config.ring_size)?;
         let (rpc, rpc_ends) = rings(config.stacks, config.ring_size)?;
@@ -206,6 +213,9 @@ fn check(config: &GroupConfig) -> Result<(), GroupError> {
     }
     if !config.ring_size.is_power_of_two() {
         return bad("ring_size must be a power of two");
+    }
+    if config.process.is_some_and(|p| p.index >= p.count || usize::from(p.count) * config.stacks > 64) {
+        return bad("process: index must be below count, and count × stacks at most 64 queues");
     }
     Ok(())
 }

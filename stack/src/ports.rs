@@ -13,7 +13,11 @@ use std::io;
 use crate::error;
 
 /// First and last ephemeral port (the IANA dynamic range).
-const EPHEMERAL: std::ops::RangeInclusive<u16> = 49152..=65535;
+const EPHEMERAL: std::ops::RangeInclusive<u16> = EPHEMERAL_FIRST..=65535;
+/// The first ephemeral port.
+pub(crate) const EPHEMERAL_FIRST: u16 = 49152;
+/// How many ephemeral ports there are.
+pub(crate) const EPHEMERAL_SPAN: u16 = 65535 - EPHEMERAL_FIRST + 1;
 
 /// Transport protocol a port belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -3,7 +3,8 @@
 //!
 //! Each received frame is routed by the group's rule tables: kept, handed
 //! over to the stack that owns it through that stack's soft ring, or (a
-//! neighbour message) copied to every stack. SYNs that must not reach a
+//! neighbour message) copied to every stack, and by process 0's stack 0 in
+//! tuple_filter mode to every other process sharing the port. SYNs that must not reach a
 //! listener (duplicates of an existing connection, or beyond a full accept
 //! queue) are counted and dropped here, one at a time just before smoltcp
 //! would read them.
@@ -12,7 +13,7 @@ use std::net::SocketAddr;
 
 use ethdev::packet::PacketMeta;
 use ethdev::proto::PROTO_TCP;
-use ethdev::{Mbuf, Owner};
+use ethdev::{Mbuf, OlFlags, Owner};
 use smoltcp::iface::PollIngressSingleResult;
 use smoltcp::time::Instant as SmolInstant;
 
@@ -57,10 +58,12 @@ impl Instance {
             Route::Owner(owner) if owner != self.id => self.hand_over(owner, mbuf),
             Route::Everyone => {
                 self.copy_to_others(&mbuf, None);
+                self.copy_to_processes(&mbuf, None);
                 self.accept_local(mbuf, Some(&meta));
             }
             Route::EveryoneAsReply => {
                 self.copy_to_others(&mbuf, Some(&meta));
+                self.copy_to_processes(&mbuf, Some(&meta));
                 self.accept_local(mbuf, Some(&meta));
             }
             _ => self.accept_local(mbuf, Some(&meta)),
@@ -90,6 +93,31 @@ impl Instance {
                 }
                 None => self.stats.soft_drops += 1,
             }
+        }
+    }
+
+    /// In tuple_filter mode, process 0's stack 0 hands a copy of a
+    /// neighbour message (a request's as a reply, see `copy_to_others`) to
+    /// the first queue of each other process sharing the port, through the
+    /// port's hairpin: their stacks learn the neighbours that only queue 0
+    /// hears from.
+    fn copy_to_processes(&mut self, mbuf: &Mbuf, as_reply: Option<&PacketMeta>) {
+        if self.id != 0 {
+            return;
+        }
+        let owner = Owner(self.fabric.config.owner_base);
+        for process in self.fabric.other_processes() {
+            let Some(mut copy) = mbuf.copy_to(&self.fabric.pool, owner) else {
+                self.stats.soft_drops += 1;
+                continue;
+            };
+            if let Some(meta) = as_reply {
+                into_reply(copy.data_mut(), meta);
+            }
+            copy.set_flags(OlFlags::TX_LOOPBACK);
+            copy.set_queue((process * self.fabric.config.stacks) as u16);
+            self.device.tx.push(copy);
+            self.stats.process_copies += 1;
         }
     }
 

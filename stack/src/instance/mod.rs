@@ -74,6 +74,12 @@ pub struct StackStats {
     pub accepted: u64,
     /// Connections the application started.
     pub connected: u64,
+    /// Connection flow rules the port refused (flow-director mode): those
+    /// connections' frames are left to software forwarding.
+    pub flow_rules_refused: u64,
+    /// Copies of neighbour messages handed to the other processes sharing
+    /// the port (tuple_filter mode, process 0's stack 0).
+    pub process_copies: u64,
     /// Application calls executed.
     pub rpcs: u64,
     /// smoltcp device counters.

@@ -70,7 +70,7 @@ impl Instance {
         conn.key = Some(key);
     }
 
-    fn flow_rule(&self, key: ConnKey, local: SocketAddr) -> Option<FlowId> {
+    fn flow_rule(&mut self, key: ConnKey, local: SocketAddr) -> Option<FlowId> {
         let ip = match (key.peer, local) {
             (SocketAddr::V4(p), SocketAddr::V4(l)) => {
                 FlowItem::Ipv4(ItemSpec::new(Ipv4Item { src: p.ip().octets(), dst: l.ip().octets(), proto: 0 }))
@@ -83,9 +83,14 @@ impl Instance {
         let tcp =
             FlowItem::Tcp(ItemSpec::new(TcpItem { src_port: key.peer.port(), dst_port: key.local_port, flags: 0 }));
         let pattern = [FlowItem::Eth(ItemSpec::ANY), ip, tcp];
-        let actions = [FlowAction::Queue(self.id as u16)];
+        let actions = [FlowAction::Queue(self.fabric.queue_of(self.id))];
         // A full flow table leaves the connection to software forwarding.
-        self.fabric.port.flow_create(&FlowAttr::ingress(CONN_RULE_PRIORITY), &pattern, &actions).ok()
+        let rule = self.fabric.port.flow_create(&FlowAttr::ingress(CONN_RULE_PRIORITY), &pattern, &actions);
+        if let Err(e) = &rule {
+            tracing::debug!(stack = self.id, %e, "no flow rule for a connection");
+            self.stats.flow_rules_refused += 1;
+        }
+        rule.ok()
     }
 
     pub(super) fn unregister_conn(&mut self, conn: &Conn) {
