@@ -114,9 +114,28 @@ impl GroupConfig {
     /// Whether ephemeral port `port` is in this process's slice of the
     /// range (every ephemeral port, for a process alone on its port).
     pub fn owns_ephemeral(&self, port: u16) -> bool {
-        let Some(p) = self.process else { return port >= EPHEMERAL_FIRST };
-        let span = u32::from(EPHEMERAL_SPAN) / u32::from(p.count.max(1));
-        port >= EPHEMERAL_FIRST && u32::from(port - EPHEMERAL_FIRST) / span.max(1) == u32::from(p.index)
+        let (first, len) = self.ephemeral_slice();
+        port >= EPHEMERAL_FIRST && (first..first + len).contains(&(port - EPHEMERAL_FIRST))
+    }
+
+    /// Where the ephemeral search starts, in ports from the range's start:
+    /// [`Self::ephemeral_offset`] into this process's slice, so an heir
+    /// starts elsewhere in the same slice than its predecessor.
+    pub(crate) fn ephemeral_start(&self) -> u16 {
+        let (first, len) = self.ephemeral_slice();
+        first + self.ephemeral_offset % len
+    }
+
+    /// This process's slice of the ephemeral range: (first, length), in
+    /// ports from the range's start.
+    fn ephemeral_slice(&self) -> (u16, u16) {
+        match self.process {
+            Some(p) => {
+                let len = EPHEMERAL_SPAN / p.count.max(1);
+                (p.index.min(p.count.saturating_sub(1)) * len, len.max(1))
+            }
+            None => (0, EPHEMERAL_SPAN),
+        }
     }
 
     /// The queue of stack 0: 0, or in tuple_filter mode the first after
@@ -221,8 +240,9 @@ mod tests {
     use super::*;
 
     /// Three processes sharing an address split the ephemeral range into
-    /// three disjoint slices that cover it but for the remainder; each
-    /// process's queues follow the ones before it.
+    /// three disjoint slices that cover it but for the remainder, and each
+    /// starts its search in its own; each process's queues follow the ones
+    /// before it.
     #[test]
     fn processes_get_disjoint_ephemeral_slices_and_consecutive_queues() {
         let config = |index| GroupConfig {
@@ -234,6 +254,11 @@ mod tests {
         assert_eq!(owners(65535), 0, "16384 ports do not split in three: the last one is nobody's");
         assert_eq!(owners(80), 0);
         assert_eq!((0..3).map(|i| config(i).first_queue()).collect::<Vec<_>>(), [0, 2, 4]);
+        // Whatever its offset, a process starts its search in its own slice.
+        for offset in (0..=u16::MAX).step_by(97) {
+            let c = GroupConfig { ephemeral_offset: offset, ..config(1) };
+            assert!(c.owns_ephemeral(EPHEMERAL_FIRST + c.ephemeral_start()), "offset {offset}");
+        }
         let alone = GroupConfig::new(2, [2, 0, 0, 0, 0, 1], Ipv4Addr::new(10, 0, 0, 1));
         assert!(alone.owns_ephemeral(65535) && !alone.owns_ephemeral(1024) && alone.first_queue() == 0);
     }

@@ -117,7 +117,7 @@ impl StackGroup {
         let nics = nics.collect::<Result<Vec<_>, DevError>>()?;
         let (soft, soft_ends) = rings(config.stacks, config.ring_size)?;
         let (rpc, rpc_ends) = rings(config.stacks, config.ring_size)?;
-        let ports = Mutex::new(PortTable::starting_at(config.ephemeral_offset));
+        let ports = Mutex::new(PortTable::starting_at(config.ephemeral_start()));
         let fabric = Arc::new(Fabric {
             soft,
             rpc,

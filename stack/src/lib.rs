@@ -35,6 +35,7 @@ pub use config::{ForwardMode, ThreadModel};
 /// (run-to-completion); it lives in [`ethdev::time`], beside the instants it
 /// returns, since captures stamp records with it too.
 pub use ethdev::time::Clock;
+pub use fabric::ProcessSlot;
 pub use group::{GroupConfig, GroupError, StackGroup};
 pub use instance::StackStats;
 pub use rpc::{BufSizes, Interest, Readiness};

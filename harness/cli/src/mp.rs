@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use ethdev::shm::dir;
 
-use ::mp::{client_server, gazelle_vf, ring_peer, simple, symmetric};
+use ::mp::gazelle::{self, tuple_filter, vf};
+use ::mp::{client_server, ring_peer, simple, symmetric};
 
 /// The `mp` subcommands.
 #[derive(clap::Subcommand)]
@@ -27,7 +28,12 @@ pub enum MpCommand {
     /// gazelle with one VF per process: process 0 makes a VF per process
     /// and switches between them, and serves TCP echo on its own; every
     /// other process runs echo clients on its VF.
-    GazelleVf(GazelleVfArgs),
+    GazelleVf(GazelleArgs),
+    /// gazelle's tuple_filter mode: every process on one port and address,
+    /// each connection steered to its process's queue by a flow rule the
+    /// primary makes; process 0 is the NIC, a LAN peer serving TCP echo,
+    /// and gazelle's process 0; every process runs echo clients.
+    TupleFilter(GazelleArgs),
     /// The far end of the `ring.xproc.spsc.burst32` benchmark: drain a
     /// domain ring, checking the sequence, and print how many words came.
     #[command(hide = true)]
@@ -123,16 +129,17 @@ pub struct ClientServerArgs {
     runtime_dir: Option<PathBuf>,
 }
 
-/// Arguments of `dtnet mp gazelle-vf`.
+/// Arguments of `dtnet mp gazelle-vf` and `dtnet mp tuple-filter`.
 #[derive(clap::Args)]
-pub struct GazelleVfArgs {
-    /// The domain's prefix (gazelle's unix_prefix, DPDK's --file-prefix).
-    #[arg(long, default_value = "gazelle_vf")]
-    prefix: String,
-    /// Processes, one VF each.
+pub struct GazelleArgs {
+    /// The domain's prefix (gazelle's unix_prefix, DPDK's --file-prefix;
+    /// default: the mode's name, gazelle_vf or tuple_filter).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Processes, one stack each (gazelle num_process).
     #[arg(long, value_parser = clap::value_parser!(u16).range(2..=64))]
     num_procs: u16,
-    /// This process's number; process 0 is the primary and the server.
+    /// This process's number (gazelle process_idx); process 0 is the primary.
     #[arg(long)]
     proc_id: u16,
     /// Clients: connections each makes.
@@ -185,7 +192,8 @@ pub fn run(command: MpCommand) -> Result<bool, String> {
         MpCommand::Simple(args) => args,
         MpCommand::Symmetric(args) => return run_symmetric(args),
         MpCommand::ClientServer(args) => return run_client_server(args),
-        MpCommand::GazelleVf(args) => return run_gazelle_vf(args),
+        MpCommand::GazelleVf(args) => return run_gazelle("gazelle-vf", args, vf::run),
+        MpCommand::TupleFilter(args) => return run_gazelle("tuple-filter", args, tuple_filter::run),
         MpCommand::RingPeer { prefix, ring, runtime_dir } => {
             let count = ring_peer::drain(&prefix, &runtime_dir, &ring, || println!("attached"))?;
             println!("drained {count}");
@@ -248,10 +256,14 @@ fn run_symmetric(args: SymmetricArgs) -> Result<bool, String> {
     }
 }
 
-/// Runs one process of `gazelle-vf`: `Ok(true)` if its checks held.
-fn run_gazelle_vf(args: GazelleVfArgs) -> Result<bool, String> {
-    let opts = gazelle_vf::Options {
-        prefix: args.prefix,
+/// The signature of a gazelle mode's `run`.
+type GazelleRun = fn(&gazelle::Options, &mut dyn FnMut(String)) -> Result<gazelle::Outcome, String>;
+
+/// Runs one process of gazelle mode `mode` with `run`: `Ok(true)` if its
+/// checks held.
+fn run_gazelle(mode: &str, args: GazelleArgs, run: GazelleRun) -> Result<bool, String> {
+    let opts = gazelle::Options {
+        prefix: args.prefix.unwrap_or_else(|| mode.replace('-', "_")),
         base: args.runtime_dir.unwrap_or_else(dir::base_dir),
         procs: args.num_procs,
         proc_id: args.proc_id,
@@ -263,19 +275,13 @@ fn run_gazelle_vf(args: GazelleVfArgs) -> Result<bool, String> {
         },
         wait: wait(args.wait)?,
     };
-    match gazelle_vf::run(&opts, |line| println!("{line}"))? {
-        gazelle_vf::Outcome::Primary(report) => {
-            println!("gazelle-vf primary: {report}");
-            let (served, expected) = report.served;
-            // Every client's connections served, by its first run or its
-            // heir; a connection aborted only after a death; nothing lost.
-            let all = served >= expected && served + report.aborted == report.accepted;
-            let aborts_explained = report.aborted == 0 || !report.deaths.is_empty();
-            let clean = report.switch_drops == 0 && report.dead_own == 0 && report.in_use == 0;
-            Ok(all && aborts_explained && clean)
+    match run(&opts, &mut |line| println!("{line}"))? {
+        gazelle::Outcome::Primary(report) => {
+            println!("{mode} primary: {report}");
+            Ok(report.passed())
         }
-        gazelle_vf::Outcome::Client(intact, made) => {
-            println!("gazelle-vf proc {}: {intact} of {made} connections echoed intact", opts.proc_id);
+        gazelle::Outcome::Client(intact, made) => {
+            println!("{mode} proc {}: {intact} of {made} connections echoed intact", opts.proc_id);
             Ok(intact == made)
         }
     }

@@ -17,8 +17,9 @@
 //!   ports receive to clients' rings `MProc_Client_<n>_RX`, round-robin or
 //!   by flow hash, with heartbeats, counted drops, and clients that die
 //!   and rejoin.
-//! - [`gazelle_vf`]: gazelle with one VF per process, stacks in every
-//!   process talking TCP through the NIC's switch in the primary.
+//! - [`gazelle`]: gazelle's modes across processes: one VF per process
+//!   ([`gazelle::vf`]), and every process on one port with per-connection
+//!   flow rules ([`gazelle::tuple_filter`]).
 //!
 //! A sample is a loop of non-blocking steps over shared-memory rings; the
 //! process itself (the `dtnet mp` command) is its executor. The [`procs`]
@@ -34,7 +35,7 @@
 
 pub mod bridged;
 pub mod client_server;
-pub mod gazelle_vf;
+pub mod gazelle;
 pub mod hosts;
 pub mod lan;
 pub mod message;

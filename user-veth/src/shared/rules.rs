@@ -28,17 +28,34 @@ pub struct PortRules {
     held: HashMap<Owner, Vec<(usize, FlowId)>>,
     /// Most rules one owner may hold.
     limit: usize,
+    /// Rules made over the book's life.
+    granted: usize,
 }
 
 impl PortRules {
     /// A book for `ports` (the primary's handles), at most `limit` rules per process.
     pub fn new(ports: Vec<SharedPort>, limit: usize) -> PortRules {
-        PortRules { ports, held: HashMap::new(), limit }
+        PortRules { ports, held: HashMap::new(), limit, granted: 0 }
     }
 
     /// How many rules `owner` holds.
     pub fn held_by(&self, owner: Owner) -> usize {
         self.held.get(&owner).map_or(0, Vec::len)
+    }
+
+    /// How many rules the book has made, over its life.
+    pub fn granted(&self) -> usize {
+        self.granted
+    }
+
+    /// How many rules all processes hold.
+    pub fn len(&self) -> usize {
+        self.held.values().map(Vec::len).sum()
+    }
+
+    /// Whether no process holds a rule.
+    pub fn is_empty(&self) -> bool {
+        self.held.values().all(Vec::is_empty)
     }
 
     /// Destroys every rule `owner` asked for (it left or died); returns how many.
@@ -65,6 +82,7 @@ impl RuleService for PortRules {
         let pattern = rule.pattern().ok_or("the two ends of a rule must be of one address family")?;
         let id = port.flow_create(&rule.attr(), &pattern, &rule.actions()).map_err(|e| e.to_string())?;
         self.held.entry(asker.owner).or_default().push((index, id));
+        self.granted += 1;
         Ok(id)
     }
 

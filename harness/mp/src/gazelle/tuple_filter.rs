@@ -1,0 +1,201 @@
+//! gazelle's tuple_filter mode across real processes.
+//!
+//! Every lstack process runs on one port with one address, its stack on
+//! the port's queue of its own number (gazelle `num_process`,
+//! `process_idx`, one stack each here). The port's RSS is off, so what no
+//! rule claims lands on queue 0, process 0's; each connection a process
+//! opens gets a flow rule steering its frames to that process's queue, and
+//! since only the NIC's primary may make rules, a secondary asks for them
+//! on its control connection ([`ethdev::shm::rules`]). Process 0's stack
+//! hands every neighbour message on to the other processes' queues through
+//! the port's hairpin, so they learn the peers' MACs that only queue 0
+//! hears of (gazelle passes mbuf pointers as decimal text on a Unix
+//! socket; here the buffer goes by reference through rings whose every
+//! slot is accounted for).
+//!
+//! The domain's primary is the NIC (the shared port `nic`, its wire end on
+//! a LAN bridge), the LAN's peer host (a stack on a veth of its own,
+//! running the echo server), and gazelle's process 0. Every gazelle
+//! process, process 0 included, runs the echo clients (see [`super`]).
+//! When one dies, the primary frees its queue and buffers and destroys the
+//! rules it asked for, so the peer's frames for its connections fall back
+//! to queue 0 instead of a queue nobody polls, and an heir with the same
+//! `--proc-id` takes the queue again.
+//!
+//! Listening across processes (process 0 dispatching a new connection's
+//! SYN to the process whose listener it is) is not built yet: the peer is
+//! the only server here.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use ethdev::dev::PortConf;
+use ethdev::mempool::{DeadOwner, Mempool, MempoolConfig, Owner};
+use ethdev::rss::{Reta, RssConf, RssHashTypes};
+use ethdev::shm::control::{ControlClient, ControlEvent, ControlServer, Peer};
+use ethdev::shm::Domain;
+use ethdev::{EthDev, MacAddr};
+use stack::{ForwardMode, GroupConfig, ProcessSlot, StackGroup};
+use user_vbridge::{Bridge, BridgeConfig, PortConfig};
+use user_veth::shared::{PortRules, PortSpec, SharedPort, SharedVeth};
+use user_veth::Veth;
+
+use super::{register, run_client, spawn_clients, supervise, NicTotals, Options, Outcome, Report, Server, PORT};
+use crate::bridged::{bridge_drops, BridgedWires};
+use crate::hosts::PRIMARY_OWNER;
+
+/// The word the primary sets once the peer's server listens.
+const LISTENING: &str = "tuple_filter.listening";
+/// The shared port every process is on, and its pool.
+const NIC: &str = "nic";
+const NIC_POOL: &str = "nic_pool";
+/// Buffers of the port's pool, and of the peer's.
+const NIC_BUFFERS: u32 = 8192;
+const PEER_BUFFERS: u32 = 4096;
+/// Flow rules one process may hold: its connections' (a few dozen here).
+const RULES_PER_PROCESS: usize = 1024;
+
+/// The address every gazelle process shares, and the peer's.
+const MAC: MacAddr = MacAddr([2, 0, 0, 0, 3, 1]);
+const IP: Ipv4Addr = Ipv4Addr::new(10, 3, 0, 1);
+const PEER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 3, 100]);
+const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 3, 0, 100);
+
+/// The port: one queue pair per process, RSS off (everything no rule
+/// claims goes to queue 0).
+fn nic_conf(procs: u16) -> PortConf {
+    PortConf { rx_ring_size: 1024, tx_ring_size: 1024, rss_types: RssHashTypes::empty(), ..PortConf::new(procs) }
+}
+
+/// RSS as [`nic_conf`] sets it up, which a secondary cannot query.
+fn nic_rss(procs: u16) -> Result<RssConf, String> {
+    let conf = nic_conf(procs);
+    let reta = Reta::new(usize::from(conf.reta_size), procs).map_err(|e| e.to_string())?;
+    Ok(RssConf::from_parts(conf.rss_key, conf.rss_types, reta))
+}
+
+/// Process `n`'s stack on the shared `port`, allocating as `owner`.
+fn group(opts: &Options, port: SharedPort, owner: Owner) -> Result<StackGroup, String> {
+    let config = GroupConfig {
+        model: opts.model,
+        mode: ForwardMode::FlowDirector,
+        owner_base: owner.0,
+        process: Some(ProcessSlot { index: opts.proc_id, count: opts.procs }),
+        // New sequence numbers and a new place in the process's port slice
+        // for an heir (see `vf`).
+        seed: u64::from(opts.proc_id) << 32 | u64::from(std::process::id()),
+        ephemeral_offset: std::process::id() as u16,
+        ..GroupConfig::new(1, MAC, IP)
+    };
+    let pool = port.pool().clone();
+    StackGroup::on_configured_port(Arc::new(port), pool, config, nic_rss(opts.procs)?).map_err(|e| e.to_string())
+}
+
+/// Runs process `opts.proc_id`: the primary if it is the first, else a
+/// client. `say` hears `ready <pid>` once the port exists.
+pub fn run(opts: &Options, say: &mut dyn FnMut(String)) -> Result<Outcome, String> {
+    super::run(opts, say, primary, client)
+}
+
+/// The NIC: the shared port on the LAN bridge, and its rule book.
+struct SharedNic {
+    port: SharedPort,
+    lan: Bridge,
+    wires: BridgedWires,
+    rules: PortRules,
+    peer_pool: Mempool,
+}
+
+impl SharedNic {
+    /// The port, started, its wire end on the LAN; returns it with the
+    /// peer host's stack group, plugged in too.
+    fn new(domain: &Domain, opts: &Options) -> Result<(SharedNic, StackGroup), String> {
+        let err = |e: &dyn std::fmt::Display| e.to_string();
+        let spec = PortSpec {
+            name: NIC.into(),
+            mac: MAC,
+            conf: nic_conf(opts.procs),
+            ring_words: 1024,
+            pool: MempoolConfig::new(NIC_POOL, NIC_BUFFERS),
+            owner: PRIMARY_OWNER,
+        };
+        let (port, wire) = SharedVeth::create(domain, &spec).map_err(|e| err(&e))?;
+        port.start().map_err(|e| err(&e))?;
+        let mut lan =
+            Bridge::new(BridgeConfig { name: "lan".into(), ..BridgeConfig::default() }).map_err(|e| err(&e))?;
+        let mut wires = BridgedWires::default();
+        wires.plug(&mut lan, wire, NIC.into())?;
+        let peer_pool = Mempool::new(MempoolConfig::new("peer", PEER_BUFFERS)).map_err(|e| err(&e))?;
+        let (peer_port, peer_wire) = Veth::new("peer", PEER_MAC, peer_pool.clone());
+        lan.add_port(Box::new(peer_wire), PortConfig::default()).map_err(|e| err(&e))?;
+        let config = GroupConfig { model: opts.model, ..GroupConfig::new(1, PEER_MAC, PEER_IP) };
+        let peer = StackGroup::new(Arc::new(peer_port), peer_pool.clone(), config).map_err(|e| err(&e))?;
+        let rules = PortRules::new(vec![port.clone()], RULES_PER_PROCESS);
+        Ok((SharedNic { port, lan, wires, rules, peer_pool }, peer))
+    }
+}
+
+impl super::Nic for SharedNic {
+    fn poll(&mut self, now: ethdev::Instant) {
+        self.lan.poll(now);
+    }
+
+    fn control(&mut self, control: &mut ControlServer) -> Vec<ControlEvent> {
+        let events = control.poll_serving(&mut self.rules);
+        for event in &events {
+            if let ControlEvent::LoggedOut(peer) = event {
+                self.rules.forget(peer.owner);
+            }
+        }
+        events
+    }
+
+    fn reclaim(&mut self, peer: &Peer, dead: &DeadOwner) -> (usize, usize) {
+        let reclaimed = self.wires.reclaim(dead);
+        let rules = self.rules.forget(peer.owner);
+        tracing::warn!(pid = peer.pid, ?reclaimed, rules, "a process died; its queue and rules were reclaimed");
+        (reclaimed.held + reclaimed.cached + reclaimed.unsent, reclaimed.left + self.rules.held_by(peer.owner))
+    }
+
+    /// Frames still waiting for processes that left go back to the pool
+    /// with the bridge and the wire end; a rule left behind is an error.
+    fn close(self) -> Result<NicTotals, String> {
+        self.lan.check_accounting()?;
+        if !self.rules.is_empty() {
+            return Err(format!("{} flow rules outlived the processes that asked for them", self.rules.len()));
+        }
+        let (switched, drops) = (self.lan.switch_stats().switched, bridge_drops(&self.lan));
+        let granted = self.rules.granted();
+        let SharedNic { port, lan, wires, rules, peer_pool } = self;
+        drop((lan, wires, rules));
+        Ok(NicTotals { switched, drops, in_use: port.pool().in_use() + peer_pool.in_use(), rules: granted })
+    }
+}
+
+fn primary(opts: &Options, domain: &Domain, say: &mut dyn FnMut(String)) -> Result<Report, String> {
+    if opts.proc_id != 0 {
+        return Err(format!("process {} became the primary: start process 0 first", opts.proc_id));
+    }
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let (nic, peer) = SharedNic::new(domain, opts)?;
+    let listening = domain.reserve(LISTENING, 8).map_err(|e| err(&e))?;
+    let control = ControlServer::bind(domain).map_err(|e| err(&e))?;
+    // Process 0 is the primary: its port handle makes its rules itself.
+    let own = group(opts, nic.port.clone(), PRIMARY_OWNER)?;
+    let expected = usize::from(opts.procs) * opts.conns as usize;
+    let server = Server::start(&peer, listening, opts.bytes, expected);
+    let to = (&server.spawner, 1);
+    spawn_clients(opts, &own, SocketAddr::from((PEER_IP, PORT)), to, &server.ledger, Some(&server.listening));
+    say(format!("ready {}", std::process::id()));
+    supervise(opts, control, nic, server, &[peer, own], say)
+}
+
+/// A client process: its connections, then how many came back intact.
+fn client(opts: &Options, domain: &Domain) -> Result<(usize, usize), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let control: Arc<ControlClient> = Arc::new(register(opts, domain)?);
+    let port = SharedPort::attach(domain, NIC, control.owner()).map_err(|e| err(&e))?;
+    let group = group(opts, port.with_rules_from(Arc::clone(&control)), control.owner())?;
+    let listening = domain.lookup(LISTENING).map_err(|e| err(&e))?;
+    run_client(opts, control, group, &listening, SocketAddr::from((PEER_IP, PORT)))
+}
