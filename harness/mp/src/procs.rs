@@ -44,17 +44,47 @@ pub enum Sample {
     Symmetric,
     /// client_server_mp: a server and `processes - 1` clients.
     ClientServer(Distribution),
-    /// gazelle with one VF per process: an echo server and `processes - 1`
-    /// clients, each making `conns` connections of `bytes`, their stacks
-    /// run as `model` says.
-    GazelleVf {
-        /// Who polls the stacks.
-        model: ThreadModel,
-        /// Connections per client.
-        conns: u32,
-        /// Bytes echoed per connection.
-        bytes: u64,
-    },
+    /// One of gazelle's modes across processes (see [`crate::gazelle`]).
+    Gazelle(GazelleMode, GazelleRun),
+}
+
+/// gazelle's modes a procs run can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GazelleMode {
+    /// One VF per process: an echo server and `processes - 1` clients.
+    Vf,
+    /// One shared port, per-connection rules from the primary: a LAN echo
+    /// server and `processes` client processes, the primary's included.
+    TupleFilter,
+}
+
+impl GazelleMode {
+    /// The sample's name (`gazelle_vf`, `tuple_filter`).
+    pub fn name(self) -> &'static str {
+        match self {
+            GazelleMode::Vf => "gazelle_vf",
+            GazelleMode::TupleFilter => "tuple_filter",
+        }
+    }
+
+    /// Its `dtnet mp` subcommand.
+    fn command(self) -> &'static str {
+        match self {
+            GazelleMode::Vf => "gazelle-vf",
+            GazelleMode::TupleFilter => "tuple-filter",
+        }
+    }
+}
+
+/// The stacks' side of a gazelle run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GazelleRun {
+    /// Who polls the stacks.
+    pub model: ThreadModel,
+    /// Connections per client process.
+    pub conns: u32,
+    /// Bytes echoed per connection.
+    pub bytes: u64,
 }
 
 impl Sample {
@@ -64,18 +94,18 @@ impl Sample {
             Sample::Simple => "simple_mp",
             Sample::Symmetric => "symmetric_mp",
             Sample::ClientServer(_) => "client_server_mp",
-            Sample::GazelleVf { .. } => "gazelle_vf",
+            Sample::Gazelle(mode, _) => mode.name(),
         }
     }
 
     /// The names of a run's processes, primary first: `primary`,
     /// `secondary` (simple_mp); `proc-0`.. (symmetric_mp); `server`,
-    /// `client-0`.. (client_server_mp); `proc-0`.. (gazelle_vf, as its
-    /// `--proc-id`s).
+    /// `client-0`.. (client_server_mp); `proc-0`.. (gazelle's modes, as
+    /// their `--proc-id`s).
     pub fn process_names(self, processes: u16) -> Vec<String> {
         match self {
             Sample::Simple => vec!["primary".into(), "secondary".into()],
-            Sample::Symmetric | Sample::GazelleVf { .. } => (0..processes).map(|n| format!("proc-{n}")).collect(),
+            Sample::Symmetric | Sample::Gazelle(..) => (0..processes).map(|n| format!("proc-{n}")).collect(),
             Sample::ClientServer(_) => {
                 std::iter::once("server".into()).chain((0..processes - 1).map(|n| format!("client-{n}"))).collect()
             }
@@ -88,7 +118,8 @@ impl Sample {
             Sample::Simple => "simple_mp primary:",
             Sample::Symmetric => "symmetric_mp primary:",
             Sample::ClientServer(_) => "client_server_mp server:",
-            Sample::GazelleVf { .. } => "gazelle-vf primary:",
+            Sample::Gazelle(GazelleMode::Vf, _) => "gazelle-vf primary:",
+            Sample::Gazelle(GazelleMode::TupleFilter, _) => "tuple-filter primary:",
         }
     }
 
@@ -280,10 +311,10 @@ fn args(plan: &ProcsPlan, index: usize, prefix: &str, base: &Path) -> Vec<String
             }
             a
         }
-        Sample::GazelleVf { model, conns, bytes } => {
+        Sample::Gazelle(mode, GazelleRun { model, conns, bytes }) => {
             let (n, id) = (plan.processes.to_string(), index.to_string());
             let model = if model == ThreadModel::RunToCompletion { "rtc" } else { "rtw" };
-            let a = ["mp", "gazelle-vf", "--num-procs", &n, "--proc-id", &id, "--model", model];
+            let a = ["mp", mode.command(), "--num-procs", &n, "--proc-id", &id, "--model", model];
             let mut a = a.map(str::to_owned).to_vec();
             a.extend(["--conns".to_owned(), conns.to_string(), "--bytes".to_owned(), bytes.to_string()]);
             a
@@ -498,8 +529,11 @@ mod tests {
         assert_eq!(Sample::Symmetric.process_names(3), ["proc-0", "proc-1", "proc-2"]);
         let cs = Sample::ClientServer(Distribution::FlowHash).process_names(3);
         assert_eq!(cs, ["server", "client-0", "client-1"]);
-        let vf = Sample::GazelleVf { model: ThreadModel::RunToWakeup, conns: 1, bytes: 1 }.process_names(3);
-        assert_eq!(vf, ["proc-0", "proc-1", "proc-2"], "as their --proc-id");
+        let run = GazelleRun { model: ThreadModel::RunToWakeup, conns: 1, bytes: 1 };
+        for mode in [GazelleMode::Vf, GazelleMode::TupleFilter] {
+            let names = Sample::Gazelle(mode, run).process_names(3);
+            assert_eq!(names, ["proc-0", "proc-1", "proc-2"], "as their --proc-id");
+        }
     }
 
     #[test]

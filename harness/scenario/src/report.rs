@@ -191,7 +191,7 @@ impl ScenarioReport {
             let at = outcome.report.find(key).map(|i| i + key.len());
             at.and_then(|i| outcome.report[i..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
         };
-        let stacks = matches!(plan.procs.as_ref().map(|p| p.sample), Some(mp::procs::Sample::GazelleVf { .. }));
+        let stacks = matches!(plan.procs.as_ref().map(|p| p.sample), Some(mp::procs::Sample::Gazelle(..)));
         let (what, done, planned, unit) = match stacks {
             true => ("client connections served in full", "served ", " of ", "connections"),
             false => ("frames through the processes", "received ", "sent ", "frames"),

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use kernel_peer::KernelHostConfig;
 use mp::client_server::Distribution;
-use mp::procs::{Kill, KillAt, ProcsPlan, Sample, Target};
+use mp::procs::{GazelleMode, GazelleRun, Kill, KillAt, ProcsPlan, Sample, Target};
 use rustix::process::Signal;
 use stack::config::StackConfig;
 use stack::rpc::BufSizes;
@@ -158,10 +158,9 @@ impl Resolver<'_> {
             table.conns.as_ref().map(|c| (c.span(), "conns")),
             table.bytes.as_ref().map(|b| (b.span(), "bytes")),
         ];
-        if let (false, Some((span, key))) =
-            (table.sample == SampleSpec::GazelleVf, stacks_only.into_iter().flatten().next())
-        {
-            return Err(self.src.error(span, format!("procs.{key}"), "only gazelle_vf runs stacks"));
+        let gazelle = matches!(table.sample, SampleSpec::GazelleVf | SampleSpec::TupleFilter);
+        if let (false, Some((span, key))) = (gazelle, stacks_only.into_iter().flatten().next()) {
+            return Err(self.src.error(span, format!("procs.{key}"), "only gazelle_vf and tuple_filter run stacks"));
         }
         match (table.sample, &table.distribution) {
             (SampleSpec::ClientServerMp, d) => Ok(Sample::ClientServer(match d.as_ref().map(|d| *d.get_ref()) {
@@ -173,7 +172,8 @@ impl Resolver<'_> {
             }
             (SampleSpec::SimpleMp, None) => Ok(Sample::Simple),
             (SampleSpec::SymmetricMp, None) => Ok(Sample::Symmetric),
-            (SampleSpec::GazelleVf, None) => Ok(gazelle_vf(table)),
+            (SampleSpec::GazelleVf, None) => Ok(Sample::Gazelle(GazelleMode::Vf, gazelle_run(table))),
+            (SampleSpec::TupleFilter, None) => Ok(Sample::Gazelle(GazelleMode::TupleFilter, gazelle_run(table))),
         }
     }
 
@@ -803,9 +803,9 @@ fn mode(m: ModeSpec) -> ForwardMode {
     }
 }
 
-/// gazelle_vf's stack settings.
-fn gazelle_vf(table: &ProcsSpec) -> Sample {
-    Sample::GazelleVf {
+/// The stack settings of a gazelle mode's run.
+fn gazelle_run(table: &ProcsSpec) -> GazelleRun {
+    GazelleRun {
         model: table.thread_model.as_ref().map_or(ThreadModel::RunToCompletion, |m| model(*m.get_ref())),
         conns: table.conns.as_ref().map_or(8, |c| c.get_ref().get()),
         bytes: table.bytes.as_ref().map_or(64 * 1024, |b| b.get_ref().get().0),

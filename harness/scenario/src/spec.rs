@@ -111,7 +111,7 @@ pub struct DpdkSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcsSpec {
-    /// `simple_mp`, `symmetric_mp`, `client_server_mp` or `gazelle_vf`.
+    /// `simple_mp`, `symmetric_mp`, `client_server_mp`, `gazelle_vf` or `tuple_filter`.
     pub sample: SampleSpec,
     /// Processes, the primary included (simple_mp: 2).
     pub processes: Option<Spanned<Bounded<u16, 2, 64>>>,
@@ -120,11 +120,11 @@ pub struct ProcsSpec {
     pub frames: Frames,
     /// client_server_mp: `round_robin` (default) or `flow_hash`.
     pub distribution: Option<Spanned<DistributionSpec>>,
-    /// gazelle_vf: who polls the stacks (default `run_to_completion`).
+    /// gazelle's modes: who polls the stacks (default `run_to_completion`).
     pub thread_model: Option<Spanned<ThreadModelSpec>>,
-    /// gazelle_vf: connections each client makes (default 8).
+    /// gazelle's modes: connections each client process makes (default 8).
     pub conns: Option<Spanned<Bounded<u32, 1, 1024>>>,
-    /// gazelle_vf: bytes echoed per connection (default 64 KiB).
+    /// gazelle's modes: bytes echoed per connection (default 64 KiB).
     pub bytes: Option<Spanned<ConnBytes>>,
 }
 
@@ -144,6 +144,8 @@ pub enum SampleSpec {
     ClientServerMp,
     /// gazelle with one VF per process.
     GazelleVf,
+    /// gazelle's tuple_filter mode: one shared port, a rule per connection.
+    TupleFilter,
 }
 
 /// `procs.distribution`.
