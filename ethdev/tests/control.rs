@@ -104,7 +104,7 @@ mod rule_requests {
 
     fn rule() -> impl Strategy<Value = TupleRule> {
         any::<bool>().prop_flat_map(|v6| {
-            ("[a-z][a-z0-9_.-]{0,15}", any::<u32>(), any::<u16>(), addr(v6), addr(v6))
+            ("[a-z][a-z0-9_.-]{0,15}", any::<u32>(), any::<u16>(), proptest::option::of(addr(v6)), addr(v6))
                 .prop_map(|(port, priority, queue, src, dst)| TupleRule { port, priority, queue, src, dst })
         })
     }
@@ -139,7 +139,7 @@ mod rule_requests {
             port: "p".into(),
             priority: 0,
             queue: 1,
-            src: "10.0.0.1:1".parse().unwrap(),
+            src: Some("10.0.0.1:1".parse().unwrap()),
             dst: "10.0.0.2:2".parse().unwrap(),
         };
         let pattern = rule.pattern().unwrap();

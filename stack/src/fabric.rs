@@ -234,6 +234,8 @@ pub(crate) struct Inbox {
 pub(crate) const CATCHALL_PRIORITY: u32 = 1;
 /// Priority of per-connection flow-director rules.
 pub(crate) const CONN_RULE_PRIORITY: u32 = 0;
+/// Priority of a listener's rule across processes: below its connections'.
+pub(crate) const LISTEN_RULE_PRIORITY: u32 = 1;
 
 #[cfg(test)]
 mod tests {

@@ -6,17 +6,19 @@
 //! samples in `harness/` exercise them).
 
 use std::io::{BufRead, Write};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ethdev::dev::PortConf;
 use ethdev::flow::{FlowAction, FlowAttr, FlowItem, Ipv4Item, ItemSpec, TcpItem};
-use ethdev::frame::FrameSpec;
+use ethdev::frame::{FrameSpec, Transport};
 use ethdev::mbuf::{Mbuf, OlFlags};
 use ethdev::mempool::{Mempool, MempoolConfig, Owner};
 use ethdev::packet::{IpAddrs, PacketMeta};
 use ethdev::rss::{Reta, RssConf};
 use ethdev::shm::control::{ControlClient, ControlEvent, ControlServer};
+use ethdev::shm::rules::TupleRule;
 use ethdev::shm::{Domain, DomainOptions, Role};
 use ethdev::{EthDev, Wire};
 use user_veth::shared::{PortRules, PortSpec, SharedPort, SharedVeth, SharedWire, Side};
@@ -222,10 +224,17 @@ fn served<T: Send>(server: &mut ControlServer, rules: &mut PortRules, ask: impl 
     })
 }
 
-/// The queue a TCP frame from 10.0.0.1:`sport` to port 80 arrives on.
+/// The queue a TCP frame (an ACK) from 10.0.0.1:`sport` to port 80 arrives on.
 fn tcp_arrives_on(rig: &mut Rig, rx: &mut [Box<dyn ethdev::queue::RxQueue>], sport: u16) -> u16 {
+    segment_arrives_on(rig, rx, sport, false)
+}
+
+/// The queue a TCP segment from 10.0.0.1:`sport` to port 80 arrives on,
+/// a SYN if `syn`, else an ACK.
+fn segment_arrives_on(rig: &mut Rig, rx: &mut [Box<dyn ethdev::queue::RxQueue>], sport: u16, syn: bool) -> u16 {
     let ip = IpAddrs::V4 { src: [10, 0, 0, 1], dst: [10, 0, 0, 2] };
-    let frame = FrameSpec::tcp(ip, sport, 80).macs([2, 0, 0, 0, 0, 1], MAC).build(b"data");
+    let spec = FrameSpec { transport: Transport::Tcp { seq: 1, syn }, ..FrameSpec::tcp(ip, sport, 80) };
+    let frame = spec.macs([2, 0, 0, 0, 0, 1], MAC).build(b"data");
     rig.wire.put_rx(&mut vec![rig.mbuf(&frame)]);
     let got = receive_all(rx, &mut rig.wire, 1);
     assert_eq!(got.len(), 1, "the frame arrived once");
@@ -270,7 +279,7 @@ fn a_secondary_steers_its_connections_with_rules_the_primary_makes_and_drops() {
     assert!(e.to_string().contains("holds 1 rules, the most one process may"), "{e}");
     let udp = [FlowItem::Eth(ItemSpec::ANY), FlowItem::Udp(ItemSpec::ANY)];
     let e = port.flow_create(&attr, &udp, &to_other).unwrap_err();
-    assert!(e.to_string().contains("may only ask for connection rules"), "{e}");
+    assert!(e.to_string().contains("may only ask for connection or listener rules"), "{e}");
 
     served(&mut server, &mut rules, || port.flow_destroy(id)).unwrap();
     assert_eq!(tcp_arrives_on(&mut rig, &mut rx, sport), by_rss, "a destroyed rule steers nothing");
@@ -360,4 +369,42 @@ fn a_looped_back_frame_reaches_the_queue_it_names_and_not_the_wire() {
     assert_eq!(port.queue_counters(Side::Tx, 0).unwrap()[3], 1, "the frame naming queue 9 is a counted drop");
     drop(got);
     assert_eq!(port.pool().in_use(), 0);
+}
+
+/// A listener's rule (any source, SYN without ACK) brings its port's new
+/// connections to the asker's queue while the rest of their segments go
+/// where RSS (or their own rules) put them; a second process may not
+/// listen on the same address and port, though it may on another.
+#[test]
+fn a_listeners_rule_takes_its_ports_syns_and_only_one_process_listens_per_port() {
+    let mut rig = rig(3, 64);
+    let mut server = ControlServer::bind(&rig._primary).unwrap();
+    let mut rules = PortRules::new(vec![rig.port.clone()], 8);
+    let secondary = &rig.secondary;
+    let a = Arc::new(served(&mut server, &mut rules, || ControlClient::register(secondary, "a").unwrap()));
+    let b = Arc::new(served(&mut server, &mut rules, || ControlClient::register(secondary, "b").unwrap()));
+    let port_of = |c: &Arc<ControlClient>| {
+        SharedPort::attach(&rig.secondary, "p0", c.owner()).unwrap().with_rules_from(Arc::clone(c))
+    };
+    let (port_a, port_b) = (port_of(&a), port_of(&b));
+    let mut rx: Vec<_> = [&port_b, &port_b, &port_a].iter().zip(0..).map(|(p, q)| p.rx_queue(q).unwrap()).collect();
+    let sport = (6000..).find(|&p| tcp_arrives_on(&mut rig, &mut rx, p) < 2).unwrap();
+    let by_rss = tcp_arrives_on(&mut rig, &mut rx, sport);
+
+    let listener = |queue: u16, port: u16| TupleRule {
+        port: "p0".into(),
+        priority: 1,
+        queue,
+        src: None,
+        dst: SocketAddr::from(([10, 0, 0, 2], port)),
+    };
+    let ask =
+        |port: &SharedPort, rule: &TupleRule| port.flow_create(&rule.attr(), &rule.pattern().unwrap(), &rule.actions());
+    served(&mut server, &mut rules, || ask(&port_a, &listener(2, 80))).unwrap();
+    assert_eq!(segment_arrives_on(&mut rig, &mut rx, sport, true), 2, "a SYN goes to the listener's queue");
+    assert_eq!(segment_arrives_on(&mut rig, &mut rx, sport, false), by_rss, "an ACK does not");
+    let e = served(&mut server, &mut rules, || ask(&port_b, &listener(0, 80))).unwrap_err();
+    assert!(e.to_string().contains("another process listens on 10.0.0.2:80 of port \"p0\""), "{e}");
+    served(&mut server, &mut rules, || ask(&port_b, &listener(0, 81))).unwrap();
+    assert_eq!((rules.held_by(a.owner()), rules.held_by(b.owner()), rules.granted()), (1, 1, 2));
 }

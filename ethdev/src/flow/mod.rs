@@ -17,11 +17,13 @@
 
 mod action;
 mod item;
+mod steering;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use action::FlowAction;
 pub use item::{EthItem, FlowItem, Ipv4Item, Ipv6Item, ItemSpec, TcpItem, UdpItem, VlanItem};
+pub use steering::tcp_steering;
 
 use crate::error::{FlowError, FlowErrorCause};
 use crate::packet::PacketMeta;

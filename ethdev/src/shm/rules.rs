@@ -11,17 +11,20 @@
 //! go with it (gazelle's outlive a killed process and steer its peers'
 //! frames into a queue nobody polls).
 //!
-//! Only the connection rule's shape ([`TupleRule`]) crosses: it is all
-//! tuple_filter needs, and a narrow request is one the primary can check.
+//! Only two shapes of rule ([`TupleRule`]) cross: a connection's, and a
+//! listener's (its port's SYNs from anyone, so that the NIC hands a new
+//! connection to the process listening for it). They are all tuple_filter
+//! needs, and a narrow request is one the primary can check.
 
 use std::net::SocketAddr;
 
-use crate::flow::{FlowAction, FlowAttr, FlowId, FlowItem, Ipv4Item, Ipv6Item, ItemSpec, TcpItem};
+use crate::flow::{tcp_steering, FlowAction, FlowAttr, FlowId, FlowItem, ItemSpec};
 
 use super::control::Peer;
 
-/// A rule steering one TCP connection's frames to a queue: frames from
-/// `src` to `dst` go to `queue` of port `port`.
+/// A rule steering TCP frames to a queue: a connection's (frames from
+/// `src` to `dst`), or a listener's (with no `src`: SYNs without ACK from
+/// anyone to `dst`), to `queue` of port `port`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TupleRule {
     /// The shared port's name.
@@ -30,45 +33,58 @@ pub struct TupleRule {
     pub priority: u32,
     /// The queue the frames go to.
     pub queue: u16,
-    /// The frames' source: the remote end of the connection.
-    pub src: SocketAddr,
+    /// The frames' source: the remote end of the connection; `None` for a
+    /// listener's rule.
+    pub src: Option<SocketAddr>,
     /// The frames' destination: the local end.
     pub dst: SocketAddr,
 }
 
 impl TupleRule {
-    /// The rule `attr`/`pattern`/`actions` describe, if it has the
-    /// connection rule's shape: ingress, ETH (any) / IPv4 or IPv6 with both
-    /// addresses / TCP with both ports, under default masks, → one QUEUE.
+    /// The rule `attr`/`pattern`/`actions` describe, if it has one of the
+    /// two shapes (see [`tcp_steering`]) and is ingress → one QUEUE.
     pub fn from_flow(
         port: &str,
         attr: &FlowAttr,
         pattern: &[FlowItem],
         actions: &[FlowAction],
     ) -> Result<TupleRule, String> {
-        let shape = "a secondary may only ask for connection rules: ingress, group 0, \
-                     ETH / IPv4 or IPv6 src+dst / TCP sport+dport -> QUEUE";
-        let (&[FlowAction::Queue(queue)], true, 0) = (actions, attr.ingress, attr.group) else {
+        let shape = "a secondary may only ask for connection or listener rules: ingress, group 0, \
+                     ETH / IPv4 or IPv6 src+dst / TCP sport+dport -> QUEUE, or a listener's: \
+                     ETH / IPv4 or IPv6 dst / TCP dport, SYN set and ACK clear -> QUEUE";
+        let (&[FlowAction::Queue(queue)], true, 0, [_, ip, _]) = (actions, attr.ingress, attr.group, pattern) else {
             return Err(shape.into());
         };
-        let (src, dst) = match pattern {
-            [FlowItem::Eth(eth), ip, FlowItem::Tcp(tcp @ ItemSpec { spec: Some(t), .. })]
-                if *eth == ItemSpec::ANY && exact(tcp) && t.flags == 0 =>
-            {
-                let (src_ip, dst_ip): (std::net::IpAddr, std::net::IpAddr) = match ip {
-                    FlowItem::Ipv4(i @ ItemSpec { spec: Some(v), .. }) if exact(i) && v.proto == 0 => {
-                        (v.src.into(), v.dst.into())
-                    }
-                    FlowItem::Ipv6(i @ ItemSpec { spec: Some(v), .. }) if exact(i) && v.proto == 0 => {
-                        (v.src.into(), v.dst.into())
-                    }
-                    _ => return Err(shape.into()),
-                };
-                (SocketAddr::new(src_ip, t.src_port), SocketAddr::new(dst_ip, t.dst_port))
-            }
+        let dst = match ip {
+            FlowItem::Ipv4(ItemSpec { spec: Some(v), .. }) => SocketAddr::new(v.dst.into(), 0),
+            FlowItem::Ipv6(ItemSpec { spec: Some(v), .. }) => SocketAddr::new(v.dst.into(), 0),
             _ => return Err(shape.into()),
         };
-        Ok(TupleRule { port: port.into(), priority: attr.priority, queue, src, dst })
+        let tcp = match &pattern[2] {
+            FlowItem::Tcp(ItemSpec { spec: Some(t), .. }) => t,
+            _ => return Err(shape.into()),
+        };
+        let remote = |ip: &FlowItem| match ip {
+            FlowItem::Ipv4(ItemSpec { spec: Some(v), .. }) => std::net::IpAddr::from(v.src),
+            FlowItem::Ipv6(ItemSpec { spec: Some(v), .. }) => std::net::IpAddr::from(v.src),
+            _ => std::net::IpAddr::from([0u8; 4]),
+        };
+        // Each shape is checked by building it again from what was read.
+        let mut rule = TupleRule {
+            port: port.into(),
+            priority: attr.priority,
+            queue,
+            src: Some(SocketAddr::new(remote(ip), tcp.src_port)),
+            dst: SocketAddr::new(dst.ip(), tcp.dst_port),
+        };
+        if rule.pattern().as_ref().map(|p| &p[..]) == Some(pattern) {
+            return Ok(rule);
+        }
+        rule.src = None;
+        match rule.pattern().as_ref().map(|p| &p[..]) == Some(pattern) {
+            true => Ok(rule),
+            false => Err(shape.into()),
+        }
     }
 
     /// The rule's attributes.
@@ -76,19 +92,10 @@ impl TupleRule {
         FlowAttr::ingress(self.priority)
     }
 
-    /// The rule's pattern (`None` if the two ends' families differ).
+    /// The rule's pattern (see [`tcp_steering`]; `None` if the two
+    /// ends' families differ).
     pub fn pattern(&self) -> Option<[FlowItem; 3]> {
-        let ip = match (self.src, self.dst) {
-            (SocketAddr::V4(s), SocketAddr::V4(d)) => {
-                FlowItem::Ipv4(ItemSpec::new(Ipv4Item { src: s.ip().octets(), dst: d.ip().octets(), proto: 0 }))
-            }
-            (SocketAddr::V6(s), SocketAddr::V6(d)) => {
-                FlowItem::Ipv6(ItemSpec::new(Ipv6Item { src: s.ip().octets(), dst: d.ip().octets(), proto: 0 }))
-            }
-            _ => return None,
-        };
-        let tcp = TcpItem { src_port: self.src.port(), dst_port: self.dst.port(), flags: 0 };
-        Some([FlowItem::Eth(ItemSpec::ANY), ip, FlowItem::Tcp(ItemSpec::new(tcp))])
+        tcp_steering(self.src, self.dst)
     }
 
     /// The rule's one action.
@@ -97,16 +104,11 @@ impl TupleRule {
     }
 }
 
-/// Whether `item` matches exact values under its default mask.
-fn exact<T>(item: &ItemSpec<T>) -> bool {
-    item.last.is_none() && item.mask.is_none()
-}
-
 /// What a secondary asks of its primary, after its greeting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
-    /// Create a connection rule: `FLOW ADD <port> <priority> <queue> <src> <dst>`,
-    /// answered `FLOW <id>`.
+    /// Create a rule: `FLOW ADD <port> <priority> <queue> <src> <dst>`
+    /// (`*` for a listener's source), answered `FLOW <id>`.
     FlowAdd(TupleRule),
     /// Destroy a rule this process asked for: `FLOW DEL <port> <id>`,
     /// answered `OK`.
@@ -122,7 +124,10 @@ impl Request {
     /// The request's line, without its newline.
     pub fn to_line(&self) -> String {
         match self {
-            Request::FlowAdd(r) => format!("FLOW ADD {} {} {} {} {}", r.port, r.priority, r.queue, r.src, r.dst),
+            Request::FlowAdd(r) => {
+                let src = r.src.map_or("*".to_owned(), |s| s.to_string());
+                format!("FLOW ADD {} {} {} {src} {}", r.port, r.priority, r.queue, r.dst)
+            }
             Request::FlowDel { port, id } => format!("FLOW DEL {port} {}", id.raw()),
         }
     }
@@ -138,7 +143,10 @@ impl Request {
                     port: port.into(),
                     priority: priority.parse().map_err(|_| number("priority", priority))?,
                     queue: queue.parse().map_err(|_| number("queue", queue))?,
-                    src: src.parse().map_err(|_| number("address", src))?,
+                    src: match src {
+                        "*" => None,
+                        src => Some(src.parse().map_err(|_| number("address", src))?),
+                    },
                     dst: dst.parse().map_err(|_| number("address", dst))?,
                 };
                 if rule.pattern().is_none() {

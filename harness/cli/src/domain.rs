@@ -87,7 +87,8 @@ pub enum DomainCommand {
         /// Take receive queue QUEUE of shared port PORT and ask the primary
         /// for a rule steering TCP frames from SRC to DST there, as
         /// PORT/QUEUE/SRC/DST (addresses with ports, e.g.
-        /// `nic/1/10.0.0.1:5000/10.0.0.2:80`).
+        /// `nic/1/10.0.0.1:5000/10.0.0.2:80`; SRC `*` steers a listener's
+        /// SYNs from anyone).
         #[arg(long, value_parser = parse_steer)]
         steer: Option<TupleRule>,
         #[command(flatten)]
@@ -122,7 +123,10 @@ fn parse_steer(text: &str) -> Result<TupleRule, String> {
         port: port.into(),
         priority: 0,
         queue: queue.parse().map_err(|e| format!("{text:?}: queue: {e}"))?,
-        src: src.parse().map_err(|e| format!("{text:?}: source: {e}"))?,
+        src: match src {
+            "*" => None,
+            src => Some(src.parse().map_err(|e| format!("{text:?}: source: {e}"))?),
+        },
         dst: dst.parse().map_err(|e| format!("{text:?}: destination: {e}"))?,
     };
     rule.pattern().map(|_| rule.clone()).ok_or_else(|| format!("{text:?}: both addresses must be of one family"))
@@ -295,7 +299,8 @@ impl Steering {
         let queue = port.rx_queue(rule.queue).map_err(|e| e.to_string())?;
         let pattern = rule.pattern().ok_or("a rule's addresses must be of one family")?;
         let id = port.flow_create(&rule.attr(), &pattern, &rule.actions()).map_err(|e| e.to_string())?;
-        println!("steering {} to {} queue {} as rule {}", rule.src, rule.port, rule.queue, id.raw());
+        let from = rule.src.map_or("SYNs from anyone".to_owned(), |s| s.to_string());
+        println!("steering {from} to {} queue {} as rule {}", rule.port, rule.queue, id.raw());
         Ok(Steering { _queue: queue })
     }
 }

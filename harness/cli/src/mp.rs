@@ -154,6 +154,11 @@ pub struct GazelleArgs {
     /// Seconds a client waits for its primary.
     #[arg(long, default_value_t = 5.0)]
     wait: f64,
+    /// tuple-filter only: every process also listens (process n on port
+    /// 7100 + n) and the LAN peer makes --conns echo connections to each,
+    /// steered by the listeners' flow rules. Every process passes the flag.
+    #[arg(long)]
+    inbound: bool,
     /// Runtime directory holding the domains.
     #[arg(long)]
     runtime_dir: Option<PathBuf>,
@@ -274,6 +279,7 @@ fn run_gazelle(mode: &str, args: GazelleArgs, run: GazelleRun) -> Result<bool, S
             ModelArg::Rtw => stack::ThreadModel::RunToWakeup,
         },
         wait: wait(args.wait)?,
+        inbound: args.inbound,
     };
     match run(&opts, &mut |line| println!("{line}"))? {
         gazelle::Outcome::Primary(report) => {

@@ -571,29 +571,33 @@ fn a_gazelle_process_killed_on_its_vf_is_reclaimed_and_its_heir_takes_over() {
 /// through a flow rule the primary made at its request (one per
 /// connection), and it learns the server's MAC from the copies process 0
 /// hands on through the port's hairpin (its own ARP replies land on queue
-/// 0). Every connection is echoed intact, nothing is dropped or left in a
-/// pool, no rule outlives its process, and the domain is gone.
+/// 0). With `--inbound`, every process also listens and the LAN peer
+/// connects to each: a listener's rule brings the SYNs to its process,
+/// whatever process 0 is. Every connection both ways is echoed intact
+/// (each secondary held 6 + 6 connection rules and a listener's), nothing
+/// is dropped or left in a pool, no rule outlives its process, and the
+/// domain is gone.
 #[test]
 fn tuple_filter_processes_share_one_port_with_rules_the_primary_makes() {
     for model in ["rtc", "rtw"] {
         let base = tempfile::tempdir().unwrap();
-        let mut p = gazelle("tuple-filter", base.path(), model, 0, "100000").spawn().unwrap();
+        let process = |n: u16| gazelle("tuple-filter", base.path(), model, n, "100000").arg("--inbound").spawn();
+        let mut p = process(0).unwrap();
         let mut out = BufReader::new(p.stdout.take().unwrap());
         line(&mut out, "ready");
-        let clients: Vec<Child> =
-            (1..3).map(|n| gazelle("tuple-filter", base.path(), model, n, "100000").spawn().unwrap()).collect();
+        let clients: Vec<Child> = (1..3).map(|n| process(n).unwrap()).collect();
         for (n, client) in (1..).zip(clients) {
             let client = client.wait_with_output().unwrap();
             let said = text(&client.stdout);
             assert!(client.status.success(), "{model} proc {n}: {said}{}", text(&client.stderr));
-            assert!(said.contains(&format!("proc {n}: 6 of 6 connections echoed intact")), "{model}: {said}");
+            assert!(said.contains(&format!("proc {n}: 12 of 12 connections echoed intact")), "{model}: {said}");
         }
         let report = line(&mut out, "tuple-filter primary:");
         let status = p.wait_with_output().unwrap();
         assert!(status.status.success(), "{model}: {report}{}", text(&status.stderr));
         assert!(report.contains("served 18 of 18 connections in full, aborted 0 of 18 accepted;"), "{model}: {report}");
-        let clean = "switch drops 0; deaths 0, dead own 0; pools in use 0; flow rules granted 12\n";
-        assert!(report.ends_with(clean), "{model}: {report}");
+        let clean = "deaths 0, dead own 0; pools in use 0; flow rules granted 26; inbound 18 of 18 echoed intact\n";
+        assert!(report.contains("switch drops 0;") && report.ends_with(clean), "{model}: {report}");
         assert!(!base.path().join("tuple_filter").exists(), "{model}: the last process out removed the domain");
     }
 }
@@ -630,4 +634,14 @@ fn a_tuple_filter_process_killed_loses_its_queue_and_rules_and_its_heir_takes_ov
         assert!(report.contains("switch drops 0; deaths 1, dead own 0; pools in use 0;"), "{context}");
         assert!(!base.path().join("tuple_filter").exists(), "{context}: the last process out removed the domain");
     }
+}
+
+/// Inbound connections are tuple_filter's: gazelle_vf's primary refuses
+/// the flag and says why.
+#[test]
+fn gazelle_vf_refuses_inbound_connections() {
+    let base = tempfile::tempdir().unwrap();
+    let out = gazelle_vf(base.path(), "rtc", 0, "1000").arg("--inbound").output().unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("inbound connections are tuple_filter's"), "{}", text(&out.stderr));
 }

@@ -71,6 +71,9 @@ pub(super) struct Listener {
     syn_queue: BTreeMap<Slot, Conn>,
     /// Connections done with the handshake, oldest first.
     accept_queue: VecDeque<Conn>,
+    /// Flow rules steering the port's new connections to this stack
+    /// (tuple_filter across processes, see [`Instance::listen_rules`]).
+    flows: Vec<FlowId>,
 }
 
 impl Listener {
@@ -96,6 +99,7 @@ impl Instance {
 
     pub(super) fn listen(&mut self, port: u16, backlog: usize, bufs: BufSizes) -> SockId {
         let spare = Some(self.open_listening(port, bufs));
+        let flows = self.listen_rules(port);
         let id = self.new_sock(Sock::Listener(Listener {
             port,
             backlog: backlog.max(1),
@@ -103,6 +107,7 @@ impl Instance {
             spare,
             syn_queue: BTreeMap::new(),
             accept_queue: VecDeque::new(),
+            flows,
         }));
         self.listen_ports.insert(port, id);
         self.fabric.tables.add_bound(Bound::TcpListen(port), self.id);
@@ -212,6 +217,9 @@ impl Instance {
     }
 
     pub(super) fn close_listener(&mut self, l: Listener) {
+        for &flow in &l.flows {
+            let _ = self.fabric.port.flow_destroy(flow);
+        }
         self.listen_ports.remove(&l.port);
         self.fabric.tables.remove_bound(Bound::TcpListen(l.port), self.id);
         if let Some(spare) = l.spare {

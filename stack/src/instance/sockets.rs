@@ -9,16 +9,16 @@
 //! the poll loop.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
-use ethdev::flow::{FlowAction, FlowAttr, FlowId, FlowItem, Ipv4Item, Ipv6Item, ItemSpec, TcpItem};
+use ethdev::flow::{tcp_steering, FlowAction, FlowAttr, FlowId};
 use ethdev::Instant;
 use smoltcp::socket::{icmp, tcp, udp};
 
 use crate::config::ForwardMode;
 use crate::dispatch::{Bound, ConnKey};
 use crate::error;
-use crate::fabric::CONN_RULE_PRIORITY;
+use crate::fabric::{CONN_RULE_PRIORITY, LISTEN_RULE_PRIORITY};
 use crate::ports::Proto;
 use crate::rpc::{BufSizes, Op, Readiness, Reply, SockId};
 
@@ -71,18 +71,7 @@ impl Instance {
     }
 
     fn flow_rule(&mut self, key: ConnKey, local: SocketAddr) -> Option<FlowId> {
-        let ip = match (key.peer, local) {
-            (SocketAddr::V4(p), SocketAddr::V4(l)) => {
-                FlowItem::Ipv4(ItemSpec::new(Ipv4Item { src: p.ip().octets(), dst: l.ip().octets(), proto: 0 }))
-            }
-            (SocketAddr::V6(p), SocketAddr::V6(l)) => {
-                FlowItem::Ipv6(ItemSpec::new(Ipv6Item { src: p.ip().octets(), dst: l.ip().octets(), proto: 0 }))
-            }
-            _ => return None,
-        };
-        let tcp =
-            FlowItem::Tcp(ItemSpec::new(TcpItem { src_port: key.peer.port(), dst_port: key.local_port, flags: 0 }));
-        let pattern = [FlowItem::Eth(ItemSpec::ANY), ip, tcp];
+        let pattern = tcp_steering(Some(key.peer), local)?;
         let actions = [FlowAction::Queue(self.fabric.queue_of(self.id))];
         // A full flow table leaves the connection to software forwarding.
         let rule = self.fabric.port.flow_create(&FlowAttr::ingress(CONN_RULE_PRIORITY), &pattern, &actions);
@@ -91,6 +80,33 @@ impl Instance {
             self.stats.flow_rules_refused += 1;
         }
         rule.ok()
+    }
+
+    /// In tuple_filter mode across processes, rules steering SYNs for
+    /// `port` (from anyone, to each of the group's addresses) to this
+    /// stack's queue: the NIC hands new connections to the process that
+    /// listens, where gazelle's process 0 would pass them on by software.
+    /// A refused rule is counted, and leaves those SYNs to process 0.
+    pub(super) fn listen_rules(&mut self, port: u16) -> Vec<FlowId> {
+        if self.fabric.config.process.is_none() || self.fabric.config.mode != ForwardMode::FlowDirector {
+            return Vec::new();
+        }
+        let config = &self.fabric.config;
+        let addrs = [config.ipv4.map(|(a, _)| IpAddr::V4(a)), config.ipv6.map(|(a, _)| IpAddr::V6(a))];
+        let mut flows = Vec::new();
+        for addr in addrs.into_iter().flatten() {
+            let Some(pattern) = tcp_steering(None, SocketAddr::new(addr, port)) else { continue };
+            let (attr, actions) =
+                (FlowAttr::ingress(LISTEN_RULE_PRIORITY), [FlowAction::Queue(self.fabric.queue_of(self.id))]);
+            match self.fabric.port.flow_create(&attr, &pattern, &actions) {
+                Ok(flow) => flows.push(flow),
+                Err(e) => {
+                    tracing::debug!(stack = self.id, %e, "no flow rule for a listener");
+                    self.stats.flow_rules_refused += 1;
+                }
+            }
+        }
+        flows
     }
 
     pub(super) fn unregister_conn(&mut self, conn: &Conn) {

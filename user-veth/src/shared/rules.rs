@@ -2,7 +2,8 @@
 //! the domain's shared ports, each kept under the owner id of the process
 //! that asked (see [`ethdev::shm::rules`]).
 //!
-//! A rule may steer only into a receive queue its asker holds, and a
+//! A rule may steer only into a receive queue its asker holds, a listener's
+//! rule only to an address and port no other process listens on, and a
 //! process may hold at most a set number of rules, so one process can
 //! neither take another's traffic nor fill the port's flow table. When a
 //! process leaves or dies, [`PortRules::forget`] destroys its rules, so its
@@ -10,6 +11,7 @@
 //! nobody polls.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use ethdev::flow::FlowId;
 use ethdev::mempool::Owner;
@@ -19,13 +21,23 @@ use ethdev::EthDev;
 
 use super::{SharedPort, Side};
 
+/// One rule a process asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Held {
+    /// Index into [`PortRules::ports`].
+    port: usize,
+    id: FlowId,
+    /// For a listener's rule, the address and port it listens on.
+    listens: Option<SocketAddr>,
+}
+
 /// The rules secondaries hold on the primary's shared ports.
 #[derive(Debug)]
 pub struct PortRules {
     /// The primary's own handles of the ports (they configure).
     ports: Vec<SharedPort>,
-    /// Per owner: (index into `ports`, rule) of each rule it asked for.
-    held: HashMap<Owner, Vec<(usize, FlowId)>>,
+    /// Per owner: each rule it asked for.
+    held: HashMap<Owner, Vec<Held>>,
     /// Most rules one owner may hold.
     limit: usize,
     /// Rules made over the book's life.
@@ -61,7 +73,7 @@ impl PortRules {
     /// Destroys every rule `owner` asked for (it left or died); returns how many.
     pub fn forget(&mut self, owner: Owner) -> usize {
         let rules = self.held.remove(&owner).unwrap_or_default();
-        rules.iter().filter(|&&(port, id)| self.ports[port].flow_destroy(id).is_ok()).count()
+        rules.iter().filter(|h| self.ports[h.port].flow_destroy(h.id).is_ok()).count()
     }
 
     fn port_index(&self, name: &str) -> Result<usize, String> {
@@ -79,9 +91,16 @@ impl RuleService for PortRules {
         if self.held_by(asker.owner) >= self.limit {
             return Err(format!("this process holds {} rules, the most one process may", self.limit));
         }
+        let listens = rule.src.is_none().then_some(rule.dst);
+        let taken = |(&owner, rules): (&Owner, &Vec<Held>)| {
+            owner != asker.owner && rules.iter().any(|h| h.port == index && listens.is_some() && h.listens == listens)
+        };
+        if self.held.iter().any(taken) {
+            return Err(format!("another process listens on {} of port {:?}", rule.dst, rule.port));
+        }
         let pattern = rule.pattern().ok_or("the two ends of a rule must be of one address family")?;
         let id = port.flow_create(&rule.attr(), &pattern, &rule.actions()).map_err(|e| e.to_string())?;
-        self.held.entry(asker.owner).or_default().push((index, id));
+        self.held.entry(asker.owner).or_default().push(Held { port: index, id, listens });
         self.granted += 1;
         Ok(id)
     }
@@ -89,7 +108,7 @@ impl RuleService for PortRules {
     fn flow_del(&mut self, asker: &Peer, port: &str, id: FlowId) -> Result<(), String> {
         let index = self.port_index(port)?;
         let rules = self.held.get_mut(&asker.owner);
-        let at = rules.as_ref().and_then(|r| r.iter().position(|&held| held == (index, id)));
+        let at = rules.as_ref().and_then(|r| r.iter().position(|h| (h.port, h.id) == (index, id)));
         let (Some(rules), Some(at)) = (rules, at) else {
             return Err(format!("rule {} of port {port:?} is not this process's", id.raw()));
         };

@@ -73,6 +73,9 @@ pub struct Options {
     pub model: ThreadModel,
     /// How long a secondary waits for its primary.
     pub wait: Duration,
+    /// tuple_filter only: every process also listens, and the LAN peer
+    /// makes `conns` echo connections to each (see [`tuple_filter`]).
+    pub inbound: bool,
 }
 
 /// What the primary saw.
@@ -96,6 +99,9 @@ pub struct Report {
     pub in_use: usize,
     /// Flow rules the primary made for other processes (tuple_filter).
     pub rules: usize,
+    /// Connections the primary's own clients (the LAN peer's to every
+    /// process's listener, with `inbound`) echoed intact, and those expected.
+    pub inbound: (usize, usize),
 }
 
 impl std::fmt::Display for Report {
@@ -104,7 +110,11 @@ impl std::fmt::Display for Report {
         write!(f, "served {served} of {expected} connections in full, ")?;
         write!(f, "aborted {} of {} accepted; switched {}, ", self.aborted, self.accepted, self.switched)?;
         write!(f, "switch drops {}; deaths {}, dead own {}; ", self.switch_drops, self.deaths.len(), self.dead_own)?;
-        write!(f, "pools in use {}; flow rules granted {}", self.in_use, self.rules)
+        write!(f, "pools in use {}; flow rules granted {}", self.in_use, self.rules)?;
+        if self.inbound.1 > 0 {
+            write!(f, "; inbound {} of {} echoed intact", self.inbound.0, self.inbound.1)?;
+        }
+        Ok(())
     }
 }
 
@@ -116,7 +126,8 @@ impl Report {
         // heir; a connection aborted only after a death; nothing lost.
         let all = served >= expected && served + self.aborted == self.accepted;
         let aborts_explained = self.aborted == 0 || !self.deaths.is_empty();
-        all && aborts_explained && self.switch_drops == 0 && self.dead_own == 0 && self.in_use == 0
+        let clean = self.switch_drops == 0 && self.dead_own == 0 && self.in_use == 0;
+        all && aborts_explained && clean && self.inbound.0 == self.inbound.1
     }
 }
 
@@ -179,8 +190,9 @@ const CLIENT_NAME: &str = "gazelle-";
 /// The primary's loop: serves the control channel, reclaims the dead,
 /// drives the NIC, and runs `groups` (the server's, and any stacks of the
 /// primary's own) until every client process has finished once and the
-/// server's connections are done. `spawner` holds the server's tasks and
-/// any the primary runs itself.
+/// server's connections are done. The server's spawner holds its tasks and
+/// any the primary runs itself; the connections of the latter that are
+/// clients' (in `server.ledger`) make the report's `inbound`.
 fn supervise(
     opts: &Options,
     mut control: ControlServer,
@@ -237,6 +249,8 @@ fn supervise(
     report.accepted = server.accepted.load(Ordering::Acquire);
     report.aborted = server.aborted.load(Ordering::Acquire);
     report.served = (full, server.expected);
+    let own = server.ledger.side(Side::Client);
+    report.inbound = (own.iter().filter(|r| r.bytes == opts.bytes).count(), server.inbound);
     drop(server);
     let totals = nic.close()?;
     (report.switched, report.switch_drops) = (totals.switched, totals.drops);
@@ -256,6 +270,8 @@ struct Server {
     aborted: Arc<AtomicUsize>,
     /// Connections it expects to serve in full.
     expected: usize,
+    /// Client connections the primary's own tasks are to make (see [`supervise`]).
+    inbound: usize,
 }
 
 impl Server {
@@ -273,6 +289,7 @@ impl Server {
             accepted: Arc::default(),
             aborted: Arc::default(),
             expected,
+            inbound: 0,
         };
         let release = Arc::clone(&server.release);
         server.spawner.spawn(0, "until every client is done", async move {
@@ -354,14 +371,16 @@ fn spawn_clients(
 
 /// A client process once registered as `control` with its stacks in
 /// `group`: waits for the server to listen (the word `listening`), runs its
-/// clients, logs out; returns how many connections came back intact, of
-/// those it made.
+/// clients beside whatever tasks `spawner` already holds (which record
+/// their connections in `ledger` too), logs out; returns how many
+/// connections came back intact, of the `expected` ones.
 fn run_client(
     opts: &Options,
-    control: Arc<ControlClient>,
-    group: StackGroup,
+    (control, group): (Arc<ControlClient>, StackGroup),
     listening: &Zone,
     server: SocketAddr,
+    (spawner, ledger): (Spawner, Arc<Ledger>),
+    expected: usize,
 ) -> Result<(usize, usize), String> {
     let started = Instant::now();
     while listening.u64s().first().is_none_or(|w| w.load(Ordering::Acquire) == 0) {
@@ -370,11 +389,9 @@ fn run_client(
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    let ledger = Arc::new(Ledger::default());
-    let spawner = Spawner::new();
     spawn_clients(opts, &group, server, (&spawner, 0), &ledger, None);
     let outcome = exec::threads::run_groups(std::slice::from_ref(&group), &spawner, LINGER, DRAIN);
-    let intact = ledger.side(Side::Client).iter().filter(|r| r.bytes == opts.bytes).count();
+    let intact = ledger.records().iter().filter(|r| r.bytes == opts.bytes).count();
     // Where frames stopped, should the run fail.
     let stats: Vec<_> = (0..group.len()).map(|i| group.stats(i)).collect();
     drop(group);
@@ -387,7 +404,7 @@ fn run_client(
         control.logout();
     }
     outcome.ok().map_err(|why| format!("client {}: {why}; stacks: {stats:?}", opts.proc_id))?;
-    Ok((intact, opts.conns as usize))
+    Ok((intact, expected))
 }
 
 /// Registers client process `opts.proc_id` on `domain`'s control channel,

@@ -22,30 +22,42 @@
 //! to queue 0 instead of a queue nobody polls, and an heir with the same
 //! `--proc-id` takes the queue again.
 //!
-//! Listening across processes (process 0 dispatching a new connection's
-//! SYN to the process whose listener it is) is not built yet: the peer is
-//! the only server here.
+//! With `inbound`, every process also listens (process n on port 7100 + n)
+//! and the LAN peer makes `conns` echo connections to each: a listener's
+//! stack asks for a rule steering its port's SYNs to its queue, and each
+//! accepted connection gets its own rule, so the NIC hands new connections
+//! to the listening process where gazelle's process 0 passes them on by
+//! software. The peer's connections to a killed process are not retried,
+//! so the kill runs go outbound only.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ethdev::dev::PortConf;
 use ethdev::mempool::{DeadOwner, Mempool, MempoolConfig, Owner};
 use ethdev::rss::{Reta, RssConf, RssHashTypes};
 use ethdev::shm::control::{ControlClient, ControlEvent, ControlServer, Peer};
-use ethdev::shm::Domain;
+use ethdev::shm::{Domain, Zone};
 use ethdev::{EthDev, MacAddr};
-use stack::{ForwardMode, GroupConfig, ProcessSlot, StackGroup};
+use sim::apps::{echo, listen, Ledger};
+use sim::exec::{sleep_until, RealClock, Spawner};
+use stack::{Api, Clock, ForwardMode, GroupConfig, ProcessSlot, StackGroup};
 use user_vbridge::{Bridge, BridgeConfig, PortConfig};
 use user_veth::shared::{PortRules, PortSpec, SharedPort, SharedVeth};
 use user_veth::Veth;
 
-use super::{register, run_client, spawn_clients, supervise, NicTotals, Options, Outcome, Report, Server, PORT};
+use super::{register, run_client, serve, spawn_clients, supervise, NicTotals, Options, Outcome, Report, Server, PORT};
 use crate::bridged::{bridge_drops, BridgedWires};
 use crate::hosts::PRIMARY_OWNER;
 
 /// The word the primary sets once the peer's server listens.
 const LISTENING: &str = "tuple_filter.listening";
+/// Word n is set once process n listens (with `inbound`).
+const INBOUND: &str = "tuple_filter.inbound";
+/// Process n listens on this port + n.
+const INBOUND_PORT: u16 = 7100;
 /// The shared port every process is on, and its pool.
 const NIC: &str = "nic";
 const NIC_POOL: &str = "nic_pool";
@@ -179,13 +191,22 @@ fn primary(opts: &Options, domain: &Domain, say: &mut dyn FnMut(String)) -> Resu
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let (nic, peer) = SharedNic::new(domain, opts)?;
     let listening = domain.reserve(LISTENING, 8).map_err(|e| err(&e))?;
+    let inbound = domain.reserve(INBOUND, 8 * usize::from(opts.procs)).map_err(|e| err(&e))?;
     let control = ControlServer::bind(domain).map_err(|e| err(&e))?;
     // Process 0 is the primary: its port handle makes its rules itself.
     let own = group(opts, nic.port.clone(), PRIMARY_OWNER)?;
     let expected = usize::from(opts.procs) * opts.conns as usize;
-    let server = Server::start(&peer, listening, opts.bytes, expected);
+    let mut server = Server::start(&peer, listening, opts.bytes, expected);
     let to = (&server.spawner, 1);
-    spawn_clients(opts, &own, SocketAddr::from((PEER_IP, PORT)), to, &server.ledger, Some(&server.listening));
+    // Process 0's own echoes are checked as they go (a task fails on a bad
+    // byte) and counted by the server; only the peer's clients are `inbound`.
+    let unchecked = Arc::new(Ledger::default());
+    spawn_clients(opts, &own, SocketAddr::from((PEER_IP, PORT)), to, &unchecked, Some(&server.listening));
+    if opts.inbound {
+        serve_inbound(opts, &own, (&server.spawner, 1), &unchecked, &inbound);
+        connect_inbound(opts, &peer, &server.spawner, &server.ledger, &inbound);
+        server.inbound = expected;
+    }
     say(format!("ready {}", std::process::id()));
     supervise(opts, control, nic, server, &[peer, own], say)
 }
@@ -197,5 +218,66 @@ fn client(opts: &Options, domain: &Domain) -> Result<(usize, usize), String> {
     let port = SharedPort::attach(domain, NIC, control.owner()).map_err(|e| err(&e))?;
     let group = group(opts, port.with_rules_from(Arc::clone(&control)), control.owner())?;
     let listening = domain.lookup(LISTENING).map_err(|e| err(&e))?;
-    run_client(opts, control, group, &listening, SocketAddr::from((PEER_IP, PORT)))
+    let (spawner, ledger) = (Spawner::new(), Arc::new(Ledger::default()));
+    let mut expected = opts.conns as usize;
+    if opts.inbound {
+        let inbound = domain.lookup(INBOUND).map_err(|e| err(&e))?;
+        serve_inbound(opts, &group, (&spawner, 0), &ledger, &inbound);
+        expected *= 2;
+    }
+    let server = SocketAddr::from((PEER_IP, PORT));
+    run_client(opts, (control, group), &listening, server, (spawner, ledger), expected)
+}
+
+/// This process's listener for the LAN peer's connections, on stack 0 of
+/// `group`: it says so in its word of `inbound`, then serves `conns`
+/// connections of `bytes` each, recorded in `ledger`.
+fn serve_inbound(
+    opts: &Options,
+    group: &StackGroup,
+    (spawner, thread): (&Spawner, usize),
+    ledger: &Arc<Ledger>,
+    inbound: &Zone,
+) {
+    let api = Api::new(group, 0, Arc::new(RealClock::new()));
+    let (tasks, ledger, zone) = (spawner.clone(), Arc::clone(ledger), inbound.clone());
+    let (n, conns, bytes) = (opts.proc_id, opts.conns, opts.bytes);
+    spawner.spawn(thread, "inbound listener", async move {
+        let fd = listen(&api, INBOUND_PORT + n).await?;
+        if let Some(word) = zone.u64s().get(usize::from(n)) {
+            word.store(1, Ordering::Release);
+        }
+        for _ in 0..conns {
+            let (conn, peer) = api.accept(fd).await?;
+            let aborted = Arc::new(AtomicUsize::new(0));
+            tasks.spawn(
+                thread,
+                format!("inbound {peer}"),
+                serve(api.clone(), conn, peer, bytes, Arc::clone(&ledger), aborted),
+            );
+        }
+        api.close(fd).await
+    });
+}
+
+/// The LAN peer's `conns` echo connections to every process's listener,
+/// each made once that process says it listens (its word of `inbound`),
+/// recorded in `ledger`.
+fn connect_inbound(opts: &Options, peer: &StackGroup, spawner: &Spawner, ledger: &Arc<Ledger>, inbound: &Zone) {
+    for n in 0..opts.procs {
+        for c in 0..opts.conns {
+            let api = Api::new(peer, 0, Arc::new(RealClock::new()));
+            let to = SocketAddr::from((IP, INBOUND_PORT + n));
+            let id = 1 << 48 | u64::from(n) << 32 | u64::from(c);
+            let client = echo::client(api, to, id, opts.bytes, Arc::clone(ledger));
+            let zone = inbound.clone();
+            spawner.spawn(0, format!("inbound client {n}.{c}"), async move {
+                let clock = RealClock::new();
+                while zone.u64s().get(usize::from(n)).is_none_or(|w| w.load(Ordering::Acquire) == 0) {
+                    sleep_until(&clock, clock.now() + Duration::from_millis(1)).await;
+                }
+                client.await
+            });
+        }
+    }
 }

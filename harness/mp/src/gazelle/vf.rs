@@ -23,6 +23,8 @@ use ethdev::rss::{Reta, RssConf};
 use ethdev::shm::control::{ControlEvent, ControlServer, Peer};
 use ethdev::shm::Domain;
 use ethdev::{EthDev, MacAddr};
+use sim::apps::Ledger;
+use sim::exec::Spawner;
 use stack::{GroupConfig, StackGroup};
 use user_vbridge::{Bridge, BridgeConfig};
 use user_veth::shared::{PortSpec, SharedPort, SharedVeth};
@@ -147,6 +149,9 @@ fn primary(opts: &Options, domain: &Domain, say: &mut dyn FnMut(String)) -> Resu
     if opts.proc_id != 0 {
         return Err(format!("process {} became the primary: start process 0 first", opts.proc_id));
     }
+    if opts.inbound {
+        return Err("inbound connections are tuple_filter's: gazelle_vf's server is process 0".into());
+    }
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let nic = VfNic::new(domain, opts.procs)?;
     let listening = domain.reserve(LISTENING, 8).map_err(|e| err(&e))?;
@@ -167,5 +172,6 @@ fn client(opts: &Options, domain: &Domain) -> Result<(usize, usize), String> {
     let port = SharedPort::attach(domain, &vf_name(n), control.owner()).map_err(|e| err(&e))?;
     let group = group(opts, n, port, control.owner())?;
     let listening = domain.lookup(LISTENING).map_err(|e| err(&e))?;
-    run_client(opts, control, group, &listening, SocketAddr::from((vf_ip(0), PORT)))
+    let tasks = (Spawner::new(), Arc::new(Ledger::default()));
+    run_client(opts, (control, group), &listening, SocketAddr::from((vf_ip(0), PORT)), tasks, opts.conns as usize)
 }
