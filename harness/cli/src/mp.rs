@@ -10,6 +10,7 @@ use std::time::Duration;
 use ethdev::shm::dir;
 
 use ::mp::gazelle::{self, tuple_filter, vf};
+use ::mp::place::Place;
 use ::mp::{client_server, ring_peer, simple, symmetric};
 
 /// The `mp` subcommands.
@@ -79,24 +80,46 @@ pub struct SimpleArgs {
 /// Arguments of `dtnet mp symmetric`.
 #[derive(clap::Args)]
 pub struct SymmetricArgs {
-    /// The domain's prefix (DPDK's --file-prefix).
-    #[arg(long, default_value = "symmetric_mp")]
-    prefix: String,
-    /// Processes sharing the ports (DPDK's --num-procs).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
-    num_procs: u16,
-    /// This process's number (DPDK's --proc-id); process 0 is the primary.
-    #[arg(long)]
-    proc_id: u16,
+    #[command(flatten)]
+    place: PlaceArgs,
     /// Frames the primary sends into each port.
     #[arg(long, default_value_t = 10_000)]
     frames: u32,
+}
+
+/// Where one process of a sample stands.
+#[derive(clap::Args)]
+pub struct PlaceArgs {
+    /// The domain's prefix (DPDK's --file-prefix, gazelle's unix_prefix;
+    /// default: the sample's name, e.g. symmetric_mp or tuple_filter).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Processes in the run (DPDK's --num-procs, gazelle's num_process).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    num_procs: u16,
+    /// This process's number (DPDK's --proc-id, gazelle's process_idx);
+    /// process 0 is the primary.
+    #[arg(long)]
+    proc_id: u16,
     /// Seconds a secondary waits for its primary.
     #[arg(long, default_value_t = 5.0)]
     wait: f64,
     /// Runtime directory holding the domains.
     #[arg(long)]
     runtime_dir: Option<PathBuf>,
+}
+
+impl PlaceArgs {
+    /// The place, in a domain named after `sample` unless --prefix says.
+    fn place(self, sample: &str) -> Result<Place, String> {
+        Ok(Place {
+            prefix: self.prefix.unwrap_or_else(|| sample.into()),
+            base: self.runtime_dir.unwrap_or_else(dir::base_dir),
+            procs: self.num_procs,
+            proc_id: self.proc_id,
+            wait: wait(self.wait)?,
+        })
+    }
 }
 
 /// Arguments of `dtnet mp client-server`.
@@ -132,16 +155,8 @@ pub struct ClientServerArgs {
 /// Arguments of `dtnet mp gazelle-vf` and `dtnet mp tuple-filter`.
 #[derive(clap::Args)]
 pub struct GazelleArgs {
-    /// The domain's prefix (gazelle's unix_prefix, DPDK's --file-prefix;
-    /// default: the mode's name, gazelle_vf or tuple_filter).
-    #[arg(long)]
-    prefix: Option<String>,
-    /// Processes, one stack each (gazelle num_process).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(2..=64))]
-    num_procs: u16,
-    /// This process's number (gazelle process_idx); process 0 is the primary.
-    #[arg(long)]
-    proc_id: u16,
+    #[command(flatten)]
+    place: PlaceArgs,
     /// Clients: connections each makes.
     #[arg(long, default_value_t = 8)]
     conns: u32,
@@ -151,17 +166,11 @@ pub struct GazelleArgs {
     /// Who polls the stacks.
     #[arg(long, value_enum, default_value_t = ModelArg::Rtc)]
     model: ModelArg,
-    /// Seconds a client waits for its primary.
-    #[arg(long, default_value_t = 5.0)]
-    wait: f64,
     /// tuple-filter only: every process also listens (process n on port
     /// 7100 + n) and the LAN peer makes --conns echo connections to each,
     /// steered by the listeners' flow rules. Every process passes the flag.
     #[arg(long)]
     inbound: bool,
-    /// Runtime directory holding the domains.
-    #[arg(long)]
-    runtime_dir: Option<PathBuf>,
 }
 
 /// gazelle's thread models.
@@ -234,14 +243,7 @@ fn wait(seconds: f64) -> Result<Duration, String> {
 
 /// Runs one process of `symmetric_mp`: `Ok(true)` if its checks held.
 fn run_symmetric(args: SymmetricArgs) -> Result<bool, String> {
-    let opts = symmetric::Options {
-        prefix: args.prefix,
-        base: args.runtime_dir.unwrap_or_else(dir::base_dir),
-        procs: args.num_procs,
-        proc_id: args.proc_id,
-        frames: args.frames,
-        wait: wait(args.wait)?,
-    };
+    let opts = symmetric::Options { place: args.place.place("symmetric_mp")?, frames: args.frames };
     match symmetric::run(&opts, |line| println!("{line}"))? {
         symmetric::Outcome::Primary(report) => {
             println!("symmetric_mp primary: {report}");
@@ -255,7 +257,7 @@ fn run_symmetric(args: SymmetricArgs) -> Result<bool, String> {
             Ok(all && report.own.rx == report.predicted[0] && clean)
         }
         symmetric::Outcome::Secondary(counts) => {
-            println!("symmetric_mp proc {}: {counts}", opts.proc_id);
+            println!("symmetric_mp proc {}: {counts}", opts.place.proc_id);
             Ok(counts.rx[0] + counts.rx[1] == counts.tx[0] + counts.tx[1])
         }
     }
@@ -268,17 +270,13 @@ type GazelleRun = fn(&gazelle::Options, &mut dyn FnMut(String)) -> Result<gazell
 /// checks held.
 fn run_gazelle(mode: &str, args: GazelleArgs, run: GazelleRun) -> Result<bool, String> {
     let opts = gazelle::Options {
-        prefix: args.prefix.unwrap_or_else(|| mode.replace('-', "_")),
-        base: args.runtime_dir.unwrap_or_else(dir::base_dir),
-        procs: args.num_procs,
-        proc_id: args.proc_id,
+        place: args.place.place(&mode.replace('-', "_"))?,
         conns: args.conns,
         bytes: args.bytes,
         model: match args.model {
             ModelArg::Rtc => stack::ThreadModel::RunToCompletion,
             ModelArg::Rtw => stack::ThreadModel::RunToWakeup,
         },
-        wait: wait(args.wait)?,
         inbound: args.inbound,
     };
     match run(&opts, &mut |line| println!("{line}"))? {
@@ -287,7 +285,7 @@ fn run_gazelle(mode: &str, args: GazelleArgs, run: GazelleRun) -> Result<bool, S
             Ok(report.passed())
         }
         gazelle::Outcome::Client(intact, made) => {
-            println!("{mode} proc {}: {intact} of {made} connections echoed intact", opts.proc_id);
+            println!("{mode} proc {}: {intact} of {made} connections echoed intact", opts.place.proc_id);
             Ok(intact == made)
         }
     }

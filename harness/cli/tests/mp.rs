@@ -538,30 +538,40 @@ fn gazelle_processes_on_their_own_vfs_talk_tcp_through_the_nic_switch() {
 /// few moments.
 #[test]
 fn a_gazelle_process_killed_on_its_vf_is_reclaimed_and_its_heir_takes_over() {
-    for (model, after_ms) in [("rtc", 5), ("rtw", 20), ("rtc", 40), ("rtw", 2)] {
+    kill_and_heir("gazelle-vf", &[("rtc", 5), ("rtw", 20), ("rtc", 40), ("rtw", 2)]);
+}
+
+/// Runs gazelle mode `mode` with three processes at each (thread model,
+/// moment): kills process 1 that long after both clients joined, starts
+/// its heir once the primary reported the death, and checks that the heir
+/// and process 2 echoed everything intact, the primary's checks held with
+/// exactly one death and nothing left of the dead, and the domain is gone.
+fn kill_and_heir(mode: &str, moments: &[(&str, u64)]) {
+    for &(model, after_ms) in moments {
         let base = tempfile::tempdir().unwrap();
-        let client = |n: u16| gazelle_vf(base.path(), model, n, "4000000").spawn().unwrap();
-        let mut p = gazelle_vf(base.path(), model, 0, "4000000").spawn().unwrap();
+        let process = |n: u16| gazelle(mode, base.path(), model, n, "4000000").spawn().unwrap();
+        let mut p = process(0);
         let mut out = BufReader::new(p.stdout.take().unwrap());
         line(&mut out, "ready");
-        let (mut victim, other) = (client(1), client(2));
+        let (mut victim, other) = (process(1), process(2));
         line(&mut out, "joined");
         line(&mut out, "joined");
         std::thread::sleep(Duration::from_millis(after_ms));
         victim.kill().unwrap();
         victim.wait().unwrap();
-        // The heir starts once the primary has reclaimed the VF's queues.
+        // The heir starts once the primary has reclaimed the dead's queues.
         line(&mut out, &format!("died {}", victim.id()));
-        let heir = client(1).wait_with_output().unwrap();
-        assert!(heir.status.success(), "{model}: heir: {}{}", text(&heir.stdout), text(&heir.stderr));
+        let heir = process(1).wait_with_output().unwrap();
+        assert!(heir.status.success(), "{mode} {model}: heir: {}{}", text(&heir.stdout), text(&heir.stderr));
         let other = other.wait_with_output().unwrap();
-        assert!(other.status.success(), "{model}: proc 2: {}{}", text(&other.stdout), text(&other.stderr));
-        let report = line(&mut out, "gazelle-vf primary:");
+        assert!(other.status.success(), "{mode} {model}: proc 2: {}{}", text(&other.stdout), text(&other.stderr));
+        let report = line(&mut out, &format!("{mode} primary:"));
         let status = p.wait_with_output().unwrap();
-        let context = format!("{model}, kill after {after_ms} ms: {report}{}", text(&status.stderr));
+        let context = format!("{mode} {model}, kill after {after_ms} ms: {report}{}", text(&status.stderr));
         assert!(status.status.success(), "{context}");
         assert!(report.contains("switch drops 0; deaths 1, dead own 0; pools in use 0;"), "{context}");
-        assert!(!base.path().join("gazelle_vf").exists(), "{context}: the last process out removed the domain");
+        let domain = mode.replace('-', "_");
+        assert!(!base.path().join(domain).exists(), "{context}: the last process out removed the domain");
     }
 }
 
@@ -610,30 +620,7 @@ fn tuple_filter_processes_share_one_port_with_rules_the_primary_makes() {
 /// intact. Under both thread models, at a few moments.
 #[test]
 fn a_tuple_filter_process_killed_loses_its_queue_and_rules_and_its_heir_takes_over() {
-    for (model, after_ms) in [("rtc", 5), ("rtw", 20), ("rtc", 40)] {
-        let base = tempfile::tempdir().unwrap();
-        let process = |n: u16| gazelle("tuple-filter", base.path(), model, n, "4000000").spawn().unwrap();
-        let mut p = process(0);
-        let mut out = BufReader::new(p.stdout.take().unwrap());
-        line(&mut out, "ready");
-        let (mut victim, other) = (process(1), process(2));
-        line(&mut out, "joined");
-        line(&mut out, "joined");
-        std::thread::sleep(Duration::from_millis(after_ms));
-        victim.kill().unwrap();
-        victim.wait().unwrap();
-        line(&mut out, &format!("died {}", victim.id()));
-        let heir = process(1).wait_with_output().unwrap();
-        assert!(heir.status.success(), "{model}: heir: {}{}", text(&heir.stdout), text(&heir.stderr));
-        let other = other.wait_with_output().unwrap();
-        assert!(other.status.success(), "{model}: proc 2: {}{}", text(&other.stdout), text(&other.stderr));
-        let report = line(&mut out, "tuple-filter primary:");
-        let status = p.wait_with_output().unwrap();
-        let context = format!("{model}, kill after {after_ms} ms: {report}{}", text(&status.stderr));
-        assert!(status.status.success(), "{context}");
-        assert!(report.contains("switch drops 0; deaths 1, dead own 0; pools in use 0;"), "{context}");
-        assert!(!base.path().join("tuple_filter").exists(), "{context}: the last process out removed the domain");
-    }
+    kill_and_heir("tuple-filter", &[("rtc", 5), ("rtw", 20), ("rtc", 40)]);
 }
 
 /// Inbound connections are tuple_filter's: gazelle_vf's primary refuses

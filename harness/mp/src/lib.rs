@@ -39,6 +39,7 @@ pub mod gazelle;
 pub mod hosts;
 pub mod lan;
 pub mod message;
+pub mod place;
 pub mod procs;
 pub mod ring_peer;
 pub mod simple;

@@ -23,7 +23,6 @@
 //! other. A process restarted with the same `--proc-id` takes its queues
 //! again and the run completes.
 
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -33,12 +32,13 @@ use ethdev::packet::PacketMeta;
 use ethdev::queue::{RxQueue, TxQueue};
 use ethdev::rss::{Reta, RssConf};
 use ethdev::shm::control::{ControlClient, ControlEvent, ControlServer};
-use ethdev::shm::{Domain, DomainOptions, Role, Zone};
+use ethdev::shm::{Domain, Zone};
 use ethdev::EthDev;
 use user_veth::shared::{PortReclaim, SharedPort};
 
 use super::hosts::{self, Hosts, BURST, FLOWS, POOL, PORTS};
 use super::lan::Lan;
+use super::place::Place;
 
 /// The word the primary sets once all traffic has arrived.
 const DONE: &str = "symmetric_mp.done";
@@ -51,18 +51,10 @@ const LINGER: Duration = Duration::from_secs(30);
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// The domain's prefix.
-    pub prefix: String,
-    /// Runtime directory holding domains.
-    pub base: PathBuf,
-    /// Processes sharing the ports (DPDK's `--num-procs`).
-    pub procs: u16,
-    /// This process's number (DPDK's `--proc-id`); the primary is 0.
-    pub proc_id: u16,
+    /// The domain, the processes sharing its ports, and this one's number.
+    pub place: Place,
     /// Frames the primary sends into each port.
     pub frames: u32,
-    /// How long a secondary waits for its primary.
-    pub wait: Duration,
 }
 
 /// What one process forwarded.
@@ -166,10 +158,6 @@ impl Forwarder {
     }
 }
 
-fn domain_options(opts: &Options, wait: Duration) -> DomainOptions {
-    DomainOptions { base: opts.base.clone(), wait, ..DomainOptions::default() }
-}
-
 fn port_conf(procs: u16) -> PortConf {
     PortConf { rx_ring_size: 1024, tx_ring_size: 1024, ..PortConf::new(procs) }
 }
@@ -192,11 +180,10 @@ fn predict(procs: u16, frames: u64) -> Vec<[u64; 2]> {
     predicted
 }
 
-/// Runs process `opts.proc_id`: the primary if it is the first, else a
+/// Runs process `opts.place.proc_id`: the primary if it is the first, else a
 /// secondary. `say` hears `ready <pid>` once the primary's ports exist.
 pub fn run(opts: &Options, say: impl FnMut(String)) -> Result<Outcome, String> {
-    let err = |e: ethdev::shm::ShmError| e.to_string();
-    let domain = Domain::open(&opts.prefix, Role::Auto, &domain_options(opts, opts.wait)).map_err(err)?;
+    let domain = opts.place.open()?;
     if domain.is_primary() {
         primary(opts, &domain, say).map(Outcome::Primary)
     } else {
@@ -214,11 +201,9 @@ pub enum Outcome {
 }
 
 fn primary(opts: &Options, domain: &Domain, mut say: impl FnMut(String)) -> Result<Report, String> {
-    if opts.proc_id != 0 {
-        return Err(format!("process {} became the primary: start process 0 first", opts.proc_id));
-    }
+    opts.place.first()?;
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    let (ports, wires) = hosts::make_ports(domain, &port_conf(opts.procs))?;
+    let (ports, wires) = hosts::make_ports(domain, &port_conf(opts.place.procs))?;
     let mut lan = Lan::new(wires)?;
     let done = domain.reserve(DONE, 8).map_err(|e| err(&e))?;
     let mut control = ControlServer::bind(domain).map_err(|e| err(&e))?;
@@ -227,9 +212,9 @@ fn primary(opts: &Options, domain: &Domain, mut say: impl FnMut(String)) -> Resu
 
     let frames = u64::from(opts.frames);
     let mut hosts = Hosts::new(frames, WINDOW, true)?;
-    let mut report = Report { predicted: predict(opts.procs, frames), ..Report::default() };
+    let mut report = Report { predicted: predict(opts.place.procs, frames), ..Report::default() };
     let (started, mut joined, mut live) = (Instant::now(), 0u16, 0u16);
-    while live > 0 || joined + 1 < opts.procs || !hosts.done() {
+    while live > 0 || joined + 1 < opts.place.procs || !hosts.done() {
         for event in control.poll() {
             match event {
                 ControlEvent::Registered(peer) => {
@@ -251,11 +236,11 @@ fn primary(opts: &Options, domain: &Domain, mut say: impl FnMut(String)) -> Resu
         if started.elapsed() > LINGER {
             return Err(format!(
                 "after {LINGER:?}: {joined} of {} processes joined, {live} still attached, {:?} of {frames} frames per port arrived",
-                opts.procs - 1,
+                opts.place.procs - 1,
                 hosts.received
             ));
         }
-        let everyone = joined + 1 >= opts.procs;
+        let everyone = joined + 1 >= opts.place.procs;
         let moved = (everyone && hosts.send(&mut lan)) | own.step() | hosts.receive(&mut lan);
         if hosts.done() {
             done.u64s()[0].store(1, Ordering::Release);
@@ -277,17 +262,15 @@ fn primary(opts: &Options, domain: &Domain, mut say: impl FnMut(String)) -> Resu
 
 fn secondary(opts: &Options, domain: &Domain) -> Result<Forwarded, String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    if opts.proc_id == 0 || opts.proc_id >= opts.procs {
-        return Err(format!("--proc-id {} of a secondary must be between 1 and {}", opts.proc_id, opts.procs - 1));
-    }
-    let client = ControlClient::register(domain, &format!("symmetric-{}", opts.proc_id)).map_err(|e| err(&e))?;
+    opts.place.secondary()?;
+    let client = ControlClient::register(domain, &format!("symmetric-{}", opts.place.proc_id)).map_err(|e| err(&e))?;
     let attach = |name: &&str| SharedPort::attach(domain, name, client.owner()).map_err(|e| err(&e));
     let ports = PORTS.iter().map(attach).collect::<Result<Vec<_>, _>>()?;
     let done: Zone = domain.lookup(DONE).map_err(|e| err(&e))?;
-    let mut me = Forwarder::new(&ports, opts.proc_id)?;
+    let mut me = Forwarder::new(&ports, opts.place.proc_id)?;
     loop {
         if client.primary_gone() {
-            return Err(format!("domain {:?}: the primary process died", opts.prefix));
+            return Err(format!("domain {:?}: the primary process died", opts.place.prefix));
         }
         let moved = me.step();
         if !moved && me.idle() && done.u64s().first().is_some_and(|w| w.load(Ordering::Acquire) == 1) {

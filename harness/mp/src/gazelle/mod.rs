@@ -28,18 +28,19 @@ pub mod tuple_filter;
 pub mod vf;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ethdev::mempool::DeadOwner;
 use ethdev::shm::control::{ControlClient, ControlEvent, ControlServer, Peer};
-use ethdev::shm::{Domain, DomainOptions, Role, Zone};
+use ethdev::shm::{Domain, Zone};
 use sim::apps::{echo, listen, Ledger, Side};
 use sim::exec::{self, RealClock, Spawner};
 use sim::latch::Latch;
 use stack::{Api, Fd, SockOpt, StackGroup, ThreadModel};
+
+use crate::place::Place;
 
 /// How long the whole run may take, and how long the stacks keep running
 /// after their tasks to finish closing.
@@ -57,22 +58,14 @@ const PORT: u16 = 7000;
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// The domain's prefix.
-    pub prefix: String,
-    /// Runtime directory holding domains.
-    pub base: PathBuf,
-    /// Processes; process 0 is the primary.
-    pub procs: u16,
-    /// This process's number.
-    pub proc_id: u16,
+    /// The domain, its processes (process 0 the primary), and this one's number.
+    pub place: Place,
     /// Connections each client process makes.
     pub conns: u32,
     /// Bytes echoed per connection.
     pub bytes: u64,
     /// Who polls the stacks.
     pub model: ThreadModel,
-    /// How long a secondary waits for its primary.
-    pub wait: Duration,
     /// tuple_filter only: every process also listens, and the LAN peer
     /// makes `conns` echo connections to each (see [`tuple_filter`]).
     pub inbound: bool,
@@ -145,11 +138,10 @@ type Primary = fn(&Options, &Domain, &mut dyn FnMut(String)) -> Result<Report, S
 /// A mode's client process: the connections intact, of those it made.
 type Client = fn(&Options, &Domain) -> Result<(usize, usize), String>;
 
-/// Runs process `opts.proc_id` of a mode: `primary` if it is the first to
+/// Runs process `opts.place.proc_id` of a mode: `primary` if it is the first to
 /// open the domain, else `client`.
 fn run(opts: &Options, say: &mut dyn FnMut(String), primary: Primary, client: Client) -> Result<Outcome, String> {
-    let options = DomainOptions { base: opts.base.clone(), wait: opts.wait, ..DomainOptions::default() };
-    let domain = Domain::open(&opts.prefix, Role::Auto, &options).map_err(|e| e.to_string())?;
+    let domain = opts.place.open()?;
     if domain.is_primary() {
         primary(opts, &domain, say).map(Outcome::Primary)
     } else {
@@ -203,7 +195,7 @@ fn supervise(
 ) -> Result<Report, String> {
     let mut report = Report::default();
     let started = Instant::now();
-    let mut finished = vec![false; usize::from(opts.procs)];
+    let mut finished = vec![false; usize::from(opts.place.procs)];
     finished[0] = true;
     std::thread::scope(|s| -> Result<(), String> {
         let stacks = s.spawn(|| exec::threads::run_groups(groups, &server.spawner, LINGER, DRAIN));
@@ -357,7 +349,7 @@ fn spawn_clients(
 ) {
     for c in 0..opts.conns {
         let api = Api::new(group, 0, Arc::new(RealClock::new()));
-        let id = u64::from(opts.proc_id) << 32 | u64::from(c);
+        let id = u64::from(opts.place.proc_id) << 32 | u64::from(c);
         let client = echo::client(api, server, id, opts.bytes, Arc::clone(ledger));
         let ready = ready.cloned();
         spawner.spawn(thread, format!("client {c}"), async move {
@@ -385,7 +377,7 @@ fn run_client(
     let started = Instant::now();
     while listening.u64s().first().is_none_or(|w| w.load(Ordering::Acquire) == 0) {
         if control.primary_gone() || started.elapsed() > LINGER {
-            return Err(format!("domain {:?}: the server never listened", opts.prefix));
+            return Err(format!("domain {:?}: the server never listened", opts.place.prefix));
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -396,23 +388,20 @@ fn run_client(
     let stats: Vec<_> = (0..group.len()).map(|i| group.stats(i)).collect();
     drop(group);
     if control.primary_gone() {
-        return Err(format!("domain {:?}: the primary process died", opts.prefix));
+        return Err(format!("domain {:?}: the primary process died", opts.place.prefix));
     }
     // The stacks (and any port that asked through it) are gone: only
     // this handle is left to say goodbye with.
     if let Some(control) = Arc::into_inner(control) {
         control.logout();
     }
-    outcome.ok().map_err(|why| format!("client {}: {why}; stacks: {stats:?}", opts.proc_id))?;
+    outcome.ok().map_err(|why| format!("client {}: {why}; stacks: {stats:?}", opts.place.proc_id))?;
     Ok((intact, expected))
 }
 
-/// Registers client process `opts.proc_id` on `domain`'s control channel,
+/// Registers client process `opts.place.proc_id` on `domain`'s control channel,
 /// refusing a number outside 1..procs.
 fn register(opts: &Options, domain: &Domain) -> Result<ControlClient, String> {
-    let n = opts.proc_id;
-    if n == 0 || n >= opts.procs {
-        return Err(format!("--proc-id {n} of a client must be between 1 and {}", opts.procs - 1));
-    }
-    ControlClient::register(domain, &format!("{CLIENT_NAME}{n}")).map_err(|e| e.to_string())
+    opts.place.secondary()?;
+    ControlClient::register(domain, &format!("{CLIENT_NAME}{}", opts.place.proc_id)).map_err(|e| e.to_string())
 }

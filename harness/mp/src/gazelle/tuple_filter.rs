@@ -92,18 +92,18 @@ fn group(opts: &Options, port: SharedPort, owner: Owner) -> Result<StackGroup, S
         model: opts.model,
         mode: ForwardMode::FlowDirector,
         owner_base: owner.0,
-        process: Some(ProcessSlot { index: opts.proc_id, count: opts.procs }),
+        process: Some(ProcessSlot { index: opts.place.proc_id, count: opts.place.procs }),
         // New sequence numbers and a new place in the process's port slice
         // for an heir (see `vf`).
-        seed: u64::from(opts.proc_id) << 32 | u64::from(std::process::id()),
+        seed: u64::from(opts.place.proc_id) << 32 | u64::from(std::process::id()),
         ephemeral_offset: std::process::id() as u16,
         ..GroupConfig::new(1, MAC, IP)
     };
     let pool = port.pool().clone();
-    StackGroup::on_configured_port(Arc::new(port), pool, config, nic_rss(opts.procs)?).map_err(|e| e.to_string())
+    StackGroup::on_configured_port(Arc::new(port), pool, config, nic_rss(opts.place.procs)?).map_err(|e| e.to_string())
 }
 
-/// Runs process `opts.proc_id`: the primary if it is the first, else a
+/// Runs process `opts.place.proc_id`: the primary if it is the first, else a
 /// client. `say` hears `ready <pid>` once the port exists.
 pub fn run(opts: &Options, say: &mut dyn FnMut(String)) -> Result<Outcome, String> {
     super::run(opts, say, primary, client)
@@ -126,7 +126,7 @@ impl SharedNic {
         let spec = PortSpec {
             name: NIC.into(),
             mac: MAC,
-            conf: nic_conf(opts.procs),
+            conf: nic_conf(opts.place.procs),
             ring_words: 1024,
             pool: MempoolConfig::new(NIC_POOL, NIC_BUFFERS),
             owner: PRIMARY_OWNER,
@@ -185,17 +185,15 @@ impl super::Nic for SharedNic {
 }
 
 fn primary(opts: &Options, domain: &Domain, say: &mut dyn FnMut(String)) -> Result<Report, String> {
-    if opts.proc_id != 0 {
-        return Err(format!("process {} became the primary: start process 0 first", opts.proc_id));
-    }
+    opts.place.first()?;
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let (nic, peer) = SharedNic::new(domain, opts)?;
     let listening = domain.reserve(LISTENING, 8).map_err(|e| err(&e))?;
-    let inbound = domain.reserve(INBOUND, 8 * usize::from(opts.procs)).map_err(|e| err(&e))?;
+    let inbound = domain.reserve(INBOUND, 8 * usize::from(opts.place.procs)).map_err(|e| err(&e))?;
     let control = ControlServer::bind(domain).map_err(|e| err(&e))?;
     // Process 0 is the primary: its port handle makes its rules itself.
     let own = group(opts, nic.port.clone(), PRIMARY_OWNER)?;
-    let expected = usize::from(opts.procs) * opts.conns as usize;
+    let expected = usize::from(opts.place.procs) * opts.conns as usize;
     let mut server = Server::start(&peer, listening, opts.bytes, expected);
     let to = (&server.spawner, 1);
     // Process 0's own echoes are checked as they go (a task fails on a bad
@@ -241,7 +239,7 @@ fn serve_inbound(
 ) {
     let api = Api::new(group, 0, Arc::new(RealClock::new()));
     let (tasks, ledger, zone) = (spawner.clone(), Arc::clone(ledger), inbound.clone());
-    let (n, conns, bytes) = (opts.proc_id, opts.conns, opts.bytes);
+    let (n, conns, bytes) = (opts.place.proc_id, opts.conns, opts.bytes);
     spawner.spawn(thread, "inbound listener", async move {
         let fd = listen(&api, INBOUND_PORT + n).await?;
         if let Some(word) = zone.u64s().get(usize::from(n)) {
@@ -264,7 +262,7 @@ fn serve_inbound(
 /// each made once that process says it listens (its word of `inbound`),
 /// recorded in `ledger`.
 fn connect_inbound(opts: &Options, peer: &StackGroup, spawner: &Spawner, ledger: &Arc<Ledger>, inbound: &Zone) {
-    for n in 0..opts.procs {
+    for n in 0..opts.place.procs {
         for c in 0..opts.conns {
             let api = Api::new(peer, 0, Arc::new(RealClock::new()));
             let to = SocketAddr::from((IP, INBOUND_PORT + n));

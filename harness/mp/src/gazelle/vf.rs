@@ -79,7 +79,7 @@ fn group(opts: &Options, n: u16, port: SharedPort, owner: Owner) -> Result<Stack
     StackGroup::on_configured_port(Arc::new(port), pool, config, vf_rss()?).map_err(|e| e.to_string())
 }
 
-/// Runs process `opts.proc_id`: the primary if it is the first, else a
+/// Runs process `opts.place.proc_id`: the primary if it is the first, else a
 /// client. `say` hears `ready <pid>` once the VFs exist.
 pub fn run(opts: &Options, say: &mut dyn FnMut(String)) -> Result<Outcome, String> {
     super::run(opts, say, primary, client)
@@ -146,19 +146,17 @@ impl super::Nic for VfNic {
 }
 
 fn primary(opts: &Options, domain: &Domain, say: &mut dyn FnMut(String)) -> Result<Report, String> {
-    if opts.proc_id != 0 {
-        return Err(format!("process {} became the primary: start process 0 first", opts.proc_id));
-    }
+    opts.place.first()?;
     if opts.inbound {
         return Err("inbound connections are tuple_filter's: gazelle_vf's server is process 0".into());
     }
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    let nic = VfNic::new(domain, opts.procs)?;
+    let nic = VfNic::new(domain, opts.place.procs)?;
     let listening = domain.reserve(LISTENING, 8).map_err(|e| err(&e))?;
     let control = ControlServer::bind(domain).map_err(|e| err(&e))?;
     let own = SharedPort::attach(domain, &vf_name(0), PRIMARY_OWNER).map_err(|e| err(&e))?;
     let group = group(opts, 0, own, PRIMARY_OWNER)?;
-    let expected = usize::from(opts.procs - 1) * opts.conns as usize;
+    let expected = usize::from(opts.place.procs - 1) * opts.conns as usize;
     let server = Server::start(&group, listening, opts.bytes, expected);
     say(format!("ready {}", std::process::id()));
     supervise(opts, control, nic, server, std::slice::from_ref(&group), say)
@@ -168,7 +166,7 @@ fn primary(opts: &Options, domain: &Domain, say: &mut dyn FnMut(String)) -> Resu
 fn client(opts: &Options, domain: &Domain) -> Result<(usize, usize), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let control = Arc::new(register(opts, domain)?);
-    let n = opts.proc_id;
+    let n = opts.place.proc_id;
     let port = SharedPort::attach(domain, &vf_name(n), control.owner()).map_err(|e| err(&e))?;
     let group = group(opts, n, port, control.owner())?;
     let listening = domain.lookup(LISTENING).map_err(|e| err(&e))?;
