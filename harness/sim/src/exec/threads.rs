@@ -1,12 +1,22 @@
 //! The threaded executor: real time, real threads.
 //!
-//! The bridge gets a thread (a run of stack groups whose devices join them,
-//! [`run_groups`], has none); under run-to-wakeup every stack gets a thread
-//! that polls it in a loop; each application thread (the `thread` index a
-//! task was spawned with) gets a thread that runs its tasks. Under
-//! run-to-wakeup an application thread sleeps until a stack wakes one of its
-//! tasks; under run-to-completion there are no stack threads, and
-//! application threads keep polling their tasks, whose calls poll the stacks.
+//! Each application thread (the `thread` index a task was spawned with)
+//! gets a thread that runs its tasks. Under run-to-wakeup every stack gets
+//! a thread that polls it in a loop, the bridge gets one too (a run of
+//! stack groups whose devices join them, [`run_groups`], has no bridge),
+//! and an application thread sleeps until a stack wakes one of its tasks.
+//! Under run-to-completion there are neither stack nor bridge threads: an
+//! application thread keeps polling its tasks, whose calls poll the stacks,
+//! and after each round polls the bridge itself if no other thread holds
+//! it (the bridge sits behind a lock, taken with `try_lock`), as a
+//! run-to-completion gazelle thread does all its work in its own loop and
+//! as Linux's veth hands a frame to its peer in the sender's context. So
+//! two busy application threads on two cores are all that runs, as in the
+//! kernel baselines, not three threads taking turns. Every application
+//! thread loops until the run stops, tasks or none, so the bridge is
+//! polled as long as any is; during the drain the coordinating thread
+//! polls the stacks and the bridge as well, and after the run the world is
+//! settled from one thread.
 //!
 //! What no thread here would poll, it refuses before starting: a world with
 //! [`Replayer`](crate::replayer::Replayer)s (sans-IO ports the simulation
@@ -14,7 +24,7 @@
 //! replay that never starts.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError, TryLockError};
 use std::thread;
 use std::time::Duration;
 
@@ -68,8 +78,45 @@ pub fn run_groups(groups: &[StackGroup], spawner: &Spawner, timeout: Duration, d
     run_parts(None, groups, spawner, timeout, drain)
 }
 
-/// The threads of [`run`]: the bridge's, if there is one, the stacks' and
-/// the applications'.
+/// What every thread of a run shares.
+struct Shared<'a, 'b> {
+    spawner: &'a Spawner,
+    clock: RealClock,
+    stop: AtomicBool,
+    outcome: Mutex<Outcome>,
+    /// Whether application threads busy-poll (run-to-completion).
+    busy_poll: bool,
+    /// The bridge the application threads poll (run-to-completion).
+    bridge: Option<Mutex<&'b mut Bridge>>,
+}
+
+impl Shared<'_, '_> {
+    /// Polls the shared bridge unless another thread is polling it.
+    fn try_poll_bridge(&self) {
+        let Some(bridge) = &self.bridge else { return };
+        match bridge.try_lock() {
+            Ok(mut bridge) => bridge.poll(self.clock.now()),
+            Err(TryLockError::Poisoned(p)) => p.into_inner().poll(self.clock.now()),
+            Err(TryLockError::WouldBlock) => {}
+        }
+    }
+
+    /// Polls every stack of `groups` and the shared bridge, as the drain
+    /// does under run-to-completion.
+    fn poll_all(&self, groups: &[StackGroup]) {
+        groups.iter().for_each(|g| (0..g.len()).for_each(|i| _ = g.poll(i, self.clock.now())));
+        if let Some(bridge) = &self.bridge {
+            bridge.lock().unwrap_or_else(PoisonError::into_inner).poll(self.clock.now());
+        }
+    }
+
+    fn fail(&self, name: String, error: String) {
+        self.outcome.lock().unwrap_or_else(PoisonError::into_inner).failures.push((name, error));
+    }
+}
+
+/// The threads of [`run`]: the bridge's under run-to-wakeup, the stacks'
+/// and the applications' (see the module doc).
 fn run_parts(
     bridge: Option<&mut Bridge>,
     groups: &[StackGroup],
@@ -77,29 +124,31 @@ fn run_parts(
     timeout: Duration,
     drain: Duration,
 ) -> Outcome {
-    let clock = Arc::new(RealClock::new());
-    let stop = AtomicBool::new(false);
-    let outcome = Mutex::new(Outcome::default());
     let busy_poll = groups.iter().any(|g| g.config().model == ThreadModel::RunToCompletion);
+    let (bridge_thread, bridge) = match busy_poll {
+        true => (None, bridge.map(Mutex::new)),
+        false => (bridge, None),
+    };
+    let shared = Shared {
+        spawner,
+        clock: RealClock::new(),
+        stop: AtomicBool::new(false),
+        outcome: Mutex::default(),
+        busy_poll,
+        bridge,
+    };
     let app_threads = spawner.threads().max(1);
     thread::scope(|s| {
-        let (stop, clock, outcome) = (&stop, &clock, &outcome);
-        if let Some(bridge) = bridge {
-            s.spawn(move || {
-                while !stop.load(Ordering::Acquire) {
-                    bridge.poll(clock.now());
-                    thread::yield_now();
-                }
-            });
+        let shared = &shared;
+        if let Some(bridge) = bridge_thread {
+            s.spawn(move || poll_bridge(bridge, shared));
         }
         for g in groups.iter().filter(|g| g.config().model == ThreadModel::RunToWakeup) {
             for i in 0..g.len() {
-                s.spawn(move || poll_stack(g, i, clock.as_ref(), stop));
+                s.spawn(move || poll_stack(g, i, &shared.clock, &shared.stop));
             }
         }
-        let apps: Vec<_> = (0..app_threads)
-            .map(|me| s.spawn(move || app_thread(me, app_threads, spawner, busy_poll, outcome, stop)))
-            .collect();
+        let apps: Vec<_> = (0..app_threads).map(|me| s.spawn(move || app_thread(me, app_threads, shared))).collect();
         let started = std::time::Instant::now();
         while spawner.live() > 0 && started.elapsed() < timeout {
             thread::sleep(Duration::from_millis(1));
@@ -108,18 +157,25 @@ fn run_parts(
         let drain_end = std::time::Instant::now() + drain;
         while std::time::Instant::now() < drain_end {
             if busy_poll {
-                groups.iter().for_each(|g| (0..g.len()).for_each(|i| _ = g.poll(i, clock.now())));
+                shared.poll_all(groups);
             }
             thread::yield_now();
         }
-        stop.store(true, Ordering::Release);
+        shared.stop.store(true, Ordering::Release);
         apps.into_iter().for_each(|a| a.thread().unpark());
-        let mut o = outcome.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut o = shared.outcome.lock().unwrap_or_else(PoisonError::into_inner);
         (o.timed_out, o.unfinished) = (unfinished > 0, unfinished);
     });
-    let mut o = outcome.into_inner().unwrap_or_else(PoisonError::into_inner);
-    o.end = clock.now();
-    o
+    let end = shared.clock.now();
+    Outcome { end, ..shared.outcome.into_inner().unwrap_or_else(PoisonError::into_inner) }
+}
+
+/// The bridge's own thread (run-to-wakeup).
+fn poll_bridge(bridge: &mut Bridge, shared: &Shared) {
+    while !shared.stop.load(Ordering::Acquire) {
+        bridge.poll(shared.clock.now());
+        thread::yield_now();
+    }
 }
 
 fn poll_stack(group: &StackGroup, i: usize, clock: &RealClock, stop: &AtomicBool) {
@@ -136,16 +192,15 @@ fn poll_stack(group: &StackGroup, i: usize, clock: &RealClock, stop: &AtomicBool
     }
 }
 
-fn app_thread(me: usize, n: usize, spawner: &Spawner, busy_poll: bool, outcome: &Mutex<Outcome>, stop: &AtomicBool) {
+fn app_thread(me: usize, n: usize, shared: &Shared) {
     let mut tasks = TaskList::default();
-    while !stop.load(Ordering::Acquire) {
-        tasks.extend(spawner.take(|t| t % n == me), Some(&thread::current()));
-        tasks.poll(busy_poll, spawner, |name, e| {
-            outcome.lock().unwrap_or_else(PoisonError::into_inner).failures.push((name, e));
-        });
-        if stop.load(Ordering::Acquire) {
-            outcome.lock().unwrap_or_else(PoisonError::into_inner).stuck.extend(tasks.stuck());
-        } else if busy_poll {
+    while !shared.stop.load(Ordering::Acquire) {
+        tasks.extend(shared.spawner.take(|t| t % n == me), Some(&thread::current()));
+        tasks.poll(shared.busy_poll, shared.spawner, |name, e| shared.fail(name, e));
+        if shared.stop.load(Ordering::Acquire) {
+            shared.outcome.lock().unwrap_or_else(PoisonError::into_inner).stuck.extend(tasks.stuck());
+        } else if shared.busy_poll {
+            shared.try_poll_bridge();
             thread::yield_now();
         } else {
             thread::park_timeout(Duration::from_millis(1));
