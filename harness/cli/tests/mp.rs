@@ -462,8 +462,10 @@ fn independent_domains_run_side_by_side_without_seeing_each_other() {
         let mut p = start(prefix, 0);
         let mut out = BufReader::new(p.stdout.take().unwrap());
         line(&mut out, "ready");
-        primaries.push((p, out, start(prefix, 1)));
+        primaries.push((p, out));
     }
+    // Each primary waits for its secondary, so both domains are alive
+    // while they are looked at (a run could otherwise end first).
     let mut names = Vec::new();
     for prefix in ["left", "right"] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dtnet"));
@@ -473,7 +475,8 @@ fn independent_domains_run_side_by_side_without_seeing_each_other() {
         let pids: Vec<u64> = json["processes"].as_array().unwrap().iter().map(|p| p["pid"].as_u64().unwrap()).collect();
         names.push((json["ports"].as_array().unwrap().len(), pids));
     }
-    for (i, (p, mut out, other)) in primaries.into_iter().enumerate() {
+    let others: Vec<Child> = ["left", "right"].iter().map(|prefix| start(prefix, 1)).collect();
+    for (i, ((p, mut out), other)) in primaries.into_iter().zip(others).enumerate() {
         assert_eq!(names[i].0, 2, "each domain has its own two ports");
         assert_eq!(names[i].1.first(), Some(&u64::from(p.id())), "and its own primary");
         let report = line(&mut out, "symmetric_mp primary:");
