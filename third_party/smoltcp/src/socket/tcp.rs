@@ -779,7 +779,15 @@ impl<'a> Socket<'a> {
         let next_ack = self.remote_seq_no + self.rx_buffer.len();
 
         let last_win = (self.remote_last_win as usize) << self.remote_win_shift;
-        let last_win_adjusted = last_ack + last_win - next_ack;
+        // The sequence space we last advertised may already be used up: a SYN received
+        // before our own SYN went out (nothing advertised yet) takes a sequence number
+        // that no window covered. Saturate instead of underflowing.
+        let last_win_end = last_ack + last_win;
+        let last_win_adjusted = if last_win_end > next_ack {
+            last_win_end - next_ack
+        } else {
+            0
+        };
 
         Some(u16::try_from(last_win_adjusted >> self.remote_win_shift).unwrap_or(u16::MAX))
     }
@@ -4033,6 +4041,27 @@ mod test {
         recv_nothing!(s, time 1000);
         assert_eq!(s.state, State::Established);
         sanity!(s, socket_established());
+    }
+
+    #[test]
+    fn test_syn_sent_syn_before_own_syn_poll_at() {
+        // A SYN arrives for a socket in SYN-SENT whose own SYN has not been sent yet
+        // (e.g. a peer reusing the four-tuple of a connection we still hold): nothing
+        // has been advertised, so the last window is empty, and `poll_at` must not
+        // underflow computing what is left of it.
+        let mut s = socket_syn_sent();
+        send!(
+            s,
+            TcpRepr {
+                control: TcpControl::Syn,
+                seq_number: REMOTE_SEQ,
+                ack_number: None,
+                ..SEND_TEMPL
+            }
+        );
+        assert_eq!(s.state, State::SynReceived);
+        assert_eq!(s.last_scaled_window(), Some(0));
+        assert_eq!(s.socket.poll_at(&mut s.cx), PollAt::Now);
     }
 
     #[test]
