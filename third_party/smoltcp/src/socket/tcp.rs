@@ -523,6 +523,12 @@ pub struct Socket<'a> {
     local_rx_dup_acks: u8,
     /// If a fast retransmit needs to occur
     pending_fast_retransmit: bool,
+    /// During fast recovery (RFC 6582 NewReno), the highest sequence number sent when
+    /// recovery started ("recover"); `None` outside of recovery.
+    recovery_point: Option<TcpSeqNumber>,
+    /// During fast recovery, the duplicate ACK count beyond which the last
+    /// retransmission counts as lost (see `dispatch`).
+    recovery_dup_ack_limit: u8,
 
     /// Duration for Delayed ACK. If None no ACKs will be delayed.
     ack_delay: Option<Duration>,
@@ -614,6 +620,8 @@ impl<'a> Socket<'a> {
             local_rx_last_seq: None,
             local_rx_dup_acks: 0,
             pending_fast_retransmit: false,
+            recovery_point: None,
+            recovery_dup_ack_limit: u8::MAX,
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
             challenge_ack_timer: Instant::from_secs(0),
@@ -934,6 +942,7 @@ impl<'a> Socket<'a> {
         self.remote_last_ts = None;
         self.ack_delay_timer = AckDelayTimer::Idle;
         self.challenge_ack_timer = Instant::from_secs(0);
+        self.recovery_point = None;
 
         #[cfg(feature = "async")]
         {
@@ -2124,9 +2133,23 @@ impl<'a> Socket<'a> {
                         }
                     );
 
-                    if self.local_rx_dup_acks == 3 {
-                        self.timer.set_for_fast_retransmit();
-                        net_debug!("started fast retransmit");
+                    match self.recovery_point {
+                        None if self.local_rx_dup_acks == 3 => {
+                            // RFC 6582 (3.2) step 2: enter fast recovery.
+                            self.recovery_point = Some(self.remote_last_seq);
+                            self.recovery_dup_ack_limit = u8::MAX;
+                            self.timer.set_for_fast_retransmit();
+                            net_debug!("started fast retransmit");
+                        }
+                        Some(_) if self.local_rx_dup_acks > self.recovery_dup_ack_limit => {
+                            // More duplicate ACKs than the segments that were in flight
+                            // behind the retransmission could cause: segments sent after it
+                            // arrived, and it did not. It was lost too; send it again.
+                            self.recovery_dup_ack_limit = u8::MAX;
+                            self.timer.set_for_fast_retransmit();
+                            net_debug!("retransmission lost, fast retransmit again");
+                        }
+                        _ => {}
                     }
 
                     // Notify of duplicate ACK
@@ -2195,6 +2218,23 @@ impl<'a> Socket<'a> {
                 self.timer.set_for_idle(cx.now(), self.keep_alive);
             }
             _ => {}
+        }
+
+        // RFC 6582 (3.2) steps 3 and 4: during fast recovery, an ACK of new data that
+        // does not cover the recovery point is a partial ACK: the segment it points at
+        // was lost as well, so retransmit it at once instead of waiting for the RTO.
+        if let Some(recovery_point) = self.recovery_point
+            && ack_len > 0
+        {
+            if self.local_seq_no >= recovery_point {
+                net_debug!("full ACK, leaving fast recovery");
+                self.recovery_point = None;
+            } else {
+                net_debug!("partial ACK, retransmitting the next unacknowledged segment");
+                self.recovery_dup_ack_limit = u8::MAX;
+                self.pending_fast_retransmit = true;
+                self.rtte.on_retransmit();
+            }
         }
 
         // start/stop the Zero Window Probe timer.
@@ -2497,6 +2537,9 @@ impl<'a> Socket<'a> {
 
                 // Inform RTTE, so that it can can handle RTO backoff
                 self.rtte.on_rto();
+
+                // Everything is being sent again: fast recovery is over.
+                self.recovery_point = None;
             } else {
                 // If a fast rentrasmit timer expired, we should resend only the earliest unAcked segment
                 net_debug!("retransmitting for fast-retransmit");
@@ -2645,6 +2688,19 @@ impl<'a> Socket<'a> {
                     repr.payload = self.tx_buffer.get_allocated(0, size);
 
                     self.pending_fast_retransmit = false;
+
+                    // Since the last ACK of new data, each duplicate ACK was caused by
+                    // one segment sent behind this one arriving. Segments are not
+                    // reordered, so until this retransmission arrives, only the
+                    // (full-sized) segments now in flight behind it can cause duplicate
+                    // ACKs: any more means segments sent after it arrived and it did not.
+                    let sent_end = repr.seq_number + size;
+                    let behind = if self.remote_last_seq > sent_end {
+                        (self.remote_last_seq - sent_end).div_ceil(effective_mss.max(1))
+                    } else {
+                        0
+                    };
+                    self.recovery_dup_ack_limit = u8::try_from(behind).unwrap_or(u8::MAX);
 
                     0
                 } else {
@@ -7050,6 +7106,139 @@ mod test {
             ack_number: Some(LOCAL_SEQ + 1 + (3 * 5)),
             ..SEND_TEMPL
         });
+    }
+
+    /// Sends `data` in 3-octet segments and returns after the duplicate ACKs of
+    /// `dup_acks` of them (the first segment is lost) have triggered a fast retransmit.
+    fn socket_in_fast_recovery(data: &'static [u8], dup_acks: usize) -> TestSocket {
+        let mut s = socket_established();
+        s.remote_mss = 3;
+        send!(s, time 0, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            ..SEND_TEMPL
+        });
+        s.send_slice(data).unwrap();
+        for (i, chunk) in data.chunks(3).enumerate() {
+            recv!(s, time 1000, Ok(TcpRepr {
+                seq_number: LOCAL_SEQ + 1 + 3 * i,
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: chunk,
+                ..RECV_TEMPL
+            }));
+        }
+        for _ in 0..dup_acks {
+            send!(s, time 1010, TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1),
+                ..SEND_TEMPL
+            });
+        }
+        recv!(s, time 1020, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &data[..3],
+            ..RECV_TEMPL
+        }));
+        s
+    }
+
+    #[test]
+    fn test_fast_recovery_partial_ack_retransmits_next_hole() {
+        // "aaa" and "ccc" are lost; "BBB", "DDD" and "eee" cause three duplicate ACKs.
+        let mut s = socket_in_fast_recovery(b"aaaBBBcccDDDeeeFFF", 3);
+        assert_eq!(s.recovery_point, Some(LOCAL_SEQ + 1 + 18));
+        recv_nothing!(s, time 1020);
+
+        // RFC 6582: the retransmitted "aaa" arrives and the ACK stops at the next hole,
+        // which is retransmitted at once rather than after the RTO.
+        send!(s, time 1030, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 6),
+            ..SEND_TEMPL
+        });
+        recv!(s, time 1030, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 6,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"ccc"[..],
+            ..RECV_TEMPL
+        }));
+        recv_nothing!(s, time 1030);
+
+        // An ACK of everything sent when recovery started ends it.
+        send!(s, time 1040, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 18),
+            ..SEND_TEMPL
+        });
+        assert_eq!(s.recovery_point, None);
+        recv_nothing!(s, time 1040);
+    }
+
+    #[test]
+    fn test_fast_recovery_lost_retransmission_is_resent() {
+        // "aaa" is lost; "BBB", "ccc" and "DDD" cause three duplicate ACKs and "aaa" is
+        // retransmitted with "eee" and "FFF" (two segments) still in flight behind it.
+        let mut s = socket_in_fast_recovery(b"aaaBBBcccDDDeeeFFF", 3);
+        assert_eq!(s.recovery_dup_ack_limit, 5);
+
+        // The retransmission is lost too. "eee" and "FFF" arrive: no sign of it yet.
+        for _ in 0..2 {
+            send!(s, time 1030, TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1),
+                ..SEND_TEMPL
+            });
+        }
+        s.send_slice(b"ggg").unwrap();
+        recv!(s, time 1030, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 18,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"ggg"[..],
+            ..RECV_TEMPL
+        }));
+        recv_nothing!(s, time 1030);
+
+        // "ggg", sent after the retransmission, arrives before it: it was lost.
+        send!(s, time 1040, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            ..SEND_TEMPL
+        });
+        recv!(s, time 1040, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+        recv_nothing!(s, time 1040);
+    }
+
+    #[test]
+    fn test_fast_recovery_no_second_fast_retransmit() {
+        // "aaa" and "ccc" are lost; after the partial ACK retransmits "ccc", three
+        // more duplicate ACKs (from segments that were in flight behind it) do not
+        // start another fast retransmit of it while it may still be on its way.
+        let mut s = socket_in_fast_recovery(b"aaaBBBcccDDDeeeFFFgggHHH", 3);
+        send!(s, time 1030, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 6),
+            ..SEND_TEMPL
+        });
+        recv!(s, time 1030, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 6,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"ccc"[..],
+            ..RECV_TEMPL
+        }));
+        for _ in 0..3 {
+            send!(s, time 1040, TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1 + 6),
+                ..SEND_TEMPL
+            });
+        }
+        recv_nothing!(s, time 1040);
     }
 
     #[test]
