@@ -287,6 +287,12 @@ enum Timer {
     Retransmit {
         expires_at: Instant,
     },
+    /// Data is outstanding: send a loss probe at `expires_at` unless new data is
+    /// acknowledged first, and retransmit after the timeout at `rto_at` as usual.
+    LossProbe {
+        expires_at: Instant,
+        rto_at: Instant,
+    },
     FastRetransmit,
     ZeroWindowProbe {
         expires_at: Instant,
@@ -298,6 +304,10 @@ enum Timer {
 }
 
 const ACK_DELAY_DEFAULT: Duration = Duration::from_millis(10);
+const LOSS_PROBE_DEFAULT: bool = true;
+/// Lower bound of the loss probe timeout, above the millisecond granularity of
+/// the RTT estimate.
+const LOSS_PROBE_MIN: Duration = Duration::from_millis(2);
 const CLOSE_DELAY: Duration = Duration::from_millis(10_000);
 
 impl Timer {
@@ -320,6 +330,13 @@ impl Timer {
         match *self {
             Timer::Retransmit { expires_at } if timestamp >= expires_at => true,
             Timer::FastRetransmit => true,
+            _ => false,
+        }
+    }
+
+    fn should_probe(&self, timestamp: Instant) -> bool {
+        match *self {
+            Timer::LossProbe { expires_at, .. } if timestamp >= expires_at => true,
             _ => false,
         }
     }
@@ -348,6 +365,7 @@ impl Timer {
             } => PollAt::Ingress,
             Timer::ZeroWindowProbe { expires_at, .. } => PollAt::Time(expires_at),
             Timer::Retransmit { expires_at, .. } => PollAt::Time(expires_at),
+            Timer::LossProbe { expires_at, .. } => PollAt::Time(expires_at),
             Timer::FastRetransmit => PollAt::Now,
             Timer::Close { expires_at } => PollAt::Time(expires_at),
         }
@@ -378,12 +396,23 @@ impl Timer {
             Timer::Idle { .. }
             | Timer::FastRetransmit
             | Timer::Retransmit { .. }
+            | Timer::LossProbe { .. }
             | Timer::ZeroWindowProbe { .. } => {
                 *self = Timer::Retransmit {
                     expires_at: timestamp + delay,
                 }
             }
             Timer::Close { .. } => (),
+        }
+    }
+
+    fn set_for_loss_probe(&mut self, timestamp: Instant, probe_delay: Duration, delay: Duration) {
+        self.set_for_retransmit(timestamp, delay);
+        if let Timer::Retransmit { expires_at } = *self {
+            *self = Timer::LossProbe {
+                expires_at: timestamp + probe_delay,
+                rto_at: expires_at,
+            }
         }
     }
 
@@ -423,7 +452,10 @@ impl Timer {
     }
 
     fn is_retransmit(&self) -> bool {
-        matches!(self, Timer::Retransmit { .. } | Timer::FastRetransmit)
+        matches!(
+            self,
+            Timer::Retransmit { .. } | Timer::LossProbe { .. } | Timer::FastRetransmit
+        )
     }
 }
 
@@ -542,6 +574,9 @@ pub struct Socket<'a> {
     /// Nagle's Algorithm enabled.
     nagle: bool,
 
+    /// Loss probes enabled (see `set_loss_probe_enabled`).
+    loss_probe: bool,
+
     /// The congestion control algorithm.
     congestion_controller: congestion::AnyController,
 
@@ -626,6 +661,7 @@ impl<'a> Socket<'a> {
             ack_delay_timer: AckDelayTimer::Idle,
             challenge_ack_timer: Instant::from_secs(0),
             nagle: true,
+            loss_probe: LOSS_PROBE_DEFAULT,
             tsval_generator: None,
             last_remote_tsval: 0,
             congestion_controller: congestion::AnyController::new(),
@@ -836,6 +872,25 @@ impl<'a> Socket<'a> {
     /// has ACK delay enabled.
     pub fn set_nagle_enabled(&mut self, enabled: bool) {
         self.nagle = enabled
+    }
+
+    /// Return whether loss probes are enabled.
+    #[inline]
+    pub fn loss_probe_enabled(&self) -> bool {
+        self.loss_probe
+    }
+
+    /// Enable or disable loss probes.
+    ///
+    /// When enabled, and data is outstanding but no new data has been acknowledged for a
+    /// probe timeout of twice the smoothed RTT (at least 2 ms, plus the delayed ACK time
+    /// when a single segment is in flight), the first unacknowledged segment is sent
+    /// again, once, so that the acknowledgements it elicits drive recovery, rather than
+    /// waiting for the retransmission timeout. This recovers a lost segment at the tail
+    /// of a transfer, or a lost retransmission, in a few round trips (like the tail loss
+    /// probe of RFC 8985, which resends the last segment instead).
+    pub fn set_loss_probe_enabled(&mut self, enabled: bool) {
+        self.loss_probe = enabled
     }
 
     /// Return the keep-alive interval.
@@ -1413,6 +1468,31 @@ impl<'a> Socket<'a> {
     /// Number of octets transmitted but not yet ACKed.
     fn flight_size(&self) -> usize {
         self.remote_last_seq - self.local_seq_no
+    }
+
+    /// Start the retransmission timer, with a loss probe before it if enabled.
+    fn set_retransmit_timer(&mut self, timestamp: Instant) {
+        let rto = self.rtte.retransmission_timeout();
+        match self.loss_probe_timeout() {
+            Some(probe_delay) if probe_delay < rto => {
+                self.timer.set_for_loss_probe(timestamp, probe_delay, rto)
+            }
+            _ => self.timer.set_for_retransmit(timestamp, rto),
+        }
+    }
+
+    /// The probe timeout, after an RTT has been measured: twice the smoothed RTT, at
+    /// least `LOSS_PROBE_MIN`, plus the delayed ACK time if the peer may be waiting
+    /// for a second segment to acknowledge (RFC 8985, 7.2).
+    fn loss_probe_timeout(&self) -> Option<Duration> {
+        if !self.loss_probe || !self.rtte.have_measurement {
+            return None;
+        }
+        let mut timeout = Duration::from_millis(2 * self.rtte.srtt as u64).max(LOSS_PROBE_MIN);
+        if self.flight_size() <= self.remote_mss {
+            timeout += ACK_DELAY_DEFAULT;
+        }
+        Some(timeout)
     }
 
     fn cwnd_remaining(&self) -> usize {
@@ -2203,14 +2283,13 @@ impl<'a> Socket<'a> {
 
         // update timers.
         match self.timer {
-            Timer::Retransmit { .. } | Timer::FastRetransmit => {
+            Timer::Retransmit { .. } | Timer::LossProbe { .. } | Timer::FastRetransmit => {
                 if ack_all {
                     // RFC 6298: (5.2) ACK of all outstanding data turn off the retransmit timer.
                     self.timer.set_for_idle(cx.now(), self.keep_alive);
                 } else if ack_len > 0 {
                     // (5.3) ACK of new data in ESTABLISHED state restart the retransmit timer.
-                    let rto = self.rtte.retransmission_timeout();
-                    self.timer.set_for_retransmit(cx.now(), rto);
+                    self.set_retransmit_timer(cx.now());
                 }
             }
             Timer::Idle { .. } => {
@@ -2561,6 +2640,16 @@ impl<'a> Socket<'a> {
 
             // Inform RTTE, so that it can avoid bogus measurements.
             self.rtte.on_retransmit();
+        } else if self.timer.should_probe(cx.now()) {
+            // No new data acknowledged for a probe timeout: send the first unacknowledged
+            // segment again, once; the retransmission timeout stays where it was.
+            net_debug!("sending loss probe");
+            if let Timer::LossProbe { rto_at, .. } = self.timer {
+                self.timer = Timer::Retransmit { expires_at: rto_at };
+            }
+            self.pending_fast_retransmit = true;
+            self.recovery_dup_ack_limit = u8::MAX;
+            self.rtte.on_retransmit();
         }
 
         #[cfg(feature = "socket-tcp-pause-synack")]
@@ -2903,8 +2992,7 @@ impl<'a> Socket<'a> {
             // RFC 6298 (5.1) Every time a packet containing data is sent (including a
             // retransmission), if the timer is not running, start it running
             // so that it will expire after RTO seconds.
-            let rto = self.rtte.retransmission_timeout();
-            self.timer.set_for_retransmit(cx.now(), rto);
+            self.set_retransmit_timer(cx.now());
         }
 
         if self.state == State::Closed {
@@ -6669,10 +6757,115 @@ mod test {
         recv_nothing!(s, time 1550);
     }
 
+    /// An established socket with 3-octet segments that has measured an RTT of 10 ms,
+    /// then sent `data` at time 20 and seen its first segment acknowledged at time 30,
+    /// with loss probes `enabled` or not.
+    fn socket_loss_probe(data: &'static [u8], enabled: bool) -> TestSocket {
+        let mut s = socket_established();
+        s.remote_mss = 3;
+        s.set_loss_probe_enabled(enabled);
+        s.send_slice(b"abc").unwrap();
+        recv!(s, time 0, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"abc"[..],
+            ..RECV_TEMPL
+        }));
+        send!(s, time 10, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 3),
+            ..SEND_TEMPL
+        });
+        s.send_slice(data).unwrap();
+        for (i, chunk) in data.chunks(3).enumerate() {
+            recv!(s, time 20, Ok(TcpRepr {
+                seq_number: LOCAL_SEQ + 1 + 3 + 3 * i,
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: chunk,
+                ..RECV_TEMPL
+            }));
+        }
+        send!(s, time 30, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 6),
+            ..SEND_TEMPL
+        });
+        assert_eq!(s.rtte.srtt, 10);
+        s
+    }
+
+    #[test]
+    fn test_loss_probe_resends_first_unacked_segment() {
+        // "ghi" is lost at the tail: no duplicate ACKs will come. Twice the smoothed
+        // RTT after the last ACK of new data, it is sent again, once, long before the
+        // retransmission timeout.
+        let mut s = socket_loss_probe(b"defghijkl", true);
+        let rto = s.rtte.retransmission_timeout().total_millis() as i64;
+        recv_nothing!(s, time 49);
+        recv!(s, time 50, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 6,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"ghi"[..],
+            ..RECV_TEMPL
+        }));
+        // Only once: the retransmission timeout is still due when it was.
+        assert_eq!(
+            s.timer,
+            Timer::Retransmit {
+                expires_at: Instant::from_millis(30 + rto)
+            }
+        );
+        recv_nothing!(s, time 55);
+
+        // The probe's ACK re-arms the probe for the rest, now a single segment.
+        send!(s, time 60, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 9),
+            ..SEND_TEMPL
+        });
+        recv_nothing!(s, time 89);
+        recv!(s, time 90, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 9,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"jkl"[..],
+            ..RECV_TEMPL
+        }));
+    }
+
+    #[test]
+    fn test_loss_probe_waits_for_delayed_ack_of_single_segment() {
+        // With a single segment in flight the peer may be delaying its ACK: the probe
+        // waits that long too.
+        let mut s = socket_loss_probe(b"defghi", true);
+        recv_nothing!(s, time 59);
+        recv!(s, time 60, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 6,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"ghi"[..],
+            ..RECV_TEMPL
+        }));
+    }
+
+    #[test]
+    fn test_loss_probe_disabled() {
+        // Without loss probes, the tail loss waits for the retransmission timeout.
+        let mut s = socket_loss_probe(b"defghijkl", false);
+        let rto = s.rtte.retransmission_timeout().total_millis() as i64;
+        recv_nothing!(s, time 30 + rto - 1);
+        recv!(s, time 30 + rto, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 6,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"ghi"[..],
+            ..RECV_TEMPL
+        }));
+    }
+
     #[test]
     fn test_data_retransmit_bursts_half_ack() {
         let mut s = socket_established();
         s.remote_mss = 6;
+        // This tests the retransmission timeout, without loss probes before it.
+        s.set_loss_probe_enabled(false);
         s.send_slice(b"abcdef012345").unwrap();
 
         recv!(s, time 0, Ok(TcpRepr {
@@ -6712,6 +6905,8 @@ mod test {
     fn test_retransmit_timer_restart_on_partial_ack() {
         let mut s = socket_established();
         s.remote_mss = 6;
+        // This tests the retransmission timeout, without loss probes before it.
+        s.set_loss_probe_enabled(false);
         s.send_slice(b"abcdef012345").unwrap();
 
         recv!(s, time 0, Ok(TcpRepr {
@@ -6751,6 +6946,8 @@ mod test {
     fn test_data_retransmit_bursts_half_ack_close() {
         let mut s = socket_established();
         s.remote_mss = 6;
+        // This tests the retransmission timeout, without loss probes before it.
+        s.set_loss_probe_enabled(false);
         s.send_slice(b"abcdef012345").unwrap();
         s.close();
 
