@@ -151,8 +151,9 @@ const RTTE_MIN_MARGIN: u32 = 5;
 const RTTE_K: u32 = 4;
 
 // RFC 6298 (2.4): Whenever RTO is computed, if it is less than 1 second, then the
-// RTO SHOULD be rounded up to 1 second.
-const RTTE_MIN_RTO: u32 = 1000;
+// RTO SHOULD be rounded up to 1 second. The RFC notes that this conservative bound
+// may be lowered; like Linux, we use 200 ms.
+const RTTE_MIN_RTO: u32 = 200;
 
 // RFC 6298 (2.5) A maximum value MAY be placed on RTO provided it is at least 60
 // seconds
@@ -9997,6 +9998,16 @@ mod test {
             r.sample(2000);
             assert_eq!(r.retransmission_timeout(), Duration::from_millis(rto));
         }
+    }
+
+    #[test]
+    fn test_rtt_estimator_min_rto() {
+        // A short RTT brings the RTO down to 200 ms, not to 1 s.
+        let mut r = RttEstimator::default();
+        for _ in 0..32 {
+            r.sample(1);
+        }
+        assert_eq!(r.retransmission_timeout(), Duration::from_millis(200));
     }
 
     #[test]
