@@ -2648,7 +2648,12 @@ impl<'a> Socket<'a> {
             if let Timer::LossProbe { rto_at, .. } = self.timer {
                 self.timer = Timer::Retransmit { expires_at: rto_at };
             }
-            self.pending_fast_retransmit = true;
+            if self.tx_buffer.is_empty() {
+                // Only our FIN is outstanding: send it again.
+                self.remote_last_seq = self.local_seq_no;
+            } else {
+                self.pending_fast_retransmit = true;
+            }
             self.recovery_dup_ack_limit = u8::MAX;
             self.rtte.on_retransmit();
         }
@@ -6843,6 +6848,27 @@ mod test {
             seq_number: LOCAL_SEQ + 1 + 6,
             ack_number: Some(REMOTE_SEQ + 1),
             payload: &b"ghi"[..],
+            ..RECV_TEMPL
+        }));
+    }
+
+    #[test]
+    fn test_loss_probe_resends_lost_fin() {
+        // Everything was acknowledged but our FIN, which is lost: the probe sends it
+        // again (a single segment in flight, so after the delayed ACK time as well).
+        let mut s = socket_loss_probe(b"def", true);
+        s.close();
+        recv!(s, time 40, Ok(TcpRepr {
+            control: TcpControl::Fin,
+            seq_number: LOCAL_SEQ + 1 + 6,
+            ack_number: Some(REMOTE_SEQ + 1),
+            ..RECV_TEMPL
+        }));
+        recv_nothing!(s, time 69);
+        recv!(s, time 70, Ok(TcpRepr {
+            control: TcpControl::Fin,
+            seq_number: LOCAL_SEQ + 1 + 6,
+            ack_number: Some(REMOTE_SEQ + 1),
             ..RECV_TEMPL
         }));
     }
