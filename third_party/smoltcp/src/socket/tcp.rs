@@ -2194,11 +2194,13 @@ impl<'a> Socket<'a> {
                 // Duplicate ACK if payload empty and ACK doesn't move send window ->
                 // Increment duplicate ACK count, notify congestion controller and
                 // set for retransmit if we just received the third duplicate ACK
+                // An ACK with SACK blocks reports a segment that arrived out of order
+                // (RFC 6675) even if the receiver's window moved meanwhile.
                 Some(last_rx_ack)
                     if repr.payload.is_empty()
                         && last_rx_ack == ack_number
                         && ack_number < self.remote_last_seq
-                        && !is_window_update =>
+                        && (!is_window_update || repr.sack_ranges[0].is_some()) =>
                 {
                     // Increment duplicate ACK count
                     self.local_rx_dup_acks = self.local_rx_dup_acks.saturating_add(1);
@@ -7365,6 +7367,46 @@ mod test {
             ..RECV_TEMPL
         }));
         s
+    }
+
+    #[test]
+    fn test_fast_retransmit_sack_dup_acks_with_window_updates() {
+        // The receiver's application drains what arrived before the hole while the
+        // duplicate ACKs go out, so each advertises a larger window; their SACK blocks
+        // still make them duplicate ACKs.
+        let mut s = socket_established();
+        s.remote_mss = 3;
+        s.remote_has_sack = true;
+        send!(s, time 0, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            ..SEND_TEMPL
+        });
+        s.send_slice(b"aaaBBBcccDDD").unwrap();
+        for (i, chunk) in b"aaaBBBcccDDD".chunks(3).enumerate() {
+            recv!(s, time 1000, Ok(TcpRepr {
+                seq_number: LOCAL_SEQ + 1 + 3 * i,
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: chunk,
+                ..RECV_TEMPL
+            }));
+        }
+        for i in 1..=3 {
+            let sacked = (LOCAL_SEQ + 1 + 3).0 as u32;
+            send!(s, time 1010, TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1),
+                window_len: 256 + i as u16,
+                sack_ranges: [Some((sacked, sacked + 3 * i)), None, None],
+                ..SEND_TEMPL
+            });
+        }
+        recv!(s, time 1020, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
     }
 
     #[test]
