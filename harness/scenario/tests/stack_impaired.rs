@@ -84,4 +84,3 @@ fn lossy_bulk_recovers_without_timeouts(#[values(1, 2, 3)] seed: u64) {
     let took = report.outcome.end.since(ethdev::time::Instant::ZERO);
     assert!(took < MIN_RTO, "seed {seed}: 2 MiB at 2 % loss took {took:?} of virtual time");
 }
-
