@@ -4,10 +4,18 @@
 //! rate (an nftables random drop where they arrive, since this platform's
 //! kernel has no `sch_netem`; see [`kernel_lossy_goodput`]), measured right
 //! before ours, and the ratio of the two. Both sides lose what the sender
-//! sends, never the receiver's ACKs. smoltcp
-//! recovers with fast retransmit on three duplicate ACKs and otherwise by
-//! retransmission timeout; it has no SACK-based recovery, which is where
-//! Linux pulls ahead as loss grows.
+//! sends, never the receiver's ACKs. Our smoltcp is patched
+//! (`third_party/smoltcp/PATCHES.md`) to recover without waiting for the
+//! retransmission timeout: three duplicate ACKs start NewReno fast recovery
+//! (RFC 6582), in which every partial ACK retransmits the next hole at once
+//! and a retransmission that is itself lost is resent once more duplicate
+//! ACKs arrive than the segments in flight behind it could cause; a loss
+//! probe resends the first unacknowledged segment when no new data is
+//! acknowledged for twice the smoothed RTT (at least 2 ms), which covers a
+//! loss at the tail or a lost retransmission with nothing sent after it; and
+//! the RTO, now the last resort, is at least 200 ms (1 s upstream). It still
+//! repairs one hole per round trip and ignores the peer's SACK blocks, where
+//! Linux (SACK, RACK-TLP) repairs all the holes of a window at once.
 
 use stack::ThreadModel;
 
