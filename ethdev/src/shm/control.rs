@@ -35,7 +35,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 
 use super::procs::{ProcEntry, ProcState, ProcTable};
-use super::rules::{NoRules, Request, RuleService, TupleRule};
+use super::rules::{Request, TupleRule};
 use super::{Domain, ShmError};
 use crate::flow::FlowId;
 use crate::owner::{DeadOwner, Owner};
@@ -405,5 +405,29 @@ impl ControlClient {
     /// Says goodbye: the primary logs this process out without reclaiming.
     pub fn logout(self) {
         let _ = (&self.stream).write_all(b"BYE\n");
+    }
+}
+
+/// The primary's side of [`Request`]s: decides each one for the peer that
+/// asked. An error is the reason the peer is told.
+pub trait RuleService {
+    /// Creates `rule` for `asker`.
+    fn flow_add(&mut self, asker: &Peer, rule: &TupleRule) -> Result<FlowId, String>;
+    /// Destroys rule `id` of port `port`, which `asker` must have asked for.
+    fn flow_del(&mut self, asker: &Peer, port: &str, id: FlowId) -> Result<(), String>;
+}
+
+/// The service of a primary that configures nothing for others: it denies
+/// every request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoRules;
+
+impl RuleService for NoRules {
+    fn flow_add(&mut self, _: &Peer, _: &TupleRule) -> Result<FlowId, String> {
+        Err("this primary creates no flow rules for other processes".into())
+    }
+
+    fn flow_del(&mut self, _: &Peer, _: &str, _: FlowId) -> Result<(), String> {
+        Err("this primary creates no flow rules for other processes".into())
     }
 }

@@ -5,7 +5,8 @@
 //! its own connections to its own queues, one rule per connection (ETH /
 //! IP src+dst / TCP sport+dport → QUEUE), which secondaries ask process 0
 //! for. Here a secondary asks the primary on its control connection, one
-//! line each way ([`Request`]), and the primary's [`RuleService`] decides:
+//! line each way ([`Request`]), and the primary's
+//! [`RuleService`](super::control::RuleService) decides:
 //! it checks that the queue is the asker's, creates the rule and keeps it
 //! under the asker's owner id, so the rules of a process that leaves or dies
 //! go with it (gazelle's outlive a killed process and steer its peers'
@@ -19,8 +20,6 @@
 use std::net::SocketAddr;
 
 use crate::flow::{tcp_steering, FlowAction, FlowAttr, FlowId, FlowItem, ItemSpec};
-
-use super::control::Peer;
 
 /// A rule steering TCP frames to a queue: a connection's (frames from
 /// `src` to `dst`), or a listener's (with no `src`: SYNs without ACK from
@@ -160,29 +159,5 @@ impl Request {
             }),
             _ => Err("expected FLOW ADD <port> <priority> <queue> <src> <dst> or FLOW DEL <port> <id>".into()),
         }
-    }
-}
-
-/// The primary's side of [`Request`]s: decides each one for the peer that
-/// asked. An error is the reason the peer is told.
-pub trait RuleService {
-    /// Creates `rule` for `asker`.
-    fn flow_add(&mut self, asker: &Peer, rule: &TupleRule) -> Result<FlowId, String>;
-    /// Destroys rule `id` of port `port`, which `asker` must have asked for.
-    fn flow_del(&mut self, asker: &Peer, port: &str, id: FlowId) -> Result<(), String>;
-}
-
-/// The service of a primary that configures nothing for others: it denies
-/// every request.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NoRules;
-
-impl RuleService for NoRules {
-    fn flow_add(&mut self, _: &Peer, _: &TupleRule) -> Result<FlowId, String> {
-        Err("this primary creates no flow rules for other processes".into())
-    }
-
-    fn flow_del(&mut self, _: &Peer, _: &str, _: FlowId) -> Result<(), String> {
-        Err("this primary creates no flow rules for other processes".into())
     }
 }

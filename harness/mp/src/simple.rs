@@ -22,7 +22,7 @@ use ethdev::mempool::{MbufRef, Owner, PoolTable};
 use ethdev::shm::control::{ControlClient, ControlEvent, ControlServer};
 use ethdev::shm::ring::{self, ShmConsumer, ShmProducer};
 use ethdev::shm::{Domain, DomainOptions, Role, Zone};
-use ethdev::{Mempool, MempoolConfig};
+use ethdev::{Mbuf, Mempool, MempoolConfig};
 
 use crate::message::{self, Checker};
 
@@ -271,9 +271,7 @@ pub fn secondary(opts: &Options, name: &str) -> Result<Report, String> {
     let pool = Mempool::attach(&domain.lookup(POOL).map_err(err)?).map_err(|e| e.to_string())?;
     let (tx, rx) = (domain.lookup(SEC_2_PRI).map_err(err)?, domain.lookup(PRI_2_SEC).map_err(err)?);
     let mut me = Endpoint::new(pool, &tx, &rx, client.owner(), FROM_SECONDARY)?;
-    if opts.hostile {
-        hostile(&mut me, &tx, opts.messages);
-    }
+    let named = if opts.hostile { hostile(&mut me, &tx, opts.messages) } else { Vec::new() };
     while me.checker.received_from(FROM_PRIMARY) < opts.messages || me.report.sent < opts.messages {
         if client.primary_gone() {
             return Err(format!("domain {:?}: the primary process died", opts.prefix));
@@ -282,6 +280,7 @@ pub fn secondary(opts: &Options, name: &str) -> Result<Report, String> {
             idle();
         }
     }
+    drop(named);
     let report = me.finish(FROM_PRIMARY);
     client.logout();
     Ok(report)
@@ -290,8 +289,12 @@ pub fn secondary(opts: &Options, name: &str) -> Result<Report, String> {
 /// Garbage where the primary reads: words that name no buffer in transit
 /// (random, past the pool, another pool, buffers this side holds), a head far
 /// past the tail for a while, and a scribbled ring header. Counts them as
-/// this side's `count` messages.
-fn hostile(me: &mut Endpoint, tx: &Zone, count: u32) {
+/// this side's `count` messages, and returns the buffers its words name,
+/// which the caller holds until the primary has sent everything: freed
+/// earlier, one could carry a message of the primary's while a stale word
+/// naming it still waits in the ring, and the primary would take it back
+/// (a claim checks that a buffer is in transit, not who sent it).
+fn hostile(me: &mut Endpoint, tx: &Zone, count: u32) -> Vec<Mbuf> {
     let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
     let mut garbage = || {
         rng ^= rng << 13;
@@ -323,4 +326,5 @@ fn hostile(me: &mut Endpoint, tx: &Zone, count: u32) {
     header[0].store(garbage(), Ordering::Release);
     header[2].store(1 << 40, Ordering::Release);
     me.report.sent = count;
+    mine
 }

@@ -15,8 +15,8 @@ use std::net::SocketAddr;
 
 use ethdev::flow::FlowId;
 use ethdev::mempool::Owner;
-use ethdev::shm::control::Peer;
-use ethdev::shm::rules::{RuleService, TupleRule};
+use ethdev::shm::control::{Peer, RuleService};
+use ethdev::shm::rules::TupleRule;
 use ethdev::EthDev;
 
 use super::{SharedPort, Side};
