@@ -17,7 +17,7 @@
 //! connection to the process listening for it). They are all tuple_filter
 //! needs, and a narrow request is one the primary can check.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::flow::{tcp_steering, FlowAction, FlowAttr, FlowId, FlowItem, ItemSpec};
 
@@ -54,36 +54,19 @@ impl TupleRule {
         let (&[FlowAction::Queue(queue)], true, 0, [_, ip, _]) = (actions, attr.ingress, attr.group, pattern) else {
             return Err(shape.into());
         };
-        let dst = match ip {
-            FlowItem::Ipv4(ItemSpec { spec: Some(v), .. }) => SocketAddr::new(v.dst.into(), 0),
-            FlowItem::Ipv6(ItemSpec { spec: Some(v), .. }) => SocketAddr::new(v.dst.into(), 0),
+        let (src_ip, dst_ip): (IpAddr, IpAddr) = match ip {
+            FlowItem::Ipv4(ItemSpec { spec: Some(v), .. }) => (v.src.into(), v.dst.into()),
+            FlowItem::Ipv6(ItemSpec { spec: Some(v), .. }) => (v.src.into(), v.dst.into()),
             _ => return Err(shape.into()),
         };
-        let tcp = match &pattern[2] {
-            FlowItem::Tcp(ItemSpec { spec: Some(t), .. }) => t,
-            _ => return Err(shape.into()),
-        };
-        let remote = |ip: &FlowItem| match ip {
-            FlowItem::Ipv4(ItemSpec { spec: Some(v), .. }) => std::net::IpAddr::from(v.src),
-            FlowItem::Ipv6(ItemSpec { spec: Some(v), .. }) => std::net::IpAddr::from(v.src),
-            _ => std::net::IpAddr::from([0u8; 4]),
-        };
+        let FlowItem::Tcp(ItemSpec { spec: Some(tcp), .. }) = &pattern[2] else { return Err(shape.into()) };
         // Each shape is checked by building it again from what was read.
-        let mut rule = TupleRule {
-            port: port.into(),
-            priority: attr.priority,
-            queue,
-            src: Some(SocketAddr::new(remote(ip), tcp.src_port)),
-            dst: SocketAddr::new(dst.ip(), tcp.dst_port),
-        };
-        if rule.pattern().as_ref().map(|p| &p[..]) == Some(pattern) {
-            return Ok(rule);
-        }
-        rule.src = None;
-        match rule.pattern().as_ref().map(|p| &p[..]) == Some(pattern) {
-            true => Ok(rule),
-            false => Err(shape.into()),
-        }
+        let dst = SocketAddr::new(dst_ip, tcp.dst_port);
+        [Some(SocketAddr::new(src_ip, tcp.src_port)), None]
+            .into_iter()
+            .map(|src| TupleRule { port: port.into(), priority: attr.priority, queue, src, dst })
+            .find(|rule| rule.pattern().is_some_and(|p| p[..] == *pattern))
+            .ok_or_else(|| shape.into())
     }
 
     /// The rule's attributes.
