@@ -189,12 +189,20 @@ impl Fabric {
     }
 
     /// The first queue of every other process sharing the port, if this
-    /// is process 0 of several (which copies neighbour messages to them).
+    /// is process 0 of several in tuple_filter mode (which copies neighbour
+    /// messages to them; under ltran, the forwarder copies them).
     pub(crate) fn other_processes(&self) -> std::ops::Range<usize> {
         match self.config.process {
-            Some(p) if p.index == 0 => 1..usize::from(p.count),
+            Some(p) if p.index == 0 && self.config.mode == ForwardMode::FlowDirector => 1..usize::from(p.count),
             _ => 0..0,
         }
+    }
+
+    /// Whether each connection and listener registers a flow rule with the
+    /// port (a shared port forwards it to the primary): tuple_filter's
+    /// rules, or the ltran forwarder's connection and listener tables.
+    pub(crate) fn registers_flows(&self) -> bool {
+        matches!(self.config.mode, ForwardMode::FlowDirector | ForwardMode::Ltran)
     }
 
     /// Whether TCP frames are steered by the rule tables (otherwise RSS

@@ -50,6 +50,9 @@ impl StackGroup {
     /// builds the stacks. Buffers come from `pool`.
     pub fn new(port: Arc<dyn EthDev>, pool: Mempool, config: GroupConfig) -> Result<StackGroup, GroupError> {
         check(&config)?;
+        if config.mode == ForwardMode::Ltran {
+            return Err(GroupError::Config("mode ltran: the forwarder configures the port, not its stacks".into()));
+        }
         let queues = u16::try_from(config.stacks).map_err(|_| GroupError::Config("too many stacks".into()))?;
         let mut conf = PortConf::new(queues);
         conf.mtu = config.mtu;
@@ -208,8 +211,8 @@ fn check(config: &GroupConfig) -> Result<(), GroupError> {
     if config.ipv4.is_none() && config.ipv6.is_none() {
         return bad("no IPv4 or IPv6 address");
     }
-    if config.mode == ForwardMode::Ltran {
-        return bad("mode ltran needs a forwarder process, which a single-process group does not have");
+    if config.mode == ForwardMode::Ltran && config.process.is_none() {
+        return bad("mode ltran needs a forwarder process: its stacks run on the forwarder's shared port, as one of its processes (`process`)");
     }
     if !config.ring_size.is_power_of_two() {
         return bad("ring_size must be a power of two");

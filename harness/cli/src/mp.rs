@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ethdev::shm::dir;
 
-use ::mp::gazelle::{self, tuple_filter, vf};
+use ::mp::gazelle::{self, ltran, tuple_filter, vf};
 use ::mp::place::Place;
 use ::mp::{client_server, ring_peer, simple, symmetric};
 
@@ -35,6 +35,11 @@ pub enum MpCommand {
     /// primary makes; process 0 is the NIC, a LAN peer serving TCP echo,
     /// and gazelle's process 0; every process runs echo clients.
     TupleFilter(GazelleArgs),
+    /// gazelle's ltran mode: process 0 is ltran, the forwarder that owns
+    /// the NIC and switches every frame to an lstack process by its
+    /// connection and listener tables, and a LAN peer serving TCP echo;
+    /// every other process is an lstack instance running echo clients.
+    Ltran(GazelleArgs),
     /// The far end of the `ring.xproc.spsc.burst32` benchmark: drain a
     /// domain ring, checking the sequence, and print how many words came.
     #[command(hide = true)]
@@ -152,7 +157,7 @@ pub struct ClientServerArgs {
     runtime_dir: Option<PathBuf>,
 }
 
-/// Arguments of `dtnet mp gazelle-vf` and `dtnet mp tuple-filter`.
+/// Arguments of `dtnet mp gazelle-vf`, `tuple-filter` and `ltran`.
 #[derive(clap::Args)]
 pub struct GazelleArgs {
     #[command(flatten)]
@@ -166,9 +171,12 @@ pub struct GazelleArgs {
     /// Who polls the stacks.
     #[arg(long, value_enum, default_value_t = ModelArg::Rtc)]
     model: ModelArg,
-    /// tuple-filter only: every process also listens (process n on port
-    /// 7100 + n) and the LAN peer makes --conns echo connections to each,
-    /// steered by the listeners' flow rules. Every process passes the flag.
+    /// tuple-filter and ltran: every process also listens and the LAN peer
+    /// makes --conns echo connections per process to them: in
+    /// tuple-filter process n on port 7100 + n, steered by the listeners'
+    /// flow rules; in ltran every instance on port 7100, the forwarder
+    /// handing each new connection to the one with the fewest. Every
+    /// process passes the flag.
     #[arg(long)]
     inbound: bool,
 }
@@ -208,6 +216,7 @@ pub fn run(command: MpCommand) -> Result<bool, String> {
         MpCommand::ClientServer(args) => return run_client_server(args),
         MpCommand::GazelleVf(args) => return run_gazelle("gazelle-vf", args, vf::run),
         MpCommand::TupleFilter(args) => return run_gazelle("tuple-filter", args, tuple_filter::run),
+        MpCommand::Ltran(args) => return run_gazelle("ltran", args, ltran::run),
         MpCommand::RingPeer { prefix, ring, runtime_dir } => {
             let count = ring_peer::drain(&prefix, &runtime_dir, &ring, || println!("attached"))?;
             println!("drained {count}");

@@ -633,5 +633,5 @@ fn gazelle_vf_refuses_inbound_connections() {
     let base = tempfile::tempdir().unwrap();
     let out = gazelle_vf(base.path(), "rtc", 0, "1000").arg("--inbound").output().unwrap();
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("inbound connections are tuple_filter's"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("inbound connections are tuple_filter's and ltran's"), "{}", text(&out.stderr));
 }

@@ -2,7 +2,8 @@
 //!
 //! A bridge owns the wire ends of its ports, but the primary must still
 //! reach a shared port's wire end to reclaim a dead process's queues
-//! ([`SharedWire::reclaim`] spans every port, tx rings first). So each
+//! ([`SharedWire::reclaim`] spans every port, tx rings first), or the
+//! ltran forwarder standing on one to serve its tables. So each
 //! wire end sits behind a lock: the bridge gets a [`Wire`] that locks it
 //! for each burst, and [`BridgedWires`] keeps the other key. The primary is
 //! the only thread that touches either, so the lock is never contended.
@@ -15,19 +16,19 @@ use ethdev::Wire;
 use user_vbridge::{Bridge, Direction, PortConfig, PortId};
 use user_veth::shared::{PortReclaim, SharedWire};
 
-/// A shared port's wire end, owned by a bridge yet reachable by the primary.
-struct Shared {
-    wire: Arc<Mutex<SharedWire>>,
+/// A wire end owned by a bridge yet reachable by the primary.
+struct Locked<W> {
+    wire: Arc<Mutex<W>>,
     name: String,
 }
 
 /// Locks a wire; a panic elsewhere in this single-threaded primary cannot
 /// leave it half-updated, so a poisoned lock is taken as it is.
-fn lock(wire: &Mutex<SharedWire>) -> MutexGuard<'_, SharedWire> {
+pub fn lock<W>(wire: &Mutex<W>) -> MutexGuard<'_, W> {
     wire.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-impl Wire for Shared {
+impl<W: Wire> Wire for Locked<W> {
     fn take_tx(&mut self, out: &mut Vec<Mbuf>, max: usize) -> usize {
         lock(&self.wire).take_tx(out, max)
     }
@@ -45,6 +46,17 @@ impl Wire for Shared {
     }
 }
 
+/// Plugs `wire` into `bridge` as a port named `name`; the caller keeps
+/// its own key to the lock.
+pub fn plug_locked<W: Wire + 'static>(
+    bridge: &mut Bridge,
+    wire: &Arc<Mutex<W>>,
+    name: String,
+) -> Result<PortId, String> {
+    let port = Locked { wire: Arc::clone(wire), name };
+    bridge.add_port(Box::new(port), PortConfig::default()).map_err(|e| e.to_string())
+}
+
 /// The shared wire ends plugged into bridges, for reclamation.
 #[derive(Default)]
 pub struct BridgedWires(Vec<Arc<Mutex<SharedWire>>>);
@@ -53,9 +65,9 @@ impl BridgedWires {
     /// Plugs `wire` into `bridge` as a port named `name`.
     pub fn plug(&mut self, bridge: &mut Bridge, wire: SharedWire, name: String) -> Result<PortId, String> {
         let wire = Arc::new(Mutex::new(wire));
-        let port = bridge.add_port(Box::new(Shared { wire: Arc::clone(&wire), name }), PortConfig::default());
+        let port = plug_locked(bridge, &wire, name)?;
         self.0.push(wire);
-        port.map_err(|e| e.to_string())
+        Ok(port)
     }
 
     /// Reclaims what `dead` held of every plugged port ([`SharedWire::reclaim`]).

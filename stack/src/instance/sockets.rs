@@ -15,7 +15,6 @@ use ethdev::flow::{tcp_steering, FlowAction, FlowAttr, FlowId};
 use ethdev::Instant;
 use smoltcp::socket::{icmp, tcp, udp};
 
-use crate::config::ForwardMode;
 use crate::dispatch::{Bound, ConnKey};
 use crate::error;
 use crate::fabric::{CONN_RULE_PRIORITY, LISTEN_RULE_PRIORITY};
@@ -64,7 +63,7 @@ impl Instance {
         if self.fabric.steers_tcp() {
             self.fabric.tables.add_conn(key, self.id);
         }
-        if self.fabric.config.mode == ForwardMode::FlowDirector {
+        if self.fabric.registers_flows() {
             conn.flow = self.flow_rule(key, local.into());
         }
         conn.key = Some(key);
@@ -82,13 +81,15 @@ impl Instance {
         rule.ok()
     }
 
-    /// In tuple_filter mode across processes, rules steering SYNs for
+    /// Across processes (tuple_filter or ltran), rules steering SYNs for
     /// `port` (from anyone, to each of the group's addresses) to this
     /// stack's queue: the NIC hands new connections to the process that
-    /// listens, where gazelle's process 0 would pass them on by software.
-    /// A refused rule is counted, and leaves those SYNs to process 0.
+    /// listens, where gazelle's process 0 would pass them on by software,
+    /// and the ltran forwarder learns of one more listener to balance new
+    /// connections over. A refused rule is counted, and leaves those SYNs
+    /// to process 0 (tuple_filter) or to the other listeners (ltran).
     pub(super) fn listen_rules(&mut self, port: u16) -> Vec<FlowId> {
-        if self.fabric.config.process.is_none() || self.fabric.config.mode != ForwardMode::FlowDirector {
+        if self.fabric.config.process.is_none() || !self.fabric.registers_flows() {
             return Vec::new();
         }
         let config = &self.fabric.config;

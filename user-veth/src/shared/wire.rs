@@ -156,6 +156,22 @@ impl SharedWire {
         header.count(Side::Rx, queue, QueueCounter::Bytes, bytes);
     }
 
+    /// Puts `frames` on rx ring `queue` as they are, past the veth's
+    /// classification: for a software forwarder standing in for the NIC
+    /// (gazelle's ltran), which picks each frame's queue itself. A frame
+    /// from outside the port's pool is copied into it; one the pool cannot
+    /// hold or the ring has no room for is dropped and counted on the
+    /// queue, as [`Wire::put_rx`] does. Drains `frames`; returns `false`,
+    /// having dropped them all, if the port has no rx queue `queue`.
+    pub fn deliver(&mut self, queue: u16, frames: &mut Vec<Mbuf>) -> bool {
+        if usize::from(queue) >= self.rx_rings.len() {
+            frames.clear();
+            return false;
+        }
+        self.send_rx_frames(queue, frames);
+        true
+    }
+
     /// Moves what holders sent from the domain's tx rings to the veth's
     /// tx queues; returns how many frames moved.
     fn pump_tx(&mut self) -> usize {

@@ -1,11 +1,14 @@
 //! gazelle's multi-process modes, run as real processes.
 //!
-//! Two of gazelle's ways to spread lstack processes over one NIC:
+//! Three of gazelle's ways to spread lstack processes over one NIC:
 //! - [`vf`]: each process on a virtual function of its own, the NIC's
 //!   embedded switch between them;
 //! - [`tuple_filter`]: every process on one port and one address, each
 //!   connection steered to its process's queue by a flow rule that only the
-//!   NIC's primary may make, and process 0 handing neighbour messages on.
+//!   NIC's primary may make, and process 0 handing neighbour messages on;
+//! - [`ltran`]: a forwarder process owns the NIC and switches every frame
+//!   to an lstack process in software, by its connection and listener
+//!   tables.
 //!
 //! What the modes share lives here. The domain's primary plays the NIC
 //! ([`Nic`]) and runs the TCP echo server every client talks to; the other
@@ -24,6 +27,7 @@
 //! has left every pool is back to its baseline. A client's checks: every
 //! connection echoed intact.
 
+pub mod ltran;
 pub mod tuple_filter;
 pub mod vf;
 
@@ -66,8 +70,9 @@ pub struct Options {
     pub bytes: u64,
     /// Who polls the stacks.
     pub model: ThreadModel,
-    /// tuple_filter only: every process also listens, and the LAN peer
-    /// makes `conns` echo connections to each (see [`tuple_filter`]).
+    /// tuple_filter and ltran: every process also listens, and the LAN
+    /// peer makes `conns` echo connections per process to them (see
+    /// [`tuple_filter`] and [`ltran`]).
     pub inbound: bool,
 }
 
@@ -95,6 +100,11 @@ pub struct Report {
     /// Connections the primary's own clients (the LAN peer's to every
     /// process's listener, with `inbound`) echoed intact, and those expected.
     pub inbound: (usize, usize),
+    /// New connections the forwarder handed to each instance (ltran).
+    pub spread: Vec<u64>,
+    /// Frames the forwarder dropped (ltran): for no connection or
+    /// listener, not its to take, or with no instance to take them.
+    pub misses: u64,
 }
 
 impl std::fmt::Display for Report {
@@ -106,6 +116,9 @@ impl std::fmt::Display for Report {
         write!(f, "pools in use {}; flow rules granted {}", self.in_use, self.rules)?;
         if self.inbound.1 > 0 {
             write!(f, "; inbound {} of {} echoed intact", self.inbound.0, self.inbound.1)?;
+        }
+        if !self.spread.is_empty() || self.misses > 0 {
+            write!(f, "; spread {:?}, forwarder misses {}", self.spread, self.misses)?;
         }
         Ok(())
     }
@@ -119,7 +132,9 @@ impl Report {
         // heir; a connection aborted only after a death; nothing lost.
         let all = served >= expected && served + self.aborted == self.accepted;
         let aborts_explained = self.aborted == 0 || !self.deaths.is_empty();
-        let clean = self.switch_drops == 0 && self.dead_own == 0 && self.in_use == 0;
+        // A forwarder drops frames only for connections of the dead.
+        let forwarded = self.misses == 0 || !self.deaths.is_empty();
+        let clean = self.switch_drops == 0 && self.dead_own == 0 && self.in_use == 0 && forwarded;
         all && aborts_explained && clean && self.inbound.0 == self.inbound.1
     }
 }
@@ -164,6 +179,7 @@ trait Nic {
 }
 
 /// What a NIC counted over a run.
+#[derive(Default)]
 struct NicTotals {
     /// Frames its switch carried.
     switched: u64,
@@ -171,8 +187,12 @@ struct NicTotals {
     drops: u64,
     /// Buffers still in use in its pools once taken down.
     in_use: usize,
-    /// Flow rules it made for other processes.
+    /// Flow rules (or ltran registrations) it made for other processes.
     rules: usize,
+    /// New connections a forwarder handed to each instance.
+    spread: Vec<u64>,
+    /// Frames a forwarder dropped.
+    misses: u64,
 }
 
 /// Client process `n` registers on the control channel as this prefix and
@@ -247,6 +267,7 @@ fn supervise(
     let totals = nic.close()?;
     (report.switched, report.switch_drops) = (totals.switched, totals.drops);
     (report.in_use, report.rules) = (totals.in_use, totals.rules);
+    (report.spread, report.misses) = (totals.spread, totals.misses);
     Ok(report)
 }
 

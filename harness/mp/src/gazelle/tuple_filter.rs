@@ -180,7 +180,13 @@ impl super::Nic for SharedNic {
         let granted = self.rules.granted();
         let SharedNic { port, lan, wires, rules, peer_pool } = self;
         drop((lan, wires, rules));
-        Ok(NicTotals { switched, drops, in_use: port.pool().in_use() + peer_pool.in_use(), rules: granted })
+        Ok(NicTotals {
+            switched,
+            drops,
+            in_use: port.pool().in_use() + peer_pool.in_use(),
+            rules: granted,
+            ..NicTotals::default()
+        })
     }
 }
 

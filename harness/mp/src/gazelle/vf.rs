@@ -141,14 +141,14 @@ impl super::Nic for VfNic {
         let (switched, drops) = (self.switch.switch_stats().switched, bridge_drops(&self.switch));
         let VfNic { ports, switch, wires } = self;
         drop((switch, wires));
-        Ok(NicTotals { switched, drops, in_use: ports.iter().map(|p| p.pool().in_use()).sum(), rules: 0 })
+        Ok(NicTotals { switched, drops, in_use: ports.iter().map(|p| p.pool().in_use()).sum(), ..NicTotals::default() })
     }
 }
 
 fn primary(opts: &Options, domain: &Domain, say: &mut dyn FnMut(String)) -> Result<Report, String> {
     opts.place.first()?;
     if opts.inbound {
-        return Err("inbound connections are tuple_filter's: gazelle_vf's server is process 0".into());
+        return Err("inbound connections are tuple_filter's and ltran's: gazelle_vf's server is process 0".into());
     }
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let nic = VfNic::new(domain, opts.place.procs)?;

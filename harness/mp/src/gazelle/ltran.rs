@@ -1,0 +1,303 @@
+//! gazelle's ltran mode across real processes.
+//!
+//! The domain's primary is ltran: the forwarder that owns the NIC (its
+//! port on a LAN bridge) and switches every frame to an lstack process in
+//! software ([`ltran::Forwarder`]), and, beside it on the LAN, the peer
+//! host running the echo server. Every other process is an lstack
+//! instance: process n holds queue n - 1 of the forwarder's shared port
+//! `ltran`, all of them one address, its stack registering each connection
+//! and listener with the forwarder as a flow rule it asks the primary for
+//! (gazelle's lstack sends ltran registration messages on its ring), and
+//! runs `conns` echo clients to the peer (see [`super`]).
+//!
+//! With `inbound`, every instance also listens on one port, 7100, as
+//! processes of one service do, and once all listen the LAN peer makes
+//! `conns` echo connections per instance to it: the forwarder hands each
+//! new connection to the listener with the fewest, and the report's
+//! `spread` says how many each instance got.
+//!
+//! When an instance dies, the primary reclaims its queue and buffers and
+//! the forwarder forgets its connections and listeners at once (ltran
+//! invalidates them when the registration socket hangs up), so the peer's
+//! frames for them are dropped and counted, never reset; an heir with the
+//! same `--proc-id` takes the queue again.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ethdev::dev::PortConf;
+use ethdev::mempool::{DeadOwner, Mempool, MempoolConfig, Owner};
+use ethdev::rss::{Reta, RssConf, RssHashTypes};
+use ethdev::shm::control::{ControlClient, ControlEvent, ControlServer, Peer};
+use ethdev::shm::{Domain, Zone};
+use ethdev::{EthDev, MacAddr};
+use ltran::{Forwarder, Limits};
+use sim::apps::{echo, listen, Ledger};
+use sim::exec::{sleep_until, RealClock, Spawner};
+use sim::latch::Latch;
+use stack::{Api, Clock, ForwardMode, GroupConfig, ProcessSlot, StackGroup};
+use user_vbridge::{Bridge, BridgeConfig, PortConfig};
+use user_veth::shared::{PortSpec, SharedPort, SharedVeth, SharedWire};
+use user_veth::Veth;
+
+use super::{register, run_client, serve, supervise, NicTotals, Options, Outcome, Report, Server, PORT};
+use crate::bridged::{bridge_drops, lock, plug_locked};
+use crate::hosts::PRIMARY_OWNER;
+
+/// The word the primary sets once the peer's server listens.
+const LISTENING: &str = "ltran.listening";
+/// Word n - 1 is set once instance n listens (with `inbound`).
+const INBOUND: &str = "ltran.inbound";
+/// Set once every inbound connection is done: instances may leave.
+const INBOUND_DONE: &str = "ltran.inbound_done";
+/// The port every instance listens on (with `inbound`).
+const INBOUND_PORT: u16 = 7100;
+/// The forwarder's shared port, and its pool.
+const NIC: &str = "ltran";
+const NIC_POOL: &str = "ltran_pool";
+const NIC_BUFFERS: u32 = 8192;
+const PEER_BUFFERS: u32 = 4096;
+
+/// The address every instance shares, and the peer's.
+const MAC: MacAddr = MacAddr([2, 0, 0, 0, 4, 1]);
+const IP: Ipv4Addr = Ipv4Addr::new(10, 4, 0, 1);
+const PEER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 4, 100]);
+const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 4, 0, 100);
+
+/// The lstack instances of a run of `procs` processes (all but ltran).
+fn instances(procs: u16) -> u16 {
+    procs.saturating_sub(1)
+}
+
+/// The forwarder's port: a queue pair per instance, RSS off (the
+/// forwarder places every frame itself).
+fn nic_conf(procs: u16) -> PortConf {
+    let queues = instances(procs).max(1);
+    PortConf { rx_ring_size: 1024, tx_ring_size: 1024, rss_types: RssHashTypes::empty(), ..PortConf::new(queues) }
+}
+
+/// RSS as [`nic_conf`] sets it up, which a secondary cannot query.
+fn nic_rss(procs: u16) -> Result<RssConf, String> {
+    let conf = nic_conf(procs);
+    let reta = Reta::new(usize::from(conf.reta_size), conf.rx_queues).map_err(|e| e.to_string())?;
+    Ok(RssConf::from_parts(conf.rss_key, conf.rss_types, reta))
+}
+
+/// Instance `opts.place.proc_id`'s stack on the forwarder's `port`, allocating as `owner`.
+fn group(opts: &Options, port: SharedPort, owner: Owner) -> Result<StackGroup, String> {
+    let slot = ProcessSlot { index: opts.place.proc_id - 1, count: instances(opts.place.procs) };
+    let config = GroupConfig {
+        model: opts.model,
+        mode: ForwardMode::Ltran,
+        owner_base: owner.0,
+        process: Some(slot),
+        // New sequence numbers and a new place in the instance's port
+        // slice for an heir (see `vf`).
+        seed: u64::from(opts.place.proc_id) << 32 | u64::from(std::process::id()),
+        ephemeral_offset: std::process::id() as u16,
+        ..GroupConfig::new(1, MAC, IP)
+    };
+    let pool = port.pool().clone();
+    StackGroup::on_configured_port(Arc::new(port), pool, config, nic_rss(opts.place.procs)?).map_err(|e| e.to_string())
+}
+
+/// Runs process `opts.place.proc_id`: ltran if it is the first, else an
+/// lstack instance. `say` hears `ready <pid>` once the port exists.
+pub fn run(opts: &Options, say: &mut dyn FnMut(String)) -> Result<Outcome, String> {
+    super::run(opts, say, primary, client)
+}
+
+/// ltran: the forwarder on the shared port, its NIC on the LAN bridge.
+struct Ltran {
+    forwarder: Arc<Mutex<Forwarder>>,
+    lan: Bridge,
+    pool: Mempool,
+    peer_pool: Mempool,
+}
+
+impl Ltran {
+    /// The forwarder, its NIC on the LAN; returns it with the peer host's
+    /// stack group, plugged in too.
+    fn new(domain: &Domain, opts: &Options) -> Result<(Ltran, StackGroup), String> {
+        let err = |e: &dyn std::fmt::Display| e.to_string();
+        let spec = PortSpec {
+            name: NIC.into(),
+            mac: MAC,
+            conf: nic_conf(opts.place.procs),
+            ring_words: 1024,
+            pool: MempoolConfig::new(NIC_POOL, NIC_BUFFERS),
+            owner: PRIMARY_OWNER,
+        };
+        let (port, wire) = SharedVeth::create(domain, &spec).map_err(|e| err(&e))?;
+        port.start().map_err(|e| err(&e))?;
+        let pool = port.pool().clone();
+        let forwarder = Arc::new(Mutex::new(Forwarder::new(port, wire, PRIMARY_OWNER, Limits::default())));
+        let mut lan =
+            Bridge::new(BridgeConfig { name: "lan".into(), ..BridgeConfig::default() }).map_err(|e| err(&e))?;
+        plug_locked(&mut lan, &forwarder, NIC.into())?;
+        let peer_pool = Mempool::new(MempoolConfig::new("peer", PEER_BUFFERS)).map_err(|e| err(&e))?;
+        let (peer_port, peer_wire) = Veth::new("peer", PEER_MAC, peer_pool.clone());
+        lan.add_port(Box::new(peer_wire), PortConfig::default()).map_err(|e| err(&e))?;
+        let config = GroupConfig { model: opts.model, ..GroupConfig::new(1, PEER_MAC, PEER_IP) };
+        let peer = StackGroup::new(Arc::new(peer_port), peer_pool.clone(), config).map_err(|e| err(&e))?;
+        Ok((Ltran { forwarder, lan, pool, peer_pool }, peer))
+    }
+}
+
+impl super::Nic for Ltran {
+    fn poll(&mut self, now: ethdev::Instant) {
+        lock(&self.forwarder).poll(now);
+        self.lan.poll(now);
+    }
+
+    fn control(&mut self, control: &mut ControlServer) -> Vec<ControlEvent> {
+        let mut forwarder = lock(&self.forwarder);
+        let events = control.poll_serving(&mut *forwarder);
+        for event in &events {
+            if let ControlEvent::LoggedOut(peer) = event {
+                forwarder.forget(peer.owner);
+            }
+        }
+        events
+    }
+
+    fn reclaim(&mut self, peer: &Peer, dead: &DeadOwner) -> (usize, usize) {
+        let mut forwarder = lock(&self.forwarder);
+        let reclaimed = SharedWire::reclaim(&mut [forwarder.wire_mut()], dead);
+        let entries = forwarder.forget(peer.owner);
+        tracing::warn!(pid = peer.pid, ?reclaimed, entries, "an instance died; its queue and entries were reclaimed");
+        let left = reclaimed.left + forwarder.table().held_by(peer.owner);
+        (reclaimed.held + reclaimed.cached + reclaimed.unsent, left)
+    }
+
+    /// Frames still waiting for instances that left go back to the pool
+    /// with the bridge and the forwarder; an entry left behind is an error.
+    fn close(self) -> Result<NicTotals, String> {
+        self.lan.check_accounting()?;
+        let (switched, drops) = (self.lan.switch_stats().switched, bridge_drops(&self.lan));
+        let (table_len, stats, moved) = {
+            let forwarder = lock(&self.forwarder);
+            (forwarder.table().len(), forwarder.table().stats().clone(), forwarder.stats())
+        };
+        if table_len > 0 {
+            return Err(format!("{table_len} ltran entries outlived the instances that made them"));
+        }
+        let Ltran { forwarder, lan, pool, peer_pool } = self;
+        drop((lan, forwarder));
+        let misses = stats.misses.values().sum::<u64>() + moved.unplaced;
+        tracing::info!(?stats, ?moved, "ltran's totals");
+        Ok(NicTotals {
+            switched,
+            drops,
+            in_use: pool.in_use() + peer_pool.in_use(),
+            rules: stats.registered as usize,
+            spread: stats.dispatched.values().copied().collect(),
+            misses,
+        })
+    }
+}
+
+fn primary(opts: &Options, domain: &Domain, say: &mut dyn FnMut(String)) -> Result<Report, String> {
+    opts.place.first()?;
+    if instances(opts.place.procs) == 0 {
+        return Err("ltran needs at least one lstack instance: --num-procs 2 or more".into());
+    }
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let (nic, peer) = Ltran::new(domain, opts)?;
+    let listening = domain.reserve(LISTENING, 8).map_err(|e| err(&e))?;
+    let inbound = domain.reserve(INBOUND, 8 * usize::from(instances(opts.place.procs))).map_err(|e| err(&e))?;
+    let done = domain.reserve(INBOUND_DONE, 8).map_err(|e| err(&e))?;
+    let control = ControlServer::bind(domain).map_err(|e| err(&e))?;
+    let expected = usize::from(instances(opts.place.procs)) * opts.conns as usize;
+    let mut server = Server::start(&peer, listening, opts.bytes, expected);
+    if opts.inbound {
+        connect_inbound(opts, &peer, &server, (&inbound, &done));
+        server.inbound = expected;
+    }
+    say(format!("ready {}", std::process::id()));
+    supervise(opts, control, nic, server, &[peer], say)
+}
+
+/// An lstack instance: its connections, then how many came back intact.
+fn client(opts: &Options, domain: &Domain) -> Result<(usize, usize), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let control: Arc<ControlClient> = Arc::new(register(opts, domain)?);
+    let port = SharedPort::attach(domain, NIC, control.owner()).map_err(|e| err(&e))?;
+    let group = group(opts, port.with_rules_from(Arc::clone(&control)), control.owner())?;
+    let listening = domain.lookup(LISTENING).map_err(|e| err(&e))?;
+    let (spawner, ledger) = (Spawner::new(), Arc::new(Ledger::default()));
+    if opts.inbound {
+        let words = [INBOUND, INBOUND_DONE].map(|name| domain.lookup(name).map_err(|e| err(&e)));
+        let [inbound, done] = words;
+        serve_inbound(opts, &group, &spawner, &inbound?, done?);
+    }
+    let server = SocketAddr::from((PEER_IP, PORT));
+    run_client(opts, (control, group), &listening, server, (spawner, ledger), opts.conns as usize)
+}
+
+/// Waits until word `index` of `zone` is set.
+async fn set(zone: &Zone, index: usize) {
+    let clock = RealClock::new();
+    while zone.u64s().get(index).is_none_or(|w| w.load(Ordering::Acquire) == 0) {
+        sleep_until(&clock, clock.now() + Duration::from_millis(1)).await;
+    }
+}
+
+/// This instance's listener on [`INBOUND_PORT`]: it says so in its word of
+/// `inbound`, serves what the forwarder hands it (the peer checks every
+/// byte) until `done` is set, then lets the instance leave.
+fn serve_inbound(opts: &Options, group: &StackGroup, spawner: &Spawner, inbound: &Zone, done: Zone) {
+    let api = Api::new(group, 0, Arc::new(RealClock::new()));
+    let (tasks, zone, word) = (spawner.clone(), inbound.clone(), usize::from(opts.place.proc_id - 1));
+    let bytes = opts.bytes;
+    spawner.spawn_daemon(0, "inbound listener", async move {
+        let fd = listen(&api, INBOUND_PORT).await?;
+        if let Some(w) = zone.u64s().get(word) {
+            w.store(1, Ordering::Release);
+        }
+        let (ledger, aborted) = (Arc::new(Ledger::default()), Arc::new(AtomicUsize::new(0)));
+        loop {
+            let (conn, peer) = api.accept(fd).await?;
+            let serve = serve(api.clone(), conn, peer, bytes, Arc::clone(&ledger), Arc::clone(&aborted));
+            tasks.spawn(0, format!("inbound {peer}"), serve);
+        }
+    });
+    spawner.spawn(0, "until the peer's connections are done", async move {
+        set(&done, 0).await;
+        Ok(())
+    });
+}
+
+/// The LAN peer's `conns` echo connections per instance to
+/// [`INBOUND_PORT`], made once every instance listens (its word of
+/// `inbound`), recorded in the server's ledger; `done` is set once all have
+/// ended.
+fn connect_inbound(opts: &Options, peer: &StackGroup, server: &Server, (inbound, done): (&Zone, &Zone)) {
+    let count = usize::from(instances(opts.place.procs));
+    let total = count * opts.conns as usize;
+    let ended = Latch::new(total);
+    for c in 0..total {
+        let api = Api::new(peer, 0, Arc::new(RealClock::new()));
+        let to = SocketAddr::from((IP, INBOUND_PORT));
+        let client = echo::client(api, to, 1 << 48 | c as u64, opts.bytes, Arc::clone(&server.ledger));
+        let (zone, ended) = (inbound.clone(), Arc::clone(&ended));
+        server.spawner.spawn(0, format!("inbound client {c}"), async move {
+            for n in 0..count {
+                set(&zone, n).await;
+            }
+            let result = client.await;
+            ended.count_down();
+            result
+        });
+    }
+    let done = done.clone();
+    server.spawner.spawn(0, "inbound done", async move {
+        ended.wait().await;
+        if let Some(w) = done.u64s().first() {
+            w.store(1, Ordering::Release);
+        }
+        Ok(())
+    });
+}
