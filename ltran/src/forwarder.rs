@@ -92,7 +92,7 @@ impl Forwarder {
 
     /// Puts `frame` in the batch of every queue an instance holds: the
     /// frame itself in the last, copies in the others.
-    fn to_every_instance(&mut self, frame: Mbuf) {
+    fn copy_to_every_instance(&mut self, frame: Mbuf) {
         let queues: Vec<u16> = self.instances().collect();
         let Some((&last, others)) = queues.split_last() else {
             self.stats.unplaced += 1;
@@ -133,7 +133,7 @@ impl Wire for Forwarder {
                     Some(batch) => batch.push(frame),
                     None => self.stats.unplaced += 1,
                 },
-                Verdict::EveryInstance => self.to_every_instance(frame),
+                Verdict::EveryInstance => self.copy_to_every_instance(frame),
                 Verdict::FirstInstance => {
                     let first = self.instances().next();
                     match first {

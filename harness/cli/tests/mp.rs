@@ -635,3 +635,55 @@ fn gazelle_vf_refuses_inbound_connections() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("inbound connections are tuple_filter's and ltran's"), "{}", text(&out.stderr));
 }
+
+/// gazelle's ltran mode, under both thread models: process 0 is ltran
+/// (the forwarder on the NIC, beside the LAN's echo server) and two lstack
+/// instances share its port and one address. Each instance's connections
+/// come back to it because it registered them with the forwarder (one
+/// registration per connection, confirmed for the inbound ones), and it
+/// learns the server's MAC from the ARP reply the forwarder copies to
+/// every instance. With `--inbound` both instances listen on one port and
+/// the forwarder hands each of the LAN peer's 12 connections to the one
+/// with the fewest: both get some, and all are echoed intact. The forwarder
+/// dropped nothing, no entry outlives its instance, every pool is back to
+/// its baseline and the domain is gone.
+#[test]
+fn ltran_switches_each_frame_to_its_instance_and_spreads_new_connections() {
+    for model in ["rtc", "rtw"] {
+        let base = tempfile::tempdir().unwrap();
+        let process = |n: u16| gazelle("ltran", base.path(), model, n, "100000").arg("--inbound").spawn();
+        let mut p = process(0).unwrap();
+        let mut out = BufReader::new(p.stdout.take().unwrap());
+        line(&mut out, "ready");
+        let clients: Vec<Child> = (1..3).map(|n| process(n).unwrap()).collect();
+        for (n, client) in (1..).zip(clients) {
+            let client = client.wait_with_output().unwrap();
+            let said = text(&client.stdout);
+            assert!(client.status.success(), "{model} proc {n}: {said}{}", text(&client.stderr));
+            assert!(said.contains(&format!("proc {n}: 6 of 6 connections echoed intact")), "{model}: {said}");
+        }
+        let report = line(&mut out, "ltran primary:");
+        let status = p.wait_with_output().unwrap();
+        assert!(status.status.success(), "{model}: {report}{}", text(&status.stderr));
+        assert!(report.contains("served 12 of 12 connections in full, aborted 0 of 12 accepted;"), "{model}: {report}");
+        let clean = "deaths 0, dead own 0; pools in use 0; flow rules granted 26; inbound 12 of 12 echoed intact;";
+        assert!(report.contains("switch drops 0;") && report.contains(clean), "{model}: {report}");
+        let spread = report.split("spread [").nth(1).and_then(|s| s.split(']').next()).unwrap_or_default();
+        let spread: Vec<u64> = spread.split(", ").map(|n| n.parse().unwrap()).collect();
+        assert!(spread.len() == 2 && spread.iter().all(|&n| n > 0) && spread.iter().sum::<u64>() == 12, "{report}");
+        assert!(report.ends_with("forwarder misses 0\n"), "{model}: {report}");
+        assert!(!base.path().join("ltran").exists(), "{model}: the last process out removed the domain");
+    }
+}
+
+/// ltran with an instance killed (`kill -9`) in the middle of its
+/// connections, then its heir: the primary frees the dead's queue and
+/// buffers and the forwarder forgets its connections at once (nothing is
+/// left when the run ends), the server aborts only the dead's connections,
+/// and the heir (on the same queue, registering afresh) and the other
+/// instance echo every connection intact. Under both thread models, at a
+/// few moments.
+#[test]
+fn an_ltran_instance_killed_loses_its_queue_and_entries_and_its_heir_takes_over() {
+    kill_and_heir("ltran", &[("rtc", 5), ("rtw", 20), ("rtc", 40)]);
+}

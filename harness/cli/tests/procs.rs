@@ -91,6 +91,15 @@ fn seeded_kills_in_tuple_filter_are_reclaimed_under_both_thread_models() {
     seeded_kills("mp-tuple-filter-kill-rtw.toml", 1..4);
 }
 
+/// gazelle's ltran mode, both thread models: the victim's queue and
+/// buffers are reclaimed, the forwarder forgets its entries, and its heir
+/// echoes every connection intact.
+#[test]
+fn seeded_kills_in_ltran_are_reclaimed_under_both_thread_models() {
+    seeded_kills("mp-ltran-kill.toml", 1..4);
+    seeded_kills("mp-ltran-kill-rtw.toml", 1..3);
+}
+
 /// A victim nobody replaces leaves its queues unserved: the run cannot
 /// finish, and the executor ends it at the deadline as a failure naming
 /// the late processes, instead of hanging.
@@ -146,9 +155,12 @@ fn impossible_faults_are_refused_at_load() {
     );
     refuse(
         &format!("{procs}thread_model = \"run_to_wakeup\"\n"),
-        "key \"procs.thread_model\": only gazelle_vf and tuple_filter run stacks",
+        "key \"procs.thread_model\": only gazelle_vf, tuple_filter and ltran run stacks",
     );
-    refuse(&format!("{procs}bytes = \"1MiB\"\n"), "key \"procs.bytes\": only gazelle_vf and tuple_filter run stacks");
+    refuse(
+        &format!("{procs}bytes = \"1MiB\"\n"),
+        "key \"procs.bytes\": only gazelle_vf, tuple_filter and ltran run stacks",
+    );
 }
 
 /// The procs executor needs no privilege: as root the gate also runs a

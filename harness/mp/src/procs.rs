@@ -56,14 +56,18 @@ pub enum GazelleMode {
     /// One shared port, per-connection rules from the primary: a LAN echo
     /// server and `processes` client processes, the primary's included.
     TupleFilter,
+    /// ltran: the primary forwards for `processes - 1` lstack instances,
+    /// which echo to a LAN server beside it.
+    Ltran,
 }
 
 impl GazelleMode {
-    /// The sample's name (`gazelle_vf`, `tuple_filter`).
+    /// The sample's name (`gazelle_vf`, `tuple_filter`, `ltran`).
     pub fn name(self) -> &'static str {
         match self {
             GazelleMode::Vf => "gazelle_vf",
             GazelleMode::TupleFilter => "tuple_filter",
+            GazelleMode::Ltran => "ltran",
         }
     }
 
@@ -72,6 +76,7 @@ impl GazelleMode {
         match self {
             GazelleMode::Vf => "gazelle-vf",
             GazelleMode::TupleFilter => "tuple-filter",
+            GazelleMode::Ltran => "ltran",
         }
     }
 }
@@ -120,6 +125,7 @@ impl Sample {
             Sample::ClientServer(_) => "client_server_mp server:",
             Sample::Gazelle(GazelleMode::Vf, _) => "gazelle-vf primary:",
             Sample::Gazelle(GazelleMode::TupleFilter, _) => "tuple-filter primary:",
+            Sample::Gazelle(GazelleMode::Ltran, _) => "ltran primary:",
         }
     }
 
@@ -530,7 +536,7 @@ mod tests {
         let cs = Sample::ClientServer(Distribution::FlowHash).process_names(3);
         assert_eq!(cs, ["server", "client-0", "client-1"]);
         let run = GazelleRun { model: ThreadModel::RunToWakeup, conns: 1, bytes: 1 };
-        for mode in [GazelleMode::Vf, GazelleMode::TupleFilter] {
+        for mode in [GazelleMode::Vf, GazelleMode::TupleFilter, GazelleMode::Ltran] {
             let names = Sample::Gazelle(mode, run).process_names(3);
             assert_eq!(names, ["proc-0", "proc-1", "proc-2"], "as their --proc-id");
         }

@@ -158,9 +158,13 @@ impl Resolver<'_> {
             table.conns.as_ref().map(|c| (c.span(), "conns")),
             table.bytes.as_ref().map(|b| (b.span(), "bytes")),
         ];
-        let gazelle = matches!(table.sample, SampleSpec::GazelleVf | SampleSpec::TupleFilter);
+        let gazelle = matches!(table.sample, SampleSpec::GazelleVf | SampleSpec::TupleFilter | SampleSpec::Ltran);
         if let (false, Some((span, key))) = (gazelle, stacks_only.into_iter().flatten().next()) {
-            return Err(self.src.error(span, format!("procs.{key}"), "only gazelle_vf and tuple_filter run stacks"));
+            return Err(self.src.error(
+                span,
+                format!("procs.{key}"),
+                "only gazelle_vf, tuple_filter and ltran run stacks",
+            ));
         }
         match (table.sample, &table.distribution) {
             (SampleSpec::ClientServerMp, d) => Ok(Sample::ClientServer(match d.as_ref().map(|d| *d.get_ref()) {
@@ -174,6 +178,7 @@ impl Resolver<'_> {
             (SampleSpec::SymmetricMp, None) => Ok(Sample::Symmetric),
             (SampleSpec::GazelleVf, None) => Ok(Sample::Gazelle(GazelleMode::Vf, gazelle_run(table))),
             (SampleSpec::TupleFilter, None) => Ok(Sample::Gazelle(GazelleMode::TupleFilter, gazelle_run(table))),
+            (SampleSpec::Ltran, None) => Ok(Sample::Gazelle(GazelleMode::Ltran, gazelle_run(table))),
         }
     }
 
@@ -837,9 +842,9 @@ fn apply_port_keys(group: &mut GroupConfig, spec: &HostSpec) {
 pub fn group_from_stack_config(c: &StackConfig) -> std::result::Result<GroupConfig, String> {
     let mode = match c.forward_mode() {
         ForwardMode::Ltran => {
-            return Err(
-                "use_ltran = 1 needs the ltran forwarder process, which dtnet does not run; set use_ltran = 0".into()
-            )
+            return Err("use_ltran = 1 needs the ltran forwarder process, which a single-process scenario has not: \
+                 set use_ltran = 0, or run ltran across processes ([procs] sample = \"ltran\")"
+                .into())
         }
         mode => mode,
     };

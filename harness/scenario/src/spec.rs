@@ -111,7 +111,7 @@ pub struct DpdkSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcsSpec {
-    /// `simple_mp`, `symmetric_mp`, `client_server_mp`, `gazelle_vf` or `tuple_filter`.
+    /// `simple_mp`, `symmetric_mp`, `client_server_mp`, `gazelle_vf`, `tuple_filter` or `ltran`.
     pub sample: SampleSpec,
     /// Processes, the primary included (simple_mp: 2).
     pub processes: Option<Spanned<Bounded<u16, 2, 64>>>,
@@ -146,6 +146,8 @@ pub enum SampleSpec {
     GazelleVf,
     /// gazelle's tuple_filter mode: one shared port, a rule per connection.
     TupleFilter,
+    /// gazelle's ltran mode: a forwarder process switching for lstack instances.
+    Ltran,
 }
 
 /// `procs.distribution`.
