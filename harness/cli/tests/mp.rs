@@ -593,26 +593,37 @@ fn kill_and_heir(mode: &str, moments: &[(&str, u64)]) {
 #[test]
 fn tuple_filter_processes_share_one_port_with_rules_the_primary_makes() {
     for model in ["rtc", "rtw"] {
-        let base = tempfile::tempdir().unwrap();
-        let process = |n: u16| gazelle("tuple-filter", base.path(), model, n, "100000").arg("--inbound").spawn();
-        let mut p = process(0).unwrap();
-        let mut out = BufReader::new(p.stdout.take().unwrap());
-        line(&mut out, "ready");
-        let clients: Vec<Child> = (1..3).map(|n| process(n).unwrap()).collect();
-        for (n, client) in (1..).zip(clients) {
-            let client = client.wait_with_output().unwrap();
-            let said = text(&client.stdout);
-            assert!(client.status.success(), "{model} proc {n}: {said}{}", text(&client.stderr));
-            assert!(said.contains(&format!("proc {n}: 12 of 12 connections echoed intact")), "{model}: {said}");
-        }
-        let report = line(&mut out, "tuple-filter primary:");
-        let status = p.wait_with_output().unwrap();
-        assert!(status.status.success(), "{model}: {report}{}", text(&status.stderr));
+        let report = inbound_run("tuple-filter", model, 12);
         assert!(report.contains("served 18 of 18 connections in full, aborted 0 of 18 accepted;"), "{model}: {report}");
         let clean = "deaths 0, dead own 0; pools in use 0; flow rules granted 26; inbound 18 of 18 echoed intact\n";
         assert!(report.contains("switch drops 0;") && report.ends_with(clean), "{model}: {report}");
-        assert!(!base.path().join("tuple_filter").exists(), "{model}: the last process out removed the domain");
     }
+}
+
+/// Runs gazelle mode `mode` with three processes and `--inbound` under
+/// `model`: each client process must say it echoed `per_client`
+/// connections intact, every process must succeed and leave no domain;
+/// returns the primary's report.
+fn inbound_run(mode: &str, model: &str, per_client: usize) -> String {
+    let base = tempfile::tempdir().unwrap();
+    let process = |n: u16| gazelle(mode, base.path(), model, n, "100000").arg("--inbound").spawn();
+    let mut p = process(0).unwrap();
+    let mut out = BufReader::new(p.stdout.take().unwrap());
+    line(&mut out, "ready");
+    let clients: Vec<Child> = (1..3).map(|n| process(n).unwrap()).collect();
+    for (n, client) in (1..).zip(clients) {
+        let client = client.wait_with_output().unwrap();
+        let said = text(&client.stdout);
+        assert!(client.status.success(), "{mode} {model} proc {n}: {said}{}", text(&client.stderr));
+        let intact = format!("proc {n}: {per_client} of {per_client} connections echoed intact");
+        assert!(said.contains(&intact), "{mode} {model}: {said}");
+    }
+    let report = line(&mut out, &format!("{mode} primary:"));
+    let status = p.wait_with_output().unwrap();
+    assert!(status.status.success(), "{mode} {model}: {report}{}", text(&status.stderr));
+    let domain = mode.replace('-', "_");
+    assert!(!base.path().join(domain).exists(), "{mode} {model}: the last process out removed the domain");
+    report
 }
 
 /// tuple_filter with a process killed (`kill -9`) in the middle of its
@@ -650,21 +661,7 @@ fn gazelle_vf_refuses_inbound_connections() {
 #[test]
 fn ltran_switches_each_frame_to_its_instance_and_spreads_new_connections() {
     for model in ["rtc", "rtw"] {
-        let base = tempfile::tempdir().unwrap();
-        let process = |n: u16| gazelle("ltran", base.path(), model, n, "100000").arg("--inbound").spawn();
-        let mut p = process(0).unwrap();
-        let mut out = BufReader::new(p.stdout.take().unwrap());
-        line(&mut out, "ready");
-        let clients: Vec<Child> = (1..3).map(|n| process(n).unwrap()).collect();
-        for (n, client) in (1..).zip(clients) {
-            let client = client.wait_with_output().unwrap();
-            let said = text(&client.stdout);
-            assert!(client.status.success(), "{model} proc {n}: {said}{}", text(&client.stderr));
-            assert!(said.contains(&format!("proc {n}: 6 of 6 connections echoed intact")), "{model}: {said}");
-        }
-        let report = line(&mut out, "ltran primary:");
-        let status = p.wait_with_output().unwrap();
-        assert!(status.status.success(), "{model}: {report}{}", text(&status.stderr));
+        let report = inbound_run("ltran", model, 6);
         assert!(report.contains("served 12 of 12 connections in full, aborted 0 of 12 accepted;"), "{model}: {report}");
         let clean = "deaths 0, dead own 0; pools in use 0; flow rules granted 26; inbound 12 of 12 echoed intact;";
         assert!(report.contains("switch drops 0;") && report.contains(clean), "{model}: {report}");
@@ -672,7 +669,6 @@ fn ltran_switches_each_frame_to_its_instance_and_spreads_new_connections() {
         let spread: Vec<u64> = spread.split(", ").map(|n| n.parse().unwrap()).collect();
         assert!(spread.len() == 2 && spread.iter().all(|&n| n > 0) && spread.iter().sum::<u64>() == 12, "{report}");
         assert!(report.ends_with("forwarder misses 0\n"), "{model}: {report}");
-        assert!(!base.path().join("ltran").exists(), "{model}: the last process out removed the domain");
     }
 }
 

@@ -27,9 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ethdev::dev::PortConf;
-use ethdev::mempool::{DeadOwner, Mempool, MempoolConfig, Owner};
-use ethdev::rss::{Reta, RssConf, RssHashTypes};
+use ethdev::mempool::{DeadOwner, Mempool, Owner};
 use ethdev::shm::control::{ControlClient, ControlEvent, ControlServer, Peer};
 use ethdev::shm::{Domain, Zone};
 use ethdev::{EthDev, MacAddr};
@@ -37,11 +35,11 @@ use ltran::{Forwarder, Limits};
 use sim::apps::{echo, listen, Ledger};
 use sim::exec::{sleep_until, RealClock, Spawner};
 use sim::latch::Latch;
-use stack::{Api, Clock, ForwardMode, GroupConfig, ProcessSlot, StackGroup};
-use user_vbridge::{Bridge, BridgeConfig, PortConfig};
-use user_veth::shared::{PortSpec, SharedPort, SharedVeth, SharedWire};
-use user_veth::Veth;
+use stack::{Api, Clock, ForwardMode, ProcessSlot, StackGroup};
+use user_vbridge::Bridge;
+use user_veth::shared::{SharedPort, SharedWire};
 
+use super::one_port::{Layout, OnLan};
 use super::{register, run_client, serve, supervise, NicTotals, Options, Outcome, Report, Server, PORT};
 use crate::bridged::{bridge_drops, lock, plug_locked};
 use crate::hosts::PRIMARY_OWNER;
@@ -54,16 +52,21 @@ const INBOUND: &str = "ltran.inbound";
 const INBOUND_DONE: &str = "ltran.inbound_done";
 /// The port every instance listens on (with `inbound`).
 const INBOUND_PORT: u16 = 7100;
-/// The forwarder's shared port, and its pool.
-const NIC: &str = "ltran";
-const NIC_POOL: &str = "ltran_pool";
-const NIC_BUFFERS: u32 = 8192;
-const PEER_BUFFERS: u32 = 4096;
 
-/// The address every instance shares, and the peer's.
-const MAC: MacAddr = MacAddr([2, 0, 0, 0, 4, 1]);
+/// The forwarder's shared port (a queue pair per instance, RSS off: the
+/// forwarder places every frame itself), the address every instance
+/// shares, and the peer's.
+fn layout(opts: &Options) -> Layout {
+    Layout {
+        name: "ltran",
+        queues: instances(opts.place.procs).max(1),
+        mac: MacAddr([2, 0, 0, 0, 4, 1]),
+        ip: IP,
+        peer_mac: MacAddr([2, 0, 0, 0, 4, 100]),
+        peer_ip: PEER_IP,
+    }
+}
 const IP: Ipv4Addr = Ipv4Addr::new(10, 4, 0, 1);
-const PEER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 4, 100]);
 const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 4, 0, 100);
 
 /// The lstack instances of a run of `procs` processes (all but ltran).
@@ -71,36 +74,10 @@ fn instances(procs: u16) -> u16 {
     procs.saturating_sub(1)
 }
 
-/// The forwarder's port: a queue pair per instance, RSS off (the
-/// forwarder places every frame itself).
-fn nic_conf(procs: u16) -> PortConf {
-    let queues = instances(procs).max(1);
-    PortConf { rx_ring_size: 1024, tx_ring_size: 1024, rss_types: RssHashTypes::empty(), ..PortConf::new(queues) }
-}
-
-/// RSS as [`nic_conf`] sets it up, which a secondary cannot query.
-fn nic_rss(procs: u16) -> Result<RssConf, String> {
-    let conf = nic_conf(procs);
-    let reta = Reta::new(usize::from(conf.reta_size), conf.rx_queues).map_err(|e| e.to_string())?;
-    Ok(RssConf::from_parts(conf.rss_key, conf.rss_types, reta))
-}
-
 /// Instance `opts.place.proc_id`'s stack on the forwarder's `port`, allocating as `owner`.
 fn group(opts: &Options, port: SharedPort, owner: Owner) -> Result<StackGroup, String> {
     let slot = ProcessSlot { index: opts.place.proc_id - 1, count: instances(opts.place.procs) };
-    let config = GroupConfig {
-        model: opts.model,
-        mode: ForwardMode::Ltran,
-        owner_base: owner.0,
-        process: Some(slot),
-        // New sequence numbers and a new place in the instance's port
-        // slice for an heir (see `vf`).
-        seed: u64::from(opts.place.proc_id) << 32 | u64::from(std::process::id()),
-        ephemeral_offset: std::process::id() as u16,
-        ..GroupConfig::new(1, MAC, IP)
-    };
-    let pool = port.pool().clone();
-    StackGroup::on_configured_port(Arc::new(port), pool, config, nic_rss(opts.place.procs)?).map_err(|e| e.to_string())
+    layout(opts).group(opts, (port, owner), ForwardMode::Ltran, slot)
 }
 
 /// Runs process `opts.place.proc_id`: ltran if it is the first, else an
@@ -121,27 +98,10 @@ impl Ltran {
     /// The forwarder, its NIC on the LAN; returns it with the peer host's
     /// stack group, plugged in too.
     fn new(domain: &Domain, opts: &Options) -> Result<(Ltran, StackGroup), String> {
-        let err = |e: &dyn std::fmt::Display| e.to_string();
-        let spec = PortSpec {
-            name: NIC.into(),
-            mac: MAC,
-            conf: nic_conf(opts.place.procs),
-            ring_words: 1024,
-            pool: MempoolConfig::new(NIC_POOL, NIC_BUFFERS),
-            owner: PRIMARY_OWNER,
-        };
-        let (port, wire) = SharedVeth::create(domain, &spec).map_err(|e| err(&e))?;
-        port.start().map_err(|e| err(&e))?;
-        let pool = port.pool().clone();
+        let OnLan { port, wire, mut lan, peer, peer_pool } = layout(opts).build(domain, opts)?;
+        let (name, pool) = (port.name().to_owned(), port.pool().clone());
         let forwarder = Arc::new(Mutex::new(Forwarder::new(port, wire, PRIMARY_OWNER, Limits::default())));
-        let mut lan =
-            Bridge::new(BridgeConfig { name: "lan".into(), ..BridgeConfig::default() }).map_err(|e| err(&e))?;
-        plug_locked(&mut lan, &forwarder, NIC.into())?;
-        let peer_pool = Mempool::new(MempoolConfig::new("peer", PEER_BUFFERS)).map_err(|e| err(&e))?;
-        let (peer_port, peer_wire) = Veth::new("peer", PEER_MAC, peer_pool.clone());
-        lan.add_port(Box::new(peer_wire), PortConfig::default()).map_err(|e| err(&e))?;
-        let config = GroupConfig { model: opts.model, ..GroupConfig::new(1, PEER_MAC, PEER_IP) };
-        let peer = StackGroup::new(Arc::new(peer_port), peer_pool.clone(), config).map_err(|e| err(&e))?;
+        plug_locked(&mut lan, &forwarder, name)?;
         Ok((Ltran { forwarder, lan, pool, peer_pool }, peer))
     }
 }
@@ -224,7 +184,7 @@ fn primary(opts: &Options, domain: &Domain, say: &mut dyn FnMut(String)) -> Resu
 fn client(opts: &Options, domain: &Domain) -> Result<(usize, usize), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let control: Arc<ControlClient> = Arc::new(register(opts, domain)?);
-    let port = SharedPort::attach(domain, NIC, control.owner()).map_err(|e| err(&e))?;
+    let port = SharedPort::attach(domain, layout(opts).name, control.owner()).map_err(|e| err(&e))?;
     let group = group(opts, port.with_rules_from(Arc::clone(&control)), control.owner())?;
     let listening = domain.lookup(LISTENING).map_err(|e| err(&e))?;
     let (spawner, ledger) = (Spawner::new(), Arc::new(Ledger::default()));

@@ -28,6 +28,7 @@
 //! connection echoed intact.
 
 pub mod ltran;
+mod one_port;
 pub mod tuple_filter;
 pub mod vf;
 
@@ -193,6 +194,15 @@ struct NicTotals {
     spread: Vec<u64>,
     /// Frames a forwarder dropped.
     misses: u64,
+}
+
+/// Where this process's search for ephemeral ports starts
+/// ([`stack::GroupConfig::ephemeral_offset`]): its pid, spread over the
+/// port range by a multiplicative hash, so that an heir, whose pid is
+/// often its predecessor's plus a few, starts far from the ports whose
+/// connections its predecessor's peers may still hold.
+fn fresh_ports() -> u16 {
+    (std::process::id().wrapping_mul(0x9e37_79b1) >> 16) as u16
 }
 
 /// Client process `n` registers on the control channel as this prefix and

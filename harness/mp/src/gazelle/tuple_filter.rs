@@ -35,19 +35,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ethdev::dev::PortConf;
-use ethdev::mempool::{DeadOwner, Mempool, MempoolConfig, Owner};
-use ethdev::rss::{Reta, RssConf, RssHashTypes};
+use ethdev::mempool::{DeadOwner, Mempool, Owner};
 use ethdev::shm::control::{ControlClient, ControlEvent, ControlServer, Peer};
 use ethdev::shm::{Domain, Zone};
 use ethdev::{EthDev, MacAddr};
 use sim::apps::{echo, listen, Ledger};
 use sim::exec::{sleep_until, RealClock, Spawner};
-use stack::{Api, Clock, ForwardMode, GroupConfig, ProcessSlot, StackGroup};
-use user_vbridge::{Bridge, BridgeConfig, PortConfig};
-use user_veth::shared::{PortRules, PortSpec, SharedPort, SharedVeth};
-use user_veth::Veth;
+use stack::{Api, Clock, ForwardMode, ProcessSlot, StackGroup};
+use user_vbridge::Bridge;
+use user_veth::shared::{PortRules, SharedPort};
 
+use super::one_port::{Layout, OnLan};
 use super::{register, run_client, serve, spawn_clients, supervise, NicTotals, Options, Outcome, Report, Server, PORT};
 use crate::bridged::{bridge_drops, BridgedWires};
 use crate::hosts::PRIMARY_OWNER;
@@ -58,49 +56,28 @@ const LISTENING: &str = "tuple_filter.listening";
 const INBOUND: &str = "tuple_filter.inbound";
 /// Process n listens on this port + n.
 const INBOUND_PORT: u16 = 7100;
-/// The shared port every process is on, and its pool.
-const NIC: &str = "nic";
-const NIC_POOL: &str = "nic_pool";
-/// Buffers of the port's pool, and of the peer's.
-const NIC_BUFFERS: u32 = 8192;
-const PEER_BUFFERS: u32 = 4096;
 /// Flow rules one process may hold: its connections' (a few dozen here).
 const RULES_PER_PROCESS: usize = 1024;
 
-/// The address every gazelle process shares, and the peer's.
-const MAC: MacAddr = MacAddr([2, 0, 0, 0, 3, 1]);
+/// The port every process is on (a queue pair each, RSS off: everything
+/// no rule claims goes to queue 0), the address they share, and the peer's.
+fn layout(opts: &Options) -> Layout {
+    Layout {
+        name: "nic",
+        queues: opts.place.procs,
+        mac: MacAddr([2, 0, 0, 0, 3, 1]),
+        ip: IP,
+        peer_mac: MacAddr([2, 0, 0, 0, 3, 100]),
+        peer_ip: PEER_IP,
+    }
+}
 const IP: Ipv4Addr = Ipv4Addr::new(10, 3, 0, 1);
-const PEER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 3, 100]);
 const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 3, 0, 100);
 
-/// The port: one queue pair per process, RSS off (everything no rule
-/// claims goes to queue 0).
-fn nic_conf(procs: u16) -> PortConf {
-    PortConf { rx_ring_size: 1024, tx_ring_size: 1024, rss_types: RssHashTypes::empty(), ..PortConf::new(procs) }
-}
-
-/// RSS as [`nic_conf`] sets it up, which a secondary cannot query.
-fn nic_rss(procs: u16) -> Result<RssConf, String> {
-    let conf = nic_conf(procs);
-    let reta = Reta::new(usize::from(conf.reta_size), procs).map_err(|e| e.to_string())?;
-    Ok(RssConf::from_parts(conf.rss_key, conf.rss_types, reta))
-}
-
-/// Process `n`'s stack on the shared `port`, allocating as `owner`.
+/// Process `opts.place.proc_id`'s stack on the shared `port`, allocating as `owner`.
 fn group(opts: &Options, port: SharedPort, owner: Owner) -> Result<StackGroup, String> {
-    let config = GroupConfig {
-        model: opts.model,
-        mode: ForwardMode::FlowDirector,
-        owner_base: owner.0,
-        process: Some(ProcessSlot { index: opts.place.proc_id, count: opts.place.procs }),
-        // New sequence numbers and a new place in the process's port slice
-        // for an heir (see `vf`).
-        seed: u64::from(opts.place.proc_id) << 32 | u64::from(std::process::id()),
-        ephemeral_offset: std::process::id() as u16,
-        ..GroupConfig::new(1, MAC, IP)
-    };
-    let pool = port.pool().clone();
-    StackGroup::on_configured_port(Arc::new(port), pool, config, nic_rss(opts.place.procs)?).map_err(|e| e.to_string())
+    let slot = ProcessSlot { index: opts.place.proc_id, count: opts.place.procs };
+    layout(opts).group(opts, (port, owner), ForwardMode::FlowDirector, slot)
 }
 
 /// Runs process `opts.place.proc_id`: the primary if it is the first, else a
@@ -122,26 +99,9 @@ impl SharedNic {
     /// The port, started, its wire end on the LAN; returns it with the
     /// peer host's stack group, plugged in too.
     fn new(domain: &Domain, opts: &Options) -> Result<(SharedNic, StackGroup), String> {
-        let err = |e: &dyn std::fmt::Display| e.to_string();
-        let spec = PortSpec {
-            name: NIC.into(),
-            mac: MAC,
-            conf: nic_conf(opts.place.procs),
-            ring_words: 1024,
-            pool: MempoolConfig::new(NIC_POOL, NIC_BUFFERS),
-            owner: PRIMARY_OWNER,
-        };
-        let (port, wire) = SharedVeth::create(domain, &spec).map_err(|e| err(&e))?;
-        port.start().map_err(|e| err(&e))?;
-        let mut lan =
-            Bridge::new(BridgeConfig { name: "lan".into(), ..BridgeConfig::default() }).map_err(|e| err(&e))?;
+        let OnLan { port, wire, mut lan, peer, peer_pool } = layout(opts).build(domain, opts)?;
         let mut wires = BridgedWires::default();
-        wires.plug(&mut lan, wire, NIC.into())?;
-        let peer_pool = Mempool::new(MempoolConfig::new("peer", PEER_BUFFERS)).map_err(|e| err(&e))?;
-        let (peer_port, peer_wire) = Veth::new("peer", PEER_MAC, peer_pool.clone());
-        lan.add_port(Box::new(peer_wire), PortConfig::default()).map_err(|e| err(&e))?;
-        let config = GroupConfig { model: opts.model, ..GroupConfig::new(1, PEER_MAC, PEER_IP) };
-        let peer = StackGroup::new(Arc::new(peer_port), peer_pool.clone(), config).map_err(|e| err(&e))?;
+        wires.plug(&mut lan, wire, port.name().to_owned())?;
         let rules = PortRules::new(vec![port.clone()], RULES_PER_PROCESS);
         Ok((SharedNic { port, lan, wires, rules, peer_pool }, peer))
     }
@@ -219,7 +179,7 @@ fn primary(opts: &Options, domain: &Domain, say: &mut dyn FnMut(String)) -> Resu
 fn client(opts: &Options, domain: &Domain) -> Result<(usize, usize), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let control: Arc<ControlClient> = Arc::new(register(opts, domain)?);
-    let port = SharedPort::attach(domain, NIC, control.owner()).map_err(|e| err(&e))?;
+    let port = SharedPort::attach(domain, layout(opts).name, control.owner()).map_err(|e| err(&e))?;
     let group = group(opts, port.with_rules_from(Arc::clone(&control)), control.owner())?;
     let listening = domain.lookup(LISTENING).map_err(|e| err(&e))?;
     let (spawner, ledger) = (Spawner::new(), Arc::new(Ledger::default()));

@@ -72,7 +72,7 @@ fn group(opts: &Options, n: u16, port: SharedPort, owner: Owner) -> Result<Stack
         // Linux's would: an heir must not reuse its predecessor's (the
         // server may still hold the dead's connections on those four-tuples).
         seed: u64::from(n) << 32 | u64::from(std::process::id()),
-        ephemeral_offset: std::process::id() as u16,
+        ephemeral_offset: super::fresh_ports(),
         ..GroupConfig::new(1, vf_mac(n), vf_ip(n))
     };
     let pool = port.pool().clone();
