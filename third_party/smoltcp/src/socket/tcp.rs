@@ -467,6 +467,101 @@ enum AckDelayTimer {
     Immediate,
 }
 
+/// The number of SACK blocks the sender remembers (see `SackScoreboard`).
+const SACK_SCOREBOARD_LEN: usize = 8;
+
+/// Sender side SACK scoreboard, after RFC 6675 but simplified: the blocks of
+/// sequence space above SND.UNA that the remote has reported receiving, disjoint,
+/// not adjacent, and in ascending order. It lives in a fixed array: when it is
+/// full, a new block lower than the highest displaces the highest (lower holes
+/// are repaired first, and later ACKs report the dropped block again), and one
+/// above all of them is ignored. Forgetting a block only costs a needless
+/// retransmission, never a missed one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct SackScoreboard {
+    blocks: [(TcpSeqNumber, TcpSeqNumber); SACK_SCOREBOARD_LEN],
+    len: usize,
+}
+
+impl SackScoreboard {
+    fn blocks(&self) -> &[(TcpSeqNumber, TcpSeqNumber)] {
+        &self.blocks[..self.len]
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Record that `left..right` (non-empty) was received, merging it with the
+    /// blocks it overlaps or touches.
+    fn add(&mut self, mut left: TcpSeqNumber, mut right: TcpSeqNumber) {
+        let mut kept = [(TcpSeqNumber::default(), TcpSeqNumber::default()); SACK_SCOREBOARD_LEN];
+        let mut len = 0;
+        for &(l, r) in self.blocks() {
+            if r < left || l > right {
+                kept[len] = (l, r);
+                len += 1;
+            } else {
+                left = left.min(l);
+                right = right.max(r);
+            }
+        }
+        let pos = kept[..len]
+            .iter()
+            .position(|&(l, _)| l > left)
+            .unwrap_or(len);
+        if len == SACK_SCOREBOARD_LEN {
+            if pos == len {
+                return;
+            }
+            len -= 1;
+        }
+        kept.copy_within(pos..len, pos + 1);
+        kept[pos] = (left, right);
+        self.blocks = kept;
+        self.len = len + 1;
+    }
+
+    /// Forget what the cumulative acknowledgement `ack` now covers.
+    fn ack(&mut self, ack: TcpSeqNumber) {
+        let first_kept = self
+            .blocks()
+            .iter()
+            .position(|&(_, r)| r > ack)
+            .unwrap_or(self.len);
+        self.blocks.copy_within(first_kept..self.len, 0);
+        self.len -= first_kept;
+        if let Some(first) = self.blocks[..self.len].first_mut() {
+            first.0 = first.0.max(ack);
+        }
+    }
+
+    /// The octets reported received.
+    fn sacked(&self) -> usize {
+        self.blocks().iter().map(|&(l, r)| r - l).sum()
+    }
+
+    /// The first hole at or above `from` that counts as lost, as its start and
+    /// its length. RFC 6675 (IsLost): a hole is lost once more than
+    /// `(DupThresh - 1) * mss` octets above it were received, so a segment that is
+    /// merely reordered is not sent again.
+    fn next_lost(&self, mut from: TcpSeqNumber, mss: usize) -> Option<(TcpSeqNumber, usize)> {
+        for (i, &(l, r)) in self.blocks().iter().enumerate() {
+            if r <= from {
+                continue;
+            }
+            if l <= from {
+                from = r;
+                continue;
+            }
+            let above: usize = self.blocks()[i..].iter().map(|&(l, r)| r - l).sum();
+            // Holes further up have even fewer octets received above them.
+            return (above > 2 * mss).then(|| (from, l - from));
+        }
+        None
+    }
+}
+
 #[derive(Debug, Copy, Clone, Eq, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 struct Tuple {
@@ -562,6 +657,14 @@ pub struct Socket<'a> {
     /// During fast recovery, the duplicate ACK count beyond which the last
     /// retransmission counts as lost (see `dispatch`).
     recovery_dup_ack_limit: u8,
+    /// What the remote reported receiving above `local_seq_no` (SACK blocks).
+    sack_scoreboard: SackScoreboard,
+    /// During fast recovery, the end of the highest octet retransmitted so far
+    /// (RFC 6675 "HighRxt"): holes below it are not retransmitted again.
+    recovery_rexmit_next: TcpSeqNumber,
+    /// During fast recovery, how many holes reported by SACK may be retransmitted
+    /// now: one for each ACK that reports a segment leaving the network.
+    sack_rexmit_quota: u8,
 
     /// Duration for Delayed ACK. If None no ACKs will be delayed.
     ack_delay: Option<Duration>,
@@ -658,6 +761,9 @@ impl<'a> Socket<'a> {
             pending_fast_retransmit: false,
             recovery_point: None,
             recovery_dup_ack_limit: u8::MAX,
+            sack_scoreboard: SackScoreboard::default(),
+            recovery_rexmit_next: TcpSeqNumber::default(),
+            sack_rexmit_quota: 0,
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
             challenge_ack_timer: Instant::from_secs(0),
@@ -999,6 +1105,8 @@ impl<'a> Socket<'a> {
         self.ack_delay_timer = AckDelayTimer::Idle;
         self.challenge_ack_timer = Instant::from_secs(0);
         self.recovery_point = None;
+        self.sack_scoreboard.clear();
+        self.sack_rexmit_quota = 0;
 
         #[cfg(feature = "async")]
         {
@@ -1501,6 +1609,48 @@ impl<'a> Socket<'a> {
             .inner()
             .window()
             .saturating_sub(self.flight_size())
+    }
+
+    /// Record the SACK blocks of an incoming ACK, once `local_seq_no` is updated.
+    /// Blocks that do not lie within the data in flight (D-SACK, stale, reversed or
+    /// hostile ones) are ignored.
+    fn update_sack_scoreboard(&mut self, repr: &TcpRepr) {
+        self.sack_scoreboard.ack(self.local_seq_no);
+        if !self.remote_has_sack {
+            return;
+        }
+        for &(left, right) in repr.sack_ranges.iter().flatten() {
+            let (left, right) = (TcpSeqNumber(left as i32), TcpSeqNumber(right as i32));
+            if self.local_seq_no < left && left < right && right <= self.remote_last_seq {
+                self.sack_scoreboard.add(left, right);
+            }
+        }
+    }
+
+    /// During fast recovery, the next hole that SACK reports lost and that was not
+    /// retransmitted yet, as its start and length (up to `mss`), if the congestion
+    /// window has room for it: RFC 6675's pipe, the octets in flight less those
+    /// reported received, must stay below the window.
+    fn next_sack_rexmit(&self, mss: usize) -> Option<(TcpSeqNumber, usize)> {
+        self.recovery_point?;
+        let pipe = self
+            .flight_size()
+            .saturating_sub(self.sack_scoreboard.sacked());
+        if self.congestion_controller.inner().window() < pipe.saturating_add(mss) {
+            return None;
+        }
+        let from = self.recovery_rexmit_next.max(self.local_seq_no);
+        let (seq, len) = self.sack_scoreboard.next_lost(from, self.remote_mss)?;
+        Some((seq, len.min(mss)))
+    }
+
+    /// One segment left the network during fast recovery: allow one more hole to be
+    /// retransmitted, if there is one (otherwise nothing is saved up for later).
+    fn grant_sack_rexmit(&mut self) {
+        self.sack_rexmit_quota = match self.next_sack_rexmit(self.remote_mss) {
+            Some(_) => self.sack_rexmit_quota.saturating_add(1),
+            None => 0,
+        };
     }
 
     /// Return the amount of octets queued in the receive buffer. This value can be larger than
@@ -2190,6 +2340,8 @@ impl<'a> Socket<'a> {
             // TODO: When flow control is implemented,
             // refractor the following block within that implementation
 
+            // Whether this ACK lets a hole be retransmitted (see `grant_sack_rexmit`).
+            let mut sack_rexmit_earned = false;
             match self.local_rx_last_ack {
                 // Duplicate ACK if payload empty and ACK doesn't move send window ->
                 // Increment duplicate ACK count, notify congestion controller and
@@ -2221,6 +2373,8 @@ impl<'a> Socket<'a> {
                             // RFC 6582 (3.2) step 2: enter fast recovery.
                             self.recovery_point = Some(self.remote_last_seq);
                             self.recovery_dup_ack_limit = u8::MAX;
+                            self.recovery_rexmit_next = ack_number;
+                            self.sack_rexmit_quota = 0;
                             self.timer.set_for_fast_retransmit();
                             net_debug!("started fast retransmit");
                         }
@@ -2232,7 +2386,10 @@ impl<'a> Socket<'a> {
                             self.timer.set_for_fast_retransmit();
                             net_debug!("retransmission lost, fast retransmit again");
                         }
-                        _ => {}
+                        // During recovery, a duplicate ACK that starts no fast retransmit
+                        // lets the next hole go in place of the segment that left.
+                        Some(_) => sack_rexmit_earned = true,
+                        None => {}
                     }
 
                     // Notify of duplicate ACK
@@ -2277,6 +2434,13 @@ impl<'a> Socket<'a> {
             if self.remote_last_seq < self.local_seq_no {
                 self.remote_last_seq = self.local_seq_no
             }
+
+            self.update_sack_scoreboard(repr);
+            // A duplicate ACK during fast recovery means a segment left the network:
+            // one hole may be retransmitted in its place (RFC 6675 5, step 4).
+            if sack_rexmit_earned {
+                self.grant_sack_rexmit();
+            }
         }
 
         // update last remote tsval
@@ -2311,11 +2475,18 @@ impl<'a> Socket<'a> {
             if self.local_seq_no >= recovery_point {
                 net_debug!("full ACK, leaving fast recovery");
                 self.recovery_point = None;
-            } else {
+                self.sack_rexmit_quota = 0;
+            } else if self.local_seq_no >= self.recovery_rexmit_next {
                 net_debug!("partial ACK, retransmitting the next unacknowledged segment");
                 self.recovery_dup_ack_limit = u8::MAX;
                 self.pending_fast_retransmit = true;
                 self.rtte.on_retransmit();
+            } else {
+                // The segment it points at was retransmitted already (reported lost by
+                // SACK): it is on its way, do not send it again. The retransmission
+                // that arrived left the network; send the next hole in its place.
+                net_debug!("partial ACK, next hole already retransmitted");
+                self.grant_sack_rexmit();
             }
         }
 
@@ -2429,6 +2600,9 @@ impl<'a> Socket<'a> {
     fn seq_to_transmit(&self, cx: &mut Context) -> bool {
         // Fast retransmits should always send, even if later congestion checks would disallow
         if self.pending_fast_retransmit && !self.tx_buffer.is_empty() {
+            return true;
+        }
+        if self.sack_rexmit_quota > 0 && self.next_sack_rexmit(self.remote_mss).is_some() {
             return true;
         }
 
@@ -2620,8 +2794,11 @@ impl<'a> Socket<'a> {
                 // Inform RTTE, so that it can can handle RTO backoff
                 self.rtte.on_rto();
 
-                // Everything is being sent again: fast recovery is over.
+                // Everything is being sent again: fast recovery is over. RFC 6675 (5.1):
+                // the receiver may have discarded what it reported, forget the scoreboard.
                 self.recovery_point = None;
+                self.sack_scoreboard.clear();
+                self.sack_rexmit_quota = 0;
             } else {
                 // If a fast rentrasmit timer expired, we should resend only the earliest unAcked segment
                 net_debug!("retransmitting for fast-retransmit");
@@ -2798,8 +2975,22 @@ impl<'a> Socket<'a> {
                         0
                     };
                     self.recovery_dup_ack_limit = u8::try_from(behind).unwrap_or(u8::MAX);
+                    self.recovery_rexmit_next = self.recovery_rexmit_next.max(sent_end);
 
                     0
+                } else if let Some((seq, len)) = self
+                    .sack_rexmit_quota
+                    .checked_sub(1)
+                    .and_then(|_| self.next_sack_rexmit(effective_mss))
+                {
+                    // A hole that SACK reports lost, below data the remote received.
+                    let offset = seq - self.local_seq_no;
+                    repr.seq_number = seq;
+                    repr.payload = self.tx_buffer.get_allocated(offset, len);
+                    self.sack_rexmit_quota -= 1;
+                    self.recovery_rexmit_next = seq + repr.payload.len();
+                    self.rtte.on_retransmit();
+                    offset
                 } else {
                     // Right edge of window, ie the max sequence number we're allowed to send.
                     let win_right_edge = self.local_seq_no + self.remote_win_len;
@@ -7505,6 +7696,258 @@ mod test {
             });
         }
         recv_nothing!(s, time 1040);
+    }
+
+    /// A SACK block covering octets `from..to` of the data sent after the handshake.
+    fn sack_block(from: usize, to: usize) -> Option<(u32, u32)> {
+        Some((
+            (LOCAL_SEQ + 1 + from).0 as u32,
+            (LOCAL_SEQ + 1 + to).0 as u32,
+        ))
+    }
+
+    /// A SACK-permitted socket with remote MSS 3 that has sent `data` in 3-octet
+    /// segments at time 1000.
+    fn socket_sack_sent(data: &'static [u8]) -> TestSocket {
+        let mut s = socket_established();
+        s.remote_mss = 3;
+        s.remote_has_sack = true;
+        send!(s, time 0, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            ..SEND_TEMPL
+        });
+        s.send_slice(data).unwrap();
+        for (i, chunk) in data.chunks(3).enumerate() {
+            recv!(s, time 1000, Ok(TcpRepr {
+                seq_number: LOCAL_SEQ + 1 + 3 * i,
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: chunk,
+                ..RECV_TEMPL
+            }));
+        }
+        s
+    }
+
+    /// Sends a duplicate ACK of the first octet carrying `sack_ranges`.
+    fn send_sack(s: &mut TestSocket, time: i64, sack_ranges: [Option<(u32, u32)>; 3]) {
+        let repr = TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            sack_ranges,
+            ..SEND_TEMPL
+        };
+        assert_eq!(send(s, Instant::from_millis(time), &repr), None);
+    }
+
+    #[test]
+    fn test_sack_scoreboard_merges_and_trims() {
+        let seq = |n: usize| LOCAL_SEQ + n;
+        let mut sb = SackScoreboard::default();
+        sb.add(seq(20), seq(30));
+        sb.add(seq(10), seq(12));
+        sb.add(seq(40), seq(50));
+        assert_eq!(
+            sb.blocks(),
+            &[(seq(10), seq(12)), (seq(20), seq(30)), (seq(40), seq(50))]
+        );
+        // Overlapping and adjacent blocks merge.
+        sb.add(seq(25), seq(40));
+        assert_eq!(sb.blocks(), &[(seq(10), seq(12)), (seq(20), seq(50))]);
+        assert_eq!(sb.sacked(), 32);
+        // A cumulative ACK drops what it covers and trims what it enters.
+        sb.ack(seq(22));
+        assert_eq!(sb.blocks(), &[(seq(22), seq(50))]);
+        sb.ack(seq(50));
+        assert_eq!(sb.blocks(), &[]);
+    }
+
+    #[test]
+    fn test_sack_scoreboard_full_keeps_lowest_blocks() {
+        let seq = |n: usize| LOCAL_SEQ + n;
+        let mut sb = SackScoreboard::default();
+        for i in 0..SACK_SCOREBOARD_LEN {
+            sb.add(seq(100 + 10 * i), seq(105 + 10 * i));
+        }
+        let highest = seq(100 + 10 * (SACK_SCOREBOARD_LEN - 1));
+        assert_eq!(sb.blocks().last(), Some(&(highest, highest + 5)));
+        // A block above all of them is ignored.
+        sb.add(seq(1000), seq(1005));
+        assert_eq!(sb.blocks().len(), SACK_SCOREBOARD_LEN);
+        assert_eq!(sb.blocks().last(), Some(&(highest, highest + 5)));
+        // A lower one displaces the highest.
+        sb.add(seq(50), seq(55));
+        assert_eq!(sb.blocks().len(), SACK_SCOREBOARD_LEN);
+        assert_eq!(sb.blocks()[0], (seq(50), seq(55)));
+        assert_eq!(sb.blocks().last(), Some(&(highest - 10, highest - 5)));
+    }
+
+    #[test]
+    fn test_sack_scoreboard_next_lost_needs_three_segments_above() {
+        let seq = |n: usize| LOCAL_SEQ + n;
+        let mut sb = SackScoreboard::default();
+        sb.add(seq(3), seq(6));
+        sb.add(seq(9), seq(15));
+        // 9 octets above the hole at 0, 6 above the hole at 6: with segments of 3,
+        // only the first counts as lost (RFC 6675 IsLost, DupThresh 3).
+        assert_eq!(sb.next_lost(seq(0), 3), Some((seq(0), 3)));
+        assert_eq!(sb.next_lost(seq(3), 3), None);
+        sb.add(seq(15), seq(18));
+        assert_eq!(sb.next_lost(seq(3), 3), Some((seq(6), 3)));
+        assert_eq!(sb.next_lost(seq(7), 3), Some((seq(7), 2)));
+        assert_eq!(sb.next_lost(seq(9), 3), None);
+    }
+
+    #[test]
+    fn test_fast_recovery_sack_retransmits_every_hole_in_one_round_trip() {
+        // "aaa", "ccc" and "eee" are lost. NewReno alone would repair one hole per
+        // round trip; with the SACK scoreboard each hole is retransmitted as soon as
+        // three segments above it were received, each once, one per duplicate ACK.
+        let mut s = socket_sack_sent(b"aaaBBBcccDDDeeeFFFgggHHHiiiJJJ");
+        send_sack(&mut s, 1010, [sack_block(3, 6), None, None]);
+        send_sack(&mut s, 1010, [sack_block(9, 12), sack_block(3, 6), None]);
+        recv_nothing!(s, time 1010);
+        send_sack(&mut s, 1010, [sack_block(15, 18), sack_block(9, 12), None]);
+        recv!(s, time 1010, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+        recv_nothing!(s, time 1010);
+        // "ggg" arrives: 9 octets received above "ccc", which is lost.
+        send_sack(&mut s, 1011, [sack_block(15, 21), None, None]);
+        recv!(s, time 1011, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 6,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"ccc"[..],
+            ..RECV_TEMPL
+        }));
+        recv_nothing!(s, time 1011);
+        // "HHH" arrives: 9 octets above "eee".
+        send_sack(&mut s, 1012, [sack_block(15, 24), None, None]);
+        recv!(s, time 1012, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 12,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"eee"[..],
+            ..RECV_TEMPL
+        }));
+        recv_nothing!(s, time 1012);
+        // Further duplicate ACKs find no hole left to repair.
+        send_sack(&mut s, 1013, [sack_block(15, 27), None, None]);
+        send_sack(&mut s, 1013, [sack_block(15, 30), None, None]);
+        recv_nothing!(s, time 1013);
+        // The retransmitted "aaa" arrives: the partial ACK stops at "ccc", which is
+        // already on its way, and is not sent again.
+        send!(s, time 1020, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 6),
+            sack_ranges: [sack_block(9, 12), sack_block(15, 30), None],
+            ..SEND_TEMPL
+        });
+        recv_nothing!(s, time 1020);
+        assert_eq!(s.sack_scoreboard.blocks().len(), 2);
+        // Then everything is acknowledged and recovery ends.
+        send!(s, time 1030, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 30),
+            ..SEND_TEMPL
+        });
+        assert_eq!(s.recovery_point, None);
+        assert_eq!(s.sack_scoreboard.blocks(), &[]);
+        recv_nothing!(s, time 1030);
+    }
+
+    #[test]
+    fn test_fast_recovery_sack_one_hole_per_ack() {
+        // One ACK reports both later holes lost at once: they are still sent one
+        // per duplicate ACK, not in a burst.
+        let mut s = socket_sack_sent(b"aaaBBBcccDDDeeeFFFgggHHHiii");
+        send_sack(&mut s, 1010, [sack_block(3, 6), None, None]);
+        send_sack(&mut s, 1010, [sack_block(3, 6), None, None]);
+        let all = [sack_block(3, 6), sack_block(9, 12), sack_block(15, 27)];
+        send_sack(&mut s, 1010, all);
+        recv!(s, time 1010, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+        recv_nothing!(s, time 1010);
+        send_sack(&mut s, 1011, all);
+        recv!(s, time 1011, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 6,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"ccc"[..],
+            ..RECV_TEMPL
+        }));
+        recv_nothing!(s, time 1011);
+        send_sack(&mut s, 1012, all);
+        recv!(s, time 1012, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 12,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"eee"[..],
+            ..RECV_TEMPL
+        }));
+        recv_nothing!(s, time 1012);
+    }
+
+    #[test]
+    fn test_sack_hostile_blocks_ignored() {
+        let mut s = socket_sack_sent(b"aaaBBBcccDDD");
+        let seq = |n: usize| (LOCAL_SEQ + 1 + n).0 as u32;
+        let hostile = [
+            [Some((seq(9), seq(3))), Some((seq(6), seq(6))), None], // reversed, empty
+            [Some((seq(0), seq(3))), Some((seq(3), seq(13))), None], // at SND.UNA, past SND.NXT
+            [Some((seq(0).wrapping_sub(100), seq(3))), None, None], // below SND.UNA
+            [
+                Some((seq(0) ^ 0x8000_0000, seq(0) ^ 0x8000_0001)),
+                None,
+                None,
+            ], // half the space away
+            [Some((u32::MAX, 0)), Some((0, u32::MAX)), None],
+        ];
+        for (i, sack_ranges) in hostile.into_iter().enumerate() {
+            send_sack(&mut s, 1010 + i as i64, sack_ranges);
+            assert_eq!(s.sack_scoreboard.blocks(), &[], "case {i}");
+        }
+        // Only the duplicate ACKs count: the third started a fast retransmit of the
+        // first segment, and nothing else is retransmitted.
+        recv!(s, time 1020, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+        recv_nothing!(s, time 1020);
+        // Overlapping valid blocks merge.
+        send_sack(
+            &mut s,
+            1030,
+            [sack_block(3, 9), sack_block(6, 12), sack_block(4, 5)],
+        );
+        assert_eq!(
+            s.sack_scoreboard.blocks(),
+            &[(LOCAL_SEQ + 1 + 3, LOCAL_SEQ + 1 + 12)]
+        );
+    }
+
+    #[test]
+    fn test_sack_scoreboard_cleared_on_rto() {
+        let mut s = socket_sack_sent(b"aaaBBBcccDDDeeeFFF");
+        s.set_loss_probe_enabled(false);
+        send_sack(&mut s, 1010, [sack_block(3, 6), None, None]);
+        send_sack(&mut s, 1010, [sack_block(9, 12), sack_block(3, 6), None]);
+        assert_eq!(s.sack_scoreboard.blocks().len(), 2);
+        // The RTO sends everything again from the first unacknowledged octet, and
+        // forgets what SACK reported: the receiver may have discarded it.
+        recv!(s, time 3000, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+        assert_eq!(s.sack_scoreboard.blocks(), &[]);
     }
 
     #[test]
