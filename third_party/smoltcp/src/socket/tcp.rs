@@ -1425,6 +1425,8 @@ impl<'a> Socket<'a> {
         }
 
         let old_length = self.tx_buffer.len();
+        // Before `f` borrows the transmit buffer for as long as its result lives.
+        let zero_window_probe_delay = self.zero_window_probe_timeout();
         let (size, result) = f(&mut self.tx_buffer);
         if size > 0 {
             // The connection might have been idle for a long time, and so remote_last_ts
@@ -1437,7 +1439,7 @@ impl<'a> Socket<'a> {
             // if remote win is zero and we go from having no data to some data pending to
             // send, start the zero window probe timer.
             if self.remote_win_len == 0 && self.timer.is_idle() {
-                let delay = self.rtte.retransmission_timeout();
+                let delay = zero_window_probe_delay;
                 tcp_trace!("starting zero-window-probe timer for t+{}", delay);
 
                 // We don't have access to the current time here, so use Instant::ZERO instead.
@@ -1602,6 +1604,16 @@ impl<'a> Socket<'a> {
             timeout += ACK_DELAY_DEFAULT;
         }
         Some(timeout)
+    }
+
+    /// The delay before the first zero-window probe: the loss probe timeout when it
+    /// is shorter than the RTO. The window update that reopens the window may be
+    /// lost, and with nothing in flight nothing else would reveal that before the
+    /// probe; later probes back off from there.
+    fn zero_window_probe_timeout(&self) -> Duration {
+        let rto = self.rtte.retransmission_timeout();
+        self.loss_probe_timeout()
+            .map_or(rto, |probe| probe.min(rto))
     }
 
     fn cwnd_remaining(&self) -> usize {
@@ -2495,7 +2507,7 @@ impl<'a> Socket<'a> {
             && !self.tx_buffer.is_empty()
             && (self.timer.is_idle() || ack_len > 0)
         {
-            let delay = self.rtte.retransmission_timeout();
+            let delay = self.zero_window_probe_timeout();
             tcp_trace!("starting zero-window-probe timer for t+{}", delay);
             self.timer.set_for_zero_window_probe(cx.now(), delay);
         }
@@ -9417,6 +9429,61 @@ mod test {
                 ..RECV_TEMPL
             }]
         );
+    }
+
+    /// A socket that measured an RTT of 10 ms, then got its data acknowledged with a
+    /// zero window while more data waits to be sent.
+    fn socket_zero_window_after_rtt(loss_probe: bool) -> TestSocket {
+        let mut s = socket_established();
+        s.set_loss_probe_enabled(loss_probe);
+        s.send_slice(b"abc").unwrap();
+        recv!(s, time 0, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"abc"[..],
+            ..RECV_TEMPL
+        }));
+        s.send_slice(b"def").unwrap();
+        send!(s, time 10, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 3),
+            window_len: 0,
+            ..SEND_TEMPL
+        });
+        assert_eq!(s.rtte.srtt, 10);
+        assert!(s.timer.is_zero_window_probe());
+        s
+    }
+
+    #[test]
+    fn test_zero_window_probe_after_loss_probe_timeout() {
+        // The window update that reopens the window may be lost: the first probe goes
+        // out after the loss probe timeout (twice the RTT plus the delayed ACK time,
+        // nothing being in flight), not the RTO, and later ones back off from there.
+        let mut s = socket_zero_window_after_rtt(true);
+        let probe = TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 3,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"d"[..],
+            ..RECV_TEMPL
+        };
+        recv_nothing!(s, time 39);
+        recv!(s, time 40, [probe]);
+        recv_nothing!(s, time 99);
+        recv!(s, time 100, [probe]);
+    }
+
+    #[test]
+    fn test_zero_window_probe_after_rto_without_loss_probes() {
+        let mut s = socket_zero_window_after_rtt(false);
+        let rto = s.rtte.retransmission_timeout().total_millis() as i64;
+        recv_nothing!(s, time 10 + rto - 1);
+        recv!(s, time 10 + rto, [TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 3,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"d"[..],
+            ..RECV_TEMPL
+        }]);
     }
 
     #[test]
