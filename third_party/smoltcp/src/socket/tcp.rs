@@ -290,9 +290,12 @@ enum Timer {
     },
     /// Data is outstanding: send a loss probe at `expires_at` unless new data is
     /// acknowledged first, and retransmit after the timeout at `rto_at` as usual.
+    /// `delay` is the probe timeout this probe waited; an unanswered probe is
+    /// followed by another after twice as long, while that is before `rto_at`.
     LossProbe {
         expires_at: Instant,
         rto_at: Instant,
+        delay: Duration,
     },
     FastRetransmit,
     ZeroWindowProbe {
@@ -413,6 +416,24 @@ impl Timer {
             *self = Timer::LossProbe {
                 expires_at: timestamp + probe_delay,
                 rto_at: expires_at,
+                delay: probe_delay,
+            }
+        }
+    }
+
+    /// A loss probe was sent at `timestamp`: arm the next one after twice the delay,
+    /// or, if the RTO comes first, the RTO alone.
+    fn rewind_loss_probe(&mut self, timestamp: Instant) {
+        if let Timer::LossProbe { rto_at, delay, .. } = *self {
+            let delay = delay * 2;
+            *self = if timestamp + delay < rto_at {
+                Timer::LossProbe {
+                    expires_at: timestamp + delay,
+                    rto_at,
+                    delay,
+                }
+            } else {
+                Timer::Retransmit { expires_at: rto_at }
             }
         }
     }
@@ -2834,11 +2855,11 @@ impl<'a> Socket<'a> {
             self.rtte.on_retransmit();
         } else if self.timer.should_probe(cx.now()) {
             // No new data acknowledged for a probe timeout: send the first unacknowledged
-            // segment again, once; the retransmission timeout stays where it was.
+            // segment again; the retransmission timeout stays where it was. The probe
+            // or its ACK may be lost too: unless new data is acknowledged, probes
+            // back off until the RTO.
             net_debug!("sending loss probe");
-            if let Timer::LossProbe { rto_at, .. } = self.timer {
-                self.timer = Timer::Retransmit { expires_at: rto_at };
-            }
+            self.timer.rewind_loss_probe(cx.now());
             if self.tx_buffer.is_empty() {
                 // Only our FIN is outstanding: send it again.
                 self.remote_last_seq = self.local_seq_no;
@@ -7019,11 +7040,14 @@ mod test {
             payload: &b"ghi"[..],
             ..RECV_TEMPL
         }));
-        // Only once: the retransmission timeout is still due when it was.
+        // The retransmission timeout is still due when it was; the next probe, if
+        // this one goes unanswered, waits twice as long.
         assert_eq!(
             s.timer,
-            Timer::Retransmit {
-                expires_at: Instant::from_millis(30 + rto)
+            Timer::LossProbe {
+                expires_at: Instant::from_millis(90),
+                rto_at: Instant::from_millis(30 + rto),
+                delay: Duration::from_millis(40),
             }
         );
         recv_nothing!(s, time 55);
@@ -7076,6 +7100,33 @@ mod test {
             ack_number: Some(REMOTE_SEQ + 1),
             ..RECV_TEMPL
         }));
+    }
+
+    #[test]
+    fn test_loss_probe_unanswered_backs_off_until_rto() {
+        // The probe, or its ACK, is lost as well: probes follow after 40 ms and 80 ms,
+        // and the next, due after 160 ms, would come later than the RTO, which goes first.
+        let mut s = socket_loss_probe(b"defghijkl", true);
+        let rto = s.rtte.retransmission_timeout().total_millis() as i64;
+        assert!(rto < 30 + 20 + 40 + 80 + 160, "RTO {rto} ms");
+        let probe = TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 6,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"ghi"[..],
+            ..RECV_TEMPL
+        };
+        for at in [50, 90, 170] {
+            recv_nothing!(s, time at - 1);
+            recv!(s, time at, Ok(probe));
+        }
+        assert_eq!(
+            s.timer,
+            Timer::Retransmit {
+                expires_at: Instant::from_millis(30 + rto)
+            }
+        );
+        recv_nothing!(s, time 30 + rto - 1);
+        recv!(s, time 30 + rto, Ok(probe));
     }
 
     #[test]
