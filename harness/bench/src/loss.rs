@@ -13,9 +13,12 @@
 //! probe resends the first unacknowledged segment when no new data is
 //! acknowledged for twice the smoothed RTT (at least 2 ms), which covers a
 //! loss at the tail or a lost retransmission with nothing sent after it; and
-//! the RTO, now the last resort, is at least 200 ms (1 s upstream). It still
-//! repairs one hole per round trip and ignores the peer's SACK blocks, where
-//! Linux (SACK, RACK-TLP) repairs all the holes of a window at once.
+//! the RTO, now the last resort, is at least 200 ms (1 s upstream). A SACK
+//! scoreboard retransmits every hole that the peer's SACK blocks report lost
+//! (RFC 6675's rule), one per duplicate ACK, so the holes of a window are
+//! repaired in one round trip, as Linux (SACK, RACK-TLP) does; Linux also
+//! detects lost retransmissions by time (RACK), where we wait for duplicate
+//! ACKs or the loss probe.
 
 use stack::ThreadModel;
 
