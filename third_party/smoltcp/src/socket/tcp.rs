@@ -1810,6 +1810,20 @@ impl<'a> Socket<'a> {
                     .next()
                     .map(|(left, right)| (left.0 as u32, right.0 as u32));
             }
+
+            // RFC 2018: the other blocks report further ranges held, so that the sender
+            // learns of every hole even if some ACKs are lost. Rather than the most
+            // recently reported ones, we offer those nearest the acknowledgement number:
+            // the holes below them are the ones to repair first.
+            let first = reply_repr.sack_ranges[0];
+            let others = self
+                .assembler
+                .iter_data()
+                .map(|(left, right)| ((ack + left).0 as u32, (ack + right).0 as u32))
+                .filter(|&range| Some(range) != first);
+            for (block, range) in reply_repr.sack_ranges[1..].iter_mut().zip(others) {
+                *block = Some(range);
+            }
         }
 
         // Since the sACK option may have changed the length of the payload, update that.
@@ -5084,6 +5098,38 @@ mod test {
                 })
             );
         }
+    }
+
+    #[test]
+    fn test_established_sack_reports_further_ranges() {
+        // Three ranges held above two holes and the acknowledgement number: the first
+        // block holds the segment just received, the others the ranges nearest the
+        // acknowledgement number.
+        let mut s = socket_established();
+        s.remote_has_sack = true;
+        let block = |from: usize, to: usize| {
+            Some((
+                (REMOTE_SEQ + 1 + from).0 as u32,
+                (REMOTE_SEQ + 1 + to).0 as u32,
+            ))
+        };
+        let segment = |s: &mut TestSocket, at: usize, sack_ranges| {
+            let repr = TcpRepr {
+                seq_number: REMOTE_SEQ + 1 + at,
+                ack_number: Some(LOCAL_SEQ + 1),
+                payload: &b"xyz"[..],
+                ..SEND_TEMPL
+            };
+            let reply = send(s, Instant::from_millis(0), &repr).unwrap();
+            assert_eq!(reply.ack_number, Some(REMOTE_SEQ + 1));
+            assert_eq!(reply.sack_ranges, sack_ranges);
+        };
+        segment(&mut s, 3, [block(3, 6), None, None]);
+        segment(&mut s, 9, [block(9, 12), block(3, 6), None]);
+        segment(&mut s, 15, [block(15, 18), block(3, 6), block(9, 12)]);
+        segment(&mut s, 21, [block(21, 24), block(3, 6), block(9, 12)]);
+        // Filling the hole between two ranges merges them.
+        segment(&mut s, 6, [block(3, 12), block(15, 18), block(21, 24)]);
     }
 
     #[test]
