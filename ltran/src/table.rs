@@ -135,6 +135,9 @@ pub struct Table {
     ids: HashMap<FlowId, (Owner, Registration)>,
     /// How many of `ids` each owner holds.
     held: HashMap<Owner, usize>,
+    /// No unconfirmed connection expires before this (a lower bound, so
+    /// [`Table::poll`] scans the table only when one may have).
+    earliest: Option<Instant>,
     next_id: u64,
     stats: TableStats,
 }
@@ -200,6 +203,7 @@ impl Table {
             unconfirmed: Some(now + self.limits.unconfirmed),
         };
         self.conns.insert(key, conn);
+        self.earliest = self.earliest.min(conn.unconfirmed).or(conn.unconfirmed);
         *self.stats.dispatched.entry(conn.queue).or_default() += 1;
         Verdict::Queue(conn.queue)
     }
@@ -318,10 +322,14 @@ impl Table {
 
     /// Drops the connections made for a SYN that were not confirmed by `now`.
     pub fn poll(&mut self, now: Instant) {
+        if self.earliest.is_none_or(|t| t > now) {
+            return;
+        }
         let stale: Vec<ConnKey> =
             self.conns.iter().filter(|(_, c)| c.unconfirmed.is_some_and(|t| t <= now)).map(|(&k, _)| k).collect();
         self.stats.expired += stale.len() as u64;
         stale.iter().for_each(|k| self.remove_conn(k));
+        self.earliest = self.poll_at();
     }
 
     /// When [`Table::poll`] next has something to do.
