@@ -84,7 +84,7 @@ impl Layout {
             mac: self.mac,
             conf: self.conf(),
             ring_words: 1024,
-            pool: MempoolConfig::new(&format!("{}_pool", self.name), PORT_BUFFERS),
+            pool: MempoolConfig::new(format!("{}_pool", self.name), PORT_BUFFERS),
             owner: PRIMARY_OWNER,
         };
         let (port, wire) = SharedVeth::create(domain, &spec).map_err(|e| err(&e))?;

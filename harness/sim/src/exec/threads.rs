@@ -12,7 +12,9 @@
 //! run-to-completion gazelle thread does all its work in its own loop and
 //! as Linux's veth hands a frame to its peer in the sender's context. So
 //! two busy application threads on two cores are all that runs, as in the
-//! kernel baselines, not three threads taking turns. Every application
+//! kernel baselines, not three threads taking turns; and application
+//! threads beyond the number of cores share them (see [`os_threads`]), as
+//! DPDK gives each polling lcore a core of its own. Every application
 //! thread loops until the run stops, tasks or none, so the bridge is
 //! polled as long as any is; during the drain the coordinating thread
 //! polls the stacks and the bridge as well, and after the run the world is
@@ -137,7 +139,7 @@ fn run_parts(
         busy_poll,
         bridge,
     };
-    let app_threads = spawner.threads().max(1);
+    let app_threads = os_threads(spawner.threads(), busy_poll);
     thread::scope(|s| {
         let shared = &shared;
         if let Some(bridge) = bridge_thread {
@@ -168,6 +170,20 @@ fn run_parts(
     });
     let end = shared.clock.now();
     Outcome { end, ..shared.outcome.into_inner().unwrap_or_else(PoisonError::into_inner) }
+}
+
+/// How many threads carry `logical` application threads: one each, but
+/// never more busy-polling (run-to-completion) threads than the machine
+/// has cores, as DPDK gives each lcore a core of its own. Polling threads
+/// that outnumber the cores only take turns at them, every hop of a frame
+/// waiting for the next thread to be scheduled; so logical thread `t`
+/// runs on thread `t % n`.
+fn os_threads(logical: usize, busy_poll: bool) -> usize {
+    let cores = thread::available_parallelism().map_or(1, usize::from);
+    match busy_poll {
+        true => logical.clamp(1, cores),
+        false => logical.max(1),
+    }
 }
 
 /// The bridge's own thread (run-to-wakeup).
