@@ -120,6 +120,13 @@ fn best_rate(budget: Budget, mut round: impl FnMut(Duration) -> u64) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// The best of `rounds` whole runs of `measure` (the least disturbed by
+/// the other tenant), for figures whose one run is short, such as the
+/// connection rates; the first failure ends it.
+fn best_of<E>(rounds: u32, mut measure: impl FnMut() -> Result<f64, E>) -> Result<f64, E> {
+    (0..rounds.max(1)).try_fold(0.0, |best, _| Ok(f64::max(best, measure()?)))
+}
+
 /// Repeats `batch` (which returns its operation count) until `length` has passed.
 fn repeat_for(length: Duration, mut batch: impl FnMut() -> u64) -> u64 {
     let start = Instant::now();
