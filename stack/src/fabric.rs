@@ -15,6 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ethdev::mac::MacAddr;
+use ethdev::mempool::{Owner, FIRST_DOMAIN_OWNER};
 use ethdev::ring::{Consumer, MpProducer};
 use ethdev::rss::RssConf;
 use ethdev::{EthDev, Mbuf, Mempool, RxQueue, TxQueue};
@@ -48,7 +49,8 @@ pub struct GroupConfig {
     pub bufs: BufSizes,
     /// Seed for the stacks' random choices (TCP initial sequence numbers).
     pub seed: u64,
-    /// Mbuf owner id of stack 0; stack `i` owns `owner_base + i`.
+    /// Mbuf owner id of stack 0; stack `i` owns `owner_base + i`, unless
+    /// this is a process's domain owner id (see [`GroupConfig::stack_owner`]).
     pub owner_base: u32,
     /// Slots in each stack's RPC ring and soft ring.
     pub ring_size: usize,
@@ -135,6 +137,20 @@ impl GroupConfig {
                 (p.index.min(p.count.saturating_sub(1)) * len, len.max(1))
             }
             None => (0, EPHEMERAL_SPAN),
+        }
+    }
+
+    /// The mbuf owner stack `i` allocates as: `owner_base + i`, except
+    /// that a domain owner id (one a domain's control channel gave this
+    /// process, [`FIRST_DOMAIN_OWNER`] and up) is the owner of every stack:
+    /// a process has that one id in its domain, the ids after it are other
+    /// processes', and reclaiming it after the process dies finds every
+    /// stack's buffers.
+    pub fn stack_owner(&self, i: usize) -> Owner {
+        if self.owner_base >= FIRST_DOMAIN_OWNER {
+            Owner(self.owner_base)
+        } else {
+            Owner(self.owner_base + i as u32)
         }
     }
 
@@ -271,5 +287,18 @@ mod tests {
         }
         let alone = GroupConfig::new(2, [2, 0, 0, 0, 0, 1], Ipv4Addr::new(10, 0, 0, 1));
         assert!(alone.owns_ephemeral(65535) && !alone.owns_ephemeral(1024) && alone.first_queue() == 0);
+    }
+
+    /// A group of its own gives each stack an owner id of its own; a
+    /// process's domain owner id is every one of its stacks' (the ids after
+    /// it are other processes').
+    #[test]
+    fn stacks_share_their_process_domain_owner_id() {
+        let config =
+            |owner_base| GroupConfig { owner_base, ..GroupConfig::new(3, [2, 0, 0, 0, 0, 1], Ipv4Addr::LOCALHOST) };
+        let owners = |c: GroupConfig| (0..3).map(|i| c.stack_owner(i).0).collect::<Vec<_>>();
+        assert_eq!(owners(config(1)), [1, 2, 3]);
+        let process = FIRST_DOMAIN_OWNER + 5;
+        assert_eq!(owners(config(process)), [process; 3]);
     }
 }

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use ethdev::packet::PacketMeta;
 use ethdev::proto::PROTO_TCP;
-use ethdev::{Mbuf, OlFlags, Owner};
+use ethdev::{Mbuf, OlFlags};
 use smoltcp::iface::PollIngressSingleResult;
 use smoltcp::time::Instant as SmolInstant;
 
@@ -80,7 +80,7 @@ impl Instance {
     /// Copies a neighbour message to every other stack; with `as_reply`
     /// (the message's headers), the copies of a request become replies.
     fn copy_to_others(&mut self, mbuf: &Mbuf, as_reply: Option<&PacketMeta>) {
-        let owner = Owner(self.fabric.config.owner_base + self.id as u32);
+        let owner = self.fabric.config.stack_owner(self.id);
         let me = self.id;
         for other in (0..self.fabric.soft.len()).filter(|&o| o != me) {
             match mbuf.copy_to(&self.fabric.pool, owner) {
@@ -105,7 +105,7 @@ impl Instance {
         if self.id != 0 {
             return;
         }
-        let owner = Owner(self.fabric.config.owner_base);
+        let owner = self.fabric.config.stack_owner(0);
         for process in self.fabric.other_processes() {
             let Some(mut copy) = mbuf.copy_to(&self.fabric.pool, owner) else {
                 self.stats.soft_drops += 1;

@@ -27,7 +27,7 @@ use rustc_hash::FxHashMap;
 use std::io;
 use std::sync::Arc;
 
-use ethdev::{Instant, Mbuf, Owner};
+use ethdev::{Instant, Mbuf};
 use smoltcp::iface::{Config, Interface, PollResult, SocketSet};
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
@@ -135,7 +135,7 @@ impl Instance {
     /// `inbox` and polling its NIC queue through `nic`.
     pub(crate) fn new(id: usize, fabric: Arc<Fabric>, inbox: Inbox, nic: NicQueue) -> Instance {
         let cfg = &fabric.config;
-        let owner = Owner(cfg.owner_base + id as u32);
+        let owner = cfg.stack_owner(id);
         let mut device = QueueDevice::new(fabric.pool.clone(), fabric.tso_pool.clone(), owner, usize::from(cfg.mtu));
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(cfg.mac.0)));
         config.random_seed = cfg.seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
