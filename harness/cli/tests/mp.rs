@@ -683,3 +683,34 @@ fn ltran_switches_each_frame_to_its_instance_and_spreads_new_connections() {
 fn an_ltran_instance_killed_loses_its_queue_and_entries_and_its_heir_takes_over() {
     kill_and_heir("ltran", &[("rtc", 5), ("rtw", 20), ("rtc", 40)]);
 }
+
+/// gazelle's `num_cpus` across processes: with `--stacks 2` every lstack
+/// process of each mode runs two stacks, on two queues of its VF (RSS
+/// between them) or of the shared port (tuple_filter's rules, ltran's
+/// registrations naming either), and spreads its connections over them.
+/// Every client's connections are echoed intact, three by each stack; the
+/// primary's checks hold (nothing dropped, no rule or entry left, pools at
+/// their baselines) and the domain is gone.
+#[test]
+fn gazelle_processes_run_several_stacks_each_in_every_mode() {
+    for mode in ["gazelle-vf", "tuple-filter", "ltran"] {
+        let base = tempfile::tempdir().unwrap();
+        let process = |n: u16| gazelle(mode, base.path(), "rtc", n, "100000").args(["--stacks", "2"]).spawn();
+        let mut p = process(0).unwrap();
+        let mut out = BufReader::new(p.stdout.take().unwrap());
+        line(&mut out, "ready");
+        let clients: Vec<Child> = (1..3).map(|n| process(n).unwrap()).collect();
+        for (n, client) in (1..).zip(clients) {
+            let client = client.wait_with_output().unwrap();
+            let said = text(&client.stdout);
+            assert!(client.status.success(), "{mode} proc {n}: {said}{}", text(&client.stderr));
+            let spread = format!("proc {n}: 6 of 6 connections echoed intact, by stack [3, 3]");
+            assert!(said.contains(&spread), "{mode}: {said}");
+        }
+        let report = line(&mut out, &format!("{mode} primary:"));
+        let status = p.wait_with_output().unwrap();
+        assert!(status.status.success(), "{mode}: {report}{}", text(&status.stderr));
+        assert!(report.contains("switch drops 0; deaths 0, dead own 0; pools in use 0;"), "{mode}: {report}");
+        assert!(!base.path().join(mode.replace('-', "_")).exists(), "{mode}: the last process out removed the domain");
+    }
+}

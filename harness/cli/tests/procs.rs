@@ -168,6 +168,12 @@ fn impossible_faults_are_refused_at_load() {
         &format!("{procs}bytes = \"1MiB\"\n"),
         "key \"procs.bytes\": only gazelle_vf, tuple_filter and ltran run stacks",
     );
+    refuse(&format!("{procs}stacks = 2\n"), "key \"procs.stacks\": only gazelle_vf, tuple_filter and ltran run stacks");
+    refuse(
+        "executor = \"procs\"\n[procs]\nsample = \"ltran\"\nprocesses = 9\nstacks = 8\n",
+        "key \"procs.stacks\": 9 processes × 8 stacks need more than 64 queues",
+    );
+    refuse("executor = \"procs\"\n[procs]\nsample = \"ltran\"\nstacks = 9\n", "procs.stacks");
 }
 
 /// The procs executor needs no privilege: as root the gate also runs a

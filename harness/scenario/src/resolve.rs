@@ -144,6 +144,14 @@ impl Resolver<'_> {
             (Sample::Simple, None) => 2,
             (_, None) => 3,
         };
+        if let Some(stacks) = &table.get_ref().stacks {
+            let per_process = stacks.get_ref().get();
+            if u64::from(processes) * u64::from(per_process) > MAX_QUEUES {
+                let message =
+                    format!("{processes} processes × {per_process} stacks need more than {MAX_QUEUES} queues");
+                return Err(self.src.error(stacks.span(), "procs.stacks", message));
+            }
+        }
         let kills = kills.iter().enumerate().map(|(i, k)| self.kill(i, k, sample, processes)).collect::<Result<_>>()?;
         let deadline = spec.duration.0;
         let frames = table.get_ref().frames.get();
@@ -157,6 +165,7 @@ impl Resolver<'_> {
             table.thread_model.as_ref().map(|t| (t.span(), "thread_model")),
             table.conns.as_ref().map(|c| (c.span(), "conns")),
             table.bytes.as_ref().map(|b| (b.span(), "bytes")),
+            table.stacks.as_ref().map(|s| (s.span(), "stacks")),
         ];
         let gazelle = matches!(table.sample, SampleSpec::GazelleVf | SampleSpec::TupleFilter | SampleSpec::Ltran);
         if let (false, Some((span, key))) = (gazelle, stacks_only.into_iter().flatten().next()) {
@@ -814,6 +823,7 @@ fn gazelle_run(table: &ProcsSpec) -> GazelleRun {
         model: table.thread_model.as_ref().map_or(ThreadModel::RunToCompletion, |m| model(*m.get_ref())),
         conns: table.conns.as_ref().map_or(8, |c| c.get_ref().get()),
         bytes: table.bytes.as_ref().map_or(64 * 1024, |b| b.get_ref().get().0),
+        stacks: table.stacks.as_ref().map_or(1, |s| s.get_ref().get()),
     }
 }
 

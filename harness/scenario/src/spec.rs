@@ -126,6 +126,9 @@ pub struct ProcsSpec {
     pub conns: Option<Spanned<Bounded<u32, 1, 1024>>>,
     /// gazelle's modes: bytes echoed per connection (default 64 KiB).
     pub bytes: Option<Spanned<ConnBytes>>,
+    /// gazelle's modes: stacks per lstack process, a queue each (gazelle's
+    /// `num_cpus`, default 1; processes × stacks at most 64 queues).
+    pub stacks: Option<Spanned<Bounded<u16, 1, 8>>>,
 }
 
 fn procs_frames() -> Frames {

@@ -4,8 +4,9 @@
 //! port on a LAN bridge) and switches every frame to an lstack process in
 //! software ([`ltran::Forwarder`]), and, beside it on the LAN, the peer
 //! host running the echo server. Every other process is an lstack
-//! instance: process n holds queue n - 1 of the forwarder's shared port
-//! `ltran`, all of them one address, its stack registering each connection
+//! instance: process n holds queues (n - 1)·s .. n·s of the forwarder's
+//! shared port `ltran` for its s stacks (`Options::stacks`), all of them
+//! one address, each stack registering each of its connections
 //! and listener with the forwarder as a flow rule it asks the primary for
 //! (gazelle's lstack sends ltran registration messages on its ring), and
 //! runs `conns` echo clients to the peer (see [`super`]).
@@ -40,7 +41,7 @@ use user_vbridge::Bridge;
 use user_veth::shared::{SharedPort, SharedWire};
 
 use super::one_port::{Layout, OnLan};
-use super::{register, run_client, serve, supervise, NicTotals, Options, Outcome, Report, Server, PORT};
+use super::{register, run_client, serve, supervise, ClientReport, NicTotals, Options, Outcome, Report, Server, PORT};
 use crate::bridged::{bridge_drops, lock, plug_locked};
 use crate::hosts::PRIMARY_OWNER;
 
@@ -59,7 +60,7 @@ const INBOUND_PORT: u16 = 7100;
 fn layout(opts: &Options) -> Layout {
     Layout {
         name: "ltran",
-        queues: instances(opts.place.procs).max(1),
+        queues: (instances(opts.place.procs) * opts.stacks).max(1),
         mac: MacAddr([2, 0, 0, 0, 4, 1]),
         ip: IP,
         peer_mac: MacAddr([2, 0, 0, 0, 4, 100]),
@@ -181,7 +182,7 @@ fn primary(opts: &Options, domain: &Domain, say: &mut dyn FnMut(String)) -> Resu
 }
 
 /// An lstack instance: its connections, then how many came back intact.
-fn client(opts: &Options, domain: &Domain) -> Result<(usize, usize), String> {
+fn client(opts: &Options, domain: &Domain) -> Result<ClientReport, String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let control: Arc<ControlClient> = Arc::new(register(opts, domain)?);
     let port = SharedPort::attach(domain, layout(opts).name, control.owner()).map_err(|e| err(&e))?;

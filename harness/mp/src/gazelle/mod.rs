@@ -71,6 +71,10 @@ pub struct Options {
     pub bytes: u64,
     /// Who polls the stacks.
     pub model: ThreadModel,
+    /// Stacks each lstack process runs (gazelle's `num_cpus`), on a queue
+    /// each, its clients spread over them; gazelle_vf's server and ltran's
+    /// forwarder, both process 0, keep one.
+    pub stacks: u16,
     /// tuple_filter and ltran: every process also listens, and the LAN
     /// peer makes `conns` echo connections per process to them (see
     /// [`tuple_filter`] and [`ltran`]).
@@ -145,14 +149,42 @@ impl Report {
 pub enum Outcome {
     /// Process 0: the NIC and the server.
     Primary(Report),
-    /// A client: connections echoed intact, of those it made.
-    Client(usize, usize),
+    /// A client process.
+    Client(ClientReport),
+}
+
+/// What a client process saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientReport {
+    /// Connections echoed intact (its own and, with `inbound`, the
+    /// peer's), and those expected.
+    pub intact: (usize, usize),
+    /// Its own connections echoed intact, by the stack that made them.
+    pub per_stack: Vec<usize>,
+}
+
+impl ClientReport {
+    /// Whether every connection was echoed intact.
+    pub fn passed(&self) -> bool {
+        self.intact.0 == self.intact.1
+    }
+}
+
+impl std::fmt::Display for ClientReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (intact, expected) = self.intact;
+        write!(f, "{intact} of {expected} connections echoed intact")?;
+        if self.per_stack.len() > 1 {
+            write!(f, ", by stack {:?}", self.per_stack)?;
+        }
+        Ok(())
+    }
 }
 
 /// A mode's primary, given the domain it made and where to say things.
 type Primary = fn(&Options, &Domain, &mut dyn FnMut(String)) -> Result<Report, String>;
-/// A mode's client process: the connections intact, of those it made.
-type Client = fn(&Options, &Domain) -> Result<(usize, usize), String>;
+/// A mode's client process.
+type Client = fn(&Options, &Domain) -> Result<ClientReport, String>;
 
 /// Runs process `opts.place.proc_id` of a mode: `primary` if it is the first to
 /// open the domain, else `client`.
@@ -161,7 +193,7 @@ fn run(opts: &Options, say: &mut dyn FnMut(String), primary: Primary, client: Cl
     if domain.is_primary() {
         primary(opts, &domain, say).map(Outcome::Primary)
     } else {
-        client(opts, &domain).map(|(ok, all)| Outcome::Client(ok, all))
+        client(opts, &domain).map(Outcome::Client)
     }
 }
 
@@ -367,9 +399,10 @@ async fn serve(
     Ok(())
 }
 
-/// Spawns this process's `conns` echo clients of `bytes` to `server` on
-/// stack 0 of `group`, on `spawner`'s application thread `thread`, checked
-/// in `ledger`; with `ready`, each waits for it to open first.
+/// Spawns this process's `conns` echo clients of `bytes` to `server`,
+/// client c on stack c mod the stacks of `group`, run by `spawner`'s
+/// application thread `thread` plus that stack's number, checked in
+/// `ledger`; with `ready`, each waits for it to open first.
 fn spawn_clients(
     opts: &Options,
     group: &StackGroup,
@@ -379,11 +412,12 @@ fn spawn_clients(
     ready: Option<&Arc<Latch>>,
 ) {
     for c in 0..opts.conns {
-        let api = Api::new(group, 0, Arc::new(RealClock::new()));
+        let home = c as usize % group.len();
+        let api = Api::new(group, home, Arc::new(RealClock::new()));
         let id = u64::from(opts.place.proc_id) << 32 | u64::from(c);
         let client = echo::client(api, server, id, opts.bytes, Arc::clone(ledger));
         let ready = ready.cloned();
-        spawner.spawn(thread, format!("client {c}"), async move {
+        spawner.spawn(thread + home, format!("client {c}"), async move {
             if let Some(ready) = ready {
                 ready.wait().await;
             }
@@ -395,7 +429,7 @@ fn spawn_clients(
 /// A client process once registered as `control` with its stacks in
 /// `group`: waits for the server to listen (the word `listening`), runs its
 /// clients beside whatever tasks `spawner` already holds (which record
-/// their connections in `ledger` too), logs out; returns how many
+/// their connections in `ledger` too), logs out; reports how many
 /// connections came back intact, of the `expected` ones.
 fn run_client(
     opts: &Options,
@@ -404,7 +438,7 @@ fn run_client(
     server: SocketAddr,
     (spawner, ledger): (Spawner, Arc<Ledger>),
     expected: usize,
-) -> Result<(usize, usize), String> {
+) -> Result<ClientReport, String> {
     let started = Instant::now();
     while listening.u64s().first().is_none_or(|w| w.load(Ordering::Acquire) == 0) {
         if control.primary_gone() || started.elapsed() > LINGER {
@@ -414,7 +448,13 @@ fn run_client(
     }
     spawn_clients(opts, &group, server, (&spawner, 0), &ledger, None);
     let outcome = exec::threads::run_groups(std::slice::from_ref(&group), &spawner, LINGER, DRAIN);
-    let intact = ledger.records().iter().filter(|r| r.bytes == opts.bytes).count();
+    let intact = ledger.records().into_iter().filter(|r| r.bytes == opts.bytes).collect::<Vec<_>>();
+    let mut per_stack = vec![0; group.len()];
+    for record in intact.iter().filter(|r| r.side == Side::Client) {
+        if let Some(count) = per_stack.get_mut(record.stack) {
+            *count += 1;
+        }
+    }
     // Where frames stopped, should the run fail.
     let stats: Vec<_> = (0..group.len()).map(|i| group.stats(i)).collect();
     drop(group);
@@ -427,7 +467,7 @@ fn run_client(
         control.logout();
     }
     outcome.ok().map_err(|why| format!("client {}: {why}; stacks: {stats:?}", opts.place.proc_id))?;
-    Ok((intact, expected))
+    Ok(ClientReport { intact: (intact.len(), expected), per_stack })
 }
 
 /// Registers client process `opts.place.proc_id` on `domain`'s control channel,

@@ -1,6 +1,7 @@
 //! What the modes whose processes share one port and one address have in
 //! common (tuple_filter, ltran): the port, made by the primary with RSS
-//! off and a queue pair per process; a process's stack on its queue; and
+//! off and a queue pair per stack of every process; a process's stacks on
+//! its consecutive queues; and
 //! the LAN the port's cable goes to, with the peer host on it.
 
 use std::net::Ipv4Addr;
@@ -27,7 +28,7 @@ const PEER_BUFFERS: u32 = 4096;
 pub(super) struct Layout {
     /// The shared port's name; its pool is `<name>_pool`.
     pub name: &'static str,
-    /// Processes on the port, one queue pair each.
+    /// Queue pairs of the port: a queue per stack of every process on it.
     pub queues: u16,
     /// The address every process shares.
     pub mac: MacAddr,
@@ -51,8 +52,8 @@ impl Layout {
         Ok(RssConf::from_parts(conf.rss_key, conf.rss_types, reta))
     }
 
-    /// The one stack of the process in `slot` on `port`, in `mode`,
-    /// allocating as `owner`.
+    /// The stacks (`opts.stacks`) of the process in `slot` on `port`, in
+    /// `mode`, allocating as `owner`.
     pub fn group(
         &self,
         opts: &Options,
@@ -69,7 +70,7 @@ impl Layout {
             // slice for an heir (see `vf`).
             seed: u64::from(opts.place.proc_id) << 32 | u64::from(std::process::id()),
             ephemeral_offset: super::fresh_ports(),
-            ..GroupConfig::new(1, self.mac, self.ip)
+            ..GroupConfig::new(usize::from(opts.stacks), self.mac, self.ip)
         };
         let pool = port.pool().clone();
         StackGroup::on_configured_port(Arc::new(port), pool, config, self.rss()?).map_err(|e| e.to_string())

@@ -1,8 +1,8 @@
 //! gazelle's tuple_filter mode across real processes.
 //!
-//! Every lstack process runs on one port with one address, its stack on
-//! the port's queue of its own number (gazelle `num_process`,
-//! `process_idx`, one stack each here). The port's RSS is off, so what no
+//! Every lstack process runs on one port with one address, its s stacks
+//! (gazelle `num_cpus`, `Options::stacks`) on queues n·s .. (n + 1)·s for
+//! process n (gazelle `num_process`, `process_idx`). The port's RSS is off, so what no
 //! rule claims lands on queue 0, process 0's; each connection a process
 //! opens gets a flow rule steering its frames to that process's queue, and
 //! since only the NIC's primary may make rules, a secondary asks for them
@@ -46,7 +46,10 @@ use user_vbridge::Bridge;
 use user_veth::shared::{PortRules, SharedPort};
 
 use super::one_port::{Layout, OnLan};
-use super::{register, run_client, serve, spawn_clients, supervise, NicTotals, Options, Outcome, Report, Server, PORT};
+use super::{
+    register, run_client, serve, spawn_clients, supervise, ClientReport, NicTotals, Options, Outcome, Report, Server,
+    PORT,
+};
 use crate::bridged::{bridge_drops, BridgedWires};
 use crate::hosts::PRIMARY_OWNER;
 
@@ -64,7 +67,7 @@ const RULES_PER_PROCESS: usize = 1024;
 fn layout(opts: &Options) -> Layout {
     Layout {
         name: "nic",
-        queues: opts.place.procs,
+        queues: opts.place.procs * opts.stacks,
         mac: MacAddr([2, 0, 0, 0, 3, 1]),
         ip: IP,
         peer_mac: MacAddr([2, 0, 0, 0, 3, 100]),
@@ -176,7 +179,7 @@ fn primary(opts: &Options, domain: &Domain, say: &mut dyn FnMut(String)) -> Resu
 }
 
 /// A client process: its connections, then how many came back intact.
-fn client(opts: &Options, domain: &Domain) -> Result<(usize, usize), String> {
+fn client(opts: &Options, domain: &Domain) -> Result<ClientReport, String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let control: Arc<ControlClient> = Arc::new(register(opts, domain)?);
     let port = SharedPort::attach(domain, layout(opts).name, control.owner()).map_err(|e| err(&e))?;

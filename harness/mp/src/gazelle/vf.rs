@@ -29,7 +29,7 @@ use stack::{GroupConfig, StackGroup};
 use user_vbridge::{Bridge, BridgeConfig};
 use user_veth::shared::{PortSpec, SharedPort, SharedVeth};
 
-use super::{register, run_client, supervise, NicTotals, Options, Outcome, Report, Server, PORT};
+use super::{register, run_client, supervise, ClientReport, NicTotals, Options, Outcome, Report, Server, PORT};
 use crate::bridged::{bridge_drops, BridgedWires};
 use crate::hosts::PRIMARY_OWNER;
 
@@ -51,20 +51,31 @@ fn vf_ip(n: u16) -> Ipv4Addr {
     Ipv4Addr::new(10, 2, 0, 1 + n as u8)
 }
 
-/// The port configuration of every VF: one queue pair (one stack).
-fn vf_conf() -> PortConf {
-    PortConf { rx_ring_size: 1024, tx_ring_size: 1024, ..PortConf::new(1) }
+/// VF `n`'s queue pairs, a stack each: the server's VF (process 0) has
+/// one, every lstack process's `opts.stacks`, RSS spreading its flows.
+fn vf_queues(opts: &Options, n: u16) -> u16 {
+    if n == 0 {
+        1
+    } else {
+        opts.stacks
+    }
+}
+
+/// The port configuration of a VF with `queues` queue pairs.
+fn vf_conf(queues: u16) -> PortConf {
+    PortConf { rx_ring_size: 1024, tx_ring_size: 1024, ..PortConf::new(queues) }
 }
 
 /// RSS as [`vf_conf`] sets it up, which a secondary cannot query.
-fn vf_rss() -> Result<RssConf, String> {
-    let conf = vf_conf();
-    let reta = Reta::new(usize::from(conf.reta_size), 1).map_err(|e| e.to_string())?;
+fn vf_rss(queues: u16) -> Result<RssConf, String> {
+    let conf = vf_conf(queues);
+    let reta = Reta::new(usize::from(conf.reta_size), queues).map_err(|e| e.to_string())?;
     Ok(RssConf::from_parts(conf.rss_key, conf.rss_types, reta))
 }
 
 /// Process `n`'s stack group on its VF `port`, allocating as `owner`.
 fn group(opts: &Options, n: u16, port: SharedPort, owner: Owner) -> Result<StackGroup, String> {
+    let queues = vf_queues(opts, n);
     let config = GroupConfig {
         model: opts.model,
         owner_base: owner.0,
@@ -73,10 +84,10 @@ fn group(opts: &Options, n: u16, port: SharedPort, owner: Owner) -> Result<Stack
         // server may still hold the dead's connections on those four-tuples).
         seed: u64::from(n) << 32 | u64::from(std::process::id()),
         ephemeral_offset: super::fresh_ports(),
-        ..GroupConfig::new(1, vf_mac(n), vf_ip(n))
+        ..GroupConfig::new(usize::from(queues), vf_mac(n), vf_ip(n))
     };
     let pool = port.pool().clone();
-    StackGroup::on_configured_port(Arc::new(port), pool, config, vf_rss()?).map_err(|e| e.to_string())
+    StackGroup::on_configured_port(Arc::new(port), pool, config, vf_rss(queues)?).map_err(|e| e.to_string())
 }
 
 /// Runs process `opts.place.proc_id`: the primary if it is the first, else a
@@ -93,7 +104,7 @@ struct VfNic {
 }
 
 impl VfNic {
-    fn new(domain: &Domain, procs: u16) -> Result<VfNic, String> {
+    fn new(domain: &Domain, opts: &Options) -> Result<VfNic, String> {
         let err = |e: &dyn std::fmt::Display| e.to_string();
         let config = BridgeConfig { name: "nic-switch".into(), ..BridgeConfig::default() };
         let mut nic = VfNic {
@@ -101,11 +112,11 @@ impl VfNic {
             switch: Bridge::new(config).map_err(|e| err(&e))?,
             wires: BridgedWires::default(),
         };
-        for n in 0..procs {
+        for n in 0..opts.place.procs {
             let spec = PortSpec {
                 name: vf_name(n),
                 mac: vf_mac(n),
-                conf: vf_conf(),
+                conf: vf_conf(vf_queues(opts, n)),
                 ring_words: 1024,
                 pool: MempoolConfig::new(format!("vf{n}_pool"), VF_BUFFERS),
                 owner: PRIMARY_OWNER,
@@ -151,7 +162,7 @@ fn primary(opts: &Options, domain: &Domain, say: &mut dyn FnMut(String)) -> Resu
         return Err("inbound connections are tuple_filter's and ltran's: gazelle_vf's server is process 0".into());
     }
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    let nic = VfNic::new(domain, opts.place.procs)?;
+    let nic = VfNic::new(domain, opts)?;
     let listening = domain.reserve(LISTENING, 8).map_err(|e| err(&e))?;
     let control = ControlServer::bind(domain).map_err(|e| err(&e))?;
     let own = SharedPort::attach(domain, &vf_name(0), PRIMARY_OWNER).map_err(|e| err(&e))?;
@@ -163,7 +174,7 @@ fn primary(opts: &Options, domain: &Domain, say: &mut dyn FnMut(String)) -> Resu
 }
 
 /// A client process: its connections, then how many came back intact.
-fn client(opts: &Options, domain: &Domain) -> Result<(usize, usize), String> {
+fn client(opts: &Options, domain: &Domain) -> Result<ClientReport, String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let control = Arc::new(register(opts, domain)?);
     let n = opts.place.proc_id;
