@@ -12,7 +12,7 @@
 //! on each other.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use ethdev::mac::MacAddr;
 use ethdev::mempool::{Owner, FIRST_DOMAIN_OWNER};
@@ -23,6 +23,7 @@ use ethdev::{EthDev, Mbuf, Mempool, RxQueue, TxQueue};
 use crate::config::{ForwardMode, ThreadModel};
 use crate::dispatch::Tables;
 use crate::fds::FdTable;
+use crate::kernel_share::KernelShare;
 use crate::ports::{PortTable, EPHEMERAL_FIRST, EPHEMERAL_SPAN};
 use crate::rpc::{BufSizes, Rpc};
 
@@ -176,6 +177,9 @@ pub(crate) struct Fabric {
     pub(crate) rpc: Vec<MpProducer<Rpc>>,
     pub(crate) ports: Mutex<PortTable>,
     pub(crate) fds: Mutex<FdTable>,
+    /// The kernel's end, once the group shares its NIC with the kernel
+    /// (flow bifurcation, see [`KernelShare`]).
+    pub(crate) kernel: OnceLock<KernelShare>,
 }
 
 impl Fabric {

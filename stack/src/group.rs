@@ -9,20 +9,21 @@
 //! [`Api`](crate::Api) handles made from it with [`Api::new`](crate::Api::new).
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use ethdev::dev::{PortConf, RxOffloads, TxOffloads};
 use ethdev::error::DevError;
 use ethdev::flow::{FlowAction, FlowAttr, FlowItem, ItemSpec};
 use ethdev::ring::{mpsc, Consumer, MpProducer};
 use ethdev::rss::RssConf;
-use ethdev::{EthDev, Instant, Mempool, MempoolConfig};
+use ethdev::{EthDev, Instant, Mempool, MempoolConfig, Wire};
 
 use crate::config::ForwardMode;
 use crate::device::TSO_FRAME;
 use crate::dispatch::Tables;
 use crate::fabric::{Fabric, Inbox, NicQueue, CATCHALL_PRIORITY};
 use crate::instance::{Instance, StackStats};
+use crate::kernel_share::KernelShare;
 use crate::ports::PortTable;
 
 pub use crate::fabric::GroupConfig;
@@ -46,6 +47,16 @@ pub struct StackGroup {
 }
 
 impl StackGroup {
+    /// Shares the group's NIC with the Linux kernel behind `wire` (gazelle's
+    /// `flow_bifurcation`): TCP and UDP frames for ports none of the
+    /// group's sockets holds go to the kernel, neighbour messages to both,
+    /// and what the kernel sends leaves through the NIC (see the
+    /// `kernel_share` module). A group shares its NIC with one kernel only.
+    pub fn share_with_kernel(&self, wire: Box<dyn Wire>) -> Result<(), GroupError> {
+        let shared = self.fabric.kernel.set(KernelShare::new(wire));
+        shared.map_err(|_| GroupError::Config("the NIC is already shared with a kernel".into()))
+    }
+
     /// Configures `port` with one queue pair per stack, starts it, and
     /// builds the stacks. Buffers come from `pool`.
     pub fn new(port: Arc<dyn EthDev>, pool: Mempool, config: GroupConfig) -> Result<StackGroup, GroupError> {
@@ -132,6 +143,7 @@ impl StackGroup {
             tables: Tables::default(),
             ports,
             fds: Mutex::default(),
+            kernel: OnceLock::new(),
         });
         let inboxes = soft_ends.into_iter().zip(rpc_ends).map(|(soft, rpc)| Inbox { soft, rpc });
         let stacks = inboxes

@@ -26,6 +26,7 @@ mod fabric;
 mod fds;
 pub mod group;
 pub mod instance;
+mod kernel_share;
 mod ports;
 pub mod rpc;
 

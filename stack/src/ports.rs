@@ -61,6 +61,11 @@ impl PortTable {
         Ok(())
     }
 
+    /// Whether a socket of the group holds `port`.
+    pub(crate) fn in_use(&self, proto: Proto, port: u16) -> bool {
+        self.used.contains_key(&(proto, port))
+    }
+
     /// Releases one claim on `port`.
     pub(crate) fn release(&mut self, proto: Proto, port: u16) {
         if let Some(h) = self.used.get_mut(&(proto, port)) {

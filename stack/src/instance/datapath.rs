@@ -19,6 +19,7 @@ use smoltcp::time::Instant as SmolInstant;
 
 use crate::device::{RxFrame, RxKind};
 use crate::dispatch::{discard, into_reply, is_neighbor_message, opens_connection, src_ip, ConnKey, Discard, Route};
+use crate::kernel_share::{KernelShare, Share};
 use crate::rpc::SockId;
 
 use super::listener::Listener;
@@ -41,7 +42,31 @@ impl Instance {
             self.accept_local(mbuf, meta.as_ref());
         }
         self.burst = burst;
-        from_nic + from_soft > 0
+        let from_kernel = self.fabric.kernel.get().map_or(0, |k| k.take(&mut self.device.tx));
+        self.stats.from_kernel += from_kernel as u64;
+        from_nic + from_soft + from_kernel > 0
+    }
+
+    /// With a kernel sharing the NIC, hands it `mbuf` (or, for a neighbour
+    /// message, a copy) if it is the kernel's; returns the frame if the
+    /// stacks are to have it.
+    fn offer_to_kernel(&mut self, mbuf: Mbuf, meta: &PacketMeta) -> Option<Mbuf> {
+        let Some(kernel) = self.fabric.kernel.get() else { return Some(mbuf) };
+        let neighbour = is_neighbor_message(meta, mbuf.data());
+        let share = KernelShare::share(meta, neighbour, &self.fabric.ports());
+        let (to_kernel, keep) = match share {
+            Share::Stacks => return Some(mbuf),
+            Share::Kernel => (Some(mbuf), None),
+            Share::Both => (mbuf.copy_to(&self.fabric.pool, self.fabric.config.stack_owner(self.id)), Some(mbuf)),
+        };
+        match to_kernel {
+            Some(frame) => {
+                self.stats.to_kernel += 1;
+                kernel.deliver(&mut vec![frame]);
+            }
+            None => self.stats.soft_drops += 1,
+        }
+        keep
     }
 
     fn route(&mut self, mbuf: Mbuf) {
@@ -54,6 +79,7 @@ impl Instance {
             Some(Discard::BroadcastEcho) => return self.stats.broadcast_echo_ignored += 1,
             None => {}
         }
+        let Some(mbuf) = self.offer_to_kernel(mbuf, &meta) else { return };
         match self.fabric.tables.route(self.fabric.steers_tcp(), &meta, mbuf.data()) {
             Route::Owner(owner) if owner != self.id => self.hand_over(owner, mbuf),
             Route::Everyone => {

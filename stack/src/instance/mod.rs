@@ -82,6 +82,11 @@ pub struct StackStats {
     pub process_copies: u64,
     /// Application calls executed.
     pub rpcs: u64,
+    /// Frames handed to the kernel sharing the NIC (flow bifurcation):
+    /// those for ports no socket holds, and copies of neighbour messages.
+    pub to_kernel: u64,
+    /// Frames the kernel sent that this stack put on its NIC queue.
+    pub from_kernel: u64,
     /// smoltcp device counters.
     pub device: DeviceStats,
 }
