@@ -189,6 +189,37 @@ fn check_refuses_what_run_would_refuse() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A kernel host sharing a stack host's NIC (`nic`, flow bifurcation) is
+/// checked before anything runs: a kernel only, sharing a stack host that
+/// exists, with that host's MAC and address, one kernel per NIC, and no
+/// link of its own to impair.
+#[test]
+fn check_refuses_a_kernel_that_cannot_share_the_nic_it_names() {
+    let dir = scratch("shared-nic");
+    let shipped = std::fs::read_to_string(workspace().join("scenarios/kernel-shared-nic-threads.toml")).unwrap();
+    let kernel = "kind = \"kernel\"\nnic = \"server\"\nmac = \"02:00:00:00:00:01\"";
+    assert!(shipped.contains(kernel), "the shipped scenario shares server's NIC");
+    let cases = [
+        (shipped.replace("nic = \"server\"", "nic = \"nobody\""), "no host \"nobody\""),
+        (shipped.replace("nic = \"server\"", "nic = \"client\"\nimpairments = { loss = 0.1 }"), "MAC and addresses"),
+        (
+            shipped.replace(kernel, "kind = \"kernel\"\nnic = \"server\"\nmac = \"02:00:00:00:00:09\""),
+            "MAC and addresses",
+        ),
+        (shipped.replace("nic = \"server\"", "nic = \"server\"\nimpairments = { loss = 0.1 }"), "no link of its own"),
+        (shipped.replace("name = \"client\"\n", "name = \"client\"\nnic = \"server\"\n"), "only a kernel host"),
+        (shipped.replace("nic = \"server\"", "nic = \"server-kernel\""), "no stacks on a user-veth port"),
+    ];
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let bad = dir.join(format!("bad{i}.toml"));
+        std::fs::write(&bad, text).unwrap();
+        let out = dtnet().arg("check").arg(&bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "case {i}: {}", stderr(&out));
+        assert!(stderr(&out).contains(expected) && stderr(&out).contains("key \"host["), "case {i}: {}", stderr(&out));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn run_stops_at_its_timeout_reporting_what_was_unfinished() {
     let dir = scratch("timeout");

@@ -134,10 +134,22 @@ pub(crate) fn build(plan: &Plan, meter: &Meter) -> Result<Built, String> {
                 if plan.executor == Executor::Sim {
                     return Err(format!("host {}: {}", host.name, sim::kernel::SIM_REFUSAL));
                 }
-                kernels.push(KernelNode::attach(&mut world, config, host.link.clone())?);
-                Slot::Kernel(kernels.len() - 1)
+                if host.shares.is_some() {
+                    Slot::Kernel(usize::MAX) // made below, once the host it shares with exists
+                } else {
+                    kernels.push(KernelNode::attach(&mut world, config, host.link.clone())?);
+                    Slot::Kernel(kernels.len() - 1)
+                }
             }
         });
+    }
+    for (i, host) in plan.hosts.iter().enumerate() {
+        let (Some(shared), HostNic::Kernel(config)) = (host.shares, &host.nic) else { continue };
+        let Some(group) = slots[shared].host().map(|h| &world.hosts[h].group) else {
+            return Err(format!("host {}: the host whose NIC it shares has no stacks", host.name));
+        };
+        kernels.push(KernelNode::share(group, config)?);
+        slots[i] = Slot::Kernel(kernels.len() - 1);
     }
     if let Some(dpdk) = dpdk.as_mut() {
         dpdk.mark_baseline();

@@ -101,6 +101,7 @@ pub(crate) fn evaluate(plan: &Plan, ex: &RunView<'_>) -> Vec<Check> {
         checks.extend(balance(plan, ex, tolerance));
     }
     checks.extend(drop_limits(plan, ex.world));
+    checks.extend(shared_nics(plan, ex));
     if expect.loss_as_configured {
         checks.push(check("losses as configured on every link", loss_as_configured(plan, ex)));
     }
@@ -392,7 +393,11 @@ fn loss_as_configured(plan: &Plan, ex: &RunView<'_>) -> Result<String, String> {
         let port = match ex.slots[h] {
             Slot::Host(i) => ex.world.hosts[i].bridge_port,
             Slot::Nic(n) => ex.world.nics[n].bridge_port,
-            Slot::Kernel(k) => ex.kernels[k].bridge_port,
+            // A kernel sharing a stack host's NIC has no link of its own.
+            Slot::Kernel(k) => match ex.kernels[k].bridge_port {
+                Some(port) => port,
+                None => continue,
+            },
         };
         for (d, imp) in [(Direction::Ingress, &host.link.ingress), (Direction::Egress, &host.link.egress)] {
             let checked = imp.loss > 0.0 && imp.burst_loss.is_none();
@@ -411,6 +416,23 @@ fn loss_as_configured(plan: &Plan, ex: &RunView<'_>) -> Result<String, String> {
     } else {
         Err(detail)
     }
+}
+
+/// Every NIC shared with a kernel (flow bifurcation) carried frames both
+/// ways between the wire and the kernel: the kernel's traffic went
+/// through the stack host's NIC, not around it.
+fn shared_nics(plan: &Plan, ex: &RunView<'_>) -> Vec<Check> {
+    let shared = plan.hosts.iter().filter_map(|k| k.shares.map(|h| (k, h)));
+    let shared = shared.filter_map(|(k, h)| ex.slots[h].host().map(|i| (k, &plan.hosts[h], &ex.world.hosts[i].group)));
+    shared
+        .map(|(kernel, host, group)| {
+            let stats: Vec<_> = (0..group.len()).map(|i| group.stats(i)).collect();
+            let (to, from) = stats.iter().fold((0, 0), |(t, f), s| (t + s.to_kernel, f + s.from_kernel));
+            let detail = format!("{to} frames to the kernel, {from} from it");
+            let name = format!("shared NIC: {}'s carries {}'s traffic", host.name, kernel.name);
+            check(name, if to > 0 && from > 0 { Ok(detail) } else { Err(detail) })
+        })
+        .collect()
 }
 
 /// Ports and bridge close their accounting, and every kernel host's TAP

@@ -38,6 +38,9 @@ pub struct HostPlan {
     pub link: PortConfig,
     /// The port a stack host's group drives.
     pub port: PortBackend,
+    /// A kernel host sharing a stack host's NIC (flow bifurcation): that
+    /// host's index, in place of a bridge port of its own.
+    pub shares: Option<usize>,
 }
 
 /// The port under a stack host.

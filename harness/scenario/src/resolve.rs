@@ -312,6 +312,7 @@ impl Resolver<'_> {
             hosts.push(self.host(i, spec)?);
         }
         self.dpdk_ports_once(specs, &hosts)?;
+        self.shared_nics(specs, &mut hosts)?;
         let bare = hosts.iter().filter(|h| !h.has_sockets()).count();
         if bare > 0 && bare < hosts.len() {
             let at = specs.iter().zip(&hosts).find(|(_, h)| !h.has_sockets()).map(|(s, _)| s.span());
@@ -366,7 +367,41 @@ impl Resolver<'_> {
             None => PortConfig::default(),
         };
         let port = self.port_backend(i, spanned, &nic)?;
-        Ok(HostPlan { name: spec.name.get_ref().clone(), nic, link, port })
+        Ok(HostPlan { name: spec.name.get_ref().clone(), nic, link, port, shares: None })
+    }
+
+    /// Resolves every kernel host's `nic`: the stack host (on the bridge,
+    /// one kernel each) whose NIC it shares, with that host's MAC and
+    /// addresses; such a kernel has no link, so no `impairments`.
+    fn shared_nics(&self, specs: &[Spanned<HostSpec>], hosts: &mut [HostPlan]) -> Result<()> {
+        let mut taken: HashMap<usize, usize> = HashMap::new();
+        for (i, spanned) in specs.iter().enumerate() {
+            let spec = spanned.get_ref();
+            let Some(nic) = &spec.nic else { continue };
+            let key = format!("host[{i}].nic");
+            let fail = |message: String| Err(self.src.error(nic.span(), key.clone(), message));
+            let HostNic::Kernel(kernel) = &hosts[i].nic else {
+                return fail("only a kernel host (kind = \"kernel\") shares another host's NIC".into());
+            };
+            let Some(t) = hosts.iter().position(|h| &h.name == nic.get_ref()) else {
+                return fail(format!("no host {:?}", nic.get_ref()));
+            };
+            let (HostNic::Stacks(group), PortBackend::Veth) = (&hosts[t].nic, &hosts[t].port) else {
+                return fail(format!("host {:?} has no stacks on a user-veth port to share a NIC with", nic.get_ref()));
+            };
+            if (kernel.mac, kernel.ipv4, kernel.ipv6) != (group.mac, group.ipv4, group.ipv6) {
+                return fail(format!("the kernel sharing {:?}'s NIC has its MAC and addresses", nic.get_ref()));
+            }
+            if let Some(first) = taken.insert(t, i) {
+                return fail(format!("host[{first}] already shares {:?}'s NIC", nic.get_ref()));
+            }
+            if let Some(imp) = &spec.impairments {
+                let message = "a kernel sharing a NIC has no link of its own: impair the stack host's";
+                return Err(self.src.error(imp.span(), format!("host[{i}].impairments"), message));
+            }
+            hosts[i].shares = Some(t);
+        }
+        Ok(())
     }
 
     /// The port under host `i`: user-veth, or a DPDK `device` reaching the

@@ -238,6 +238,10 @@ pub struct HostSpec {
     pub name: Spanned<String>,
     /// What the host is (default: dtnet's own, stacks or a bare port).
     pub kind: Option<Spanned<HostKindSpec>>,
+    /// `kind = "kernel"`: the stack host whose NIC this kernel shares
+    /// (gazelle's `flow_bifurcation`) instead of a bridge port of its own;
+    /// its `mac` and addresses are that host's.
+    pub nic: Option<Spanned<String>>,
     /// What drives a stack host's port (default: a user-veth port).
     pub backend: Option<Spanned<BackendSpec>>,
     /// `backend = "dpdk"`: the DPDK port the host's stacks drive.

@@ -107,7 +107,7 @@ impl TcpRun {
         };
         let link =
             PortConfig { ingress: self.impairments.clone(), egress: self.impairments.clone(), ..PortConfig::default() };
-        HostPlan { name: name.into(), nic: HostNic::Stacks(group), link, port: PortBackend::Veth }
+        HostPlan { name: name.into(), nic: HostNic::Stacks(group), link, port: PortBackend::Veth, shares: None }
     }
 
     /// The scenario this run is: host 0 serves, host 1 connects.

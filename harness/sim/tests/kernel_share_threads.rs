@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kernel_peer::netns::unavailable;
-use kernel_peer::{KernelHost, KernelHostConfig};
+use kernel_peer::KernelHostConfig;
 use sim::apps::{echo, listen, Ledger, Side, Workload};
 use sim::exec::{self, RealClock, Spawner};
-use sim::kernel::{apps, KernelTasks, StopFlag};
+use sim::kernel::{apps, KernelNode, KernelTasks, StopFlag};
 use sim::world::World;
 use stack::{Api, GroupConfig, SockType, ThreadModel};
 use user_vbridge::Impairments;
@@ -55,8 +55,7 @@ fn share_both_ways(model: ThreadModel) {
         gateway: None,
         mtu: 1500,
     };
-    let (kernel, tap) = KernelHost::create(kernel).unwrap();
-    world.hosts[0].group.share_with_kernel(Box::new(tap)).unwrap();
+    let kernel = KernelNode::share(&world.hosts[0].group, &kernel).unwrap().host;
 
     let (spawner, ledger, stop) = (Spawner::new(), Arc::new(Ledger::default()), StopFlag::default());
     let clock = Arc::new(RealClock::new());

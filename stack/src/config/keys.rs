@@ -190,7 +190,7 @@ pub(crate) fn not_read(key: &str) -> Option<&'static str> {
 pub(crate) const IGNORED: &[(&str, &str)] = &[
     ("dpdk_args", "dtnet starts no DPDK; only an argument \"secondary\" matters, for the process_idx rule"),
     ("kni_switch", "dtnet has no kernel NIC interface to hand traffic to"),
-    ("flow_bifurcation", "dtnet does not hand unclaimed traffic to a kernel"),
+    ("flow_bifurcation", "a scenario shares a host's NIC with a kernel host naming it (`nic`), not by this key"),
     ("low_power_mode", "dtnet's stack threads do not sleep for power"),
     ("tcp_conn_count", "dtnet does not cap connections by this count"),
     ("mbuf_count_per_conn", "dtnet has no DPDK mbuf pool"),

@@ -19,6 +19,7 @@ use std::task::{Poll, Waker};
 
 pub use apps::StopFlag;
 use kernel_peer::{KernelHost, KernelHostConfig};
+use stack::StackGroup;
 use user_vbridge::{PortConfig, PortId};
 
 use crate::exec::Spawner;
@@ -33,8 +34,9 @@ pub struct KernelNode {
     /// The host; it is torn down (namespace and TAP removed) when the last
     /// handle drops.
     pub host: Arc<KernelHost>,
-    /// The bridge port its TAP is plugged into.
-    pub bridge_port: PortId,
+    /// The bridge port its TAP is plugged into; `None` for a kernel that
+    /// shares a stack host's NIC instead ([`KernelNode::share`]).
+    pub bridge_port: Option<PortId>,
 }
 
 impl KernelNode {
@@ -43,7 +45,18 @@ impl KernelNode {
     pub fn attach(world: &mut World, config: &KernelHostConfig, link: PortConfig) -> Result<KernelNode, String> {
         let (host, wire) = KernelHost::create(config.clone()).map_err(|e| format!("host {}: {e}", config.name))?;
         let bridge_port = world.bridge.add_port(Box::new(wire), link).map_err(|e| e.to_string())?;
-        Ok(KernelNode { host: Arc::new(host), bridge_port })
+        Ok(KernelNode { host: Arc::new(host), bridge_port: Some(bridge_port) })
+    }
+
+    /// Makes kernel host `config` (the MAC and addresses of `group`'s
+    /// host) and shares `group`'s NIC with it, as gazelle's
+    /// `flow_bifurcation` does through virtio-user: its TAP gets what the
+    /// group's stacks do not serve, and what it sends leaves through their
+    /// NIC ([`StackGroup::share_with_kernel`]).
+    pub fn share(group: &StackGroup, config: &KernelHostConfig) -> Result<KernelNode, String> {
+        let (host, wire) = KernelHost::create(config.clone()).map_err(|e| format!("host {}: {e}", config.name))?;
+        group.share_with_kernel(Box::new(wire)).map_err(|e| format!("host {}: {e}", config.name))?;
+        Ok(KernelNode { host: Arc::new(host), bridge_port: None })
     }
 }
 
