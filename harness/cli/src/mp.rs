@@ -184,6 +184,13 @@ pub struct GazelleArgs {
     /// process passes the flag.
     #[arg(long)]
     inbound: bool,
+    /// tuple-filter: process 0 shares the port with the Linux kernel
+    /// (gazelle's flow_bifurcation, the primary's alone): a kernel in a
+    /// namespace with the port's MAC and address serves echo on port 8000,
+    /// and the LAN peer echoes --conns connections with it through the
+    /// port. Needs root.
+    #[arg(long)]
+    kernel: bool,
 }
 
 /// gazelle's thread models.
@@ -293,6 +300,7 @@ fn run_gazelle(mode: &str, args: GazelleArgs, run: GazelleRun) -> Result<bool, S
         },
         stacks: args.stacks,
         inbound: args.inbound,
+        kernel: args.kernel,
     };
     match run(&opts, &mut |line| println!("{line}"))? {
         gazelle::Outcome::Primary(report) => {

@@ -714,3 +714,45 @@ fn gazelle_processes_run_several_stacks_each_in_every_mode() {
         assert!(!base.path().join(mode.replace('-', "_")).exists(), "{mode}: the last process out removed the domain");
     }
 }
+
+/// tuple_filter with `--kernel`: process 0 shares the port with the Linux
+/// kernel (gazelle's flow_bifurcation), whose echo server the LAN peer
+/// reaches through the port at the processes' shared address while every
+/// process runs its own connections. Every connection is echoed intact,
+/// the kernel's included, and nothing is left in a pool (the kernel TAP's
+/// included). Needs root and TUN: without them it says why and passes.
+#[test]
+fn tuple_filter_process_0_shares_the_port_with_the_kernel() {
+    if let Some(why) = kernel_peer::netns::unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let process = |n: u16| gazelle("tuple-filter", base.path(), "rtc", n, "100000").arg("--kernel").spawn();
+    let mut p = process(0).unwrap();
+    let mut out = BufReader::new(p.stdout.take().unwrap());
+    line(&mut out, "ready");
+    let clients: Vec<Child> = (1..3).map(|n| process(n).unwrap()).collect();
+    for (n, client) in (1..).zip(clients) {
+        let client = client.wait_with_output().unwrap();
+        assert!(client.status.success(), "proc {n}: {}{}", text(&client.stdout), text(&client.stderr));
+    }
+    let report = line(&mut out, "tuple-filter primary:");
+    let status = p.wait_with_output().unwrap();
+    assert!(status.status.success(), "{report}{}", text(&status.stderr));
+    assert!(report.contains("served 18 of 18 connections in full"), "{report}");
+    assert!(report.contains("pools in use 0;") && report.ends_with("kernel 6 of 6 echoed intact\n"), "{report}");
+    assert!(!base.path().join("tuple_filter").exists(), "the last process out removed the domain");
+}
+
+/// Only tuple_filter's process 0 has lstack queues to share with a kernel:
+/// gazelle_vf's and ltran's primaries refuse `--kernel` and say why.
+#[test]
+fn only_tuple_filter_shares_its_port_with_a_kernel() {
+    for mode in ["gazelle-vf", "ltran"] {
+        let base = tempfile::tempdir().unwrap();
+        let out = gazelle(mode, base.path(), "rtc", 0, "1000").arg("--kernel").output().unwrap();
+        assert!(!out.status.success(), "{mode}");
+        assert!(text(&out.stderr).contains("a kernel sharing the port is tuple_filter's"), "{}", text(&out.stderr));
+    }
+}

@@ -162,6 +162,11 @@ impl super::Nic for Ltran {
 
 fn primary(opts: &Options, domain: &Domain, say: &mut dyn FnMut(String)) -> Result<Report, String> {
     opts.place.first()?;
+    if opts.kernel {
+        return Err(
+            "a kernel sharing the port is tuple_filter's: ltran's process 0 has no lstack queues to share".into()
+        );
+    }
     if instances(opts.place.procs) == 0 {
         return Err("ltran needs at least one lstack instance: --num-procs 2 or more".into());
     }

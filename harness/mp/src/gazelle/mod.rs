@@ -27,6 +27,7 @@
 //! has left every pool is back to its baseline. A client's checks: every
 //! connection echoed intact.
 
+mod kernel;
 pub mod ltran;
 mod one_port;
 pub mod tuple_filter;
@@ -79,6 +80,9 @@ pub struct Options {
     /// peer makes `conns` echo connections per process to them (see
     /// [`tuple_filter`] and [`ltran`]).
     pub inbound: bool,
+    /// tuple_filter: process 0 shares the port with the Linux kernel,
+    /// which the LAN peer echoes with too (see [`kernel`]; needs root).
+    pub kernel: bool,
 }
 
 /// What the primary saw.
@@ -110,6 +114,9 @@ pub struct Report {
     /// Frames the forwarder dropped (ltran): for no connection or
     /// listener, not its to take, or with no instance to take them.
     pub misses: u64,
+    /// The LAN peer's connections to the kernel sharing process 0's port
+    /// echoed intact, and those it made (tuple_filter with `kernel`).
+    pub kernel: (usize, usize),
 }
 
 impl std::fmt::Display for Report {
@@ -121,6 +128,9 @@ impl std::fmt::Display for Report {
         write!(f, "pools in use {}; flow rules granted {}", self.in_use, self.rules)?;
         if self.inbound.1 > 0 {
             write!(f, "; inbound {} of {} echoed intact", self.inbound.0, self.inbound.1)?;
+        }
+        if self.kernel.1 > 0 {
+            write!(f, "; kernel {} of {} echoed intact", self.kernel.0, self.kernel.1)?;
         }
         if !self.spread.is_empty() || self.misses > 0 {
             write!(f, "; spread {:?}, forwarder misses {}", self.spread, self.misses)?;
@@ -140,7 +150,7 @@ impl Report {
         // A forwarder drops frames only for connections of the dead.
         let forwarded = self.misses == 0 || !self.deaths.is_empty();
         let clean = self.switch_drops == 0 && self.dead_own == 0 && self.in_use == 0 && forwarded;
-        all && aborts_explained && clean && self.inbound.0 == self.inbound.1
+        all && aborts_explained && clean && self.inbound.0 == self.inbound.1 && self.kernel.0 == self.kernel.1
     }
 }
 

@@ -45,6 +45,7 @@ use stack::{Api, Clock, ForwardMode, ProcessSlot, StackGroup};
 use user_vbridge::Bridge;
 use user_veth::shared::{PortRules, SharedPort};
 
+use super::kernel::KernelSide;
 use super::one_port::{Layout, OnLan};
 use super::{
     register, run_client, serve, spawn_clients, supervise, ClientReport, NicTotals, Options, Outcome, Report, Server,
@@ -174,8 +175,16 @@ fn primary(opts: &Options, domain: &Domain, say: &mut dyn FnMut(String)) -> Resu
         connect_inbound(opts, &peer, &server.spawner, &server.ledger, &inbound);
         server.inbound = expected;
     }
+    let kernel = match opts.kernel {
+        true => Some(KernelSide::start(opts, (&own, 1), (layout(opts).mac, IP), &peer, &server.spawner)?),
+        false => None,
+    };
     say(format!("ready {}", std::process::id()));
-    supervise(opts, control, nic, server, &[peer, own], say)
+    let mut report = supervise(opts, control, nic, server, &[peer, own], say)?;
+    if let Some((echoed, in_use)) = kernel.map(KernelSide::finish) {
+        (report.kernel, report.in_use) = (echoed, report.in_use + in_use);
+    }
+    Ok(report)
 }
 
 /// A client process: its connections, then how many came back intact.

@@ -158,6 +158,11 @@ impl super::Nic for VfNic {
 
 fn primary(opts: &Options, domain: &Domain, say: &mut dyn FnMut(String)) -> Result<Report, String> {
     opts.place.first()?;
+    if opts.kernel {
+        return Err(
+            "a kernel sharing the port is tuple_filter's: gazelle_vf's process 0 has no lstack queues to share".into(),
+        );
+    }
     if opts.inbound {
         return Err("inbound connections are tuple_filter's and ltran's: gazelle_vf's server is process 0".into());
     }
