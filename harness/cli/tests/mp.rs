@@ -602,11 +602,20 @@ fn tuple_filter_processes_share_one_port_with_rules_the_primary_makes() {
 
 /// Runs gazelle mode `mode` with three processes and `--inbound` under
 /// `model`: each client process must say it echoed `per_client`
-/// connections intact, every process must succeed and leave no domain;
-/// returns the primary's report.
+/// connections intact (see [`three_processes`]); returns the primary's report.
 fn inbound_run(mode: &str, model: &str, per_client: usize) -> String {
+    three_processes(mode, model, &["--inbound"], |n| {
+        format!("proc {n}: {per_client} of {per_client} connections echoed intact")
+    })
+}
+
+/// Runs gazelle mode `mode` with three processes under `model`, each
+/// given `args`: each client process must succeed and say `says(n)`, the
+/// primary must succeed, and no domain may be left; returns the primary's
+/// report.
+fn three_processes(mode: &str, model: &str, args: &[&str], says: impl Fn(u16) -> String) -> String {
     let base = tempfile::tempdir().unwrap();
-    let process = |n: u16| gazelle(mode, base.path(), model, n, "100000").arg("--inbound").spawn();
+    let process = |n: u16| gazelle(mode, base.path(), model, n, "100000").args(args).spawn();
     let mut p = process(0).unwrap();
     let mut out = BufReader::new(p.stdout.take().unwrap());
     line(&mut out, "ready");
@@ -614,13 +623,12 @@ fn inbound_run(mode: &str, model: &str, per_client: usize) -> String {
     for (n, client) in (1..).zip(clients) {
         let client = client.wait_with_output().unwrap();
         let said = text(&client.stdout);
-        assert!(client.status.success(), "{mode} {model} proc {n}: {said}{}", text(&client.stderr));
-        let intact = format!("proc {n}: {per_client} of {per_client} connections echoed intact");
-        assert!(said.contains(&intact), "{mode} {model}: {said}");
+        assert!(client.status.success(), "{mode} {model} {args:?} proc {n}: {said}{}", text(&client.stderr));
+        assert!(said.contains(&says(n)), "{mode} {model} {args:?}: {said}");
     }
     let report = line(&mut out, &format!("{mode} primary:"));
     let status = p.wait_with_output().unwrap();
-    assert!(status.status.success(), "{mode} {model}: {report}{}", text(&status.stderr));
+    assert!(status.status.success(), "{mode} {model} {args:?}: {report}{}", text(&status.stderr));
     let domain = mode.replace('-', "_");
     assert!(!base.path().join(domain).exists(), "{mode} {model}: the last process out removed the domain");
     report
@@ -694,24 +702,10 @@ fn an_ltran_instance_killed_loses_its_queue_and_entries_and_its_heir_takes_over(
 #[test]
 fn gazelle_processes_run_several_stacks_each_in_every_mode() {
     for mode in ["gazelle-vf", "tuple-filter", "ltran"] {
-        let base = tempfile::tempdir().unwrap();
-        let process = |n: u16| gazelle(mode, base.path(), "rtc", n, "100000").args(["--stacks", "2"]).spawn();
-        let mut p = process(0).unwrap();
-        let mut out = BufReader::new(p.stdout.take().unwrap());
-        line(&mut out, "ready");
-        let clients: Vec<Child> = (1..3).map(|n| process(n).unwrap()).collect();
-        for (n, client) in (1..).zip(clients) {
-            let client = client.wait_with_output().unwrap();
-            let said = text(&client.stdout);
-            assert!(client.status.success(), "{mode} proc {n}: {said}{}", text(&client.stderr));
-            let spread = format!("proc {n}: 6 of 6 connections echoed intact, by stack [3, 3]");
-            assert!(said.contains(&spread), "{mode}: {said}");
-        }
-        let report = line(&mut out, &format!("{mode} primary:"));
-        let status = p.wait_with_output().unwrap();
-        assert!(status.status.success(), "{mode}: {report}{}", text(&status.stderr));
+        let report = three_processes(mode, "rtc", &["--stacks", "2"], |n| {
+            format!("proc {n}: 6 of 6 connections echoed intact, by stack [3, 3]")
+        });
         assert!(report.contains("switch drops 0; deaths 0, dead own 0; pools in use 0;"), "{mode}: {report}");
-        assert!(!base.path().join(mode.replace('-', "_")).exists(), "{mode}: the last process out removed the domain");
     }
 }
 
@@ -727,22 +721,11 @@ fn tuple_filter_process_0_shares_the_port_with_the_kernel() {
         eprintln!("skipped: {why}");
         return;
     }
-    let base = tempfile::tempdir().unwrap();
-    let process = |n: u16| gazelle("tuple-filter", base.path(), "rtc", n, "100000").arg("--kernel").spawn();
-    let mut p = process(0).unwrap();
-    let mut out = BufReader::new(p.stdout.take().unwrap());
-    line(&mut out, "ready");
-    let clients: Vec<Child> = (1..3).map(|n| process(n).unwrap()).collect();
-    for (n, client) in (1..).zip(clients) {
-        let client = client.wait_with_output().unwrap();
-        assert!(client.status.success(), "proc {n}: {}{}", text(&client.stdout), text(&client.stderr));
-    }
-    let report = line(&mut out, "tuple-filter primary:");
-    let status = p.wait_with_output().unwrap();
-    assert!(status.status.success(), "{report}{}", text(&status.stderr));
+    let report = three_processes("tuple-filter", "rtc", &["--kernel"], |n| {
+        format!("proc {n}: 6 of 6 connections echoed intact")
+    });
     assert!(report.contains("served 18 of 18 connections in full"), "{report}");
     assert!(report.contains("pools in use 0;") && report.ends_with("kernel 6 of 6 echoed intact\n"), "{report}");
-    assert!(!base.path().join("tuple_filter").exists(), "the last process out removed the domain");
 }
 
 /// Only tuple_filter's process 0 has lstack queues to share with a kernel:
