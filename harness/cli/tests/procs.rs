@@ -33,6 +33,11 @@ fn every_shipped_procs_scenario_passes() {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("executor = \"procs\"")))
+        // A kernel sharing a port needs root and TUN; `dtnet run` skips it without.
+        .filter(|p| {
+            kernel_peer::netns::unavailable().is_none()
+                || !std::fs::read_to_string(p).unwrap().contains("kernel = true")
+        })
         .collect();
     files.sort();
     assert!(files.len() >= 4, "simple, symmetric and client_server samples are shipped: {files:?}");
@@ -174,6 +179,14 @@ fn impossible_faults_are_refused_at_load() {
         "key \"procs.stacks\": 9 processes × 8 stacks need more than 64 queues",
     );
     refuse("executor = \"procs\"\n[procs]\nsample = \"ltran\"\nstacks = 9\n", "procs.stacks");
+    refuse(
+        "executor = \"procs\"\n[procs]\nsample = \"gazelle_vf\"\nkernel = true\n",
+        "key \"procs.kernel\": only tuple_filter's process 0 has lstack queues to share with a kernel",
+    );
+    refuse(
+        &format!("{procs}kernel = true\n"),
+        "key \"procs.kernel\": only gazelle_vf, tuple_filter and ltran run stacks",
+    );
 }
 
 /// The procs executor needs no privilege: as root the gate also runs a

@@ -92,6 +92,8 @@ pub struct GazelleRun {
     pub bytes: u64,
     /// Stacks per lstack process (gazelle's `num_cpus`).
     pub stacks: u16,
+    /// tuple_filter: process 0 shares the port with the Linux kernel.
+    pub kernel: bool,
 }
 
 impl Sample {
@@ -319,13 +321,16 @@ fn args(plan: &ProcsPlan, index: usize, prefix: &str, base: &Path) -> Vec<String
             }
             a
         }
-        Sample::Gazelle(mode, GazelleRun { model, conns, bytes, stacks }) => {
+        Sample::Gazelle(mode, GazelleRun { model, conns, bytes, stacks, kernel }) => {
             let (n, id) = (plan.processes.to_string(), index.to_string());
             let model = if model == ThreadModel::RunToCompletion { "rtc" } else { "rtw" };
             let a = ["mp", mode.command(), "--num-procs", &n, "--proc-id", &id, "--model", model];
             let mut a = a.map(str::to_owned).to_vec();
             a.extend(["--conns".to_owned(), conns.to_string(), "--bytes".to_owned(), bytes.to_string()]);
             a.extend(["--stacks".to_owned(), stacks.to_string()]);
+            if kernel {
+                a.push("--kernel".to_owned());
+            }
             a
         }
     };
@@ -538,7 +543,7 @@ mod tests {
         assert_eq!(Sample::Symmetric.process_names(3), ["proc-0", "proc-1", "proc-2"]);
         let cs = Sample::ClientServer(Distribution::FlowHash).process_names(3);
         assert_eq!(cs, ["server", "client-0", "client-1"]);
-        let run = GazelleRun { model: ThreadModel::RunToWakeup, conns: 1, bytes: 1, stacks: 1 };
+        let run = GazelleRun { model: ThreadModel::RunToWakeup, conns: 1, bytes: 1, stacks: 1, kernel: false };
         for mode in [GazelleMode::Vf, GazelleMode::TupleFilter, GazelleMode::Ltran] {
             let names = Sample::Gazelle(mode, run).process_names(3);
             assert_eq!(names, ["proc-0", "proc-1", "proc-2"], "as their --proc-id");

@@ -173,14 +173,16 @@ impl Scenario {
     }
 
     /// Why the scenario cannot run on this machine, if it cannot: a kernel
-    /// host needs root and TUN, a DPDK host a build with DPDK. Callers skip
+    /// host (or a procs run's kernel sharing a port) needs root and TUN, a DPDK host a build with DPDK. Callers skip
     /// it with this reason.
     pub fn unavailable(&self) -> Option<String> {
         if let (Some(_), Some(why)) = (&self.plan.dpdk, dpdk_ports::UNAVAILABLE) {
             return Some(format!("it has a DPDK host, and {why}"));
         }
-        let kernel = self.plan.hosts.iter().any(|h| h.kernel().is_some());
-        let why = kernel.then(kernel_peer::netns::unavailable).flatten()?;
+        let kernel_host = self.plan.hosts.iter().any(|h| h.kernel().is_some());
+        let shared =
+            self.plan.procs.as_ref().is_some_and(|p| matches!(p.sample, mp::procs::Sample::Gazelle(_, r) if r.kernel));
+        let why = (kernel_host || shared).then(kernel_peer::netns::unavailable).flatten()?;
         Some(format!("it has a kernel host, and {why}"))
     }
 }

@@ -166,6 +166,7 @@ impl Resolver<'_> {
             table.conns.as_ref().map(|c| (c.span(), "conns")),
             table.bytes.as_ref().map(|b| (b.span(), "bytes")),
             table.stacks.as_ref().map(|s| (s.span(), "stacks")),
+            table.kernel.as_ref().map(|k| (k.span(), "kernel")),
         ];
         let gazelle = matches!(table.sample, SampleSpec::GazelleVf | SampleSpec::TupleFilter | SampleSpec::Ltran);
         if let (false, Some((span, key))) = (gazelle, stacks_only.into_iter().flatten().next()) {
@@ -174,6 +175,11 @@ impl Resolver<'_> {
                 format!("procs.{key}"),
                 "only gazelle_vf, tuple_filter and ltran run stacks",
             ));
+        }
+        let shares = table.kernel.as_ref().filter(|k| *k.get_ref());
+        if let Some(k) = shares.filter(|_| !matches!(table.sample, SampleSpec::TupleFilter)) {
+            let message = "only tuple_filter's process 0 has lstack queues to share with a kernel";
+            return Err(self.src.error(k.span(), "procs.kernel", message));
         }
         match (table.sample, &table.distribution) {
             (SampleSpec::ClientServerMp, d) => Ok(Sample::ClientServer(match d.as_ref().map(|d| *d.get_ref()) {
@@ -859,6 +865,7 @@ fn gazelle_run(table: &ProcsSpec) -> GazelleRun {
         conns: table.conns.as_ref().map_or(8, |c| c.get_ref().get()),
         bytes: table.bytes.as_ref().map_or(64 * 1024, |b| b.get_ref().get().0),
         stacks: table.stacks.as_ref().map_or(1, |s| s.get_ref().get()),
+        kernel: table.kernel.as_ref().is_some_and(|k| *k.get_ref()),
     }
 }
 

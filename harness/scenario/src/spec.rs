@@ -129,6 +129,10 @@ pub struct ProcsSpec {
     /// gazelle's modes: stacks per lstack process, a queue each (gazelle's
     /// `num_cpus`, default 1; processes × stacks at most 64 queues).
     pub stacks: Option<Spanned<Bounded<u16, 1, 8>>>,
+    /// tuple_filter: process 0 shares the port with the Linux kernel
+    /// (gazelle's `flow_bifurcation`), which the LAN peer echoes with too
+    /// (default false; needs root and TUN).
+    pub kernel: Option<Spanned<bool>>,
 }
 
 fn procs_frames() -> Frames {
