@@ -96,6 +96,20 @@ fn seeded_kills_in_tuple_filter_are_reclaimed_under_both_thread_models() {
     seeded_kills("mp-tuple-filter-kill-rtw.toml", 1..4);
 }
 
+/// tuple_filter with process 0 sharing the port with the kernel: a killed
+/// secondary is reclaimed as without the kernel, its heir echoes every
+/// connection intact, and the LAN peer's connections to the kernel all
+/// come back intact (the primary's report fails otherwise). Needs root
+/// and TUN: without them it says why and passes.
+#[test]
+fn seeded_kills_beside_a_kernel_sharing_the_port_are_reclaimed() {
+    if let Some(why) = kernel_peer::netns::unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    seeded_kills("mp-tuple-filter-kernel.toml", 2..5);
+}
+
 /// gazelle's ltran mode, run to completion: the victim's queue and
 /// buffers are reclaimed, the forwarder forgets its entries, and its heir
 /// echoes every connection intact. (Each run lasts the server's 10 s
