@@ -75,6 +75,11 @@ impl Forwarder {
         self.stats
     }
 
+    /// The port's receive queues, each an instance's or nobody's.
+    pub(crate) fn queues(&self) -> u16 {
+        self.batches.len() as u16
+    }
+
     /// The port's wire end, for reclamation ([`SharedWire::reclaim`]).
     pub fn wire_mut(&mut self) -> &mut SharedWire {
         &mut self.wire

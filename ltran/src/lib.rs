@@ -21,6 +21,7 @@
 //! code is the one tuple_filter mode uses.
 
 mod forwarder;
+pub mod published;
 mod table;
 
 pub use forwarder::{Forwarder, ForwarderStats};

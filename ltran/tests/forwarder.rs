@@ -30,7 +30,7 @@ const INSTANCES: [Owner; 2] = [Owner(2), Owner(3)];
 
 struct Rig {
     _base: tempfile::TempDir,
-    _primary: Domain,
+    primary: Domain,
     secondary: Domain,
     forwarder: Forwarder,
     /// The primary's handle of the port.
@@ -52,7 +52,7 @@ fn rig() -> Rig {
     let forwarder = Forwarder::new(port.clone(), wire, PRIMARY, Limits::default());
     let secondary = Domain::open("ltran", Role::Secondary, &opts).unwrap();
     let host = Mempool::new(MempoolConfig::new("host", 256)).unwrap();
-    Rig { _base: base, _primary: primary, secondary, forwarder, port, host }
+    Rig { _base: base, primary, secondary, forwarder, port, host }
 }
 
 fn peer(owner: Owner) -> Peer {
@@ -162,4 +162,33 @@ fn refusals_and_misses_are_counted_and_nothing_leaks() {
     rig.forwarder.poll(Instant::ZERO + Duration::from_secs(10));
     assert!(rig.forwarder.table().is_empty());
     assert_eq!((rig.host.in_use(), rig.port.pool().in_use()), (0, 0));
+}
+
+/// The forwarder's counters reach a tool attached to the domain: what it
+/// publishes into its zone reads back as the table and forwarder counted
+/// (entries, registrations, deliveries, misses, new connections by queue),
+/// and a zone that is not a forwarder's, or claims more queues than it
+/// has room for, reads as nothing.
+#[test]
+fn published_counters_read_back_from_the_domain() {
+    let mut rig = rig();
+    let (_a, mut rx_a) = rig.instance(0);
+    rig.register(0, 0, None, SocketAddr::from((LOCAL, 80))).unwrap();
+    rig.arrive(&[syn(1000), syn(1001), ping()]);
+    received(&mut rx_a);
+    let mut ack = syn(2000);
+    ack[14 + 20 + 13] = 0x10;
+    rig.arrive(&[ack]);
+    let zone = ltran::published::reserve(&rig.primary).unwrap();
+    assert_eq!(ltran::published::read(&zone), None, "nothing published yet");
+    rig.forwarder.publish(&zone);
+    let seen = ltran::published::read(&rig.secondary.lookup(ltran::published::ZONE).unwrap()).unwrap();
+    assert_eq!((seen.entries, seen.registered, seen.expired), (3, 1, 0), "a listener and two connections");
+    assert_eq!((seen.delivered, seen.copies, seen.unplaced), (3, 0, 0));
+    assert_eq!(seen.dispatched, [2, 0, 0]);
+    assert!(seen.misses.contains(&(Miss::NoConnection, 1)) && seen.misses.len() == 5, "{:?}", seen.misses);
+    zone.u64s()[1].store(65, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(ltran::published::read(&zone), None, "more queues than the zone holds");
+    let other = rig.primary.reserve("other", 8 * 4).unwrap();
+    assert_eq!(ltran::published::read(&other), None);
 }

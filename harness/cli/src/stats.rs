@@ -4,7 +4,8 @@
 //! nothing) and reads: the process table the primary keeps (pid, role,
 //! owner, state), every ring's depth and capacity, every pool's slots by
 //! owner (held, cached, sent), and every shared port's counters (as its
-//! primary last published them) with each queue's holder and ring counts.
+//! primary last published them) with each queue's holder and ring counts,
+//! and an ltran forwarder's table counters (as it last published them).
 //! Objects are recognised by their headers;
 //! anything else is listed with its size. `--json` prints one object per
 //! snapshot; `--watch` prints a snapshot every second until interrupted.
@@ -47,7 +48,22 @@ struct Snapshot {
     rings: Vec<RingStats>,
     pools: Vec<PoolStats>,
     ports: Vec<PortStats>,
+    forwarders: Vec<ForwarderView>,
     other: Vec<Object>,
+}
+
+/// An ltran forwarder's counters, as it last published them.
+#[derive(Serialize)]
+struct ForwarderView {
+    name: String,
+    entries: u64,
+    registered: u64,
+    expired: u64,
+    delivered: u64,
+    copies: u64,
+    unplaced: u64,
+    misses: BTreeMap<String, u64>,
+    dispatched: Vec<u64>,
 }
 
 #[derive(Serialize)]
@@ -143,6 +159,7 @@ fn snapshot(domain: &Domain) -> Result<Snapshot, String> {
         rings: Vec::new(),
         pools: Vec::new(),
         ports: Vec::new(),
+        forwarders: Vec::new(),
         other: Vec::new(),
     };
     for entry in domain.objects().map_err(|e| e.to_string())? {
@@ -153,6 +170,8 @@ fn snapshot(domain: &Domain) -> Result<Snapshot, String> {
             snapshot.pools.push(pool_stats(entry.name, &pool));
         } else if let Ok(port) = SharedPort::attach(domain, &entry.name, Owner::NONE) {
             snapshot.ports.push(port_stats(entry.name, &port));
+        } else if let Some(p) = ltran::published::read(&zone) {
+            snapshot.forwarders.push(forwarder(entry.name, p));
         } else if entry.name != ethdev::shm::procs::ZONE {
             snapshot.other.push(Object { name: entry.name, bytes: entry.len });
         }
@@ -219,6 +238,20 @@ fn port_stats(name: String, port: &SharedPort) -> PortStats {
     }
 }
 
+fn forwarder(name: String, p: ltran::published::Published) -> ForwarderView {
+    ForwarderView {
+        name,
+        entries: p.entries,
+        registered: p.registered,
+        expired: p.expired,
+        delivered: p.delivered,
+        copies: p.copies,
+        unplaced: p.unplaced,
+        misses: p.misses.iter().map(|(m, n)| (format!("{m:?}"), *n)).collect(),
+        dispatched: p.dispatched,
+    }
+}
+
 fn print_text(s: &Snapshot) {
     println!("domain {}", s.prefix);
     println!("processes");
@@ -253,6 +286,13 @@ fn print_text(s: &Snapshot) {
                 q.side, q.queue, q.packets, q.bytes, q.copied, q.dropped
             );
         }
+    }
+    for f in &s.forwarders {
+        println!(
+            "ltran {:<24} entries {} registered {} expired {} delivered {} copies {} unplaced {}",
+            f.name, f.entries, f.registered, f.expired, f.delivered, f.copies, f.unplaced
+        );
+        println!("    misses {:?}; new connections by queue {:?}", f.misses, f.dispatched);
     }
     for o in &s.other {
         println!("object {:<24} {} bytes", o.name, o.bytes);

@@ -739,3 +739,39 @@ fn only_tuple_filter_shares_its_port_with_a_kernel() {
         assert!(text(&out.stderr).contains("a kernel sharing the port is tuple_filter's"), "{}", text(&out.stderr));
     }
 }
+
+/// `dtnet stats` shows an ltran forwarder's table while it runs: the
+/// counters the primary publishes in the domain read back through a
+/// tool attached as a secondary, with the instances' registrations and
+/// the connections they hold.
+#[test]
+fn dtnet_stats_shows_the_ltran_forwarders_table() {
+    let base = tempfile::tempdir().unwrap();
+    let process = |n: u16| gazelle("ltran", base.path(), "rtc", n, "20000000").spawn().unwrap();
+    let mut p = process(0);
+    let mut out = BufReader::new(p.stdout.take().unwrap());
+    line(&mut out, "ready");
+    let instances: Vec<Child> = (1..3).map(process).collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let forwarder = loop {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dtnet"));
+        cmd.args(["stats", "--prefix", "ltran", "--json", "--runtime-dir"]).arg(base.path());
+        let snapshot = cmd.output().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&snapshot.stdout).unwrap_or_default();
+        let forwarder = json["forwarders"][0].clone();
+        let busy = ["entries", "delivered"].iter().all(|k| forwarder[k].as_u64().unwrap_or(0) > 0);
+        if busy || std::time::Instant::now() > deadline {
+            break forwarder;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(forwarder["name"], "ltran.stats", "{forwarder}");
+    assert!(forwarder["registered"].as_u64() >= forwarder["entries"].as_u64(), "{forwarder}");
+    assert!(forwarder["delivered"].as_u64() > Some(0), "{forwarder}");
+    assert_eq!(forwarder["dispatched"].as_array().map(Vec::len), Some(2), "a word per queue: {forwarder}");
+    for instance in instances {
+        assert!(instance.wait_with_output().unwrap().status.success());
+    }
+    let report = line(&mut out, "ltran primary:");
+    assert!(p.wait().unwrap().success(), "{report}");
+}

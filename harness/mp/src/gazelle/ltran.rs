@@ -90,6 +90,8 @@ pub fn run(opts: &Options, say: &mut dyn FnMut(String)) -> Result<Outcome, Strin
 /// ltran: the forwarder on the shared port, its NIC on the LAN bridge.
 struct Ltran {
     forwarder: Arc<Mutex<Forwarder>>,
+    /// Where the forwarder publishes its counters for `dtnet stats`.
+    published: Zone,
     lan: Bridge,
     pool: Mempool,
     peer_pool: Mempool,
@@ -103,13 +105,17 @@ impl Ltran {
         let (name, pool) = (port.name().to_owned(), port.pool().clone());
         let forwarder = Arc::new(Mutex::new(Forwarder::new(port, wire, PRIMARY_OWNER, Limits::default())));
         plug_locked(&mut lan, &forwarder, name)?;
-        Ok((Ltran { forwarder, lan, pool, peer_pool }, peer))
+        let published = ltran::published::reserve(domain).map_err(|e| e.to_string())?;
+        Ok((Ltran { forwarder, published, lan, pool, peer_pool }, peer))
     }
 }
 
 impl super::Nic for Ltran {
     fn poll(&mut self, now: ethdev::Instant) {
-        lock(&self.forwarder).poll(now);
+        let mut forwarder = lock(&self.forwarder);
+        forwarder.poll(now);
+        forwarder.publish(&self.published);
+        drop(forwarder);
         self.lan.poll(now);
     }
 
@@ -145,7 +151,7 @@ impl super::Nic for Ltran {
         if table_len > 0 {
             return Err(format!("{table_len} ltran entries outlived the instances that made them"));
         }
-        let Ltran { forwarder, lan, pool, peer_pool } = self;
+        let Ltran { forwarder, published: _, lan, pool, peer_pool } = self;
         drop((lan, forwarder));
         let misses = stats.misses.values().sum::<u64>() + moved.unplaced;
         tracing::info!(?stats, ?moved, "ltran's totals");
