@@ -28,18 +28,25 @@ use super::tcp_sets::Slot;
 use super::{Instance, RX_BURST};
 
 impl Instance {
+    /// Takes frames from the soft ring, then from the NIC queue. The soft
+    /// ring goes first to keep cause before effect: a stack copies a
+    /// neighbour message to the others before it answers it, so a frame
+    /// the answer brings about (an echo request to this stack, say) can
+    /// only be on this queue once the copy is in the soft ring, and
+    /// smoltcp must learn the neighbour before it answers that frame (it
+    /// drops a reply to a neighbour it does not know).
     pub(super) fn receive(&mut self) -> bool {
         let mut burst = std::mem::take(&mut self.burst);
-        let from_nic = self.nic.rx.rx_burst(&mut burst, RX_BURST);
-        self.stats.nic_rx += from_nic as u64;
-        for mbuf in burst.drain(..) {
-            self.route(mbuf);
-        }
         let from_soft = self.inbox.soft.dequeue_burst(&mut burst, RX_BURST);
         self.stats.forwarded_in += from_soft as u64;
         for mbuf in burst.drain(..) {
             let meta = PacketMeta::parse(mbuf.data()).ok();
             self.accept_local(mbuf, meta.as_ref());
+        }
+        let from_nic = self.nic.rx.rx_burst(&mut burst, RX_BURST);
+        self.stats.nic_rx += from_nic as u64;
+        for mbuf in burst.drain(..) {
+            self.route(mbuf);
         }
         self.burst = burst;
         let from_kernel = self.fabric.kernel.get().map_or(0, |k| k.take(&mut self.device.tx));
