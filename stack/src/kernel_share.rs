@@ -42,13 +42,19 @@ pub(crate) enum Share {
 
 /// The kernel's end of a NIC shared with it (see the module doc).
 pub(crate) struct KernelShare {
-    wire: Mutex<Box<dyn Wire>>,
+    kernel: Mutex<Kernel>,
+}
+
+/// The kernel's wire, and a burst kept for handing it frames.
+struct Kernel {
+    wire: Box<dyn Wire>,
+    burst: Vec<Mbuf>,
 }
 
 impl KernelShare {
     /// Shares the NIC with the kernel behind `wire`.
     pub(crate) fn new(wire: Box<dyn Wire>) -> KernelShare {
-        KernelShare { wire: Mutex::new(wire) }
+        KernelShare { kernel: Mutex::new(Kernel { wire, burst: Vec::new() }) }
     }
 
     /// Who a frame described by `meta` is for, given the group's `ports`;
@@ -68,17 +74,20 @@ impl KernelShare {
         }
     }
 
-    /// Hands `frames` to the kernel (its wire counts what it cannot take).
-    pub(crate) fn deliver(&self, frames: &mut Vec<Mbuf>) {
-        self.wire.lock().unwrap_or_else(PoisonError::into_inner).put_rx(frames);
+    /// Hands `frame` to the kernel (its wire counts what it cannot take).
+    pub(crate) fn deliver(&self, frame: Mbuf) {
+        let mut kernel = self.kernel.lock().unwrap_or_else(PoisonError::into_inner);
+        let Kernel { wire, burst } = &mut *kernel;
+        burst.push(frame);
+        wire.put_rx(burst);
     }
 
     /// Appends the frames the kernel sent to `out`, unless another stack
     /// is at its wire right now; returns how many.
     pub(crate) fn take(&self, out: &mut Vec<Mbuf>) -> usize {
-        match self.wire.try_lock() {
-            Ok(mut wire) => wire.take_tx(out, KERNEL_BURST),
-            Err(TryLockError::Poisoned(p)) => p.into_inner().take_tx(out, KERNEL_BURST),
+        match self.kernel.try_lock() {
+            Ok(mut kernel) => kernel.wire.take_tx(out, KERNEL_BURST),
+            Err(TryLockError::Poisoned(p)) => p.into_inner().wire.take_tx(out, KERNEL_BURST),
             Err(TryLockError::WouldBlock) => 0,
         }
     }

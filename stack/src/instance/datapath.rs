@@ -69,7 +69,7 @@ impl Instance {
         match to_kernel {
             Some(frame) => {
                 self.stats.to_kernel += 1;
-                kernel.deliver(&mut vec![frame]);
+                kernel.deliver(frame);
             }
             None => self.stats.soft_drops += 1,
         }
