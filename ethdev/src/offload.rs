@@ -5,7 +5,10 @@
 //! cut an oversized TCP segment into MSS-sized segments (TSO) with headers,
 //! sequence numbers and checksums fixed up, or ready it to cross the wire
 //! whole as a super-frame, checksums filled in and its TSO request kept for
-//! the receiver (or a switch) to honour. Header offsets come from
+//! the receiver (or a switch) to honour. A frame whose every checksum the
+//! port filled in crosses the wire marked [`OlFlags::CKSUM_FILLED`], which a
+//! receiving port with checksum offload believes instead of summing the
+//! frame again (see [`receive_checksums`]). Header offsets come from
 //! [`PacketMeta`]; the ones'-complement sums from etherparse, which sums
 //! in native byte order (hence `to_ne_bytes` when a sum is stored).
 
@@ -30,17 +33,54 @@ pub fn required(flags: OlFlags) -> TxOffloads {
 /// frame; a checksum that cannot be checked (not IP, a fragment, truncated)
 /// sets neither its GOOD nor its BAD flag.
 pub fn verify_checksums(frame: &[u8], meta: &PacketMeta) -> OlFlags {
+    receive_checksums(frame, meta, false)
+}
+
+/// The receive checksum flags of a frame, as [`verify_checksums`] gives
+/// them; if `filled` (it carried [`OlFlags::CKSUM_FILLED`] across the wire)
+/// every checksum there is to check is known good and nothing is summed.
+pub fn receive_checksums(frame: &[u8], meta: &PacketMeta, filled: bool) -> OlFlags {
     let mut flags = OlFlags::empty();
     if let Some(header) = ipv4_header(frame, meta) {
-        let good = Sum16BitWords::new().add_slice(header).ones_complement() == 0;
+        let good = filled || Sum16BitWords::new().add_slice(header).ones_complement() == 0;
         flags |= if good { OlFlags::RX_IP_CKSUM_GOOD } else { OlFlags::RX_IP_CKSUM_BAD };
     }
     if let Some((proto, segment)) = l4_segment(frame, meta) {
         let unchecked_udp = proto == UDP && matches!(meta.ip, Some(IpAddrs::V4 { .. })) && segment[6..8] == [0, 0];
-        let good = unchecked_udp || pseudo_header(meta, proto, segment.len()).add_slice(segment).ones_complement() == 0;
+        let good = filled
+            || unchecked_udp
+            || pseudo_header(meta, proto, segment.len()).add_slice(segment).ones_complement() == 0;
         flags |= if good { OlFlags::RX_L4_CKSUM_GOOD } else { OlFlags::RX_L4_CKSUM_BAD };
     }
     flags
+}
+
+/// Fills in the checksums `flags` ask for, as [`fill_checksums`], and marks
+/// the frame [`OlFlags::CKSUM_FILLED`] if that was every checksum it has.
+pub fn fill_mbuf_checksums(mbuf: &mut Mbuf, meta: &PacketMeta, flags: OlFlags) -> Result<(), DropReason> {
+    fill_checksums(mbuf.data_mut(), meta, flags)?;
+    if flags.contains(every_checksum(meta)) {
+        mbuf.set_flags(mbuf.flags() | OlFlags::CKSUM_FILLED);
+    }
+    Ok(())
+}
+
+/// The checksum requests that cover every checksum a TCP/UDP frame has:
+/// the IPv4 header's (IPv4 only) and the TCP/UDP one.
+fn every_checksum(meta: &PacketMeta) -> OlFlags {
+    match meta.ip {
+        Some(IpAddrs::V4 { .. }) => OlFlags::TX_IP_CKSUM | OlFlags::TX_L4_CKSUM,
+        _ => OlFlags::TX_L4_CKSUM,
+    }
+}
+
+/// Segments cut from a super-frame received with `flags` (by
+/// [`segment_tcp`], whose checksums they carry) are trusted as much as it
+/// was: [`OlFlags::CKSUM_FILLED`] only if it came with it.
+pub fn inherit_checksum_trust(flags: OlFlags, segments: &mut [Mbuf]) {
+    if !flags.contains(OlFlags::CKSUM_FILLED) {
+        segments.iter_mut().for_each(Mbuf::distrust_checksums);
+    }
 }
 
 /// Fills in the checksums `flags` ask for (IPv4 header, TCP/UDP).
@@ -65,7 +105,8 @@ pub fn fill_checksums(frame: &mut [u8], meta: &PacketMeta, flags: OlFlags) -> Re
 
 /// Cuts a TCP frame into segments of at most `tso_segsz` payload bytes,
 /// each a complete frame with fixed-up lengths, IPv4 id, sequence number,
-/// flags and checksums, allocated from `pool` and appended to `out`.
+/// flags and checksums (so marked [`OlFlags::CKSUM_FILLED`]), allocated
+/// from `pool` and appended to `out`.
 pub fn segment_tcp(
     mbuf: &Mbuf,
     meta: &PacketMeta,
@@ -78,10 +119,7 @@ pub fn segment_tcp(
     let segsz = layout.segsz;
     let payload = &frame[layout.headers_end..layout.end];
     let count = layout.segments();
-    let checksums = match meta.ip {
-        Some(IpAddrs::V4 { .. }) => OlFlags::TX_IP_CKSUM | OlFlags::TX_L4_CKSUM,
-        _ => OlFlags::TX_L4_CKSUM,
-    };
+    let checksums = every_checksum(meta);
     let mut segments = Vec::with_capacity(count);
     for i in 0..count {
         let chunk = &payload[(i * segsz).min(payload.len())..((i + 1) * segsz).min(payload.len())];
@@ -92,7 +130,7 @@ pub fn segment_tcp(
         segment.copy_metadata_from(mbuf);
         segment.set_flags(mbuf.flags() - OlFlags::TX_TCP_SEG);
         fix_segment_headers(segment.data_mut(), meta, i, count, (i * segsz) as u32);
-        fill_checksums(segment.data_mut(), meta, checksums)?;
+        fill_mbuf_checksums(&mut segment, meta, checksums)?;
         segments.push(segment);
     }
     out.append(&mut segments);
@@ -102,15 +140,12 @@ pub fn segment_tcp(
 /// Readies a TSO request to cross the wire whole, as a super-frame (see
 /// [`crate::wire::Wire::takes_super_frames`]): checks it as [`segment_tcp`]
 /// would, fills in its IPv4 header and TCP checksums over the whole frame,
-/// and leaves only the [`OlFlags::TX_TCP_SEG`] request (with `tso_segsz`)
-/// for whoever cuts it later. Returns the number of segments it stands for.
+/// marks it [`OlFlags::CKSUM_FILLED`] and leaves only the
+/// [`OlFlags::TX_TCP_SEG`] request (with `tso_segsz`) for whoever cuts it
+/// later. Returns the number of segments it stands for.
 pub fn ready_super_frame(mbuf: &mut Mbuf, meta: &PacketMeta, mtu: u16) -> Result<usize, DropReason> {
     let count = tso_segments(mbuf, meta, mtu)?;
-    let checksums = match meta.ip {
-        Some(IpAddrs::V4 { .. }) => OlFlags::TX_IP_CKSUM | OlFlags::TX_L4_CKSUM,
-        _ => OlFlags::TX_L4_CKSUM,
-    };
-    fill_checksums(mbuf.data_mut(), meta, checksums)?;
+    fill_mbuf_checksums(mbuf, meta, every_checksum(meta))?;
     mbuf.set_flags((mbuf.flags() - OlFlags::TX_IP_CKSUM - OlFlags::TX_L4_CKSUM) | OlFlags::TX_TCP_SEG);
     Ok(count)
 }
