@@ -32,6 +32,14 @@ bitflags::bitflags! {
         /// Receive: a TCP segment larger than the MTU, taken whole by large
         /// receive offload; `tso_segsz` holds the segment size it stands for.
         const RX_LRO = 1 << 6;
+        /// On the wire: the sending port filled in every checksum of this
+        /// frame (the IPv4 header's and the TCP/UDP one) and no byte has
+        /// changed since. A receiving port with checksum offload then
+        /// reports them good without summing the frame, as a NIC that
+        /// verified them on the wire would; a receiving port always removes
+        /// the flag, and whatever changes the bytes in flight clears it
+        /// ([`Mbuf::distrust_checksums`]), so the receiver verifies again.
+        const CKSUM_FILLED = 1 << 7;
         /// Transmit: the NIC fills in the IPv4 header checksum.
         const TX_IP_CKSUM = 1 << 16;
         /// Transmit: the NIC fills in the TCP or UDP checksum.
@@ -227,6 +235,14 @@ impl Mbuf {
     /// Replaces the offload flags.
     pub fn set_flags(&mut self, flags: OlFlags) {
         self.header_mut().ol_flags = flags.bits();
+    }
+
+    /// Forgets that this frame's checksums are known to be good
+    /// ([`OlFlags::CKSUM_FILLED`] and the receive `*_CKSUM_GOOD` flags), for
+    /// whatever just changed its bytes: whoever reads it next verifies them.
+    pub fn distrust_checksums(&mut self) {
+        let known_good = OlFlags::CKSUM_FILLED | OlFlags::RX_IP_CKSUM_GOOD | OlFlags::RX_L4_CKSUM_GOOD;
+        self.set_flags(self.flags() - known_good);
     }
 
     /// Segment payload size for TSO, when [`OlFlags::TX_TCP_SEG`] is set.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ethdev::dev::{DevInfo, PortConf, RxOffloads, TxOffloads};
 use ethdev::error::DevError;
-use ethdev::mbuf::Mbuf;
+use ethdev::mbuf::{Mbuf, OlFlags};
 use ethdev::mempool::{Mempool, MempoolConfig, Owner};
 use ethdev::middleware::{BurstLog, Capture, FaultConfig, FaultInjector, FaultStats, Faults, HookPoint};
 use ethdev::ring::Ring;
@@ -177,6 +177,30 @@ fn faulty_run(config: FaultConfig, n: usize) -> (usize, Vec<Vec<u8>>, FaultStats
     drop((got, burst));
     assert_eq!(pool.in_use(), 0, "dropped frames go back to the pool");
     out
+}
+
+/// A flipped bit takes away what was known of a frame's checksums, on
+/// receive and on transmit, so its receiver verifies them again; a frame
+/// left alone keeps it.
+#[test]
+fn corrupted_frames_lose_their_checksum_trust() {
+    let known = OlFlags::CKSUM_FILLED | OlFlags::RX_IP_CKSUM_GOOD | OlFlags::RX_L4_CKSUM_GOOD;
+    for (corrupt, kept) in [(0.0, known), (1.0, OlFlags::empty())] {
+        let faulty = Faults { drop: 0.0, corrupt };
+        for (rx, tx) in [(faulty, Faults::default()), (Faults::default(), faulty)] {
+            let pool = pool();
+            let port = FaultInjector::new(Loopback::new(1, 1024), faults(3, rx, tx)).unwrap();
+            let mut burst = frames(&pool, 20);
+            burst.iter_mut().for_each(|m| m.set_flags(m.flags() | known));
+            let (taken, got) = through(&port, &mut burst);
+            assert_eq!((taken, got.len()), (20, 20));
+            assert!(
+                got.iter().all(|m| m.flags() & known == kept),
+                "corrupt {corrupt}, rx {rx:?}: {:?}",
+                got[0].flags()
+            );
+        }
+    }
 }
 
 #[test]

@@ -21,6 +21,12 @@
 //! receiving NIC's large receive offload hands it up whole: smoltcp checks
 //! no size on receive, so it reads the super-frame as one large segment,
 //! as Linux's TCP reads a GSO packet that crossed a veth pair.
+//!
+//! A frame whose checksums the NIC verified and found good (its receive
+//! checksum offload, see [`ethdev::mbuf::OlFlags::CKSUM_FILLED`]) is handed
+//! to smoltcp with `PacketMeta::checksum_verified`, so smoltcp does not sum
+//! it again (the stack instance drops one the NIC found a bad checksum in
+//! before it gets here).
 
 use std::collections::VecDeque;
 use std::num::{NonZeroU16, NonZeroUsize};
@@ -161,6 +167,21 @@ impl phy::RxToken for MbufRx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         f(self.0.data())
     }
+
+    fn meta(&self) -> PacketMeta {
+        let mut meta = PacketMeta::default();
+        meta.checksum_verified = checksums_verified(&self.0);
+        meta
+    }
+}
+
+/// Whether the NIC verified every checksum of a received frame and found
+/// it good: its TCP/UDP checksum and, over IPv4, its IPv4 header checksum
+/// (IPv6 has none). smoltcp then does not sum the frame again.
+fn checksums_verified(mbuf: &Mbuf) -> bool {
+    let flags = mbuf.flags();
+    flags.contains(OlFlags::RX_L4_CKSUM_GOOD)
+        && (flags.contains(OlFlags::RX_IP_CKSUM_GOOD) || ether_type(mbuf.data()) == Some(ETHER_TYPE_IPV6))
 }
 
 impl phy::TxToken for MbufTx<'_> {
@@ -213,10 +234,15 @@ fn request_offloads(mbuf: &mut Mbuf, segment: Option<NonZeroU16>) -> bool {
 
 /// Whether an untagged Ethernet frame carries TCP directly over IPv4 or IPv6.
 fn is_tcp(frame: &[u8]) -> bool {
-    let proto_at = match frame.get(12..14).map(|t| u16::from_be_bytes([t[0], t[1]])) {
+    let proto_at = match ether_type(frame) {
         Some(ETHER_TYPE_IPV4) => ETHERNET_HEADER + 9,
         Some(ETHER_TYPE_IPV6) => ETHERNET_HEADER + 6,
         _ => return false,
     };
     frame.get(proto_at) == Some(&PROTO_TCP)
+}
+
+/// The EtherType of an untagged Ethernet frame.
+fn ether_type(frame: &[u8]) -> Option<u16> {
+    frame.get(12..14).map(|t| u16::from_be_bytes([t[0], t[1]]))
 }

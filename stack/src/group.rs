@@ -236,7 +236,8 @@ fn check(config: &GroupConfig) -> Result<(), GroupError> {
 }
 
 /// Enables TSO and the checksum offloads it relies on in `conf`, if the
-/// port offers them, and large receive offload if it offers that, and makes the pool of large buffers the stacks build
+/// port offers them, and large receive offload and receive checksum
+/// offload if it offers those, and makes the pool of large buffers the stacks build
 /// super-frames in: [`TSO_BUFFERS_PER_STACK`] for each of the `stacks`,
 /// named after `pool`.
 fn tso_offloads(port: &dyn EthDev, conf: &mut PortConf, pool: &Mempool, stacks: u16) -> Result<Mempool, GroupError> {
@@ -248,8 +249,9 @@ fn tso_offloads(port: &dyn EthDev, conf: &mut PortConf, pool: &Mempool, stacks: 
     }
     conf.tx_offloads |= wanted;
     // Super-frames from a peer that sends them whole go up whole: one
-    // large segment for smoltcp instead of dozens.
-    conf.rx_offloads |= port.info().rx_offloads & RxOffloads::TCP_LRO;
+    // large segment for smoltcp instead of dozens. A NIC with TSO also
+    // verifies checksums on receive, so smoltcp need not sum 64 KiB again.
+    conf.rx_offloads |= port.info().rx_offloads & (RxOffloads::TCP_LRO | RxOffloads::CHECKSUM);
     let buffers = u32::from(stacks) * TSO_BUFFERS_PER_STACK;
     let config = MempoolConfig::new(format!("{}-tso", pool.name()), buffers).data_room(TSO_FRAME as u32);
     Mempool::new(config).map_err(|e| GroupError::Config(e.to_string()))

@@ -202,7 +202,10 @@ impl Bridge {
     /// `self.cut` (the sender checked their size against its MTU).
     fn cut_super(&mut self, mbuf: &Mbuf) -> Result<(), DropReason> {
         let meta = PacketMeta::parse(mbuf.data()).map_err(|_| DropReason::Malformed)?;
-        offload::segment_tcp(mbuf, &meta, &self.copier.pool, u16::MAX, &mut self.cut).inspect_err(|_| self.cut.clear())
+        offload::segment_tcp(mbuf, &meta, &self.copier.pool, u16::MAX, &mut self.cut)
+            .inspect_err(|_| self.cut.clear())?;
+        offload::inherit_checksum_trust(mbuf.flags(), &mut self.cut);
+        Ok(())
     }
 
     /// Hands each segment [`Bridge::cut_super`] made to `then`, if it cut any.

@@ -154,13 +154,15 @@ impl Link {
         began
     }
 
-    /// Corrupts, then delays or emits, one admitted frame.
+    /// Corrupts (a corrupted frame's checksums are no longer believed, see
+    /// [`Mbuf::distrust_checksums`]), then delays or emits, one admitted frame.
     fn pass(&mut self, mut mbuf: Mbuf, now: Instant, out: &mut Vec<Mbuf>) {
         let Some(state) = self.impair.as_ref() else {
             self.emit(mbuf, out);
             return;
         };
         if state.corrupt(mbuf.data_mut(), &mut self.rng) {
+            mbuf.distrust_checksums();
             self.stats.corrupted += 1;
         }
         match state.release_time(now, &mut self.rng) {

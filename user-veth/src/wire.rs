@@ -100,10 +100,15 @@ impl<'a> Receiver<'a> {
     /// the queue, or why the frame is dropped.
     #[inline(always)]
     fn receive(&self, mbuf: &mut Mbuf, max_l3: usize) -> Result<u16, DropReason> {
+        // The sender's word on its checksums is for this port alone.
+        let filled = mbuf.flags().contains(OlFlags::CKSUM_FILLED);
+        if filled {
+            mbuf.set_flags(mbuf.flags() - OlFlags::CKSUM_FILLED);
+        }
         let flow = if self.fixed_parser { Ipv4Flow::parse(mbuf.data()) } else { None };
         let placement = match flow {
             Some(flow) => classify_ipv4(self.state, self.mac, self.promiscuous, mbuf.data(), &flow, max_l3)?,
-            None => self.classify_parsed(mbuf, max_l3)?,
+            None => self.classify_parsed(mbuf, max_l3, filled)?,
         };
         mbuf.set_queue(placement.queue);
         placement.hash.inspect(|&h| mbuf.set_rss_hash(h));
@@ -111,12 +116,13 @@ impl<'a> Receiver<'a> {
         Ok(placement.queue)
     }
 
-    /// The full walk: parse, classify, and verify checksums if asked to.
-    fn classify_parsed(&self, mbuf: &mut Mbuf, max_l3: usize) -> Result<Placement, DropReason> {
+    /// The full walk: parse, classify, and verify checksums if asked to
+    /// (believing them if the sending port `filled` them all in).
+    fn classify_parsed(&self, mbuf: &mut Mbuf, max_l3: usize, filled: bool) -> Result<Placement, DropReason> {
         let meta = PacketMeta::parse(mbuf.data()).map_err(|_| DropReason::Malformed)?;
         let placement = classify(self.state, self.mac, self.promiscuous, mbuf.len(), &meta, max_l3)?;
         if self.checksum {
-            let flags = mbuf.flags() | offload::verify_checksums(mbuf.data(), &meta);
+            let flags = mbuf.flags() | offload::receive_checksums(mbuf.data(), &meta, filled);
             mbuf.set_flags(flags);
         }
         Ok(placement)
@@ -139,6 +145,7 @@ impl<'a> Receiver<'a> {
         for segment in &mut cut[start..] {
             segment.set_flags(segment.flags() - wire_flags);
         }
+        offload::inherit_checksum_trust(mbuf.flags(), &mut cut[start..]);
         Ok(None)
     }
 }
@@ -325,7 +332,7 @@ fn transmit_one(
     if mbuf.len() - meta.l3_offset as usize > mtu {
         return Err(DropReason::Oversize);
     }
-    offload::fill_checksums(mbuf.data_mut(), &meta, flags)?;
+    offload::fill_mbuf_checksums(&mut mbuf, &meta, flags)?;
     out.push(mbuf);
     Ok(1)
 }

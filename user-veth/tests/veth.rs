@@ -324,6 +324,52 @@ fn tx_checksum_offload_fills_checksums() {
     rig.finish();
 }
 
+/// A port that filled in every checksum of a frame sends it marked
+/// `CKSUM_FILLED` (IPv4 header and L4 both asked for; not the L4 one alone,
+/// nor none). A receiver with checksum offload believes the mark instead of
+/// summing (so a marked frame with a wrong checksum passes as good: only a
+/// wire that changed no byte may carry the mark) and verifies an unmarked
+/// frame; every receiver takes the mark off.
+#[test]
+fn filled_checksums_cross_the_wire_marked_and_are_believed() {
+    let ip = v4([10, 0, 0, 1], [10, 0, 0, 2]);
+    let mut conf = PortConf::new(1);
+    conf.tx_offloads = TxOffloads::IPV4_CKSUM | TxOffloads::L4_CKSUM;
+    let mut rig = Rig::new(conf);
+    let both = OlFlags::TX_IP_CKSUM | OlFlags::TX_L4_CKSUM;
+    for (asked, marked) in [(both, true), (OlFlags::TX_L4_CKSUM, false), (OlFlags::empty(), false)] {
+        let mut m = rig.mbuf(&FrameSpec::udp(ip, 1, 2).build(b"payload"));
+        m.set_flags(asked);
+        rig.tx(0, &mut vec![m]);
+        let mut out = Vec::new();
+        assert_eq!(rig.wire.take_tx(&mut out, 8), 1);
+        assert_eq!(out[0].flags().contains(OlFlags::CKSUM_FILLED), marked, "asked {asked:?}");
+    }
+    rig.finish();
+
+    for checksum in [true, false] {
+        let mut conf = PortConf::new(1);
+        conf.rx_offloads = if checksum { RxOffloads::CHECKSUM } else { RxOffloads::empty() };
+        let mut rig = Rig::new(conf);
+        let mut bad = tcp_to_port(ip, 1, 2).build(b"hello");
+        *bad.last_mut().unwrap() ^= 0xff;
+        let (mut marked, unmarked) = (rig.mbuf(&bad), rig.mbuf(&bad));
+        marked.set_flags(OlFlags::CKSUM_FILLED);
+        rig.wire.put_rx(&mut vec![marked, unmarked]);
+        let flags: Vec<OlFlags> = rig.drain(0).iter().map(|m| m.flags() - OlFlags::RX_RSS_HASH).collect();
+        let expected = if checksum {
+            vec![
+                OlFlags::RX_IP_CKSUM_GOOD | OlFlags::RX_L4_CKSUM_GOOD,
+                OlFlags::RX_IP_CKSUM_GOOD | OlFlags::RX_L4_CKSUM_BAD,
+            ]
+        } else {
+            vec![OlFlags::empty(); 2]
+        };
+        assert_eq!(flags, expected, "checksum offload {checksum}");
+        rig.finish();
+    }
+}
+
 #[test]
 fn mtu_is_enforced_both_ways() {
     let mut rig = Rig::new(PortConf::new(1));

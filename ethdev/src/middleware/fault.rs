@@ -6,7 +6,9 @@
 //! the direction), so the same seed and the same traffic give the same
 //! faults whatever the thread timing. On receive, a frame the inner queue
 //! returned is dropped (its buffer goes back to the pool) or has one bit
-//! flipped; on transmit, the same happens before the inner queue sees it,
+//! flipped (and loses what was known of its checksums,
+//! [`crate::Mbuf::distrust_checksums`], so its receiver verifies them); on
+//! transmit, the same happens before the inner queue sees it,
 //! to the frames the inner queue has room for, and a dropped frame counts
 //! as taken, as a lossy cable takes what it loses. Every fault is counted
 //! ([`FaultStats`]), so accounting still closes: the inner port's own
@@ -178,6 +180,7 @@ impl Faulty {
         let at = self.rng.random_range(0..mbuf.len());
         let bit = self.rng.random_range(0..8u32);
         mbuf.data_mut()[at] ^= 1 << bit;
+        mbuf.distrust_checksums();
         true
     }
 }

@@ -57,6 +57,11 @@ pub struct TcpRun {
     pub workload: Workload,
     /// Impairments on both hosts' bridge links.
     pub impairments: Impairments,
+    /// Whether [`TcpRun::impairments`] also apply to the bridge's links
+    /// towards the hosts (the default), not only to those from them. A frame
+    /// then crosses two impaired links: two bit flips in one frame can cancel
+    /// out in its ones'-complement checksum, which one alone never does.
+    pub impair_egress: bool,
     /// Seed of the bridge and the stacks.
     pub seed: u64,
     /// Give up after this long (virtual time in `sim`, wall time in `threads`).
@@ -82,6 +87,7 @@ impl TcpRun {
             bytes,
             workload: Workload::Bulk,
             impairments: Impairments::default(),
+            impair_egress: true,
             seed: 1,
             timeout: Duration::from_secs(120),
             capture: false,
@@ -105,8 +111,8 @@ impl TcpRun {
             tso: self.tso,
             ..GroupConfig::new(stacks, mac, ip)
         };
-        let link =
-            PortConfig { ingress: self.impairments.clone(), egress: self.impairments.clone(), ..PortConfig::default() };
+        let egress = if self.impair_egress { self.impairments.clone() } else { Impairments::default() };
+        let link = PortConfig { ingress: self.impairments.clone(), egress, ..PortConfig::default() };
         HostPlan { name: name.into(), nic: HostNic::Stacks(group), link, port: PortBackend::Veth, shares: None }
     }
 

@@ -77,6 +77,9 @@ impl Instance {
     }
 
     fn route(&mut self, mbuf: Mbuf) {
+        if mbuf.flags().intersects(OlFlags::RX_IP_CKSUM_BAD | OlFlags::RX_L4_CKSUM_BAD) {
+            return self.stats.checksum_drops += 1;
+        }
         let Ok(meta) = PacketMeta::parse(mbuf.data()) else {
             return self.device.rx.push_back(RxFrame { mbuf, kind: RxKind::Other });
             // smoltcp counts and drops it

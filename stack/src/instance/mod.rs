@@ -68,6 +68,9 @@ pub struct StackStats {
     pub backlog_drops: u64,
     /// IP fragments discarded: the stacks do not reassemble.
     pub fragment_drops: u64,
+    /// Frames the NIC found a bad IPv4 header or TCP/UDP checksum in
+    /// (receive checksum offload), dropped as smoltcp would drop them.
+    pub checksum_drops: u64,
     /// Echo requests to a broadcast or multicast address, ignored as Linux does.
     pub broadcast_echo_ignored: u64,
     /// Connections accepted by the application.

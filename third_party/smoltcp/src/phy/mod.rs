@@ -181,6 +181,16 @@ pub struct PacketMeta {
     /// If `None`, no segmentation will be performed by the device.
     #[cfg(feature = "segmentation-offload")]
     pub segmentation_offload_size: Option<NonZeroU16>,
+
+    /// The device verified every checksum of this received packet.
+    ///
+    /// A device whose NIC checked the IPv4 header checksum and the TCP/UDP
+    /// checksum of a frame (and found them good) can set this on the
+    /// frame's [`RxToken::meta`]; the interface then skips its own
+    /// verification for that packet only, whatever [`ChecksumCapabilities`]
+    /// say. Checksums of packets sent in response are computed as usual.
+    /// Ignored on transmit.
+    pub checksum_verified: bool,
 }
 
 /// A description of checksum behavior for a particular protocol.
@@ -230,7 +240,32 @@ pub struct ChecksumCapabilities {
     pub icmpv6: Checksum,
 }
 
+impl Checksum {
+    /// The same behavior when sending, and no verification when receiving.
+    pub fn without_rx(self) -> Self {
+        match self {
+            Checksum::Both | Checksum::Tx => Checksum::Tx,
+            Checksum::Rx | Checksum::None => Checksum::None,
+        }
+    }
+}
+
 impl ChecksumCapabilities {
+    /// The same behavior when sending, and no checksum verification when
+    /// receiving, for every protocol: for a packet whose checksums the
+    /// device already verified (see [`PacketMeta::checksum_verified`]).
+    pub fn without_rx(&self) -> Self {
+        ChecksumCapabilities {
+            ipv4: self.ipv4.without_rx(),
+            udp: self.udp.without_rx(),
+            tcp: self.tcp.without_rx(),
+            #[cfg(feature = "proto-ipv4")]
+            icmpv4: self.icmpv4.without_rx(),
+            #[cfg(feature = "proto-ipv6")]
+            icmpv6: self.icmpv6.without_rx(),
+        }
+    }
+
     /// Checksum behavior that results in not computing or verifying checksums
     /// for any of the supported protocols.
     pub fn ignored() -> Self {

@@ -8602,6 +8602,168 @@ mod test {
         );
     }
 
+    /// A device that hands the interface each received packet with a
+    /// `checksum_verified` hint of its own and keeps what it sends.
+    #[cfg(feature = "medium-ip")]
+    struct HintingDevice {
+        rx: std::collections::VecDeque<(Vec<u8>, bool)>,
+        tx: Vec<Vec<u8>>,
+    }
+
+    #[cfg(feature = "medium-ip")]
+    struct HintedRx(Vec<u8>, bool);
+
+    #[cfg(feature = "medium-ip")]
+    struct KeptTx<'a>(&'a mut Vec<Vec<u8>>);
+
+    #[cfg(feature = "medium-ip")]
+    impl crate::phy::Device for HintingDevice {
+        type RxToken<'a> = HintedRx;
+        type TxToken<'a> = KeptTx<'a>;
+
+        fn receive(&mut self, _: Instant) -> Option<(HintedRx, KeptTx<'_>)> {
+            let (frame, verified) = self.rx.pop_front()?;
+            Some((HintedRx(frame, verified), KeptTx(&mut self.tx)))
+        }
+
+        fn transmit(&mut self, _: Instant) -> Option<KeptTx<'_>> {
+            Some(KeptTx(&mut self.tx))
+        }
+
+        fn capabilities(&self) -> crate::phy::DeviceCapabilities {
+            let mut caps = crate::phy::DeviceCapabilities::default();
+            caps.medium = crate::phy::Medium::Ip;
+            caps.max_transmission_unit = 1500;
+            caps
+        }
+    }
+
+    #[cfg(feature = "medium-ip")]
+    impl crate::phy::RxToken for HintedRx {
+        fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+            f(&self.0)
+        }
+
+        fn meta(&self) -> crate::phy::PacketMeta {
+            let mut meta = crate::phy::PacketMeta::default();
+            meta.checksum_verified = self.1;
+            meta
+        }
+    }
+
+    #[cfg(feature = "medium-ip")]
+    impl crate::phy::TxToken for KeptTx<'_> {
+        fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+            let mut frame = vec![0; len];
+            let r = f(&mut frame);
+            self.0.push(frame);
+            r
+        }
+    }
+
+    /// An IP packet from the remote end carrying `repr`, with a TCP checksum
+    /// that is wrong.
+    #[cfg(feature = "medium-ip")]
+    fn packet_with_bad_checksum(repr: &TcpRepr) -> Vec<u8> {
+        use crate::phy::ChecksumCapabilities;
+        use crate::wire::TcpPacket;
+
+        let caps = ChecksumCapabilities::default();
+        let (src, dst) = (IpAddress::from(REMOTE_ADDR), IpAddress::from(LOCAL_ADDR));
+        let ip = IpRepr::new(src, dst, IpProtocol::Tcp, repr.buffer_len(), 64);
+        let mut frame = vec![0; ip.buffer_len()];
+        ip.emit(&mut frame[..], &caps);
+        let mut tcp = TcpPacket::new_unchecked(&mut frame[ip.header_len()..]);
+        repr.emit(&mut tcp, &src, &dst, &caps);
+        let checksum = tcp.checksum();
+        tcp.set_checksum(checksum ^ 0x5a5a);
+        frame
+    }
+
+    /// Patch 10: a packet whose checksums the device verified is not
+    /// verified again, and only that packet: the same bad segment is dropped
+    /// without the hint and taken with it, and the replies still carry
+    /// checksums the interface computed.
+    #[cfg(feature = "medium-ip")]
+    #[test]
+    fn test_checksum_verified_hint_skips_verification_for_that_packet() {
+        use crate::iface::{Config, Interface, SocketSet};
+        use crate::phy::ChecksumCapabilities;
+        use crate::wire::{HardwareAddress, IpCidr, TcpPacket};
+
+        let mut device = HintingDevice {
+            rx: Default::default(),
+            tx: Vec::new(),
+        };
+        let mut iface =
+            Interface::new(Config::new(HardwareAddress::Ip), &mut device, Instant::ZERO);
+        iface.update_ip_addrs(|addrs| {
+            addrs.push(IpCidr::new(LOCAL_ADDR.into(), 24)).unwrap();
+        });
+        let mut sockets = SocketSet::new(vec![]);
+        let mut socket = Socket::new(
+            SocketBuffer::new(vec![0; 64]),
+            SocketBuffer::new(vec![0; 64]),
+        );
+        socket.listen(LOCAL_PORT).unwrap();
+        let handle = sockets.add(socket);
+        let mut deliver = |device: &mut HintingDevice, repr: &TcpRepr, verified: bool| {
+            device
+                .rx
+                .push_back((packet_with_bad_checksum(repr), verified));
+            iface.poll(Instant::ZERO, device, &mut sockets);
+            let state = sockets.get::<Socket>(handle).state();
+            (state, core::mem::take(&mut device.tx))
+        };
+
+        let syn = TcpRepr {
+            control: TcpControl::Syn,
+            seq_number: REMOTE_SEQ,
+            ack_number: None,
+            ..SEND_TEMPL
+        };
+        let (state, sent) = deliver(&mut device, &syn, false);
+        assert_eq!(
+            (state, sent.len()),
+            (State::Listen, 0),
+            "a bad SYN is dropped"
+        );
+        let (state, sent) = deliver(&mut device, &syn, true);
+        assert_eq!(
+            (state, sent.len()),
+            (State::SynReceived, 1),
+            "a verified SYN is taken"
+        );
+
+        // The SYN-ACK's checksums are computed: it parses with verification.
+        let caps = ChecksumCapabilities::default();
+        let ip = IpRepr::new(
+            LOCAL_ADDR.into(),
+            REMOTE_ADDR.into(),
+            IpProtocol::Tcp,
+            0,
+            64,
+        );
+        let syn_ack = TcpPacket::new_checked(&sent[0][ip.header_len()..]).unwrap();
+        let syn_ack =
+            TcpRepr::parse(&syn_ack, &LOCAL_ADDR.into(), &REMOTE_ADDR.into(), &caps).unwrap();
+        assert_eq!(syn_ack.control, TcpControl::Syn);
+
+        let ack = TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(syn_ack.seq_number + 1),
+            ..SEND_TEMPL
+        };
+        let (state, _) = deliver(&mut device, &ack, false);
+        assert_eq!(
+            state,
+            State::SynReceived,
+            "the hint lasted beyond its packet"
+        );
+        let (state, _) = deliver(&mut device, &ack, true);
+        assert_eq!(state, State::Established);
+    }
+
     #[cfg(feature = "segmentation-offload")]
     #[test]
     fn test_segmentation_offload() {

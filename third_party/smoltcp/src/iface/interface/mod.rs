@@ -26,6 +26,7 @@ mod udp;
 
 use super::packet::*;
 
+use core::mem;
 use core::result::Result;
 use heapless::Vec;
 
@@ -650,7 +651,13 @@ impl Interface {
         };
 
         let rx_meta = rx_token.meta();
-        rx_token.consume(|frame| {
+        // A packet whose checksums the device verified is not verified
+        // again; only this packet, so the capabilities come back after it.
+        let device_checksums = rx_meta.checksum_verified.then(|| {
+            let without_rx = self.inner.caps.checksum.without_rx();
+            mem::replace(&mut self.inner.caps.checksum, without_rx)
+        });
+        let result = rx_token.consume(|frame| {
             if frame.is_empty() {
                 return PollIngressSingleResult::PacketProcessed;
             }
@@ -706,7 +713,11 @@ impl Interface {
             // We should return `PacketProcessed` for these to save the user from
             // doing useless socket polls.
             PollIngressSingleResult::SocketStateChanged
-        })
+        });
+        if let Some(checksum) = device_checksums {
+            self.inner.caps.checksum = checksum;
+        }
+        result
     }
 
     fn socket_egress(
