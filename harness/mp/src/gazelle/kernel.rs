@@ -25,7 +25,7 @@ use stack::{Api, StackGroup};
 use super::Options;
 
 /// The port the kernel's echo server listens on.
-pub(super) const KERNEL_PORT: u16 = 8000;
+const KERNEL_PORT: u16 = 8000;
 
 /// The kernel behind process 0's port, its server, and the LAN peer's
 /// connections to it.
